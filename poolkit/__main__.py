@@ -1,0 +1,3 @@
+from poolkit.cli import main
+
+main()

@@ -1,0 +1,140 @@
+"""The `poolkit` command: the Typer app, exit codes and shared output helpers.
+
+Contract: every command exits 0 on success, 2 on bad usage (unknown option, invalid argument
+value), 1 on a runtime failure, printing a one-line ``poolkit: error: ...`` (the traceback only
+with ``--debug`` or ``POOLKIT_DEBUG=1``). Commands that produce results accept ``--json`` and then
+print nothing but JSON on stdout; progress bars and notes go to stderr.
+
+Each command lives in its own module of this package and registers itself on :data:`app`; the
+modules import heavy libraries (torch, transformers) inside the command functions so that
+``poolkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from poolkit import __version__
+from poolkit.errors import DataFormatError
+
+app = typer.Typer(
+    name="poolkit",
+    help="Pooling in deep learning: explain it, train with it, compare it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_debug = False
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"poolkit {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Pooling in deep learning: explain it, train with it, compare it."""
+    global _debug
+    _debug = _debug or debug
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """2 for an invalid argument value (bad usage), 1 for anything that failed at run time."""
+    if isinstance(exc, DataFormatError):
+        return 1
+    if isinstance(exc, (ValueError, TypeError)):
+        return 2
+    return 1
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    global _debug
+    args = list(sys.argv[1:] if argv is None else argv)
+    _debug = "--debug" in args or os.environ.get("POOLKIT_DEBUG", "") not in ("", "0")
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="poolkit", standalone_mode=True)
+    except SystemExit as stop:
+        if stop.code is None:
+            return 0
+        return stop.code if isinstance(stop.code, int) else 1
+    except KeyboardInterrupt:
+        print("poolkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one place that turns errors into exit codes
+        if _debug:
+            traceback.print_exc()
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"poolkit: error: {message}", file=sys.stderr)
+        return exit_code_for(exc)
+    return 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())
+
+
+# ---------------------------------------------------------------------------------------------
+# Output helpers shared by the commands
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # NumPy arrays and scalars, torch tensors
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def print_json(payload: Any) -> None:
+    """Print ``payload`` as JSON on stdout (the only thing a ``--json`` command prints there)."""
+    text = json.dumps(_finite(json.loads(json.dumps(payload, default=_json_default))), indent=2)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def stderr_console():
+    """A rich console on stderr, for progress bars and notes that must not mix with results."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def stdout_console():
+    from rich.console import Console
+
+    return Console()
