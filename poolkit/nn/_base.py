@@ -1,0 +1,73 @@
+"""Base classes of the pooling modules: window arguments, the global form, ``feat_mult``.
+
+A windowed family's module takes ``kernel_size``; with ``kernel_size=None`` the same module is
+the family's **global** pool: one window covering all spatial positions, and the output
+``(N, C, 1, ...)`` is flattened to ``(N, C * feat_mult)`` unless ``flatten=False``.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from poolkit.nn._utils import check_dims, ntuple, window_args
+
+
+class PoolModule(nn.Module):
+    """Every module :func:`poolkit.nn.create_pool` returns has :meth:`feat_mult`."""
+
+    dims: int = 2
+
+    def feat_mult(self) -> int:
+        """How many features per input channel the pool emits (``C_out = C * feat_mult``)."""
+        return 1
+
+
+class WindowPoolNd(PoolModule):
+    """Holds ``kernel_size``/``stride``/``padding``; ``kernel_size=None`` is the global form."""
+
+    def __init__(self, kernel_size=None, stride=None, padding=0, flatten: bool = True) -> None:
+        super().__init__()
+        check_dims(self.dims)
+        self.is_global = kernel_size is None
+        if self.is_global:
+            if stride is not None or padding not in (0, None):
+                raise ValueError(
+                    f"stride ({stride!r}) and padding ({padding!r}) need kernel_size; the global "
+                    "form (kernel_size=None) has one window over all positions"
+                )
+            self.kernel_size = self.stride = None
+            self.padding = 0
+        else:
+            self.kernel_size, self.stride, self.padding = window_args(
+                kernel_size, stride, padding, self.dims
+            )
+        self.flatten = bool(flatten)
+
+    def _finish(self, output: Tensor) -> Tensor:
+        """Flatten the global form's ``(N, C', 1, ...)`` to ``(N, C')`` when asked."""
+        if self.is_global and self.flatten:
+            return output.flatten(1)
+        return output
+
+    def extra_repr(self) -> str:
+        if self.is_global:
+            return f"global, flatten={self.flatten}"
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+def bind_dims(nd_function, name: str, dims: int):
+    """``name`` = ``nd_function`` with ``dims`` fixed (the public 1d/2d/3d functional forms)."""
+
+    def function(input: Tensor, *args, **kwargs):
+        return nd_function(input, *args, dims=dims, **kwargs)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = (
+        f"{dims}-D form of :func:`{nd_function.__name__}` (input ``(N, C, *{dims} spatial)``).\n\n"
+        + (nd_function.__doc__ or "")
+    )
+    function.__module__ = nd_function.__module__
+    return function
+
+
+__all__ = ["PoolModule", "WindowPoolNd", "bind_dims", "ntuple"]

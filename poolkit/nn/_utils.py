@@ -1,0 +1,181 @@
+"""Argument checks and small helpers shared by the pooling families of :mod:`poolkit.nn`.
+
+Every family validates its arguments here so that a bad call raises a ``ValueError`` (or
+``TypeError``) that names the argument, the value received and what is allowed, and never an
+IndexError or a cryptic kernel error from deep inside torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_HALF_TYPES = (torch.float16, torch.bfloat16)
+
+
+def check_dims(dims: object, allowed: Sequence[int] = (1, 2, 3), what: str = "dims") -> int:
+    """``dims`` as an int in ``allowed``."""
+    if isinstance(dims, bool) or not isinstance(dims, int):
+        raise TypeError(f"{what} must be an int in {tuple(allowed)}, got {dims!r}")
+    if dims not in allowed:
+        raise ValueError(f"{what} ({dims}) must be one of {tuple(allowed)}")
+    return dims
+
+
+def ntuple(value: object, dims: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
+    """``value`` (an int or ``dims`` ints, each ``>= minimum``) as a ``dims``-tuple."""
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        values: tuple = (value,) * dims
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        values = tuple(value)
+        if len(values) != dims:
+            raise ValueError(
+                f"{name} ({value!r}) must be an int or a sequence of {dims} ints, "
+                f"got {len(values)} values"
+            )
+    else:
+        raise TypeError(f"{name} must be an int or a sequence of {dims} ints, got {value!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{name} must contain ints, got {value!r}")
+        if v < minimum:
+            raise ValueError(f"{name} ({value!r}) must be >= {minimum} in every dim")
+    return values
+
+
+def window_args(
+    kernel_size: object, stride: object, padding: object, dims: int
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Normalise and validate ``(kernel_size, stride, padding)``; ``stride=None`` means kernel."""
+    kernel = ntuple(kernel_size, dims, "kernel_size")
+    step = kernel if stride is None else ntuple(stride, dims, "stride")
+    pad = ntuple(padding, dims, "padding", minimum=0)
+    for d in range(dims):
+        if pad[d] > kernel[d] // 2:
+            raise ValueError(
+                f"padding ({pad[d]}) must be at most half the kernel size ({kernel[d]}) in dim {d}"
+            )
+    return kernel, step, pad
+
+
+def check_input(input: object, dims: int, name: str = "input") -> Tensor:
+    """``input`` must be a floating tensor ``(N, C, *spatial)`` with ``dims`` spatial dims."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(input).__name__}")
+    if input.dim() != dims + 2:
+        raise ValueError(
+            f"{name} must have shape (N, C, *spatial) with {dims} spatial dim(s), i.e. "
+            f"{dims + 2} dims, got shape {tuple(input.shape)}"
+        )
+    if not input.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {input.dtype}")
+    return input
+
+
+def check_fits(input: Tensor, kernel: Sequence[int], padding: Sequence[int], dims: int) -> None:
+    """The (padded) input must hold at least one window in every spatial dim."""
+    spatial = input.shape[-dims:]
+    for d in range(dims):
+        if spatial[d] + 2 * padding[d] < kernel[d]:
+            raise ValueError(
+                f"kernel_size ({kernel[d]}) is larger than the padded input "
+                f"({spatial[d]} + 2*{padding[d]}) in dim {d}"
+            )
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Number of windows along one dim (floor mode): ``floor((size + 2p - k) / s) + 1``."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def check_positive(value: object, name: str, *, allow_zero: bool = False) -> float:
+    """A finite real number ``> 0`` (or ``>= 0``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or not math.isfinite(value):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} ({value!r}) must be a finite number {bound}")
+    return float(value)
+
+
+def check_unit(value: object, name: str) -> float:
+    """A number in ``[0, 1]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} ({value!r}) must be in [0, 1]")
+    return float(value)
+
+
+def check_choice(value: object, name: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} ({value!r}) must be one of {tuple(allowed)}")
+    return value  # type: ignore[return-value]
+
+
+# The primitives every family is composed from, by number of spatial dims.
+MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+ADAPTIVE_MAX = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}
+ADAPTIVE_AVG = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}
+
+
+def global_window(input: Tensor, dims: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple]:
+    """``(kernel, stride, padding)`` of one window covering the whole plane."""
+    spatial = tuple(input.shape[-dims:])
+    return spatial, spatial, (0,) * dims
+
+
+def compute_dtype(input: Tensor) -> torch.dtype:
+    """float16/bfloat16 are computed in float32 (exp and powers overflow there); others as is."""
+    return torch.float32 if input.dtype in _HALF_TYPES else input.dtype
+
+
+def sum_pool(input: Tensor, kernel, stride, padding, dims: int) -> Tensor:
+    """Sum over each window (zero padding), via average pooling with ``divisor_override=1``."""
+    if dims == 1:  # avg_pool1d has no divisor_override
+        return F.avg_pool2d(
+            input.unsqueeze(-2), (1, kernel[0]), (1, stride[0]), (0, padding[0]),
+            divisor_override=1,
+        ).squeeze(-2)
+    return AVG_POOL[dims](input, kernel, stride, padding, divisor_override=1)
+
+
+def sum_pool_transpose(grad: Tensor, like: Tensor, kernel, stride, padding, dims: int) -> Tensor:
+    """Adjoint of :func:`sum_pool`: each input position receives the sum of its windows' grads.
+
+    Implemented with the average-pooling backward kernel (a scatter-add, no window copies).
+    """
+    if dims == 1:
+        return torch.ops.aten.avg_pool2d_backward(
+            grad.unsqueeze(-2), like.unsqueeze(-2), (1, kernel[0]), (1, stride[0]),
+            (0, padding[0]), False, True, 1,
+        ).squeeze(-2)
+    backward = {2: torch.ops.aten.avg_pool2d_backward, 3: torch.ops.aten.avg_pool3d_backward}
+    return backward[dims](grad, like, kernel, stride, padding, False, True, 1)
+
+
+def window_count(input: Tensor, kernel, stride, padding, dims: int) -> Tensor:
+    """Number of real (non-padding) positions in each window, shape ``(1, 1, *out)``.
+
+    Obtained by pooling a tensor of ones (the way Flax and tinygrad get the divisor).
+    """
+    ones = input.new_ones((1, 1, *input.shape[-dims:]))
+    return sum_pool(ones, kernel, stride, padding, dims)
+
+
+def plane_max(input: Tensor, dims: int) -> Tensor:
+    """Maximum of each ``(n, c)`` plane, shape ``(N, C, 1, ...)``, detached, ``-inf``-safe.
+
+    An upper bound of every window's maximum: subtracting it before ``exp`` keeps every
+    exponent ``<= 0`` so nothing overflows in any dtype.
+    """
+    m = input.detach().flatten(2).amax(-1)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    return m.reshape(*m.shape, *([1] * dims))
