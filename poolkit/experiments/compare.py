@@ -1,0 +1,138 @@
+"""``compare``: train a model with each pooling type over seeds; write results, tables, plots.
+
+Files written in ``out_dir`` (each atomically):
+
+- ``results.jsonl``: one line per run (task, pool, seed, accuracy, macro_f1, train_time_s,
+  inference_time_s, throughput_samples_s, params, epochs, robustness, versions, …);
+- ``summary.csv`` and ``summary.md``: per pooling type, mean ± std over seeds, rank and verdict;
+- ``accuracy.png`` and ``robustness.png``.
+
+Example:
+    >>> from poolkit.experiments import CompareSpec, compare, get_task   # doctest: +SKIP
+    >>> spec = CompareSpec(get_task("digits"), ["max", "avg"], [0, 1, 2])  # doctest: +SKIP
+    >>> report = compare(spec)  # doctest: +SKIP
+    >>> print(report.markdown)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from poolkit.experiments.plots import plot_accuracy, plot_robustness
+from poolkit.experiments.runner import RESULTS_FILE, CompareSpec, GridOutcome, run_grid
+from poolkit.experiments.summary import public_rows, summarize, to_markdown, write_summary
+
+
+@dataclass
+class CompareReport:
+    """What :func:`compare` produced: summary rows, the Markdown table and the file paths."""
+
+    spec: CompareSpec
+    outcome: GridOutcome
+    rows: list[dict[str, Any]]
+    markdown: str
+    files: dict[str, Path]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.spec.task.name,
+            "pools": self.spec.pools,
+            "seeds": self.spec.seeds,
+            "config_id": self.spec.config_id,
+            "train": self.spec.train,
+            "out_dir": str(self.spec.out_dir),
+            "runs": {
+                "total": len(self.outcome.records),
+                "ran": self.outcome.ran,
+                "reused": self.outcome.reused,
+                "failed": self.outcome.failed,
+            },
+            "jobs": self.outcome.jobs,
+            "threads_per_job": self.outcome.threads,
+            "wall_time_s": self.outcome.wall_time_s,
+            "summary": public_rows(self.rows),
+            "files": {name: str(path) for name, path in self.files.items()},
+        }
+
+
+def _notes(spec: CompareSpec, records: list[dict[str, Any]]) -> list[str]:
+    ok = [r for r in records if r.get("status") == "ok"]
+    train = spec.train
+    notes = []
+    if spec.task.description:
+        notes.append(f"Task: {spec.task.description}.")
+    if ok:
+        first = ok[0]
+        notes.append(
+            f"Data: {first['n_train']:,} training, {first['n_dev']:,} dev, "
+            f"{first['n_test']:,} test examples, {first['num_classes']} classes; "
+            f"majority-class baseline {100 * first['chance_accuracy']:.1f}%."
+        )
+    settings = ", ".join(f"{k}={v}" for k, v in train.items() if k != "eval_batch_size")
+    notes.append(f"Training: {settings}; seeds {', '.join(map(str, spec.seeds))}.")
+    if ok:
+        versions = ok[-1].get("versions", {})
+        notes.append(
+            "Versions: "
+            + ", ".join(f"{k} {v}" for k, v in versions.items())
+            + f"; {ok[-1].get('jobs', 1)} job(s) x {ok[-1].get('threads', 1)} thread(s)."
+        )
+    return notes
+
+
+def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
+    """Write ``summary.csv``, ``summary.md`` and the plots for ``outcome``'s records."""
+    records = outcome.records
+    rows = summarize(records, spec.pools)
+    out = spec.out_dir
+    title = (
+        f"Which pooling for `{spec.task.name}`? {len(spec.pools)} pooling types x "
+        f"{len(spec.seeds)} seed(s)"
+    )
+    failures = [r for r in records if r.get("status") != "ok"]
+    markdown_args = dict(
+        title=title, command=spec.command, notes=_notes(spec, records), failures=failures
+    )
+    files = {
+        "results": out / RESULTS_FILE,
+        "summary_csv": out / "summary.csv",
+        "summary_md": out / "summary.md",
+    }
+    write_summary(rows, files["summary_csv"], files["summary_md"], **markdown_args)
+    if any(row["runs"] > 0 for row in rows):
+        files["accuracy_png"] = plot_accuracy(
+            rows, out / "accuracy.png", title=f"{spec.task.name}: accuracy by pooling type"
+        )
+        xlabel = (
+            "shift (pixels, random direction, zero fill)"
+            if spec.task.perturbation == "shift"
+            else "share of words dropped (%)"
+        )
+        robustness = plot_robustness(
+            rows,
+            out / "robustness.png",
+            title=f"{spec.task.name}: accuracy under {spec.task.perturbation or 'perturbation'}",
+            xlabel=xlabel,
+        )
+        if robustness is not None:
+            files["robustness_png"] = robustness
+    return CompareReport(spec, outcome, rows, to_markdown(rows, **markdown_args), files)
+
+
+def compare(
+    spec: CompareSpec,
+    *,
+    jobs: int | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    console=None,
+) -> CompareReport:
+    """Run the grid of ``spec`` (resuming from ``results.jsonl``) and write the report.
+
+    ``jobs`` worker processes (default: one per core, at most one per run) with ``threads`` torch
+    threads each (default: cores // jobs).
+    """
+    outcome = run_grid(spec, jobs=jobs, threads=threads, progress=progress, console=console)
+    return write_report(spec, outcome)

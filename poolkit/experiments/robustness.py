@@ -1,0 +1,139 @@
+"""Input perturbations for the robustness columns of ``compare``.
+
+Both act on a collated batch (``dict[str, Tensor]``), so they work for any data set a task loads:
+
+- :func:`shift_images` translates each image of ``batch["images"]`` by ``k`` pixels in one of the
+  eight compass directions (chosen per image from a seeded generator) and fills the uncovered
+  border with zeros. Max pooling is often said to give "translation invariance"; this measures how
+  much of it survives a shift of 1-3 pixels.
+- :func:`word_dropout` deletes each real token of ``batch["input_ids"]`` with probability ``rate``
+  (seeded), closes the gaps and pads at the end, keeping at least one token per text.
+
+The generator is seeded from the level alone (not from the run), so every pooling type and every
+seed is tested on exactly the same perturbed inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# The eight directions (dy, dx) a shifted image may move in.
+_DIRECTIONS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def shift_images(batch: dict[str, Any], pixels: int, generator=None) -> dict[str, Any]:
+    """Translate every image by ``pixels`` in a random compass direction, zero fill.
+
+    .. math::
+        y_{n,c,i,j} = x_{n,c,i - k d_y,\\, j - k d_x}
+        \\quad (0 \\text{ where the index leaves the image})
+
+    Shape:
+        ``batch["images"]``: ``(N, C, H, W)``, returned with the same shape and dtype.
+
+    ``pixels=0`` returns the batch unchanged. ``pixels`` at least the image size gives all zeros.
+
+    Example:
+        >>> import torch
+        >>> generator = torch.Generator().manual_seed(0)
+        >>> out = shift_images({"images": torch.ones(1, 1, 3, 3)}, 1, generator)
+        >>> int(out["images"].sum()) in (4, 6)  # diagonal keeps 2x2 ones, straight keeps 2x3
+        True
+    """
+    import torch
+
+    if isinstance(pixels, bool) or not isinstance(pixels, int):
+        raise TypeError(f"pixels must be an int, got {type(pixels).__name__}")
+    if pixels < 0:
+        raise ValueError(f"pixels ({pixels}) must be >= 0")
+    if "images" not in batch:
+        raise ValueError(f"shift_images needs a batch with 'images', got keys {sorted(batch)}")
+    images = batch["images"]
+    if pixels == 0:
+        return batch
+    if images.dim() != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+    n, _, height, width = images.shape
+    choice = torch.randint(len(_DIRECTIONS), (n,), generator=generator)
+    shifted = torch.zeros_like(images)
+    for index, (dy, dx) in enumerate(_DIRECTIONS):
+        rows = (choice == index).nonzero(as_tuple=True)[0]
+        if rows.numel() == 0:
+            continue
+        ky, kx = dy * pixels, dx * pixels
+        if abs(ky) >= height or abs(kx) >= width:
+            continue  # moved out entirely: zeros
+        src_y = slice(max(0, -ky), height - max(0, ky))
+        dst_y = slice(max(0, ky), height - max(0, -ky))
+        src_x = slice(max(0, -kx), width - max(0, kx))
+        dst_x = slice(max(0, kx), width - max(0, -kx))
+        shifted[rows, :, dst_y, dst_x] = images[rows][:, :, src_y, src_x]
+    return {**batch, "images": shifted}
+
+
+def word_dropout(
+    batch: dict[str, Any], rate: float, generator=None, pad_id: int = 0
+) -> dict[str, Any]:
+    """Delete each real token with probability ``rate``, keep order, pad at the end.
+
+    Real tokens are those of ``attention_mask`` if the batch has one, else those ``!= pad_id``.
+    A text keeps at least its first token. The tensor width stays the same (so models with a
+    minimum length, like a TextCNN with width-5 filters, still get it).
+
+    Shape:
+        ``batch["input_ids"]``: ``(B, T)``; ``batch["attention_mask"]`` (optional): ``(B, T)``.
+
+    Example:
+        >>> import torch
+        >>> ids = torch.tensor([[5, 6, 7, 8, 0, 0]])
+        >>> word_dropout({"input_ids": ids}, 0.0)["input_ids"].tolist()
+        [[5, 6, 7, 8, 0, 0]]
+    """
+    import torch
+
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        raise TypeError(f"rate must be a number, got {type(rate).__name__}")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate ({rate}) must be in [0, 1)")
+    if "input_ids" not in batch:
+        raise ValueError(f"word_dropout needs a batch with 'input_ids', got keys {sorted(batch)}")
+    if rate == 0:
+        return batch
+    ids = batch["input_ids"]
+    mask = batch.get("attention_mask")
+    real = mask.bool() if mask is not None else ids != pad_id  # (B, T)
+    keep = real & (torch.rand(ids.shape, generator=generator) >= rate)
+    # Keep the first real token of a text that would lose every token.
+    empty = ~keep.any(dim=1) & real.any(dim=1)
+    if empty.any():
+        first = real.float().argmax(dim=1)
+        keep[empty, first[empty]] = True
+    # Stable sort moves kept tokens to the front in their original order.
+    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices
+    counts = keep.sum(dim=1, keepdim=True)
+    positions = torch.arange(ids.shape[1]).unsqueeze(0)
+    new_real = positions < counts  # (B, T)
+    new_ids = torch.where(new_real, ids.gather(1, order), torch.full_like(ids, pad_id))
+    out = {**batch, "input_ids": new_ids}
+    if mask is not None:
+        out["attention_mask"] = new_real.to(mask.dtype)
+    return out
+
+
+#: Perturbation by name: ``fn(batch, level, generator, **info) -> batch``.
+PERTURBATIONS: dict[str, Callable[..., dict[str, Any]]] = {
+    "shift": lambda batch, level, generator, **info: shift_images(batch, int(level), generator),
+    "word_dropout": lambda batch, level, generator, **info: word_dropout(
+        batch, float(level), generator, pad_id=int(info.get("pad_id", 0))
+    ),
+}
+
+
+def perturbation_label(kind: str, level: float) -> str:
+    """Column name of a robustness result, e.g. ``shift_2px`` or ``word_dropout_20``."""
+    if kind == "shift":
+        return f"shift_{int(level)}px"
+    if kind == "word_dropout":
+        return f"word_dropout_{round(float(level) * 100)}"
+    return f"{kind}_{level:g}"

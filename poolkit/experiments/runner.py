@@ -1,0 +1,500 @@
+"""Run the grid pooling types x seeds of ``poolkit compare``: in parallel, resumable.
+
+Each run trains one model (the task's model with one pooling type, one seed), evaluates it on the
+test split, times inference, and measures accuracy under the task's perturbation at each level.
+A finished run is one line of ``results.jsonl``; a run whose line is there is not repeated, and a
+run that was killed (no line) is done again. The file is rewritten atomically after every run.
+
+Parallelism: ``jobs`` worker processes (``forkserver`` or ``spawn``, so no thread pool is
+inherited from the parent), each limited to ``threads`` torch threads with
+``jobs * threads <= cores``; small models train faster as several one-thread processes than as one
+multi-thread process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from poolkit.experiments._io import read_jsonl, write_jsonl
+from poolkit.experiments.tasks import Task, TaskData
+
+RESULTS_FILE = "results.jsonl"
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def plan_workers(
+    runs: int, jobs: int | None = None, cores: int | None = None, threads: int | None = None
+) -> tuple[int, int]:
+    """``(jobs, threads)`` for ``runs`` runs.
+
+    ``jobs <= min(cores, runs)`` and ``jobs * threads <= cores`` unless ``threads`` is given.
+    """
+    cores = available_cores() if cores is None else cores
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int)):
+        raise TypeError(f"jobs must be an int, got {type(jobs).__name__}")
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs ({jobs}) must be >= 1")
+    jobs = min(cores, max(1, runs)) if jobs is None else jobs
+    jobs = max(1, min(jobs, max(1, runs)))
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+        raise TypeError(f"threads must be an int, got {type(threads).__name__}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads ({threads}) must be >= 1")
+    return jobs, threads or max(1, cores // jobs)
+
+
+@dataclass
+class CompareSpec:
+    """One grid: a task, pooling types, seeds, and the training settings shared by every run."""
+
+    task: Task
+    pools: list[str]
+    seeds: list[int]
+    train: dict[str, Any] = field(default_factory=dict)
+    out_dir: Path = Path("runs/compare")
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        if not self.pools:
+            raise ValueError("pools must name at least one pooling type")
+        if not self.seeds:
+            raise ValueError("seeds must hold at least one seed")
+        self.train = {**self.task.train, **{k: v for k, v in self.train.items() if v is not None}}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything but pool and seed that decides a run's result."""
+        return {
+            "task": self.task.name,
+            "options": {k: _jsonable(v) for k, v in sorted(self.task.options.items())},
+            "train": {k: _jsonable(v) for k, v in sorted(self.train.items())},
+            "perturbation": self.task.perturbation,
+            "levels": list(self.task.levels),
+        }
+
+    @property
+    def config_id(self) -> str:
+        text = json.dumps(self.config, sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+    def run_key(self, pool: str, seed: int) -> str:
+        return f"{self.task.name}|{pool}|{seed}|{self.config_id}"
+
+    def grid(self) -> list[tuple[str, int]]:
+        return [(pool, seed) for pool in self.pools for seed in self.seeds]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# One run (executed in a worker process, or in-process with jobs=1)
+
+_DATA_CACHE: dict[str, TaskData] = {}
+
+
+def load_task_data(task: Task) -> TaskData:
+    """Load a task's data once per process (every run of a grid shares the split)."""
+    key = json.dumps([task.name, _jsonable(task.options)], sort_keys=True)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()  # one task per grid: keep memory flat
+        _DATA_CACHE[key] = task.load(**task.options)
+    return _DATA_CACHE[key]
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    import poolkit
+
+    found = {
+        "poolkit": poolkit.__version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+    }
+    try:
+        import torch
+
+        found["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover - compare needs torch
+        pass
+    return found
+
+
+def evaluate(
+    model,
+    dataset,
+    collate_fn: Callable,
+    *,
+    batch_size: int = 256,
+    num_classes: int | None = None,
+    perturb: Callable[[dict], dict] | None = None,
+) -> dict[str, Any]:
+    """Accuracy, macro-F1 and wall time of ``model`` on ``dataset`` (optionally perturbed).
+
+    ``perturb(batch) -> batch`` is applied to each collated batch before the forward pass.
+    """
+    import torch
+
+    from poolkit.experiments.metrics import classification_metrics
+
+    model.eval()
+    predictions, labels = [], []
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for first in range(0, len(dataset), batch_size):
+            last = min(first + batch_size, len(dataset))
+            batch = collate_fn([dataset[i] for i in range(first, last)])
+            if perturb is not None:
+                batch = perturb(batch)
+            targets = batch["labels"]
+            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            logits = model(**inputs)
+            predictions.append(logits.argmax(dim=-1))
+            labels.append(targets)
+    seconds = time.perf_counter() - start
+    predicted = torch.cat(predictions).numpy() if predictions else []
+    actual = torch.cat(labels).numpy() if labels else []
+    result = classification_metrics(actual, predicted, num_classes=num_classes)
+    result["time_s"] = seconds
+    result["n"] = len(dataset)
+    return result
+
+
+def default_fit(model, data: TaskData, train: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Train with :class:`poolkit.train.Trainer` (early stopping on ``data.dev``)."""
+    from poolkit.experiments._trainer import fit_with_trainer
+
+    return fit_with_trainer(model, data, train, seed)
+
+
+def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str, Any]:
+    """Train and evaluate one (pool, seed); returns the results.jsonl record (without keys)."""
+    import torch
+
+    from poolkit.experiments.robustness import PERTURBATIONS, perturbation_label
+
+    data = load_task_data(task)
+    torch.manual_seed(seed)
+    model = task.build_model(pool, data)
+    params = sum(p.numel() for p in model.parameters())
+    fit = task.fit or default_fit
+    fitted = fit(model, data, dict(train), seed)
+    eval_batch = int(train.get("eval_batch_size", 256))
+    clean = evaluate(
+        model, data.test, data.collate_fn, batch_size=eval_batch, num_classes=data.num_classes
+    )
+    robustness: dict[str, float] = {}
+    if task.perturbation:
+        perturb_fn = PERTURBATIONS[task.perturbation]
+        for level in task.levels:
+            # Seeded by the level only: every pool and seed sees the same perturbed test set.
+            generator = torch.Generator().manual_seed(1000 + int(round(float(level) * 100)))
+
+            def perturb(batch, level=level, generator=generator):
+                return perturb_fn(batch, level, generator, **data.info)
+
+            shifted = evaluate(
+                model,
+                data.test,
+                data.collate_fn,
+                batch_size=eval_batch,
+                num_classes=data.num_classes,
+                perturb=perturb,
+            )
+            robustness[perturbation_label(task.perturbation, level)] = shifted["accuracy"]
+    n_test = clean["n"]
+    return {
+        "accuracy": clean["accuracy"],
+        "macro_f1": clean["macro_f1"],
+        "train_time_s": float(fitted.get("train_time_s", float("nan"))),
+        "epochs": int(fitted.get("epochs", train.get("epochs", 0))),
+        "best_dev_accuracy": fitted.get("best_dev_accuracy"),
+        "inference_time_s": clean["time_s"],
+        "throughput_samples_s": n_test / clean["time_s"] if clean["time_s"] > 0 else None,
+        "params": int(params),
+        "robustness": robustness,
+        "chance_accuracy": clean["majority_accuracy"],
+        "n_train": len(data.train),
+        "n_dev": len(data.dev) if data.dev is not None else 0,
+        "n_test": n_test,
+        "num_classes": data.num_classes,
+    }
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    os.environ["POOLKIT_PROGRESS"] = "0"  # no nested progress bars from worker processes
+
+
+def _run_job(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        record = {"status": "ok", **run_one(task, pool, seed, train)}
+    except Exception as exc:  # recorded and reported; the rest of the grid goes on
+        record = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    record["wall_time_s"] = time.perf_counter() - started
+    return record
+
+
+# ---------------------------------------------------------------------------------------------
+# The grid
+
+
+@dataclass
+class GridOutcome:
+    """What :func:`run_grid` did: the records of this grid, and how many were reused/run/failed."""
+
+    records: list[dict[str, Any]]
+    reused: int
+    ran: int
+    failed: int
+    jobs: int
+    threads: int
+    wall_time_s: float
+
+
+def finished_records(spec: CompareSpec) -> dict[str, dict[str, Any]]:
+    """The successful records of ``spec``'s grid already in ``results.jsonl``, by run key."""
+    wanted = {spec.run_key(pool, seed) for pool, seed in spec.grid()}
+    found = {}
+    for record in read_jsonl(spec.out_dir / RESULTS_FILE):
+        if record.get("status") == "ok" and record.get("run_key") in wanted:
+            found[record["run_key"]] = record
+    return found
+
+
+def run_grid(
+    spec: CompareSpec,
+    *,
+    jobs: int | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    console=None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> GridOutcome:
+    """Run every (pool, seed) of ``spec`` that ``results.jsonl`` does not hold yet.
+
+    Returns the records of the whole grid (reused and new, in grid order). Failed runs are
+    recorded with ``status="failed"`` and their error, and retried by the next call.
+    """
+    started = time.perf_counter()
+    spec.out_dir.mkdir(parents=True, exist_ok=True)
+    results_path = spec.out_dir / RESULTS_FILE
+    all_records = read_jsonl(results_path)
+    done = finished_records(spec)
+    todo = [(pool, seed) for pool, seed in spec.grid() if spec.run_key(pool, seed) not in done]
+    n_jobs, threads = plan_workers(len(todo), jobs, threads=threads)
+    new: dict[str, dict[str, Any]] = {}
+    config = spec.config
+
+    def finish(pool: str, seed: int, outcome: dict[str, Any]) -> dict[str, Any]:
+        key = spec.run_key(pool, seed)
+        record = {
+            "task": spec.task.name,
+            "pool": pool,
+            "seed": seed,
+            **outcome,
+            "run_key": key,
+            "config_id": spec.config_id,
+            "config": config,
+            "jobs": n_jobs,
+            "threads": threads,
+            "versions": versions(),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        new[key] = record
+        # Drop earlier lines for this run (a failed try), keep every other grid's lines.
+        nonlocal all_records
+        all_records = [r for r in all_records if r.get("run_key") != key] + [record]
+        write_jsonl(results_path, all_records)
+        if on_record is not None:
+            on_record(record)
+        return record
+
+    bar = _Progress(spec, len(todo), len(done), n_jobs, threads, enabled=progress, console=console)
+    with bar:
+        if todo and n_jobs == 1:
+            import torch
+
+            saved_threads = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                for pool, seed in todo:
+                    bar.starting(pool, seed)
+                    bar.advance(finish(pool, seed, _run_job(spec.task, pool, seed, spec.train)))
+            finally:
+                torch.set_num_threads(saved_threads)
+        elif todo:
+            _run_parallel(spec, todo, n_jobs, threads, finish, bar)
+    records = []
+    for pool, seed in spec.grid():
+        key = spec.run_key(pool, seed)
+        records.append(new.get(key) or done[key])
+    failed = sum(1 for record in new.values() if record["status"] != "ok")
+    return GridOutcome(
+        records=records,
+        reused=len(done),
+        ran=len(new),
+        failed=failed,
+        jobs=n_jobs,
+        threads=threads,
+        wall_time_s=time.perf_counter() - started,
+    )
+
+
+def _run_parallel(spec, todo, n_jobs, threads, finish, bar) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    # forkserver: one fresh server process imports torch once and forks the workers (no thread
+    # pool inherited from this process, no torch import per worker); spawn where there is none.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["torch", "poolkit.experiments.runner"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)
+    ) as pool_executor:
+        pending = {}
+        queue = list(todo)
+        try:
+            while queue or pending:
+                while queue and len(pending) < n_jobs:
+                    pool, seed = queue.pop(0)
+                    future = pool_executor.submit(_run_job, spec.task, pool, seed, spec.train)
+                    pending[future] = (pool, seed)
+                    bar.starting(pool, seed)
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    pool, seed = pending.pop(future)
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # a worker died (killed, out of memory)
+                        outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                    bar.advance(finish(pool, seed, outcome))
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+class _Progress:
+    """A rich progress bar on stderr: runs done / total, the runs in flight, the last result."""
+
+    def __init__(self, spec, todo, reused, jobs, threads, *, enabled=True, console=None):
+        self.enabled = enabled and os.environ.get("POOLKIT_PROGRESS", "1") != "0"
+        self.spec = spec
+        self.todo = todo
+        self.reused = reused
+        self.jobs = jobs
+        self.threads = threads
+        self.console = console
+        self.running: list[str] = []
+        self.progress = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return self
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        from poolkit.cli._app import stderr_console
+
+        console = self.console or stderr_console()
+        if self.reused:
+            console.print(
+                f"[dim]{self.spec.task.name}: {self.reused} finished run(s) found in "
+                f"{self.spec.out_dir / RESULTS_FILE}, not repeated[/dim]"
+            )
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[name]}[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=console,
+            transient=False,
+        )
+        self.progress.__enter__()
+        self.bar = self.progress.add_task(
+            "runs",
+            total=max(self.todo, 1) if self.todo else 1,
+            completed=0 if self.todo else 1,
+            name=f"{self.spec.task.name} ({self.jobs} job(s) x {self.threads} thread(s))",
+            status="",
+        )
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+        return False
+
+    def starting(self, pool: str, seed: int) -> None:
+        self.running.append(f"{pool}/{seed}")
+        self._update("")
+
+    def advance(self, record: dict[str, Any]) -> None:
+        label = f"{record['pool']}/{record['seed']}"
+        if label in self.running:
+            self.running.remove(label)
+        if record["status"] == "ok":
+            last = f"{label}: acc {100 * record['accuracy']:.1f}%"
+        else:
+            last = f"[red]{label} failed[/red]"
+        if self.progress is not None:
+            self.progress.advance(self.bar)
+        self._update(last)
+
+    def _update(self, last: str) -> None:
+        if self.progress is None:
+            return
+        running = ", ".join(self.running[:4])
+        parts = [last, f"[dim]running {running}[/dim]" if running else ""]
+        status = "  ".join(part for part in parts if part)
+        self.progress.update(self.bar, status=status)
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command as typed (for the summary), ``poolkit`` + arguments."""
+    import shlex
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    return "poolkit " + " ".join(shlex.quote(a) for a in args)

@@ -1,0 +1,238 @@
+"""Per-pooling summary of a compare grid: mean ± std over seeds, ranks and an honest verdict.
+
+The verdict compares each pooling type with the best one (highest mean accuracy):
+
+- ``best``: the highest mean accuracy;
+- ``tie``: lower mean, but the gap is within noise: smaller than twice the standard error of the
+  difference of the means (Welch), :math:`2\\sqrt{s_a^2/n_a + s_b^2/n_b}`;
+- ``loses (-x.x pp)``: lower by more than that;
+- ``at chance``: mean accuracy within 2 points of the majority-class baseline (it did not learn);
+- ``lower (1 seed)``: one seed only, no noise estimate.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from poolkit.experiments._io import atomic_write_text
+
+BASE_COLUMNS = (
+    "rank",
+    "task",
+    "pool",
+    "runs",
+    "failed",
+    "accuracy_mean",
+    "accuracy_std",
+    "macro_f1_mean",
+    "macro_f1_std",
+    "train_time_s_mean",
+    "inference_time_s_mean",
+    "throughput_samples_s_mean",
+    "params",
+    "epochs",
+    "delta_pp",
+    "verdict",
+)
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not values:
+        return float("nan"), float("nan")
+    array = np.asarray(values)
+    std = float(array.std(ddof=1)) if array.size > 1 else float("nan")
+    return float(array.mean()), std
+
+
+def robustness_labels(records: Sequence[dict[str, Any]]) -> list[str]:
+    labels: list[str] = []
+    for record in records:
+        for label in record.get("robustness") or {}:
+            if label not in labels:
+                labels.append(label)
+    return labels
+
+
+def summarize(records: Sequence[dict[str, Any]], pools: Sequence[str] | None = None) -> list[dict]:
+    """One row per pooling type (sorted by mean accuracy, best first) with the columns of
+    :data:`BASE_COLUMNS` plus ``<perturbation>_mean``/``_std`` for each robustness level."""
+    pools = list(pools) if pools is not None else list(dict.fromkeys(r["pool"] for r in records))
+    labels = robustness_labels(records)
+    rows = []
+    for pool in pools:
+        mine = [r for r in records if r["pool"] == pool]
+        ok = [r for r in mine if r.get("status", "ok") == "ok"]
+        row: dict[str, Any] = {
+            "task": mine[0]["task"] if mine else "",
+            "pool": pool,
+            "runs": len(ok),
+            "failed": len(mine) - len(ok),
+        }
+        for metric in ("accuracy", "macro_f1"):
+            row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std([r[metric] for r in ok])
+        for metric in ("train_time_s", "inference_time_s", "throughput_samples_s"):
+            row[f"{metric}_mean"] = _mean_std([r.get(metric) for r in ok])[0]
+        row["params"] = int(ok[0]["params"]) if ok else None
+        row["epochs"] = _mean_std([r.get("epochs") for r in ok])[0]
+        for label in labels:
+            values = [(r.get("robustness") or {}).get(label) for r in ok]
+            row[f"{label}_mean"], row[f"{label}_std"] = _mean_std(values)
+        row["chance"] = _mean_std([r.get("chance_accuracy") for r in ok])[0]
+        row["_accuracies"] = [float(r["accuracy"]) for r in ok]
+        rows.append(row)
+    _rank_and_judge(rows)
+    return rows
+
+
+def _rank_and_judge(rows: list[dict]) -> None:
+    scored = [row for row in rows if row["runs"] > 0]
+    scored.sort(key=lambda row: -row["accuracy_mean"])
+    for rank, row in enumerate(scored, start=1):
+        row["rank"] = rank
+    for row in rows:
+        if row["runs"] == 0:
+            row.update(rank=None, delta_pp=None, verdict="failed")
+    if not scored:
+        return
+    best = scored[0]
+    for row in scored:
+        delta = 100 * (row["accuracy_mean"] - best["accuracy_mean"])
+        row["delta_pp"] = delta
+        chance = row.get("chance")
+        if chance is not None and math.isfinite(chance) and row["accuracy_mean"] <= chance + 0.02:
+            row["verdict"] = "at chance"
+        elif row is best:
+            row["verdict"] = "best"
+        elif row["runs"] < 2 or best["runs"] < 2:
+            row["verdict"] = f"lower (1 seed, {delta:+.1f} pp)" if delta < 0 else "tie"
+        else:
+            noise = 2 * math.sqrt(
+                _var(row["_accuracies"]) / row["runs"] + _var(best["_accuracies"]) / best["runs"]
+            )
+            row["verdict"] = "tie" if -delta / 100 <= noise else f"loses ({delta:+.1f} pp)"
+    rows.sort(key=lambda row: (row["rank"] is None, row["rank"] or 0))
+
+
+def _var(values: Sequence[float]) -> float:
+    return float(np.var(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def columns(rows: Sequence[dict]) -> list[str]:
+    extra = [key for row in rows for key in row if key not in BASE_COLUMNS]
+    extra = [key for key in dict.fromkeys(extra) if not key.startswith("_") and key != "chance"]
+    return [*BASE_COLUMNS, *extra]
+
+
+def to_csv(rows: Sequence[dict]) -> str:
+    names = columns(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=names, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _csv_value(row.get(key)) for key in names})
+    return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else f"{value:.6g}"
+    return "" if value is None else value
+
+
+def _pct(mean: float, std: float | None = None) -> str:
+    if mean is None or not math.isfinite(mean):
+        return "–"
+    if std is None or not math.isfinite(std):
+        return f"{100 * mean:.1f}"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "–" if value is None or not math.isfinite(value) else format(value, fmt)
+
+
+def _level_header(label: str) -> str:
+    if label.startswith("shift_"):
+        return f"shift {label[len('shift_') :]}"
+    if label.startswith("word_dropout_"):
+        return f"drop {label[len('word_dropout_') :]}%"
+    return label
+
+
+def to_markdown(
+    rows: Sequence[dict],
+    *,
+    title: str,
+    command: str = "",
+    notes: Sequence[str] = (),
+    failures: Sequence[dict] = (),
+) -> str:
+    """The summary as a Markdown page: the command, the table (best row bold), how to read it."""
+    labels = [key[: -len("_mean")] for key in columns(rows) if key.endswith("_mean")]
+    labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
+    header = ["rank", "pooling", "accuracy %", "macro-F1 %"]
+    header += [f"{_level_header(label)} %" for label in labels]
+    header += ["train s", "infer samples/s", "params", "verdict"]
+    lines = [f"# {title}", ""]
+    if command:
+        lines += ["```bash", command, "```", ""]
+    lines += list(notes)
+    if notes:
+        lines.append("")
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        cells = [
+            str(row["rank"]) if row.get("rank") else "–",
+            f"`{row['pool']}`",
+            _pct(row["accuracy_mean"], row["accuracy_std"]),
+            _pct(row["macro_f1_mean"], row["macro_f1_std"]),
+        ]
+        cells += [_pct(row.get(f"{label}_mean"), row.get(f"{label}_std")) for label in labels]
+        cells += [
+            _num(row.get("train_time_s_mean"), ".1f"),
+            _num(row.get("throughput_samples_s_mean"), ",.0f"),
+            f"{row['params']:,}" if row.get("params") is not None else "–",
+            row["verdict"] + (f" ({row['failed']} failed)" if row.get("failed") else ""),
+        ]
+        if row["verdict"] == "best":
+            cells = [f"**{cell}**" for cell in cells]
+            cells[1] = cells[1] + " ★"
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Mean ± sample standard deviation over seeds. **best** = highest mean accuracy; "
+        "**tie** = lower by less than twice the standard error of the difference (Welch); "
+        "**loses** = lower by more (pp = percentage points); **at chance** = within 2 points "
+        "of always predicting the most frequent class.",
+    ]
+    if labels and labels[0].startswith("shift_"):
+        lines.append(
+            "Robustness columns: test accuracy with every image translated by 1-3 pixels in a "
+            "random direction (zero fill), the same shifted images for every pooling type."
+        )
+    elif labels:
+        lines.append(
+            "Robustness columns: test accuracy with that share of the words of every text "
+            "deleted at random (seeded; the same texts for every pooling type)."
+        )
+    if failures:
+        lines += ["", "Failed runs:", ""]
+        lines += [f"- `{f['pool']}` seed {f['seed']}: {f.get('error', '?')}" for f in failures]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(rows, csv_path, md_path, **markdown_args) -> None:
+    atomic_write_text(csv_path, to_csv(rows))
+    atomic_write_text(md_path, to_markdown(rows, **markdown_args))
+
+
+def public_rows(rows: Sequence[dict]) -> list[dict]:
+    """Rows without private helper keys (for JSON output)."""
+    return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
