@@ -1,0 +1,38 @@
+"""Models: classifiers whose pooling is chosen by name, and the registry that rebuilds them.
+
+- :class:`TextCNN` (Kim 2014) — :mod:`poolkit.models.textcnn`
+- :class:`ConvNet` (small VGG-style image CNN) — :mod:`poolkit.models.convnet`
+- the transformer pooling-head classifier — :mod:`poolkit.models.transformer` (imported on
+  demand: ``build_model("transformer", ...)``)
+
+Every classifier has a ``@dataclass`` config (``model.config``), ``forward(**inputs) -> logits
+(B, num_classes)`` taking the keys of a batch from :mod:`poolkit.data` (``input_ids`` or
+``images``), and is registered by type name so that :func:`build_model` rebuilds it from a
+checkpoint's ``config.json``.
+"""
+
+from __future__ import annotations
+
+from poolkit.models.convnet import ConvNet, ConvNetConfig
+from poolkit.models.registry import (
+    build_model,
+    config_from_dict,
+    config_to_dict,
+    list_models,
+    model_type_of,
+    register_model,
+)
+from poolkit.models.textcnn import TextCNN, TextCNNConfig
+
+__all__ = [
+    "TextCNN",
+    "TextCNNConfig",
+    "ConvNet",
+    "ConvNetConfig",
+    "build_model",
+    "list_models",
+    "model_type_of",
+    "register_model",
+    "config_to_dict",
+    "config_from_dict",
+]

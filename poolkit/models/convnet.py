@@ -1,0 +1,104 @@
+"""ConvNet: a small VGG-style image classifier whose every downsampling step is a pooling layer
+chosen by name, plus a global pool by name before the linear head.
+
+Each stage is ``convs_per_stage`` x (3x3 conv, batch norm, ReLU), then
+``create_pool(pool, dims=2, kernel_size=2, stride=2, **pool_kwargs)``. The head is
+``create_pool(global_pool, dims=2, **global_pool_kwargs)`` giving ``(B, C * feat_mult)`` (2x the
+channels for ``catavgmax``), dropout and a linear layer. With the defaults on 28x28 MNIST:
+``(B, 1, 28, 28) -> (B, 32, 14, 14) -> (B, 64, 7, 7) -> (B, 64) -> (B, 10)``.
+
+Shape:
+    - images: ``(B, in_channels, H, W)`` with ``H, W >= 2 ** len(channels)``.
+    - output: ``(B, num_classes)`` logits.
+
+Example:
+    >>> import torch
+    >>> model = ConvNet(ConvNetConfig(image_size=8, channels=(8, 16), global_pool="catavgmax"))
+    >>> model(torch.rand(2, 1, 8, 8)).shape, model.head_pool.feat_mult()
+    (torch.Size([2, 10]), 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from poolkit.models.registry import register_model
+from poolkit.nn import create_pool
+
+
+@dataclass
+class ConvNetConfig:
+    in_channels: int = 1
+    num_classes: int = 10
+    image_size: int | tuple[int, int] = 28  # (H, W) or a square side
+    channels: tuple[int, ...] = (32, 64)  # one stage (and one downsampling pool) per entry
+    convs_per_stage: int = 2
+    pool: str = "max"  # downsampling pool, a name of poolkit.nn.list_pools()
+    pool_kwargs: dict = field(default_factory=dict)  # on top of kernel_size=2, stride=2
+    global_pool: str = "avg"
+    global_pool_kwargs: dict = field(default_factory=dict)
+    batch_norm: bool = True
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.image_size, (list, tuple)):
+            self.image_size = tuple(int(s) for s in self.image_size)
+        self.channels = tuple(int(c) for c in self.channels)
+        for name in ("in_channels", "num_classes", "convs_per_stage"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} ({value!r}) must be a positive integer")
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError(f"channels ({self.channels}) must be positive integers")
+        smallest = min(self.size)
+        if smallest < 2 ** len(self.channels):
+            raise ValueError(
+                f"image_size ({self.image_size}) is too small for {len(self.channels)} "
+                f"downsampling stages: needs at least {2 ** len(self.channels)} pixels a side"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout ({self.dropout}) must be in [0, 1)")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)``."""
+        if isinstance(self.image_size, tuple):
+            return self.image_size
+        return (int(self.image_size), int(self.image_size))
+
+
+class ConvNet(nn.Module):
+    def __init__(self, config: ConvNetConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        down_kwargs = {"kernel_size": 2, "stride": 2, **c.pool_kwargs}
+        down_kwargs = {k: v for k, v in down_kwargs.items() if v is not None}
+        stages, width = [], c.in_channels
+        for out in c.channels:
+            for _ in range(c.convs_per_stage):
+                stages += [nn.Conv2d(width, out, 3, padding=1, bias=not c.batch_norm)]
+                stages += [nn.BatchNorm2d(out)] if c.batch_norm else []
+                stages += [nn.ReLU(inplace=True)]
+                width = out
+            stages.append(create_pool(c.pool, dims=2, **down_kwargs))
+        self.features = nn.Sequential(*stages)
+        self.head_pool = create_pool(c.global_pool, dims=2, **c.global_pool_kwargs)
+        self.dropout = nn.Dropout(c.dropout)
+        self.classifier = nn.Linear(width * self.head_pool.feat_mult(), c.num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"images must be (B, {self.config.in_channels}, H, W), "
+                f"got shape {tuple(images.shape)}"
+            )
+        x = self.features(images)  # (B, C_last, H / 2^S, W / 2^S)
+        x = self.head_pool(x)  # (B, C_last * feat_mult)
+        return self.classifier(self.dropout(x.flatten(1)))  # (B, num_classes)
+
+
+register_model("convnet", ConvNet, ConvNetConfig)

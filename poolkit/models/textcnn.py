@@ -1,0 +1,143 @@
+"""TextCNN (Kim, 2014): one convolution layer over word embeddings, pooling over time, a linear
+classifier.
+
+    Y. Kim. Convolutional Neural Networks for Sentence Classification. EMNLP 2014.
+
+For each filter width :math:`w` and filter :math:`j`,
+
+.. math::
+
+    c_{j,t} = \\mathrm{ReLU}\\Big(b_j + \\sum_{k=0}^{w-1} W_{j,k} \\cdot e_{t+k}\\Big), \\qquad
+    z_j = \\mathrm{pool}_t(c_{j,t})
+
+with :math:`e_t \\in \\mathbb{R}^E` the embedding of token :math:`t`; max over time by default,
+any pool of :func:`poolkit.nn.create_pool` by name. The features of all widths are concatenated,
+dropped out and classified by a linear layer whose class weight vectors are rescaled to an l2
+norm of at most ``max_norm`` after each step (Kim's constraint; :meth:`TextCNN.apply_constraints`,
+which the trainer calls).
+
+The convolution is a ``Conv1d`` over the embedding with the embedding dimensions as channels,
+``(B, E, T)``, not the common tutorial's ``Conv2d`` with a ``(w, E)`` kernel over
+``(B, 1, T, E)``: the same arithmetic, without a dummy channel or a width-1 output axis
+(``benchmarks/bench_textcnn.py`` measures the difference). Sequences shorter than the widest
+filter are right-padded with ``padding_idx`` (its embedding is zero).
+
+Shape:
+    - input_ids: ``(B, T)`` token ids, ``T >= 1``.
+    - output: ``(B, num_classes)`` logits.
+
+Example:
+    >>> import torch
+    >>> model = TextCNN(TextCNNConfig(vocab_size=50, embed_dim=16, num_filters=4))
+    >>> model(torch.randint(1, 50, (3, 2))).shape
+    torch.Size([3, 2])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from poolkit.models.registry import register_model
+from poolkit.nn import create_pool
+
+
+@dataclass
+class TextCNNConfig:
+    vocab_size: int
+    num_classes: int = 2
+    embed_dim: int = 300
+    filter_widths: tuple[int, ...] = (3, 4, 5)
+    num_filters: int = 100  # feature maps per width
+    dropout: float = 0.5
+    pool: str = "max"  # pooling over time, a name of poolkit.nn.list_pools()
+    pool_kwargs: dict = field(default_factory=dict)
+    max_norm: float | None = 3.0  # l2 cap on each class weight vector (None: off)
+    padding_idx: int = 0
+    embed_init: float = 0.25  # embeddings ~ U(-a, a) as in Kim's CNN-rand
+    freeze_embedding: bool = False  # "CNN-static" with loaded vectors
+
+    def __post_init__(self) -> None:
+        self.filter_widths = tuple(int(w) for w in self.filter_widths)
+        for name in ("vocab_size", "num_classes", "embed_dim", "num_filters"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} ({value!r}) must be a positive integer")
+        if not self.filter_widths or min(self.filter_widths) < 1:
+            raise ValueError(f"filter_widths ({self.filter_widths}) must be positive integers")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout ({self.dropout}) must be in [0, 1)")
+        if self.max_norm is not None and self.max_norm <= 0:
+            raise ValueError(f"max_norm ({self.max_norm}) must be positive or None")
+        if not 0 <= self.padding_idx < self.vocab_size:
+            raise ValueError(
+                f"padding_idx ({self.padding_idx}) must be in [0, vocab_size={self.vocab_size})"
+            )
+
+
+class TextCNN(nn.Module):
+    def __init__(self, config: TextCNNConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.embedding = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=c.padding_idx)
+        nn.init.uniform_(self.embedding.weight, -c.embed_init, c.embed_init)
+        with torch.no_grad():
+            self.embedding.weight[c.padding_idx].zero_()
+        self.embedding.weight.requires_grad_(not c.freeze_embedding)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(c.embed_dim, c.num_filters, width) for width in c.filter_widths
+        )
+        # one pool per width, so that learnable pools do not share weights across widths
+        self.pools = nn.ModuleList(
+            create_pool(c.pool, dims=1, **c.pool_kwargs) for _ in c.filter_widths
+        )
+        features = sum(c.num_filters * pool.feat_mult() for pool in self.pools)
+        self.dropout = nn.Dropout(c.dropout)
+        self.classifier = nn.Linear(features, c.num_classes)
+        self.min_length = max(c.filter_widths)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if input_ids.ndim != 2:
+            raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
+        short = self.min_length - input_ids.shape[1]
+        if short > 0:
+            input_ids = F.pad(input_ids, (0, short), value=self.config.padding_idx)
+        x = self.embedding(input_ids).transpose(1, 2)  # (B, E, T)
+        features = [
+            pool(F.relu(conv(x)))  # (B, F * feat_mult)
+            for conv, pool in zip(self.convs, self.pools, strict=True)
+        ]
+        h = self.dropout(torch.cat(features, dim=1))  # (B, sum_w F * feat_mult)
+        return self.classifier(h)  # (B, num_classes)
+
+    @torch.no_grad()
+    def apply_constraints(self) -> None:
+        """Rescale each class weight vector to l2 norm <= ``max_norm`` (Kim's constraint)."""
+        if self.config.max_norm is None:
+            return
+        weight = self.classifier.weight  # (num_classes, features)
+        norms = weight.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        weight.mul_((self.config.max_norm / norms).clamp(max=1.0))
+
+    @torch.no_grad()
+    def load_embeddings(self, vectors: torch.Tensor, freeze: bool | None = None) -> None:
+        """Copy pretrained vectors ``(vocab_size, embed_dim)`` into the embedding (CNN-static /
+        CNN-non-static of Kim); the padding row stays zero."""
+        vectors = torch.as_tensor(vectors, dtype=self.embedding.weight.dtype)
+        if tuple(vectors.shape) != tuple(self.embedding.weight.shape):
+            raise ValueError(
+                f"vectors shape {tuple(vectors.shape)} must be "
+                f"{tuple(self.embedding.weight.shape)} (vocab_size, embed_dim)"
+            )
+        self.embedding.weight.copy_(vectors)
+        self.embedding.weight[self.config.padding_idx].zero_()
+        if freeze is not None:
+            self.config.freeze_embedding = freeze
+            self.embedding.weight.requires_grad_(not freeze)
+
+
+register_model("textcnn", TextCNN, TextCNNConfig)

@@ -1,0 +1,246 @@
+"""Checkpoints without pickle: ``model.safetensors`` + ``config.json``, written atomically.
+
+A checkpoint folder holds
+
+- ``model.safetensors``: the model's ``state_dict`` (shared tensors stored once);
+- ``config.json``: ``{"format": "poolkit-checkpoint", "model_type": "textcnn", "model_config":
+  {...}, ...metadata}``; the metadata of a trained classifier carries ``label_names``, the text
+  encoder (``"text_encoder"``: tokeniser, vocabulary, max length) or the image shape, and the
+  data set it was trained on. :func:`load_checkpoint` rebuilds the model through
+  :func:`poolkit.models.registry.build_model`.
+
+Trainer state for resuming (optimizer moments, RNG states, counters) is a nested structure of
+tensors, numbers, strings, lists, tuples and dicts; :func:`save_state` writes its tensors to a
+safetensors file and the rest to JSON, so that :func:`load_state` rebuilds it exactly (int dict
+keys and tuples included). ``torch.save``/``torch.load`` (pickle) are never used.
+
+Every file is written to a temporary name in the same folder and moved into place with
+``os.replace``, so a crash leaves either the old or the new file, never half of one.
+
+Example:
+    >>> import tempfile, torch
+    >>> from poolkit.models import TextCNN, TextCNNConfig
+    >>> model = TextCNN(TextCNNConfig(vocab_size=20, embed_dim=4, num_filters=2))
+    >>> folder = save_checkpoint(tempfile.mkdtemp(), model, metadata={"label_names": ["-", "+"]})
+    >>> loaded = load_checkpoint(folder)
+    >>> loaded.config["label_names"], torch.equal(loaded.model.classifier.weight,
+    ...                                          model.classifier.weight)
+    (['-', '+'], True)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from poolkit.errors import DataFormatError
+from poolkit.models.registry import build_model, config_to_dict, model_type_of
+
+__all__ = [
+    "MODEL_FILE",
+    "CONFIG_FILE",
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_checkpoint_config",
+    "save_state",
+    "load_state",
+    "atomic_write_text",
+    "atomic_write_json",
+]
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT = "poolkit-checkpoint"
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic writes
+
+
+def _atomic(path: Path, write) -> None:
+    """Call ``write(temp_path)`` then move the temp file onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    def write(temp):
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    _atomic(Path(path), write)
+
+
+def atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Model checkpoints
+
+
+@dataclass
+class Checkpoint:
+    model: torch.nn.Module
+    config: dict  # the whole config.json
+    path: Path
+
+    @property
+    def model_type(self) -> str:
+        return self.config["model_type"]
+
+    @property
+    def label_names(self) -> list[str] | None:
+        return self.config.get("label_names")
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    return getattr(model, "_orig_mod", model)  # torch.compile
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    model: torch.nn.Module,
+    *,
+    metadata: dict | None = None,
+    model_type: str | None = None,
+) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created if needed).
+
+    ``model`` must be registered (:func:`poolkit.models.register_model`) and keep its config
+    dataclass as ``model.config``; ``metadata`` (JSON-ready) is merged into ``config.json``.
+    """
+    directory = Path(directory)
+    model = _unwrap(model)
+    model_type = model_type or model_type_of(model)
+    config = {
+        "format": FORMAT,
+        "version": 1,
+        "model_type": model_type,
+        "model_config": config_to_dict(model.config),
+        **(metadata or {}),
+    }
+    _atomic(directory / MODEL_FILE, lambda temp: save_model(model, temp))
+    atomic_write_json(directory / CONFIG_FILE, config)
+    return directory
+
+
+def read_checkpoint_config(directory: str | os.PathLike) -> dict:
+    """The ``config.json`` of a checkpoint folder, checked."""
+    directory = Path(directory)
+    if directory.is_file() and directory.name in (MODEL_FILE, CONFIG_FILE):
+        directory = directory.parent
+    path = directory / CONFIG_FILE
+    if not path.is_file() or not (directory / MODEL_FILE).is_file():
+        raise FileNotFoundError(f"no checkpoint in {directory} (needs {MODEL_FILE} and "
+                                f"{CONFIG_FILE})")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataFormatError(path, getattr(exc, "lineno", None), f"invalid JSON: {exc}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise DataFormatError(path, None, f"not a poolkit checkpoint config (format != {FORMAT!r})")
+    for key in ("model_type", "model_config"):
+        if key not in config:
+            raise DataFormatError(path, None, f"missing key {key!r}")
+    return config
+
+
+def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "cpu"
+                    ) -> Checkpoint:
+    """Rebuild the model of a checkpoint folder (in eval mode) with its ``config.json``."""
+    directory = Path(directory)
+    if directory.is_file():
+        directory = directory.parent
+    config = read_checkpoint_config(directory)
+    model = build_model(config["model_type"], config["model_config"])
+    load_model(model, directory / MODEL_FILE, strict=True, device=str(device))
+    model.to(device)
+    model.eval()
+    return Checkpoint(model, config, directory)
+
+
+# ---------------------------------------------------------------------------------------------
+# Nested state (optimizer, RNG, counters): tensors -> safetensors, the rest -> JSON
+
+
+def _flatten(value: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
+    if isinstance(value, torch.Tensor):
+        key = prefix or "tensor"
+        tensors[key] = value.detach().to("cpu").contiguous().clone()
+        return {"__tensor__": key}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value) and "__tensor__" not in value:
+            return {k: _flatten(v, tensors, f"{prefix}.{k}" if prefix else k)
+                    for k, v in value.items()}
+        return {"__items__": [[_key(k), _flatten(v, tensors, f"{prefix}.{k}")]
+                              for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_flatten(v, tensors, f"{prefix}.{i}") for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_flatten(v, tensors, f"{prefix}.{i}") for i, v in enumerate(value)]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if hasattr(value, "tolist"):  # NumPy arrays / scalars
+        return {"__numpy__": value.tolist(), "dtype": str(value.dtype)}
+    raise TypeError(f"cannot store {type(value).__name__} at {prefix!r} in trainer state")
+
+
+def _key(key: Any) -> Any:
+    if isinstance(key, (bool, int, float, str)) or key is None:
+        return key
+    raise TypeError(f"cannot store a dict key of type {type(key).__name__}")
+
+
+def _unflatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            return tensors[value["__tensor__"]]
+        if "__items__" in value:
+            return {k: _unflatten(v, tensors) for k, v in value["__items__"]}
+        if "__tuple__" in value:
+            return tuple(_unflatten(v, tensors) for v in value["__tuple__"])
+        if "__numpy__" in value:
+            import numpy as np
+
+            return np.asarray(value["__numpy__"], dtype=value["dtype"])
+        return {k: _unflatten(v, tensors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unflatten(v, tensors) for v in value]
+    return value
+
+
+def save_state(path_stem: str | os.PathLike, state: Any) -> None:
+    """Write ``state`` as ``<stem>.safetensors`` (tensors) + ``<stem>.json`` (everything else)."""
+    stem = Path(path_stem)
+    tensors: dict[str, torch.Tensor] = {}
+    structure = _flatten(state, tensors, "")
+    _atomic(stem.with_suffix(".safetensors"), lambda temp: save_file(tensors, temp))
+    atomic_write_json(stem.with_suffix(".json"), structure)
+
+
+def load_state(path_stem: str | os.PathLike) -> Any:
+    """Read what :func:`save_state` wrote (tensors on the CPU)."""
+    stem = Path(path_stem)
+    tensors = load_file(stem.with_suffix(".safetensors"), device="cpu")
+    structure = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+    return _unflatten(structure, tensors)

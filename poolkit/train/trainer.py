@@ -1,0 +1,607 @@
+"""The trainer: fit a classifier, early stopping on a dev split, checkpoints, exact resume, DDP.
+
+API (stable; ``poolkit compare`` and the CLI build on it)::
+
+    config = TrainConfig(epochs=25, batch_size=50, optimizer="adadelta", patience=5,
+                         seed=0, out_dir="runs/mr")
+    trainer = Trainer(model, config, train_data, dev_data, collate_fn, metadata={...})
+    result = trainer.fit()            # -> TrainResult (history, best dev metrics, time, epochs)
+    metrics = trainer.evaluate(test)  # -> {"accuracy", "macro_f1", "confusion_matrix", "loss", ...}
+
+``train_data``/``dev_data`` are data sets whose examples ``collate_fn`` turns into a batch
+``dict[str, Tensor]`` with ``"labels"`` (B,) and the model's inputs; the model maps
+``model(**inputs)`` to logits ``(B, num_classes)`` and is trained with cross-entropy. A model with
+an ``apply_constraints()`` method (TextCNN's max-norm) has it called after every step.
+
+Reproducibility and resume. Every epoch starts by seeding all generators with
+``epoch_seed(seed, epoch)`` and draws its order from a ``DistributedSampler`` seeded with
+``(seed, epoch)``, so an epoch's data order and dropout depend on nothing but the seed and the
+epoch number. With ``out_dir`` set, the end of each epoch writes
+
+- ``out_dir/model.safetensors`` + ``config.json``: the best model so far (by the dev metric
+  ``monitor``; the last epoch when there is no dev data) — the artifact ``poolkit eval`` and
+  ``poolkit predict`` read;
+- ``out_dir/checkpoints/epoch-NNNN/``: the last epoch's model, optimizer moments, counters, RNG
+  states and history (safetensors + JSON, no pickle), made complete in a temporary folder and
+  renamed into place, older ones removed;
+- ``out_dir/log.jsonl``: one JSON line per epoch (``{"event": "epoch", ...}``) and one at the end.
+
+``TrainConfig(resume=True)`` continues from the newest complete ``checkpoints/epoch-NNNN``, and the
+finished run has the same weights and metrics as one that was never interrupted.
+
+Data parallel. Started under ``torchrun --nproc_per_node N`` (``WORLD_SIZE`` > 1), ``fit`` joins
+the process group (gloo on CPU, nccl on GPU), wraps the model in ``DistributedDataParallel`` and
+gives each process 1/N of every epoch: ``batch_size`` is per process, so the global batch is
+``N * batch_size``. Every process evaluates the whole dev set (identical weights, identical early
+stopping decision); only rank 0 writes files and shows progress.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+
+from poolkit.train import checkpoint as ckpt
+from poolkit.train.distributed import (
+    DistInfo,
+    cleanup_distributed,
+    epoch_seed,
+    resolve_device,
+    set_seed,
+    setup_distributed,
+)
+from poolkit.train.metrics import classification_metrics
+from poolkit.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, default_lr, lr_factor
+
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "MONITORS"]
+
+MONITORS = ("accuracy", "macro_f1", "loss")
+STATE_STEM = "trainer_state"
+BEST_FILE = "best.safetensors"  # inside a checkpoint: the best model up to that epoch
+LOG_FILE = "log.jsonl"
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (all JSON-ready).
+
+    Attributes:
+        epochs: maximum number of passes over the training data.
+        batch_size: examples per step (per process under torchrun).
+        lr: base learning rate; ``None`` = the optimizer's default (AdamW 1e-3, Adadelta 1.0).
+        optimizer: ``"adamw"``, ``"adadelta"`` (Kim 2014: rho 0.95) or ``"sgd"``.
+        weight_decay: decoupled (AdamW) or L2 (others) weight decay.
+        schedule: ``"constant"``, ``"linear"`` or ``"cosine"`` decay of the lr.
+        warmup: linear warmup as a fraction of all steps (0 = none).
+        patience: stop after this many epochs without a better dev ``monitor`` (None = never).
+        monitor: dev metric for early stopping and the best model: accuracy, macro_f1 or loss.
+        grad_clip: clip the global gradient norm to this value (None = no clipping).
+        seed: seeds model-independent randomness (data order, dropout) of every epoch.
+        out_dir: folder for checkpoints and logs (None = keep everything in memory).
+        resume: continue from the last checkpoint in ``out_dir`` if there is one.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        eval_batch_size: batch size of evaluation (None = max(batch_size, 256)).
+        num_workers: DataLoader worker processes.
+        progress: rich progress bars and one line per epoch on stderr.
+        restore_best: load the best dev weights into the model when ``fit`` ends.
+    """
+
+    epochs: int = 10
+    batch_size: int = 50
+    lr: float | None = None
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup: float = 0.0
+    patience: int | None = None
+    monitor: str = "accuracy"
+    grad_clip: float | None = None
+    seed: int = 0
+    out_dir: str | None = None
+    resume: bool = False
+    device: str = "auto"
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    progress: bool = True
+    restore_best: bool = True
+
+    def __post_init__(self) -> None:
+        if self.out_dir is not None:
+            self.out_dir = str(self.out_dir)
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} ({value!r}) must be a positive integer")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer ({self.optimizer!r}) must be one of {list(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule ({self.schedule!r}) must be one of {list(SCHEDULES)}")
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor ({self.monitor!r}) must be one of {list(MONITORS)}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup ({self.warmup}) must be a fraction in [0, 1)")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr ({self.lr}) must be positive")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience ({self.patience}) must be at least 1 or None")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip ({self.grad_clip}) must be positive or None")
+        if self.resume and self.out_dir is None:
+            raise ValueError("resume=True needs out_dir (the folder of the checkpoints)")
+
+    @property
+    def base_lr(self) -> float:
+        return default_lr(self.optimizer) if self.lr is None else float(self.lr)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns (``to_dict()`` is JSON-ready)."""
+
+    history: list[dict]  # one record per epoch: train_loss, train_accuracy, lr, dev metrics...
+    best_epoch: int  # 1-based; the epoch whose weights the model holds at the end
+    best_metrics: dict  # dev metrics of best_epoch ({} without dev data)
+    train_time_s: float  # wall time of all epochs, across resumes
+    epochs_run: int  # epochs completed (<= epochs when stopped early)
+    stopped_early: bool
+    resumed_from: int = 0  # epochs already done when this call started
+    world_size: int = 1
+    out_dir: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
+            for k, v in batch.items()}
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)
+
+
+class Trainer:
+    """Train ``model`` on ``train_data`` with early stopping on ``dev_data`` (see module doc).
+
+    Args:
+        model: a classifier, ``model(**inputs) -> logits (B, num_classes)``.
+        config: a :class:`TrainConfig`.
+        train_data: a map-style data set (``len`` and indexing) of examples.
+        dev_data: the same for early stopping and model selection (optional).
+        collate_fn: list of examples -> batch dict with ``"labels"``.
+        metadata: JSON-ready dict written into the checkpoint's ``config.json`` (label names,
+            text encoder, data set...), so that ``poolkit eval``/``predict`` can rebuild inputs.
+        callbacks: ``fn(trainer, record)`` called after each epoch is logged and checkpointed.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: TrainConfig | None = None,
+        train_data: Any = None,
+        dev_data: Any = None,
+        collate_fn: Callable[[list], dict] | None = None,
+        *,
+        metadata: dict | None = None,
+        callbacks: Sequence[Callable[[Trainer, dict], None]] = (),
+    ):
+        if config is None:
+            config = TrainConfig()
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        self.model = model
+        self.config = config
+        self.train_data = train_data
+        self.dev_data = dev_data
+        self.collate_fn = collate_fn
+        self.metadata = dict(metadata or {})
+        self.callbacks = list(callbacks)
+        self.dist = DistInfo()
+        self.device = resolve_device(config.device)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.step = 0
+
+    # -----------------------------------------------------------------------------------------
+    # Public API
+
+    def fit(self) -> TrainResult:
+        """Train for ``config.epochs`` (or until early stopping); see the module doc."""
+        cfg = self.config
+        if self.train_data is None or len(self.train_data) == 0:
+            raise ValueError("train_data is empty: nothing to train on")
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = resolve_device(cfg.device, local_rank)
+        self.dist = setup_distributed(self.device)
+        try:
+            return self._fit()
+        finally:
+            cleanup_distributed(self.dist)
+
+    @torch.no_grad()
+    def predict_logits(self, data, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits (N, K), labels (N,))`` of ``data`` in order, in eval mode."""
+        model = _unwrap(self.model)
+        model.to(self.device)
+        was_training = model.training
+        model.eval()
+        loader = DataLoader(
+            data, batch_size=batch_size or self._eval_batch_size(), shuffle=False,
+            collate_fn=self.collate_fn, num_workers=self.config.num_workers,
+        )
+        all_logits, all_labels = [], []
+        for batch in loader:
+            batch = _to_device(batch, self.device)
+            labels = batch.pop("labels")
+            all_logits.append(model(**batch).float().cpu())
+            all_labels.append(labels.cpu())
+        model.train(was_training)
+        if not all_logits:
+            return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+        return torch.cat(all_logits).numpy(), torch.cat(all_labels).numpy()
+
+    def evaluate(self, data, batch_size: int | None = None) -> dict:
+        """``{"accuracy", "macro_f1", "f1_per_class", "confusion_matrix", "loss",
+        "num_examples"}`` of the model on ``data``."""
+        logits, labels = self.predict_logits(data, batch_size)
+        if len(labels) == 0:
+            raise ValueError("data is empty: nothing to evaluate")
+        loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
+        metrics = classification_metrics(labels, logits.argmax(axis=1), logits.shape[1])
+        return {**metrics, "loss": float(loss)}
+
+    # -----------------------------------------------------------------------------------------
+    # The loop
+
+    def _eval_batch_size(self) -> int:
+        return self.config.eval_batch_size or max(self.config.batch_size, 256)
+
+    def _fit(self) -> TrainResult:
+        cfg, info = self.config, self.dist
+        out_dir = Path(cfg.out_dir) if cfg.out_dir else None
+        main = info.is_main
+        self.model.to(self.device)
+        model = self.model
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        self.optimizer = build_optimizer(
+            self.model.parameters(), cfg.optimizer, cfg.base_lr, cfg.weight_decay
+        )
+        sampler = DistributedSampler(
+            self.train_data, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+            seed=cfg.seed, drop_last=False,
+        )
+        loader = DataLoader(
+            self.train_data, batch_size=cfg.batch_size, sampler=sampler,
+            collate_fn=self.collate_fn, num_workers=cfg.num_workers,
+            generator=torch.Generator(),  # keep the global RNG out of the loader
+            pin_memory=self.device.type == "cuda",
+        )
+        steps_per_epoch = len(loader)
+        total_steps = steps_per_epoch * cfg.epochs
+        warmup_steps = int(round(cfg.warmup * total_steps))
+
+        state = self._fresh_state()
+        if cfg.resume:
+            state = self._load_last_checkpoint(out_dir, state)
+        elif out_dir is not None and main:
+            shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+        self.step = state["step"]
+        start_epoch = state["epoch"]
+        best_weights = self._best_weights_at_start(out_dir, state)
+
+        console = _stderr_console() if (cfg.progress and main) else None
+        for epoch in range(start_epoch, cfg.epochs):
+            if state["stopped_early"]:
+                break
+            started = time.perf_counter()
+            set_seed(epoch_seed(cfg.seed, epoch) + info.rank)
+            sampler.set_epoch(epoch)
+            train_stats = self._train_epoch(
+                model, loader, epoch, total_steps, warmup_steps, console
+            )
+            record = {"event": "epoch", "epoch": epoch + 1, **train_stats}
+            if self.dev_data is not None and len(self.dev_data):
+                dev = self.evaluate(self.dev_data)
+                record["dev"] = {k: dev[k] for k in ("accuracy", "macro_f1", "loss")}
+                score = dev[cfg.monitor]
+                better = _is_better(score, state["best_score"], cfg.monitor)
+            else:
+                dev, better = {}, True  # no dev data: the last epoch is the best
+            state["epoch"] = epoch + 1
+            state["step"] = self.step
+            if better:
+                state.update(best_score=dev.get(cfg.monitor), best_epoch=epoch + 1,
+                             best_metrics=dev, bad_epochs=0)
+                if cfg.restore_best:
+                    best_weights = {k: v.detach().to("cpu", copy=True)
+                                    for k, v in self.model.state_dict().items()}
+            else:
+                state["bad_epochs"] += 1
+            if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
+                state["stopped_early"] = True
+            record["best"] = better
+            record["time_s"] = time.perf_counter() - started
+            state["train_time_s"] += record["time_s"]
+            state["history"].append(record)
+            if out_dir is not None and main:
+                if better:
+                    ckpt.save_checkpoint(out_dir, self.model, metadata=self._metadata(state))
+                self._save_checkpoint(out_dir, state)
+                self._write_log(out_dir, state["history"])
+            if console is not None:
+                console.print(_epoch_line(record, cfg.epochs, cfg.monitor))
+            for callback in self.callbacks:
+                callback(self, record)
+
+        if cfg.restore_best and best_weights is not None:
+            self.model.load_state_dict(best_weights)
+        result = TrainResult(
+            history=state["history"],
+            best_epoch=state["best_epoch"],
+            best_metrics=state["best_metrics"],
+            train_time_s=state["train_time_s"],
+            epochs_run=state["epoch"],
+            stopped_early=state["stopped_early"],
+            resumed_from=start_epoch,
+            world_size=info.world_size,
+            out_dir=str(out_dir) if out_dir else None,
+        )
+        if out_dir is not None and main:
+            end = {"event": "end", **{k: v for k, v in result.to_dict().items()
+                                      if k != "history"}}
+            self._write_log(out_dir, state["history"] + [end])
+            ckpt.atomic_write_json(out_dir / RESULT_FILE, result.to_dict())
+        return result
+
+    def _train_epoch(self, model, loader, epoch, total_steps, warmup_steps, console) -> dict:
+        cfg = self.config
+        model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        correct, seen = 0, 0
+        progress = _progress(console)
+        task = None
+        if progress is not None:
+            progress.start()
+            task = progress.add_task(
+                f"epoch {epoch + 1}/{cfg.epochs}", total=len(loader), loss="-"
+            )
+        try:
+            for batch in loader:
+                batch = _to_device(batch, self.device)
+                labels = batch.pop("labels")
+                lr = cfg.base_lr * lr_factor(self.step, total_steps, cfg.schedule, warmup_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                logits = model(**batch)
+                loss = F.cross_entropy(logits, labels)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                constrain = getattr(self.model, "apply_constraints", None)
+                if callable(constrain):
+                    constrain()
+                self.step += 1
+                loss_sum += loss.detach().double().cpu() * len(labels)
+                correct += int((logits.detach().argmax(1) == labels).sum())
+                seen += len(labels)
+                if progress is not None:
+                    progress.update(task, advance=1, loss=f"{loss.item():.4f}")
+        finally:
+            if progress is not None:
+                progress.stop()
+        stats = torch.tensor([loss_sum.item(), correct, seen], dtype=torch.float64)
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            dist.all_reduce(stats)  # gloo and nccl both reduce float64 sums
+        loss_total, correct_total, seen_total = stats.tolist()
+        return {
+            "train_loss": loss_total / max(seen_total, 1),
+            "train_accuracy": correct_total / max(seen_total, 1),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "steps": self.step,
+        }
+
+    # -----------------------------------------------------------------------------------------
+    # State, checkpoints, logs
+
+    def _fresh_state(self) -> dict:
+        return {
+            "epoch": 0,
+            "step": 0,
+            "best_score": None,
+            "best_epoch": 0,
+            "best_metrics": {},
+            "bad_epochs": 0,
+            "stopped_early": False,
+            "train_time_s": 0.0,
+            "history": [],
+        }
+
+    def _metadata(self, state: dict) -> dict:
+        return {
+            **self.metadata,
+            "train": {
+                "config": self.config.to_dict(),
+                "best_epoch": state["best_epoch"],
+                "best_metrics": {k: state["best_metrics"][k] for k in
+                                 ("accuracy", "macro_f1", "loss") if k in state["best_metrics"]},
+            },
+        }
+
+    def _save_checkpoint(self, out_dir: Path, state: dict) -> None:
+        root = out_dir / "checkpoints"
+        root.mkdir(parents=True, exist_ok=True)
+        final = root / f"epoch-{state['epoch']:04d}"
+        temp = root / f".epoch-{state['epoch']:04d}.tmp{os.getpid()}"
+        shutil.rmtree(temp, ignore_errors=True)
+        ckpt.save_checkpoint(temp, self.model, metadata=self._metadata(state))
+        rng = {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),  # noqa: NPY002 -- the global one set_seed seeds
+            "python": random.getstate(),
+        }
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        ckpt.save_state(temp / STATE_STEM, {
+            "optimizer": self.optimizer.state_dict(),
+            "trainer": {k: v for k, v in state.items()},
+            "rng": rng,
+            "train_config": self.config.to_dict(),
+        })
+        best = out_dir / ckpt.MODEL_FILE
+        if state["best_epoch"] and best.is_file():
+            try:  # a hard link costs no space; out_dir's file is replaced, never rewritten
+                os.link(best, temp / BEST_FILE)
+            except OSError:
+                shutil.copyfile(best, temp / BEST_FILE)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(temp, final)  # the folder appears complete or not at all
+        for old in root.iterdir():
+            if old != final and old.name.startswith(("epoch-", ".epoch-")):
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _load_last_checkpoint(self, out_dir: Path, state: dict) -> dict:
+        root = out_dir / "checkpoints"
+        found = sorted(p for p in root.glob("epoch-*") if p.is_dir()) if root.is_dir() else []
+        if not found:
+            if self.dist.is_main and self.config.progress:
+                print(f"poolkit: no checkpoint in {root}; starting from scratch", file=sys.stderr)
+            return state
+        last = found[-1]
+        saved = ckpt.load_state(last / STATE_STEM)
+        previous = saved["train_config"]
+        for key in ("batch_size", "optimizer", "seed"):
+            if previous.get(key) != getattr(self.config, key):
+                raise ValueError(
+                    f"cannot resume {last}: it was trained with {key}={previous.get(key)!r}, "
+                    f"now {key}={getattr(self.config, key)!r} (start without resume instead)"
+                )
+        from safetensors.torch import load_model
+
+        load_model(self.model, last / ckpt.MODEL_FILE, strict=True, device=str(self.device))
+        self.optimizer.load_state_dict(_to_optimizer_device(saved["optimizer"], self.device))
+        rng = saved["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(tuple(rng["numpy"]))  # noqa: NPY002
+        random.setstate(_as_tuple(rng["python"]))
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        restored = {**state, **saved["trainer"]}
+        if self.dist.is_main and (last / BEST_FILE).is_file():
+            # the best model of the checkpoint becomes out_dir's model again (a crash between
+            # writing a new best model and its checkpoint may have left a newer one there)
+            shutil.copyfile(last / BEST_FILE, out_dir / f".{ckpt.MODEL_FILE}.resume")
+            os.replace(out_dir / f".{ckpt.MODEL_FILE}.resume", out_dir / ckpt.MODEL_FILE)
+            config = ckpt.read_checkpoint_config(last)
+            config.update(self._metadata(restored))
+            ckpt.atomic_write_json(out_dir / ckpt.CONFIG_FILE, config)
+        return restored
+
+    def _best_weights_at_start(self, out_dir: Path | None, state: dict) -> dict | None:
+        if state["best_epoch"] == 0 or not self.config.restore_best:
+            return None
+        last = out_dir / "checkpoints" / f"epoch-{state['epoch']:04d}"
+        from safetensors.torch import load_file
+
+        best = load_file(last / BEST_FILE, device="cpu")
+        reference = self.model.state_dict()
+        # safetensors stores shared tensors once; fill the aliases back from the live model
+        return {k: best[k] if k in best else reference[k].detach().cpu().clone()
+                for k in reference}
+
+    def _write_log(self, out_dir: Path, records: list[dict]) -> None:
+        lines = "".join(json.dumps(_json_safe(r)) + "\n" for r in records)
+        ckpt.atomic_write_text(out_dir / LOG_FILE, lines)
+
+
+def _to_optimizer_device(state: dict, device: torch.device) -> dict:
+    """Optimizer moments onto the model's device (``step`` counters stay on the CPU)."""
+    moved = {}
+    for index, values in state["state"].items():
+        moved[index] = {k: v.to(device) if torch.is_tensor(v) and k != "step" else v
+                        for k, v in values.items()}
+    return {"state": moved, "param_groups": state["param_groups"]}
+
+
+def _as_tuple(value):
+    if isinstance(value, list):
+        return tuple(_as_tuple(v) for v in value)
+    return value
+
+
+def _is_better(score: float, best: float | None, monitor: str) -> bool:
+    if best is None:
+        return True
+    return score < best if monitor == "loss" else score > best
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _progress(console):
+    if console is None or not console.is_terminal:  # no bars in log files
+        return None
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, transient=True,
+    )
+
+
+def _epoch_line(record: dict, epochs: int, monitor: str) -> str:
+    text = (f"epoch {record['epoch']}/{epochs}  loss {record['train_loss']:.4f}  "
+            f"train acc {record['train_accuracy']:.4f}")
+    if "dev" in record:
+        text += f"  dev {monitor} {record['dev'][monitor]:.4f}"
+        text += "  (best)" if record["best"] else ""
+    return text + f"  {record['time_s']:.1f}s"
