@@ -46,7 +46,6 @@ def spatial_shape(dims: int) -> tuple[int, ...]:
     return (9, 8, 7)[:dims] if dims > 1 else (11,)
 
 
-@pytest.mark.xfail(reason="families still landing", strict=False)
 def test_names_include_contract():
     required = (
         "max avg lp lp_abs stochastic fractional_max mixed gated tree softpool lip gem lse blur "

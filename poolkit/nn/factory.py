@@ -33,7 +33,18 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from poolkit.nn import basic, kmax
+from poolkit.nn import (
+    attention,
+    basic,
+    blur,
+    exponential,
+    fractional,
+    kmax,
+    mixed,
+    power,
+    pyramid,
+    stochastic,
+)
 from poolkit.nn._utils import check_dims
 
 
@@ -237,4 +248,110 @@ register_pool(
              ("layer", "num_layers"), notes="global form = top layer, k = k_top"),
     {1: kmax.DynamicKMaxPool1d},
     _build_dynamic,
+)
+
+
+def _build_plain(cls: type, global_pool: bool, kwargs: dict) -> nn.Module:
+    """Families with one form only: the class takes its arguments as they are."""
+    if not global_pool:
+        kwargs.pop("flatten", None)
+    return cls(**kwargs)
+
+
+register_pool(
+    PoolInfo("lp_abs", "Lp pooling of |x|", "Boureau, Ponce & LeCun, ICML 2010",
+             r"y = (sum_{i in w} |x_i|^p)^(1/p); safe on signed input", (1, 2, 3), True, True,
+             False, False, _WINDOW),
+    _classes(power, "LpAbsPool"),
+)
+register_pool(
+    PoolInfo("stochastic", "Stochastic pooling", "Zeiler & Fergus, ICLR 2013",
+             "train: sample a_i with p = a_i / sum a (a = relu x); eval: sum a^2 / sum a",
+             (1, 2, 3), True, True, False, False, _WINDOW, stochastic=True,
+             notes="winners in training only (the sampled position); eval is a weighted mean"),
+    _classes(stochastic, "StochasticPool"),
+)
+register_pool(
+    PoolInfo("fractional_max", "Fractional max pooling", "Graham, arXiv:1412.6071, 2014",
+             "max over pseudo-random / random regions giving a non-integer size ratio",
+             (1, 2, 3), True, False, False, True,
+             ("kernel_size", "output_size", "output_ratio"), stochastic=True,
+             notes="eval mode uses a fixed (mid-point) grid by default"),
+    _classes(fractional, "FractionalMaxPool"),
+    _build_plain,
+)
+register_pool(
+    PoolInfo("mixed", "Mixed max-average pooling", "Yu, Wang, Chen & Wei, RSKT 2014",
+             "y = a * max + (1 - a) * avg; a fixed, learned (sigmoid) or random per call",
+             (1, 2, 3), True, True, True, False, _WINDOW,
+             notes="mode='random' is stochastic in training"),
+    _classes(mixed, "MixedPool"),
+)
+register_pool(
+    PoolInfo("gated", "Gated max-average pooling", "Lee, Gallagher & Tu, AISTATS 2016",
+             "g = sigmoid(w . x_w); y = g * max + (1 - g) * avg (learned mask w)", (1, 2, 3), True,
+             False, True, False, _WINDOW),
+    _classes(mixed, "GatedPool"),
+    _build_plain,
+)
+register_pool(
+    PoolInfo("tree", "Tree pooling", "Lee, Gallagher & Tu, AISTATS 2016",
+             "learned pooling filters (leaves) mixed by learned sigmoid gates (nodes)", (1, 2, 3),
+             True, False, True, False, _WINDOW),
+    _classes(mixed, "TreePool"),
+    _build_plain,
+)
+register_pool(
+    PoolInfo("softpool", "SoftPool", "Stergiou, Poppe & Kalliatakis, ICCV 2021",
+             "y = sum x e^x / sum e^x = avgpool(x e^x) / avgpool(e^x)", (1, 2, 3), True, True,
+             False, False, _WINDOW),
+    _classes(exponential, "SoftPool"),
+)
+register_pool(
+    PoolInfo("lip", "Local importance-based pooling (LIP)", "Gao, Wang & Wu, ICCV 2019",
+             "y = avgpool(x e^l) / avgpool(e^l), l = 12 sigmoid(IN(conv(x)))", (1, 2, 3), True,
+             True, True, False, _WINDOW, notes="needs channels=C"),
+    _classes(exponential, "LIPPool"),
+)
+register_pool(
+    PoolInfo("gem", "Generalised-mean (GeM) pooling", "Radenović, Tolias & Chum, TPAMI 2018",
+             "y = (avgpool(clamp(x, eps)^p))^(1/p), learnable p (optionally per channel)",
+             (1, 2, 3), True, True, True, False, _WINDOW),
+    _classes(power, "GeMPool"),
+)
+register_pool(
+    PoolInfo("lse", "Log-sum-exp pooling", "Pinheiro & Collobert, CVPR 2015",
+             "y = (1/r) log(mean_w exp(r x)); smooth max, stable", (1, 2, 3), True, True, False,
+             False, _WINDOW),
+    _classes(exponential, "LSEPool"),
+)
+register_pool(
+    PoolInfo("blur", "BlurPool (anti-aliased)", "Zhang, ICML 2019",
+             "binomial low-pass filter (kernel_size taps, reflect padding), then subsample",
+             (1, 2, 3), True, False, False, False, _WINDOW, notes="stride defaults to 2"),
+    _classes(blur, "BlurPool"),
+    _build_plain,
+)
+register_pool(
+    PoolInfo("maxblur", "MaxBlurPool (anti-aliased max)", "Zhang, ICML 2019",
+             "max pool with stride 1, then binomial blur and subsample", (1, 2, 3), True, False,
+             False, False, _WINDOW, notes="stride defaults to 2; blur_size taps (default 3)"),
+    _classes(blur, "MaxBlurPool"),
+    _build_plain,
+)
+register_pool(
+    PoolInfo("spp", "Spatial pyramid pooling", "He, Zhang, Ren & Sun, ECCV 2014",
+             "adaptive max (or avg) pools on l x l grids for l in levels, concatenated",
+             (1, 2, 3), True, True, False, True, ("levels",),
+             notes="windowed: (N, C, bins); global: (N, C * bins), default levels (1, 2, 4); "
+                   "winners with mode='max'"),
+    _classes(pyramid, "SpatialPyramidPool"),
+    _build_flag,
+)
+register_pool(
+    PoolInfo("attention", "Attention pooling", "Radford et al. (CLIP), ICML 2021",
+             "a learned query attends to all positions (multi-head), optional pos. embedding",
+             (1, 2, 3), False, True, True, False, (), notes="needs channels=C"),
+    _classes(attention, "AttentionPool"),
+    _build_plain,
 )

@@ -1,0 +1,465 @@
+"""Exponentially weighted pools: SoftPool, LIP and log-sum-exp (LSE) pooling.
+
+All three are ratios (or logs) of **sum pools** of ``exp`` terms, so none of them copies the
+windows (no ``unfold``): a window's softmax-weighted average is
+``sum_pool(v * e^l) / sum_pool(e^l)``. Their backward passes are written by hand next to the
+forward (a custom ``autograd.Function``) so that only the input and the small pooled tensors are
+kept between forward and backward; ``exp`` is recomputed.
+
+Numerical safety: the exponent is shifted by the plane maximum (an upper bound of every window's
+maximum), so nothing overflows; float16/bfloat16 are computed in float32 and float32 in float64
+when a plane's range is so wide that a window's weights could all underflow. A window whose
+weights still all underflow (a range beyond ~700) falls back to its max (SoftPool/LIP: the value
+at the largest logit; LSE: ``max - log(|w|)/r``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from poolkit.nn._base import WindowPoolNd, bind_dims
+from poolkit.nn._utils import (
+    MAX_POOL,
+    check_dims,
+    check_fits,
+    check_input,
+    check_positive,
+    global_window,
+    plane_max,
+    sum_pool,
+    sum_pool_transpose,
+    window_args,
+    window_count,
+)
+
+# exp(-_SAFE_RANGE[dtype]) is far above the dtype's smallest normal number.
+_SAFE_RANGE = {torch.float32: 80.0, torch.float64: 700.0}
+
+
+def _window(input: Tensor, kernel_size, stride, padding, dims: int):
+    check_dims(dims)
+    check_input(input, dims)
+    if kernel_size is None:
+        if stride is not None or padding not in (0, None):
+            raise ValueError("stride and padding need kernel_size (kernel_size=None is global)")
+        return global_window(input, dims)
+    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
+    check_fits(input, kernel, pad, dims)
+    return kernel, step, pad
+
+
+def _exp_dtype(logits: Tensor, scale: float = 1.0) -> torch.dtype:
+    """float32 for half types; float64 when a plane's range times ``scale`` could underflow."""
+    dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else logits.dtype
+    if dtype == torch.float32:
+        low, high = logits.detach().flatten(2).aminmax(dim=-1)
+        if bool(((high - low) * scale > _SAFE_RANGE[dtype]).any()):
+            dtype = torch.float64
+    return dtype
+
+
+class _ExpWeightedPool(torch.autograd.Function):
+    r"""``y_w = sum_{i in w} v_i e^{l_i - m} / sum_{i in w} e^{l_i - m}`` (``logits=None``: l = v).
+
+    Backward, with :math:`S_w = \sum_{i\in w} e^{l_i-m}`, :math:`A = T(g/S)`,
+    :math:`B = T(g\,y/S)` (``T`` = transpose of the sum pool, i.e. each position collects the
+    windows containing it):
+    :math:`\partial/\partial v_i = e_i A_i`, :math:`\partial/\partial l_i = e_i (v_i A_i - B_i)`;
+    SoftPool (l = v): :math:`e_i((1 + v_i) A_i - B_i)`.
+    """
+
+    @staticmethod
+    def forward(ctx, values, logits, shift, kernel, stride, padding, dims):
+        source = values if logits is None else logits
+        with torch.no_grad():
+            weights = (source - shift).exp_()  # (N, C, *spatial), in (0, 1]
+            den = sum_pool(weights, kernel, stride, padding, dims)
+            num = sum_pool(weights.mul_(values), kernel, stride, padding, dims)
+            del weights
+            out = torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny), 0.0)
+        ctx.save_for_backward(values, logits, shift, den, out)
+        ctx.window = (kernel, stride, padding, dims)
+        ctx.mark_non_differentiable(den)
+        return out, den
+
+    @staticmethod
+    def backward(ctx, grad, _grad_den):
+        values, logits, shift, den, out = ctx.saved_tensors
+        kernel, stride, padding, dims = ctx.window
+        g_over_s = torch.where(den > 0, grad / den.clamp_min(torch.finfo(den.dtype).tiny), 0.0)
+        a = sum_pool_transpose(g_over_s, values, kernel, stride, padding, dims)
+        b = sum_pool_transpose(g_over_s.mul_(out), values, kernel, stride, padding, dims)
+        if logits is None:  # SoftPool: e * ((1 + v) * A - B), built in place in ``a``
+            a.addcmul_(values, a).sub_(b)
+            del b
+            a.mul_((values - shift).exp_())
+            return a, None, None, None, None, None, None
+        grad_logits = (values * a).sub_(b)
+        del b
+        weights = (logits - shift).exp_()
+        grad_logits.mul_(weights)
+        grad_values = a.mul_(weights) if ctx.needs_input_grad[0] else None
+        return grad_values, grad_logits, None, None, None, None, None
+
+
+def _exp_weighted_pool(values: Tensor, logits: Tensor | None, kernel, stride, padding, dims):
+    source = values if logits is None else logits
+    dtype = _exp_dtype(source)
+    v = values.to(dtype)
+    l = None if logits is None else logits.to(dtype)
+    shift = plane_max(v if l is None else l, dims)
+    out, den = _ExpWeightedPool.apply(v, l, shift, kernel, stride, padding, dims)
+    if not bool((den > 0).all()):  # every weight of some window underflowed: take its argmax
+        _, index = MAX_POOL[dims](
+            v if l is None else l, kernel, stride, padding, return_indices=True
+        )
+        winner = v.flatten(2).gather(2, index.flatten(2)).view_as(index)
+        out = torch.where(den > 0, out, winner)
+    return out.to(values.dtype)
+
+
+def soft_pool(input: Tensor, kernel_size=None, stride=None, padding=0, *, dims: int) -> Tensor:
+    r"""SoftPool (Stergiou, Poppe & Kalliatakis, ICCV 2021): softmax-weighted window average.
+
+    .. math::
+        y_w = \frac{\sum_{i \in w} x_i e^{x_i}}{\sum_{i \in w} e^{x_i}}
+            = \frac{\operatorname{avgpool}(x e^{x})}{\operatorname{avgpool}(e^{x})}
+
+    Lies between the window's mean and max; differentiable everywhere; large inputs are safe
+    (the exponent is shifted, see the module docstring). ``kernel_size=None`` pools each whole
+    plane. Padding positions get zero weight (they never take part).
+
+    Shape:
+        - Input: :math:`(N, C, *S)`; Output: :math:`(N, C, *S_{out})`,
+          :math:`S_{out} = \lfloor (S + 2p - k)/s \rfloor + 1`; global :math:`(N, C, 1, ...)`.
+
+    Example::
+
+        >>> soft_pool2d(torch.tensor([[[[0., 0.], [0., 0.6931]]]]), 2)  # (2 ln 2) / (1+1+1+2)
+        tensor([[[[0.2772]]]])
+    """
+    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    return _exp_weighted_pool(input, None, kernel, step, pad, dims)
+
+
+def lip_pool(
+    input: Tensor, logits: Tensor, kernel_size=None, stride=None, padding=0, *, dims: int
+) -> Tensor:
+    r"""Local importance-based pooling (Gao, Wang & Wu, ICCV 2019) with given logits.
+
+    .. math::
+        y_w = \frac{\sum_{i \in w} x_i e^{\ell_i}}{\sum_{i \in w} e^{\ell_i}}
+            = \frac{\operatorname{avgpool}(x e^{\ell})}{\operatorname{avgpool}(e^{\ell})}
+
+    where :math:`\ell = \operatorname{logit}(x)` comes from a learned module (:class:`LIPLogit`).
+    Gradients flow to both ``input`` and ``logits``.
+
+    Shape:
+        - Input and logits: :math:`(N, C, *S)`; Output: :math:`(N, C, *S_{out})`.
+    """
+    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    if not isinstance(logits, Tensor) or logits.shape != input.shape:
+        got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise ValueError(f"logits ({got}) must have the input's shape {tuple(input.shape)}")
+    return _exp_weighted_pool(input, logits, kernel, step, pad, dims)
+
+
+class _LSEPool(torch.autograd.Function):
+    r"""``y_w = m + log(S_w / K_w) / r``, :math:`S_w = \sum_{i\in w} e^{r(x_i - m)}`.
+
+    Backward: :math:`\partial y_w / \partial x_i = e^{r(x_i - m)} / S_w`, so
+    :math:`\nabla x = e^{r(x-m)} \odot T(g / S)`.
+    """
+
+    @staticmethod
+    def forward(ctx, input, shift, r, kernel, stride, padding, dims):
+        with torch.no_grad():
+            weights = (input - shift).mul_(r).exp_()
+            den = sum_pool(weights, kernel, stride, padding, dims)
+            del weights
+            count = window_count(input, kernel, stride, padding, dims)
+            log_mean = den.clamp_min(torch.finfo(den.dtype).tiny).div(count).log_().div_(r)
+            out = torch.where(den > 0, log_mean, 0.0) + shift
+        ctx.save_for_backward(input, shift, den)
+        ctx.r, ctx.window = r, (kernel, stride, padding, dims)
+        ctx.mark_non_differentiable(den)
+        return out, den
+
+    @staticmethod
+    def backward(ctx, grad, _grad_den):
+        input, shift, den = ctx.saved_tensors
+        kernel, stride, padding, dims = ctx.window
+        g_over_s = torch.where(den > 0, grad / den.clamp_min(torch.finfo(den.dtype).tiny), 0.0)
+        grad_input = sum_pool_transpose(g_over_s, input, kernel, stride, padding, dims)
+        grad_input.mul_((input - shift).mul_(ctx.r).exp_())
+        return grad_input, None, None, None, None, None, None
+
+
+def lse_pool(
+    input: Tensor, kernel_size=None, stride=None, padding=0, r: float = 1.0, *, dims: int
+) -> Tensor:
+    r"""Log-sum-exp pooling (Pinheiro & Collobert, CVPR 2015), a smooth max with sharpness r.
+
+    .. math:: y_w = \frac{1}{r} \log\Big(\frac{1}{|w|} \sum_{i \in w} e^{r x_i}\Big)
+
+    :math:`r \to 0` gives the mean, :math:`r \to \infty` the max; always
+    :math:`\max_w x - \log(|w|)/r \le y_w \le \max_w x`. Computed stably as
+    :math:`m + \frac1r \log \frac{1}{|w|}\sum e^{r(x_i - m)}` with ``m`` the plane max.
+    :math:`|w|` counts real positions only (padding takes no part).
+
+    Shape:
+        - Input: :math:`(N, C, *S)`; Output: :math:`(N, C, *S_{out})`; global
+          :math:`(N, C, 1, ...)`.
+
+    Example::
+
+        >>> lse_pool1d(torch.tensor([[[0., 0.]]]), 2, r=1.0)   # log(mean(1, 1)) = 0
+        tensor([[[0.]]])
+    """
+    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    r = check_positive(r, "r")
+    dtype = _exp_dtype(input, r)
+    x = input.to(dtype)
+    shift = plane_max(x, dims)
+    out, den = _LSEPool.apply(x, shift, r, kernel, step, pad, dims)
+    if not bool((den > 0).all()):
+        count = window_count(x, kernel, step, pad, dims)
+        fallback = MAX_POOL[dims](x, kernel, step, pad) - count.log() / r
+        out = torch.where(den > 0, out, fallback)
+    return out.to(input.dtype)
+
+
+soft_pool1d, soft_pool2d, soft_pool3d = (
+    bind_dims(soft_pool, f"soft_pool{d}d", d) for d in (1, 2, 3)
+)
+lip_pool1d, lip_pool2d, lip_pool3d = (bind_dims(lip_pool, f"lip_pool{d}d", d) for d in (1, 2, 3))
+lse_pool1d, lse_pool2d, lse_pool3d = (bind_dims(lse_pool, f"lse_pool{d}d", d) for d in (1, 2, 3))
+
+
+class _SoftPoolNd(WindowPoolNd):
+    pass
+
+
+class SoftPool1d(_SoftPoolNd):
+    r"""SoftPool (Stergiou et al., ICCV 2021) over ``(N, C, L)``, see :func:`soft_pool`.
+
+    .. math:: y_w = \sum_{i \in w} x_i e^{x_i} \Big/ \sum_{i \in w} e^{x_i}
+
+    Shape:
+        - Input: :math:`(N, C, L)`; Output: :math:`(N, C, \lfloor (L + 2p - k)/s \rfloor + 1)`;
+          ``kernel_size=None``: :math:`(N, C)`.
+    """
+
+    dims = 1
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._finish(soft_pool1d(input, self.kernel_size, self.stride, self.padding))
+
+
+class SoftPool2d(_SoftPoolNd):
+    r"""SoftPool (Stergiou et al., ICCV 2021) over ``(N, C, H, W)``, see :func:`soft_pool`.
+
+    .. math:: y_w = \sum_{i \in w} x_i e^{x_i} \Big/ \sum_{i \in w} e^{x_i}
+
+    Shape:
+        - Input: :math:`(N, C, H, W)`; Output: :math:`(N, C, H_{out}, W_{out})`,
+          :math:`H_{out} = \lfloor (H + 2p - k)/s \rfloor + 1`; ``kernel_size=None``:
+          :math:`(N, C)`.
+
+    Example::
+
+        >>> SoftPool2d(2)(torch.zeros(1, 1, 4, 4)).shape
+        torch.Size([1, 1, 2, 2])
+    """
+
+    dims = 2
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._finish(soft_pool2d(input, self.kernel_size, self.stride, self.padding))
+
+
+class SoftPool3d(_SoftPoolNd):
+    r"""SoftPool (Stergiou et al., ICCV 2021) over ``(N, C, D, H, W)``, see :func:`soft_pool`.
+
+    .. math:: y_w = \sum_{i \in w} x_i e^{x_i} \Big/ \sum_{i \in w} e^{x_i}
+
+    Shape:
+        - Input: :math:`(N, C, D, H, W)`; Output: :math:`(N, C, D_{out}, H_{out}, W_{out})`.
+    """
+
+    dims = 3
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._finish(soft_pool3d(input, self.kernel_size, self.stride, self.padding))
+
+
+class _LSEPoolNd(WindowPoolNd):
+    def __init__(self, kernel_size=None, stride=None, padding=0, r: float = 1.0, flatten=True):
+        super().__init__(kernel_size, stride, padding, flatten)
+        self.r = check_positive(r, "r")
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, " + super().extra_repr()
+
+
+class LSEPool1d(_LSEPoolNd):
+    r"""Log-sum-exp pooling (Pinheiro & Collobert 2015), see :func:`lse_pool`.
+
+    .. math:: y_w = \frac1r \log \frac{1}{|w|}\sum_{i\in w} e^{r x_i}
+
+    Shape:
+        - Input: :math:`(N, C, L)`; Output: :math:`(N, C, L_{out})`; global :math:`(N, C)`.
+    """
+
+    dims = 1
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._finish(lse_pool1d(input, self.kernel_size, self.stride, self.padding, self.r))
+
+
+class LSEPool2d(_LSEPoolNd):
+    r"""Log-sum-exp pooling (Pinheiro & Collobert 2015), see :func:`lse_pool`.
+
+    .. math:: y_w = \frac1r \log \frac{1}{|w|}\sum_{i\in w} e^{r x_i}
+
+    Shape:
+        - Input: :math:`(N, C, H, W)`; Output: :math:`(N, C, H_{out}, W_{out})`; global
+          :math:`(N, C)`.
+    """
+
+    dims = 2
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._finish(lse_pool2d(input, self.kernel_size, self.stride, self.padding, self.r))
+
+
+class LSEPool3d(_LSEPoolNd):
+    r"""Log-sum-exp pooling (Pinheiro & Collobert 2015), see :func:`lse_pool`.
+
+    .. math:: y_w = \frac1r \log \frac{1}{|w|}\sum_{i\in w} e^{r x_i}
+
+    Shape:
+        - Input: :math:`(N, C, D, H, W)`; Output: :math:`(N, C, D_{out}, H_{out}, W_{out})`.
+    """
+
+    dims = 3
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._finish(lse_pool3d(input, self.kernel_size, self.stride, self.padding, self.r))
+
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_INSTANCE_NORM = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+_BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+class LIPLogit(nn.Module):
+    r"""The logit module of simplified LIP (Gao et al. 2019): conv, norm, scaled sigmoid.
+
+    .. math:: \ell(x) = c \cdot \sigma\big(\operatorname{norm}(W * x)\big),\quad c = 12
+
+    The convolution (``kernel_size`` 3, same padding, no bias) starts at zero, so a fresh LIP
+    layer is an average pool; ``norm`` is ``"instance"`` (affine, as in the paper's simplified
+    LIP) or ``"batch"``. The logits lie in ``[0, c]``.
+
+    Shape:
+        - Input: :math:`(N, C, *S)`; Output: :math:`(N, C, *S)`.
+    """
+
+    def __init__(
+        self, channels: int, dims: int = 2, kernel_size: int = 3, norm: str = "instance",
+        coeff: float = 12.0,
+    ) -> None:
+        super().__init__()
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels ({channels!r}) must be an int >= 1")
+        check_dims(dims)
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"logit kernel_size ({kernel_size!r}) must be an odd int >= 1")
+        if norm not in ("instance", "batch"):
+            raise ValueError(f"norm ({norm!r}) must be one of ('instance', 'batch')")
+        self.coeff = check_positive(coeff, "coeff")
+        self.conv = _CONV[dims](channels, channels, kernel_size, padding=kernel_size // 2,
+                                bias=False)
+        nn.init.zeros_(self.conv.weight)
+        norm_cls = _INSTANCE_NORM[dims] if norm == "instance" else _BATCH_NORM[dims]
+        self.norm = norm_cls(channels, affine=True)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return torch.sigmoid(self.norm(self.conv(input))) * self.coeff
+
+
+class _LIPPoolNd(WindowPoolNd):
+    def __init__(
+        self, channels: int, kernel_size=None, stride=None, padding=0, flatten=True,
+        logit_kernel_size: int = 3, norm: str = "instance", coeff: float = 12.0,
+    ):
+        super().__init__(kernel_size, stride, padding, flatten)
+        self.logit = LIPLogit(channels, self.dims, logit_kernel_size, norm, coeff)
+
+
+class LIPPool1d(_LIPPoolNd):
+    r"""LIP (Gao et al. 2019) over ``(N, C, L)`` with its learned :class:`LIPLogit`.
+
+    .. math:: y_w = \sum_{i\in w} x_i e^{\ell_i} \Big/ \sum_{i\in w} e^{\ell_i},\quad
+        \ell = \operatorname{logit}(x)
+
+    Shape:
+        - Input: :math:`(N, C, L)`; Output: :math:`(N, C, L_{out})`; global :math:`(N, C)`.
+    """
+
+    dims = 1
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._finish(lip_pool1d(input, self.logit(input), self.kernel_size, self.stride,
+                                       self.padding))
+
+
+class LIPPool2d(_LIPPoolNd):
+    r"""LIP (Gao, Wang & Wu, ICCV 2019) with its learned :class:`LIPLogit`.
+
+    .. math:: y_w = \sum_{i\in w} x_i e^{\ell_i} \Big/ \sum_{i\in w} e^{\ell_i},\quad
+        \ell = 12\,\sigma(\operatorname{IN}(W * x))
+
+    The paper's layer is ``LIPPool2d(C, kernel_size=3, stride=2, padding=1)``; a fresh layer
+    equals average pooling (zero-initialised logit convolution).
+
+    Shape:
+        - Input: :math:`(N, C, H, W)`; Output: :math:`(N, C, H_{out}, W_{out})`; global
+          :math:`(N, C)`.
+
+    Example::
+
+        >>> LIPPool2d(8, kernel_size=3, stride=2, padding=1)(torch.randn(2, 8, 16, 16)).shape
+        torch.Size([2, 8, 8, 8])
+    """
+
+    dims = 2
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._finish(lip_pool2d(input, self.logit(input), self.kernel_size, self.stride,
+                                       self.padding))
+
+
+class LIPPool3d(_LIPPoolNd):
+    r"""LIP (Gao et al. 2019) over ``(N, C, D, H, W)`` with its learned :class:`LIPLogit`.
+
+    .. math:: y_w = \sum_{i\in w} x_i e^{\ell_i} \Big/ \sum_{i\in w} e^{\ell_i}
+
+    Shape:
+        - Input: :math:`(N, C, D, H, W)`; Output: :math:`(N, C, D_{out}, H_{out}, W_{out})`.
+    """
+
+    dims = 3
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._finish(lip_pool3d(input, self.logit(input), self.kernel_size, self.stride,
+                                       self.padding))
+
+
+__all__ = [
+    "LIPLogit", "LIPPool1d", "LIPPool2d", "LIPPool3d", "LSEPool1d", "LSEPool2d", "LSEPool3d",
+    "SoftPool1d", "SoftPool2d", "SoftPool3d", "lip_pool1d", "lip_pool2d", "lip_pool3d",
+    "lse_pool1d", "lse_pool2d", "lse_pool3d", "soft_pool1d", "soft_pool2d", "soft_pool3d",
+]

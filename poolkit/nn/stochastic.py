@@ -1,0 +1,188 @@
+r"""Stochastic pooling (Zeiler & Fergus, ICLR 2013).
+
+M. D. Zeiler, R. Fergus, "Stochastic Pooling for Regularization of Deep Convolutional Neural
+Networks", ICLR 2013. In training each window outputs **one** of its (non-negative) activations,
+drawn with probability proportional to its value; at test time the probability-weighted average.
+
+Sampling rides on max pooling (the Gumbel-max trick): with :math:`u_i \sim U(0, 1)`,
+:math:`\arg\max_i (\log a_i - \log(-\log u_i))` is distributed as :math:`a_i / \sum_j a_j`, so
+one ``max_pool(..., return_indices=True)`` of the perturbed log-activations picks every window's
+sample at once, without copying windows. The noise is drawn per input position, so the samples
+of two *overlapping* windows are correlated (each window's own distribution is exact).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from poolkit.nn._base import WindowPoolNd, bind_dims
+from poolkit.nn._utils import (
+    MAX_POOL,
+    check_dims,
+    check_fits,
+    check_input,
+    compute_dtype,
+    global_window,
+    sum_pool,
+    window_args,
+)
+
+
+def _window(input: Tensor, kernel_size, stride, padding, dims: int):
+    check_dims(dims)
+    check_input(input, dims)
+    if kernel_size is None:
+        if stride is not None or padding not in (0, None):
+            raise ValueError("stride and padding need kernel_size (kernel_size=None is global)")
+        return global_window(input, dims)
+    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
+    check_fits(input, kernel, pad, dims)
+    return kernel, step, pad
+
+
+def stochastic_indices(
+    input: Tensor, kernel_size=None, stride=None, padding=0, generator=None, noise=None, *,
+    dims: int,
+) -> Tensor:
+    r"""The sampled position of each window (flat index in the input plane, like max pooling's).
+
+    ``noise`` (uniform in ``(0, 1)``, the input's shape) makes the draw reproducible across
+    engines; otherwise it is drawn with ``generator``. A window without a positive activation
+    returns one of its positions (its value is 0 after the ReLU).
+    """
+    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    with torch.no_grad():
+        if noise is None:
+            noise = torch.rand(
+                input.shape, generator=generator, device=input.device,
+                dtype=torch.float64 if input.dtype == torch.float64 else torch.float32,
+            )
+        elif not isinstance(noise, Tensor) or noise.shape != input.shape:
+            got = tuple(noise.shape) if isinstance(noise, Tensor) else type(noise).__name__
+            raise ValueError(f"noise ({got}) must have the input's shape {tuple(input.shape)}")
+        else:
+            noise = noise.to(torch.float64 if input.dtype == torch.float64 else torch.float32)
+        tiny = torch.finfo(noise.dtype).tiny
+        # Gumbel-max keys: log a - log(-log u); a == 0 gives -inf (never chosen over a > 0)
+        keys = noise.clamp(tiny, 1.0).log_().neg_().log_().neg_()
+        keys.add_(input.detach().to(keys.dtype).clamp_min(0.0).log_())
+        _, index = MAX_POOL[dims](keys, kernel, step, pad, return_indices=True)
+    return index
+
+
+def stochastic_pool(
+    input: Tensor, kernel_size=None, stride=None, padding=0, training: bool = True,
+    generator: torch.Generator | None = None, noise: Tensor | None = None, *, dims: int,
+) -> Tensor:
+    r"""Stochastic pooling (Zeiler & Fergus 2013) of :math:`a = \max(x, 0)`.
+
+    .. math::
+        p_i = \frac{a_i}{\sum_{j \in w} a_j}, \qquad
+        y_w^{\text{train}} = a_{l},\ l \sim \operatorname{Categorical}(p), \qquad
+        y_w^{\text{eval}} = \sum_{i \in w} p_i a_i = \frac{\sum_{i\in w} a_i^2}{\sum_{i\in w} a_i}
+
+    A window without a positive activation gives 0 in both modes. In training the gradient flows
+    to the sampled position only (like max pooling); ``generator`` seeds the draw and ``noise``
+    (uniforms of the input's shape, see :func:`stochastic_indices`) fixes it. Padding positions
+    are never sampled and count as zeros.
+
+    Shape:
+        - Input: :math:`(N, C, *S)`; Output: :math:`(N, C, *S_{out})`,
+          :math:`S_{out} = \lfloor (S + 2p - k)/s \rfloor + 1`; global :math:`(N, C, 1, ...)`.
+
+    Example::
+
+        >>> x = torch.tensor([[[[1., 3.], [0., 0.]]]])
+        >>> stochastic_pool2d(x, 2, training=False)   # (1 + 9) / (1 + 3)
+        tensor([[[[2.5000]]]])
+    """
+    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    if training:
+        index = stochastic_indices(input, kernel, step, pad, generator, noise, dims=dims)
+        sampled = input.flatten(2).gather(2, index.flatten(2)).view_as(index)
+        return sampled.clamp_min(0.0)
+    positive = input.to(compute_dtype(input)).clamp_min(0.0)  # a^2 overflows float16 past 256
+    total = sum_pool(positive, kernel, step, pad, dims)
+    squares = sum_pool(positive * positive, kernel, step, pad, dims)
+    nonzero = total > 0
+    out = torch.where(nonzero, squares / torch.where(nonzero, total, 1.0), 0.0)
+    return out.to(input.dtype)
+
+
+stochastic_pool1d, stochastic_pool2d, stochastic_pool3d = (
+    bind_dims(stochastic_pool, f"stochastic_pool{d}d", d) for d in (1, 2, 3)
+)
+
+
+class _StochasticPoolNd(WindowPoolNd):
+    def __init__(
+        self, kernel_size=None, stride=None, padding=0, flatten: bool = True,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__(kernel_size, stride, padding, flatten)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+        self.generator = generator
+
+
+class StochasticPool1d(_StochasticPoolNd):
+    r"""Stochastic pooling (Zeiler & Fergus 2013) over ``(N, C, L)``, see
+    :func:`stochastic_pool`: a sample in training, the weighted average in eval.
+
+    .. math:: y^{\text{train}} = a_l,\ l \sim a / \textstyle\sum a;\qquad
+        y^{\text{eval}} = \sum a^2 / \sum a
+
+    Shape:
+        - Input: :math:`(N, C, L)`; Output: :math:`(N, C, L_{out})`; global :math:`(N, C)`.
+    """
+
+    dims = 1
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._finish(stochastic_pool1d(input, self.kernel_size, self.stride, self.padding,
+                                              self.training, self.generator))
+
+
+class StochasticPool2d(_StochasticPoolNd):
+    r"""Stochastic pooling (Zeiler & Fergus, ICLR 2013), see :func:`stochastic_pool`.
+
+    .. math:: y^{\text{train}}_w = a_l,\ l \sim \frac{a_i}{\sum_{j\in w} a_j};\qquad
+        y^{\text{eval}}_w = \frac{\sum_{i\in w} a_i^2}{\sum_{i\in w} a_i},\quad a = \max(x, 0)
+
+    ``generator`` (a ``torch.Generator``) seeds the training-time draws; eval mode is
+    deterministic.
+
+    Shape:
+        - Input: :math:`(N, C, H, W)`; Output: :math:`(N, C, H_{out}, W_{out})`; global
+          :math:`(N, C)`.
+
+    Example::
+
+        >>> pool = StochasticPool2d(2, generator=torch.Generator().manual_seed(0))
+        >>> pool(torch.rand(1, 3, 8, 8)).shape
+        torch.Size([1, 3, 4, 4])
+    """
+
+    dims = 2
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._finish(stochastic_pool2d(input, self.kernel_size, self.stride, self.padding,
+                                              self.training, self.generator))
+
+
+class StochasticPool3d(_StochasticPoolNd):
+    r"""Stochastic pooling (Zeiler & Fergus 2013) over ``(N, C, D, H, W)``.
+
+    .. math:: y^{\text{train}} = a_l,\ l \sim a / \textstyle\sum a;\qquad
+        y^{\text{eval}} = \sum a^2 / \sum a
+
+    Shape:
+        - Input: :math:`(N, C, D, H, W)`; Output: :math:`(N, C, D_{out}, H_{out}, W_{out})`.
+    """
+
+    dims = 3
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._finish(stochastic_pool3d(input, self.kernel_size, self.stride, self.padding,
+                                              self.training, self.generator))
