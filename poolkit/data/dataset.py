@@ -45,6 +45,7 @@ class TextDataset(Dataset):
             )
         self.input_ids = [list(ids) for ids in input_ids]
         self.labels = [int(y) for y in labels]
+        self.lengths = [len(ids) for ids in self.input_ids]  # for length-grouped batching
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], labels: Sequence[int], encoder) -> TextDataset:

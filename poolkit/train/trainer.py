@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from poolkit.train import checkpoint as ckpt
 from poolkit.train.distributed import (
@@ -100,6 +100,10 @@ class TrainConfig:
         num_workers: DataLoader worker processes.
         progress: rich progress bars and one line per epoch on stderr.
         restore_best: load the best dev weights into the model when ``fit`` ends.
+        group_by_length: batch examples of similar length (the data set must have ``lengths``):
+            each epoch's order is cut into chunks of 50 batches, each chunk sorted by length
+            and cut into batches, and the batches shuffled, so batches carry less padding
+            (about 2x faster on MR) while the order stays a function of (seed, epoch).
     """
 
     epochs: int = 10
@@ -120,6 +124,7 @@ class TrainConfig:
     num_workers: int = 0
     progress: bool = True
     restore_best: bool = True
+    group_by_length: bool = False
 
     def __post_init__(self) -> None:
         if self.out_dir is not None:
@@ -245,8 +250,11 @@ class Trainer:
         model.to(self.device)
         was_training = model.training
         model.eval()
+        lengths = getattr(data, "lengths", None)
+        # similar lengths together means less padding; the outputs are put back in order
+        order = np.argsort(lengths, kind="stable") if lengths is not None else np.arange(len(data))
         loader = DataLoader(
-            data, batch_size=batch_size or self._eval_batch_size(), shuffle=False,
+            data, batch_size=batch_size or self._eval_batch_size(), sampler=order.tolist(),
             collate_fn=self.collate_fn, num_workers=self.config.num_workers,
         )
         all_logits, all_labels = [], []
@@ -258,7 +266,10 @@ class Trainer:
         model.train(was_training)
         if not all_logits:
             return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
-        return torch.cat(all_logits).numpy(), torch.cat(all_labels).numpy()
+        logits, labels = torch.cat(all_logits).numpy(), torch.cat(all_labels).numpy()
+        restored_logits, restored_labels = np.empty_like(logits), np.empty_like(labels)
+        restored_logits[order], restored_labels[order] = logits, labels
+        return restored_logits, restored_labels
 
     def evaluate(self, data, batch_size: int | None = None) -> dict:
         """``{"accuracy", "macro_f1", "f1_per_class", "confusion_matrix", "loss",
@@ -295,9 +306,18 @@ class Trainer:
             self.train_data, num_replicas=info.world_size, rank=info.rank, shuffle=True,
             seed=cfg.seed, drop_last=False,
         )
+        if cfg.group_by_length:
+            lengths = getattr(self.train_data, "lengths", None)
+            if lengths is None:
+                raise ValueError("group_by_length=True needs a data set with `lengths`")
+            batches = LengthGroupedBatches(sampler, lengths, cfg.batch_size, seed=cfg.seed)
+            batching = {"batch_sampler": batches}
+        else:
+            batches = sampler
+            batching = {"batch_size": cfg.batch_size, "sampler": sampler}
         loader = DataLoader(
-            self.train_data, batch_size=cfg.batch_size, sampler=sampler,
-            collate_fn=self.collate_fn, num_workers=cfg.num_workers,
+            self.train_data, **batching, collate_fn=self.collate_fn,
+            num_workers=cfg.num_workers,
             generator=torch.Generator(),  # keep the global RNG out of the loader
             pin_memory=self.device.type == "cuda",
         )
@@ -320,7 +340,7 @@ class Trainer:
                 break
             started = time.perf_counter()
             set_seed(epoch_seed(cfg.seed, epoch) + info.rank)
-            sampler.set_epoch(epoch)
+            batches.set_epoch(epoch)
             train_stats = self._train_epoch(
                 model, loader, epoch, total_steps, warmup_steps, console
             )
@@ -540,6 +560,38 @@ class Trainer:
     def _write_log(self, out_dir: Path, records: list[dict]) -> None:
         lines = "".join(json.dumps(_json_safe(r)) + "\n" for r in records)
         ckpt.atomic_write_text(out_dir / LOG_FILE, lines)
+
+
+class LengthGroupedBatches(Sampler):
+    """Batches of similar length: this epoch's order (from ``sampler``) in chunks of
+    ``group`` batches, each chunk sorted by length and cut into batches, the batches shuffled
+    with a generator seeded by ``(seed, epoch)``."""
+
+    def __init__(self, sampler, lengths, batch_size: int, group: int = 50, seed: int = 0):
+        self.sampler = sampler
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.group = group
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.sampler) / self.batch_size)
+
+    def __iter__(self):
+        indices = list(self.sampler)
+        chunk = self.batch_size * self.group
+        batches = []
+        for start in range(0, len(indices), chunk):
+            part = sorted(indices[start : start + chunk], key=lambda i: self.lengths[i])
+            batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        for position in torch.randperm(len(batches), generator=generator).tolist():
+            yield batches[position]
 
 
 def _to_optimizer_device(state: dict, device: torch.device) -> dict:
