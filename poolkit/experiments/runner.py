@@ -159,9 +159,10 @@ def evaluate(
 
     ``perturb(batch) -> batch`` is applied to each collated batch before the forward pass.
     """
+    import numpy as np
     import torch
 
-    from poolkit.experiments.metrics import classification_metrics
+    from poolkit.train.metrics import classification_metrics
 
     model.eval()
     predictions, labels = [], []
@@ -178,9 +179,13 @@ def evaluate(
             predictions.append(logits.argmax(dim=-1))
             labels.append(targets)
     seconds = time.perf_counter() - start
-    predicted = torch.cat(predictions).numpy() if predictions else []
-    actual = torch.cat(labels).numpy() if labels else []
+    predicted = torch.cat(predictions).numpy() if predictions else np.zeros(0, np.int64)
+    actual = torch.cat(labels).numpy() if labels else np.zeros(0, np.int64)
     result = classification_metrics(actual, predicted, num_classes=num_classes)
+    # The majority-class baseline ("chance"): always predicting the most frequent test label.
+    result["majority_accuracy"] = (
+        float(np.bincount(actual).max() / actual.size) if actual.size else float("nan")
+    )
     result["time_s"] = seconds
     result["n"] = len(dataset)
     return result

@@ -1,0 +1,424 @@
+"""``poolkit explain OP``: one pooling operation, window by window, computed by poolkit.numpy.
+
+For an input grid and the pooling arguments, :func:`explain_op` returns an :class:`OpExplanation`:
+the formula, the output-size computation (from :mod:`poolkit.geometry`, the one place that knows
+it), and for every output position its window (input positions, padding marked), the values
+there, the result, and what decided it: the winner for max-like pooling, the sampling
+probabilities of stochastic pooling, the weights of SoftPool. The results themselves come from
+:mod:`poolkit.numpy`; nothing here re-implements a pooling op.
+
+The default is the tutorial's worked example: the 4x4 grid 1..16 with 2x2 windows, stride 2:
+max gives ``[[6, 8], [14, 16]]`` and average ``[[3.5, 5.5], [11.5, 13.5]]`` (the tutorial we
+start from prints ``3 5 / 11 13`` for the average, which is wrong).
+
+Example:
+    >>> e = explain_op("max")
+    >>> e.output.tolist()
+    [[6.0, 8.0], [14.0, 16.0]]
+    >>> e.windows[0]["values"], e.windows[0]["winner"]
+    ([1.0, 2.0, 5.0, 6.0], [1, 1])
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+WORKED_EXAMPLE = "1 2 3 4; 5 6 7 8; 9 10 11 12; 13 14 15 16"
+TUTORIAL_NOTE = (
+    "The tutorial we start from prints 3 5 / 11 13 for average pooling of this grid; that is "
+    "wrong: (1+2+5+6)/4 = 3.5, (3+4+7+8)/4 = 5.5, (9+10+13+14)/4 = 11.5, (11+12+15+16)/4 = 13.5."
+)
+
+
+def parse_grid(text: str) -> np.ndarray:
+    """``"1 2; 3 4"`` -> a float64 array: rows split by ``;`` or new lines, values by spaces or
+    commas. One row gives a 1-D array (1-D pooling).
+
+    >>> parse_grid("1 2 3 4; 5 6 7 8").shape, parse_grid("1, 2, 3").shape
+    ((2, 4), (3,))
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("input must be a non-empty grid of numbers like '1 2; 3 4'")
+    rows = [row for row in text.replace("\n", ";").split(";") if row.strip()]
+    values: list[list[float]] = []
+    for number, row in enumerate(rows, start=1):
+        cells = row.replace(",", " ").split()
+        parsed = []
+        for cell in cells:
+            try:
+                parsed.append(float(cell))
+            except ValueError:
+                raise ValueError(f"input value {cell!r} in row {number} is not a number") from None
+        values.append(parsed)
+    widths = {len(row) for row in values}
+    if len(widths) != 1:
+        lengths = ", ".join(f"row {i + 1}: {len(r)}" for i, r in enumerate(values))
+        raise ValueError(f"input rows must all have the same number of values ({lengths})")
+    array = np.asarray(values, dtype=np.float64)
+    return array[0] if len(values) == 1 else array
+
+
+# ---------------------------------------------------------------------------------------------
+# The operations
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """How to explain one operation: formula, the kind of windows, and the engine call."""
+
+    name: str
+    title: str
+    formula: str
+    windows: str  # "window" (kernel/stride/padding), "adaptive" (bins) or "fractional"
+    arguments: tuple[str, ...]  # the CLI arguments it takes
+    call: Callable[..., Any]  # (x, dims, args) -> (output, flat winner indices or None)
+    has_winner: bool = False
+    weights: str | None = None  # "probabilities" (stochastic) or "softmax" (SoftPool)
+    paper: str = ""
+
+
+def _engine(name: str, dims: int):
+    import poolkit.numpy as pnp
+
+    function = getattr(pnp, f"{name}{dims}d", None)
+    if function is None:
+        raise ValueError(f"poolkit.numpy has no {name}{dims}d (the op needs a {dims}-D input?)")
+    return function
+
+
+def _window_args(args: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: args[name] for name in names}
+
+
+def _call_max(x, dims, args):
+    out, index = _engine("max_pool", dims)(
+        x,
+        return_indices=True,
+        **_window_args(args, "kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    )
+    return out, index
+
+
+def _call_avg(x, dims, args):
+    out = _engine("avg_pool", dims)(
+        x,
+        count_include_pad=args["count_include_pad"],
+        **_window_args(args, "kernel_size", "stride", "padding", "ceil_mode"),
+    )
+    return out, None
+
+
+def _call_lp(x, dims, args):
+    out = _engine("lp_pool", dims)(
+        x, args["p"], **_window_args(args, "kernel_size", "stride", "ceil_mode")
+    )
+    return out, None
+
+
+def _call_adaptive_max(x, dims, args):
+    return _engine("adaptive_max_pool", dims)(x, args["output_size"], return_indices=True)
+
+
+def _call_adaptive_avg(x, dims, args):
+    return _engine("adaptive_avg_pool", dims)(x, args["output_size"]), None
+
+
+def _call_fractional(x, dims, args):
+    if dims != 2:
+        raise ValueError("fractional_max needs a 2-D input grid (rows separated by ';')")
+    out, index = _engine("fractional_max_pool", dims)(
+        x[None],
+        args["kernel_size"],
+        output_size=args["output_size"],
+        return_indices=True,
+        _random_samples=args["samples"],
+    )  # batched (1, 1, *out): the samples are per (batch, channel)
+    return out[0], index[0]
+
+
+OPS: dict[str, OpSpec] = {}
+
+
+def _register(spec: OpSpec) -> None:
+    OPS[spec.name] = spec
+
+
+_WINDOWED = ("kernel_size", "stride", "padding", "ceil_mode")
+_register(
+    OpSpec(
+        "max",
+        "Max pooling",
+        "y[o] = max_{i in window(o)} x[i]",
+        "window",
+        (*_WINDOWED, "dilation"),
+        _call_max,
+        has_winner=True,
+    )
+)
+_register(
+    OpSpec(
+        "avg",
+        "Average pooling",
+        "y[o] = (1/n) * sum_{i in window(o)} x[i]   (n = window size; with count_include_pad off, "
+        "the number of real elements)",
+        "window",
+        (*_WINDOWED, "count_include_pad"),
+        _call_avg,
+    )
+)
+_register(
+    OpSpec(
+        "lp",
+        "Power-average (Lp) pooling",
+        "y[o] = (sum_{i in window(o)} x[i]^p)^(1/p)",
+        "window",
+        ("kernel_size", "stride", "ceil_mode", "p"),
+        _call_lp,
+        paper="Boureau, Ponce & LeCun, ICML 2010",
+    )
+)
+_register(
+    OpSpec(
+        "adaptive_max",
+        "Adaptive max pooling",
+        "y[o] = max over bin o; bin o spans floor(o*L/O) .. ceil((o+1)*L/O) - 1",
+        "adaptive",
+        ("output_size",),
+        _call_adaptive_max,
+        has_winner=True,
+    )
+)
+_register(
+    OpSpec(
+        "adaptive_avg",
+        "Adaptive average pooling",
+        "y[o] = mean over bin o; bin o spans floor(o*L/O) .. ceil((o+1)*L/O) - 1",
+        "adaptive",
+        ("output_size",),
+        _call_adaptive_avg,
+    )
+)
+_register(
+    OpSpec(
+        "fractional_max",
+        "Fractional max pooling",
+        "y[o] = max over a k x k window starting at floor((o+u)*a) - floor(u*a), "
+        "a = (L - k)/(O - 1), u ~ U[0, 1) per plane (seeded); the last window starts at L - k",
+        "fractional",
+        ("kernel_size", "output_size", "seed"),
+        _call_fractional,
+        has_winner=True,
+        paper="Graham, arXiv:1412.6071 (2014)",
+    )
+)
+
+
+def list_ops() -> list[str]:
+    return list(OPS)
+
+
+# ---------------------------------------------------------------------------------------------
+# The explanation
+
+
+@dataclass
+class OpExplanation:
+    op: str
+    title: str
+    formula: str
+    paper: str
+    input: np.ndarray
+    arguments: dict[str, Any]
+    output_size: list[str]  # one line per dimension: the computation
+    windows: list[dict[str, Any]]
+    output: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "title": self.title,
+            "formula": self.formula,
+            "paper": self.paper,
+            "input": self.input.tolist(),
+            "arguments": {k: v for k, v in self.arguments.items() if k != "samples"},
+            "output_size": self.output_size,
+            "windows": self.windows,
+            "output": self.output.tolist(),
+            "notes": self.notes,
+        }
+
+
+_DEFAULTS = {
+    "kernel_size": 2,
+    "stride": None,
+    "padding": 0,
+    "dilation": 1,
+    "ceil_mode": False,
+    "count_include_pad": True,
+    "p": None,
+    "output_size": None,
+    "seed": 0,
+}
+
+
+def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any) -> OpExplanation:
+    """Explain pooling ``op`` on ``input`` (a grid string or an array; default the worked
+    example) window by window. ``arguments``: ``kernel_size``, ``stride``, ``padding``,
+    ``dilation``, ``ceil_mode``, ``count_include_pad``, ``p``, ``output_size``, ``seed``
+    (``None`` means the default); one the op does not take raises ``ValueError``."""
+    if op not in OPS:
+        raise ValueError(f"op ({op!r}) must be one of {', '.join(OPS)}")
+    spec = OPS[op]
+    given = {k: v for k, v in arguments.items() if v is not None}
+    unknown = sorted(set(given) - set(_DEFAULTS))
+    if unknown:
+        raise TypeError(f"explain_op got unknown argument(s) {unknown}; known: {sorted(_DEFAULTS)}")
+    not_taken = sorted(set(given) - set(spec.arguments))
+    if not_taken:
+        raise ValueError(
+            f"{', '.join(not_taken)} do(es) not apply to {op}; it takes {', '.join(spec.arguments)}"
+        )
+    default_input = input is None
+    x = (
+        parse_grid(WORKED_EXAMPLE if input is None else input)
+        if input is None or isinstance(input, str)
+        else np.asarray(input, dtype=np.float64)
+    )
+    if x.ndim not in (1, 2):
+        raise ValueError(f"input must be 1-D or 2-D, got shape {x.shape}")
+    dims = x.ndim
+    args = {**_DEFAULTS, **given}
+    if args["p"] is None:
+        args["p"] = 2.0
+    notes: list[str] = []
+    sizes, positions_of = _windows(spec, x, args, notes)
+    output, index = spec.call(x[None], dims, args)  # (1, *out): one channel, unbatched
+    output = np.asarray(output)[0]
+    index = np.asarray(index)[0] if index is not None else None
+    windows = []
+    for out_index in itertools.product(*(range(n) for n in output.shape)):
+        positions = positions_of(out_index)
+        values = [float(x[p]) if _inside(p, x.shape) else None for p in positions]
+        window: dict[str, Any] = {
+            "output": list(out_index),
+            "positions": [list(p) for p in positions],
+            "padding": [not _inside(p, x.shape) for p in positions],
+            "values": values,
+            "result": float(output[out_index]),
+        }
+        if spec.has_winner and index is not None:
+            window["winner"] = list(np.unravel_index(int(index[out_index]), x.shape))
+            window["winner"] = [int(v) for v in window["winner"]]
+        windows.append(window)
+    if default_input and op in ("avg", "adaptive_avg") and _is_worked_example(args, op):
+        notes.append(TUTORIAL_NOTE)
+    shown = {k: args[k] for k in spec.arguments if k in args}
+    if spec.windows == "fractional":
+        shown["samples (u per dim)"] = [float(v) for v in args["samples"][0, 0][::-1]]
+    return OpExplanation(
+        op=op,
+        title=spec.title,
+        formula=spec.formula,
+        paper=spec.paper,
+        input=x,
+        arguments=shown,
+        output_size=sizes,
+        windows=windows,
+        output=output,
+        notes=notes,
+    )
+
+
+def _is_worked_example(args, op) -> bool:
+    if op == "adaptive_avg":
+        return args["output_size"] in (None, 2, (2, 2), [2, 2])
+    return (
+        args["kernel_size"] == 2
+        and args["stride"] in (None, 2)
+        and args["padding"] == 0
+        and not args["ceil_mode"]
+    )
+
+
+def _inside(position, shape) -> bool:
+    return all(0 <= p < n for p, n in zip(position, shape, strict=True))
+
+
+def _windows(spec: OpSpec, x: np.ndarray, args: dict[str, Any], notes: list[str]):
+    """Output-size lines and ``positions_of(out_index)`` for the op's kind of windows."""
+    from poolkit import geometry
+
+    dims = x.ndim
+    if spec.windows == "window":
+        dilation = args["dilation"] if "dilation" in spec.arguments else 1
+        padding = args["padding"] if "padding" in spec.arguments else 0
+        shape = geometry.pool_geometry(
+            x.shape,
+            args["kernel_size"],
+            args["stride"],
+            padding,
+            dilation,
+            args["ceil_mode"],
+            fn_name=spec.name,
+        )
+        lines = [
+            f"dim {d} ({'rows' if dims == 2 and d == 0 else 'columns' if dims == 2 else 'length'}"
+            f"): L={size.input_size}, k={size.kernel_size}, s={size.stride}, p={size.padding}, "
+            f"d={size.dilation}: {size.explain()}"
+            for d, size in enumerate(shape.output_sizes)
+        ]
+        return lines, lambda out_index: shape.window_positions(out_index)
+    if spec.windows == "adaptive":
+        output_size = args["output_size"] if args["output_size"] is not None else 2
+        sizes = geometry.normalize_output_size(output_size, dims, x.shape)
+        bins = [
+            geometry.adaptive_bins(length, out) for length, out in zip(x.shape, sizes, strict=True)
+        ]
+        lines = [
+            f"dim {d}: L={length}, O={out}: bins [floor(i*L/O), ceil((i+1)*L/O)) = "
+            + ", ".join(f"[{a}, {b})" for a, b in bins[d])
+            for d, (length, out) in enumerate(zip(x.shape, sizes, strict=True))
+        ]
+        args["output_size"] = sizes
+
+        def adaptive_positions(out_index):
+            ranges = [range(*bins[d][o]) for d, o in enumerate(out_index)]
+            return list(itertools.product(*ranges))
+
+        return lines, adaptive_positions
+    # fractional
+    kernel = geometry.normalize_tuple(args["kernel_size"], dims, "kernel_size")
+    if args["output_size"] is None:
+        args["output_size"] = tuple(max(1, n // 2) for n in x.shape)
+    sizes = geometry.fractional_output_size(x.shape, args["output_size"], None)
+    geometry.check_fractional_sizes(x.shape, kernel, sizes)
+    args["output_size"] = sizes
+    rng = np.random.default_rng(args["seed"])
+    samples = rng.random((1, 1, dims))  # torch's order for 2-d: (width, height)
+    args["samples"] = samples
+    per_dim = samples[0, 0][::-1] if dims == 2 else samples[0, 0]
+    starts = [
+        geometry.fractional_intervals(float(u), n, o, k, precision="float64")
+        for u, n, o, k in zip(per_dim, x.shape, sizes, kernel, strict=True)
+    ]
+    lines = []
+    for d, (u, n, o, k) in enumerate(zip(per_dim, x.shape, sizes, kernel, strict=True)):
+        alpha = (n - k) / (o - 1) if o > 1 else math.nan
+        lines.append(
+            f"dim {d}: L={n}, k={k}, O={o}, u={u:.4f}, a=(L-k)/(O-1)={alpha:.4f}: window starts "
+            f"{starts[d]}"
+        )
+    notes.append(f"samples u drawn with numpy.random.default_rng({args['seed']}) (--seed)")
+
+    def fractional_positions(out_index):
+        ranges = [range(starts[d][o], starts[d][o] + kernel[d]) for d, o in enumerate(out_index)]
+        return list(itertools.product(*ranges))
+
+    return lines, fractional_positions
