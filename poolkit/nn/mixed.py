@@ -100,9 +100,9 @@ def gated_pool(
         - Input: :math:`(N, C, *S)`; Output: :math:`(N, C, *S_{out})`.
     """
     kernel, step, pad = _window(input, kernel_size, stride, padding, dims, global_ok=False)
-    if isinstance(gate_weight, Tensor) and gate_weight.shape[-dims - 1] != 1:
-        raise ValueError(f"gate_weight ({tuple(gate_weight.shape)}) must hold one mask (M = 1)")
     responses = _window_responses(input, gate_weight, step, pad, dims, kernel)
+    if responses.shape[2] != 1:
+        raise ValueError(f"gate_weight ({tuple(gate_weight.shape)}) must hold one mask (M = 1)")
     gate = torch.sigmoid(responses[:, :, 0])  # (N, C, *out)
     maximum, mean = _max_and_avg(input, kernel, step, pad, dims)
     return torch.lerp(mean, maximum, gate)
