@@ -265,6 +265,7 @@ _DEFAULTS = {
     "p": None,
     "output_size": None,
     "seed": 0,
+    "alpha": None,
 }
 
 
@@ -285,7 +286,6 @@ def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any)
         raise ValueError(
             f"{', '.join(not_taken)} do(es) not apply to {op}; it takes {', '.join(spec.arguments)}"
         )
-    default_input = input is None
     x = (
         parse_grid(WORKED_EXAMPLE if input is None else input)
         if input is None or isinstance(input, str)
@@ -297,6 +297,8 @@ def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any)
     args = {**_DEFAULTS, **given}
     if args["p"] is None:
         args["p"] = 2.0
+    if args["stride"] is None and "stride" in spec.arguments:
+        args["stride"] = args["kernel_size"]  # PyTorch's default: non-overlapping windows
     notes: list[str] = []
     sizes, positions_of = _windows(spec, x, args, notes)
     output, index = spec.call(x[None], dims, args)  # (1, *out): one channel, unbatched
@@ -317,7 +319,8 @@ def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any)
             window["winner"] = list(np.unravel_index(int(index[out_index]), x.shape))
             window["winner"] = [int(v) for v in window["winner"]]
         windows.append(window)
-    if default_input and op in ("avg", "adaptive_avg") and _is_worked_example(args, op):
+    worked_example = x.shape == (4, 4) and (x == np.arange(1, 17).reshape(4, 4)).all()
+    if worked_example and op in ("avg", "adaptive_avg") and _is_worked_example(args, op):
         notes.append(TUTORIAL_NOTE)
     shown = {k: args[k] for k in spec.arguments if k in args}
     if spec.windows == "fractional":
@@ -341,7 +344,7 @@ def _is_worked_example(args, op) -> bool:
         return args["output_size"] in (None, 2, (2, 2), [2, 2])
     return (
         args["kernel_size"] == 2
-        and args["stride"] in (None, 2)
+        and args["stride"] == 2
         and args["padding"] == 0
         and not args["ceil_mode"]
     )
@@ -422,3 +425,132 @@ def _windows(spec: OpSpec, x: np.ndarray, args: dict[str, Any], notes: list[str]
         return list(itertools.product(*ranges))
 
     return lines, fractional_positions
+
+
+# ---------------------------------------------------------------------------------------------
+# The figure
+
+
+def plot_op(explanation: OpExplanation, path) -> Any:
+    """Draw the input grid with every window outlined (winners filled) and the output grid
+    beside it, each output cell in its window's colour. PNG, written atomically."""
+    import io
+
+    from matplotlib.patches import Rectangle
+
+    from poolkit.experiments._io import atomic_write_bytes
+    from poolkit.experiments.plots import _pyplot
+
+    plt = _pyplot()
+    x = explanation.input
+    grid = x if x.ndim == 2 else x[None]
+    out = explanation.output
+    out_grid = out if out.ndim == 2 else out[None]
+    rows, cols = grid.shape
+    pad_lo = [0, 0]
+    pad_hi = [0, 0]
+    for window in explanation.windows:
+        for position in window["positions"]:
+            position = position if x.ndim == 2 else [0, *position]
+            for d in range(2):
+                pad_lo[d] = max(pad_lo[d], -position[d])
+                pad_hi[d] = max(pad_hi[d], position[d] - grid.shape[d] + 1)
+    width_in = cols + pad_lo[1] + pad_hi[1]
+    height_in = rows + pad_lo[0] + pad_hi[0]
+    scale = 0.62
+    figure, (ax_in, ax_out) = plt.subplots(
+        1,
+        2,
+        figsize=(scale * (width_in + out_grid.shape[1]) + 2.4, scale * max(height_in, 2) + 1.6),
+        gridspec_kw={"width_ratios": [max(width_in, 1), max(out_grid.shape[1], 1)]},
+    )
+    colours = plt.get_cmap("tab10").colors
+    ax_in.set_xlim(-pad_lo[1] - 0.5, cols + pad_hi[1] - 0.5)
+    ax_in.set_ylim(rows + pad_hi[0] - 0.5, -pad_lo[0] - 0.5)
+    for r in range(-pad_lo[0], rows + pad_hi[0]):
+        for c in range(-pad_lo[1], cols + pad_hi[1]):
+            inside = 0 <= r < rows and 0 <= c < cols
+            ax_in.add_patch(
+                Rectangle(
+                    (c - 0.5, r - 0.5),
+                    1,
+                    1,
+                    facecolor="white" if inside else "#eeeeee",
+                    edgecolor="#bbbbbb",
+                    linewidth=0.8,
+                )
+            )
+            ax_in.text(
+                c,
+                r,
+                _fmt(grid[r, c]) if inside else "pad",
+                ha="center",
+                va="center",
+                fontsize=9 if inside else 7,
+                color="black" if inside else "#999999",
+            )
+    for number, window in enumerate(explanation.windows):
+        colour = colours[number % len(colours)]
+        positions = [p if x.ndim == 2 else [0, *p] for p in window["positions"]]
+        r0 = min(p[0] for p in positions)
+        r1 = max(p[0] for p in positions)
+        c0 = min(p[1] for p in positions)
+        c1 = max(p[1] for p in positions)
+        inset = 0.06 + 0.05 * (number % 3)
+        ax_in.add_patch(
+            Rectangle(
+                (c0 - 0.5 + inset, r0 - 0.5 + inset),
+                c1 - c0 + 1 - 2 * inset,
+                r1 - r0 + 1 - 2 * inset,
+                fill=False,
+                edgecolor=colour,
+                linewidth=2,
+            )
+        )
+        winner = window.get("winner")
+        if winner is not None:
+            wr, wc = winner if x.ndim == 2 else (0, winner[0])
+            ax_in.add_patch(Rectangle((wc - 0.5, wr - 0.5), 1, 1, facecolor=colour, alpha=0.3))
+    ax_in.set_title(
+        f"input {'x'.join(map(str, x.shape))}: windows outlined"
+        + (", winners filled" if any("winner" in w for w in explanation.windows) else ""),
+        fontsize=9,
+    )
+    ax_out.set_xlim(-0.5, out_grid.shape[1] - 0.5)
+    ax_out.set_ylim(out_grid.shape[0] - 0.5, -0.5)
+    for number, window in enumerate(explanation.windows):
+        o = window["output"] if out.ndim == 2 else [0, *window["output"]]
+        colour = colours[number % len(colours)]
+        ax_out.add_patch(
+            Rectangle(
+                (o[1] - 0.5, o[0] - 0.5),
+                1,
+                1,
+                facecolor=colour,
+                alpha=0.25,
+                edgecolor=colour,
+                linewidth=2,
+            )
+        )
+        ax_out.text(o[1], o[0], _fmt(window["result"]), ha="center", va="center", fontsize=9)
+    ax_out.set_title(f"{explanation.op} output {'x'.join(map(str, out.shape))}", fontsize=9)
+    for ax in (ax_in, ax_out):
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    figure.suptitle(f"{explanation.title}: {explanation.formula}", fontsize=9, wrap=True)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _fmt(value: float) -> str:
+    """Short number: integers without decimals, else up to 4 significant digits."""
+    if value is None:
+        return "·"
+    if math.isfinite(value) and float(value).is_integer() and abs(value) < 1e9:
+        return str(int(value))
+    return f"{value:.4g}"
