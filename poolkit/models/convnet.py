@@ -2,7 +2,9 @@
 chosen by name, plus a global pool by name before the linear head.
 
 Each stage is ``convs_per_stage`` x (3x3 conv, batch norm, ReLU), then
-``create_pool(pool, dims=2, kernel_size=2, stride=2, **pool_kwargs)``. The head is
+``create_pool(pool, dims=2, kernel_size=2, stride=2, **pool_kwargs)`` (fractional max pooling:
+``output_ratio=0.5`` instead of the stride; ``channels`` is filled in for attention and LIP; a
+pool with ``feat_mult() > 1`` such as ``catavgmax`` widens the next stage's input). The head is
 ``create_pool(global_pool, dims=2, **global_pool_kwargs)`` giving ``(B, C * feat_mult)`` (2x the
 channels for ``catavgmax``), dropout and a linear layer. With the defaults on 28x28 MNIST:
 ``(B, 1, 28, 28) -> (B, 32, 14, 14) -> (B, 64, 7, 7) -> (B, 64) -> (B, 10)``.
@@ -25,8 +27,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from poolkit.models._pools import downsampling_kwargs, make_pool
 from poolkit.models.registry import register_model
-from poolkit.nn import create_pool
 
 
 @dataclass
@@ -75,8 +77,7 @@ class ConvNet(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        down_kwargs = {"kernel_size": 2, "stride": 2, **c.pool_kwargs}
-        down_kwargs = {k: v for k, v in down_kwargs.items() if v is not None}
+        down_kwargs = downsampling_kwargs(c.pool, **c.pool_kwargs)
         stages, width = [], c.in_channels
         for out in c.channels:
             for _ in range(c.convs_per_stage):
@@ -84,9 +85,11 @@ class ConvNet(nn.Module):
                 stages += [nn.BatchNorm2d(out)] if c.batch_norm else []
                 stages += [nn.ReLU(inplace=True)]
                 width = out
-            stages.append(create_pool(c.pool, dims=2, **down_kwargs))
+            down = make_pool(c.pool, 2, width, **down_kwargs)
+            stages.append(down)
+            width *= down.feat_mult()  # catavgmax stacks avg and max: 2x the channels
         self.features = nn.Sequential(*stages)
-        self.head_pool = create_pool(c.global_pool, dims=2, **c.global_pool_kwargs)
+        self.head_pool = make_pool(c.global_pool, 2, width, **c.global_pool_kwargs)
         self.dropout = nn.Dropout(c.dropout)
         self.classifier = nn.Linear(width * self.head_pool.feat_mult(), c.num_classes)
 

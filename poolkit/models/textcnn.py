@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from poolkit.models._pools import make_pool
 from poolkit.models.registry import register_model
-from poolkit.nn import create_pool
 
 
 @dataclass
@@ -93,7 +93,7 @@ class TextCNN(nn.Module):
         )
         # one pool per width, so that learnable pools do not share weights across widths
         self.pools = nn.ModuleList(
-            create_pool(c.pool, dims=1, **c.pool_kwargs) for _ in c.filter_widths
+            make_pool(c.pool, 1, c.num_filters, **c.pool_kwargs) for _ in c.filter_widths
         )
         features = sum(c.num_filters * pool.feat_mult() for pool in self.pools)
         self.dropout = nn.Dropout(c.dropout)
@@ -111,6 +111,11 @@ class TextCNN(nn.Module):
             pool(F.relu(conv(x)))  # (B, F * feat_mult)
             for conv, pool in zip(self.convs, self.pools, strict=True)
         ]
+        if features[0].ndim != 2:
+            raise ValueError(
+                f"pool {self.config.pool!r} with {self.config.pool_kwargs} is windowed; TextCNN "
+                "pools over all of time: drop the size argument to get the global form"
+            )
         h = self.dropout(torch.cat(features, dim=1))  # (B, sum_w F * feat_mult)
         return self.classifier(h)  # (B, num_classes)
 

@@ -156,15 +156,24 @@ def prepare(
 
 
 def _prepare_transformer(train, dev, test, options, seed, metadata) -> Prepared:
-    try:
-        import poolkit.models.transformer  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name != "poolkit.models.transformer":
-            raise
-        raise RuntimeError(
-            "the transformer classifier (poolkit/models/transformer.py) is not available yet"
-        ) from None
-    raise RuntimeError("training the transformer classifier is not wired up yet")
+    """The transformer pooling-head classifier: its own tokenizer, right/left padding and an
+    attention mask (:mod:`poolkit.models.transformer`)."""
+    from poolkit.data.dataset import TextDataset
+    from poolkit.models.registry import build_model, config_to_dict
+    from poolkit.models.transformer import transformer_collate, transformer_text_encoder
+
+    options.setdefault("num_classes", train.num_classes)
+    set_seed(seed)
+    model = build_model("transformer", options)
+    encoder = transformer_text_encoder(model.config)
+    datasets = [
+        None if part is None else TextDataset(encoder.encode_all(part.texts), part.labels)
+        for part in (train, dev, test)
+    ]
+    metadata["kind"] = "text"
+    metadata["text_encoder"] = {"kind": "transformer"}  # rebuilt from model_config.base_model
+    metadata["model_config"] = config_to_dict(model.config)
+    return Prepared(model, *datasets, transformer_collate(model.config, encoder=encoder), metadata)
 
 
 def split_dev(data: TextData | ImageData, dev_fraction: float, seed: int):
