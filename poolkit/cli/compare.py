@@ -69,6 +69,16 @@ def render_table(rows, console) -> None:
     console.print(table)
 
 
+def wide_console():
+    """stdout console; at least 120 columns when stdout is not a terminal (logs, pipes)."""
+    console = stdout_console()
+    if not console.is_terminal:
+        from rich.console import Console
+
+        console = Console(width=120)
+    return console
+
+
 @app.command("compare")
 def compare_command(
     task: str = typer.Option(..., "--task", "-t", help=_TASK_HELP),
@@ -139,7 +149,7 @@ def compare_command(
     if as_json:
         print_json(report.to_json())
     else:
-        console = stdout_console()
+        console = wide_console()
         render_table(report.rows, console)
         for name, path in report.files.items():
             console.print(f"{name:>15}: {path}")

@@ -85,6 +85,7 @@ class CompareSpec:
         return {
             "task": self.task.name,
             "options": {k: _jsonable(v) for k, v in sorted(self.task.options.items())},
+            "model": {k: _jsonable(v) for k, v in sorted(self.task.model.items())},
             "train": {k: _jsonable(v) for k, v in sorted(self.train.items())},
             "perturbation": self.task.perturbation,
             "levels": list(self.task.levels),
@@ -206,7 +207,7 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
 
     data = load_task_data(task)
     torch.manual_seed(seed)
-    model = task.build_model(pool, data)
+    model = task.build_model(pool, data, **task.model)
     params = sum(p.numel() for p in model.parameters())
     fit = task.fit or default_fit
     fitted = fit(model, data, dict(train), seed)
@@ -243,6 +244,7 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
         "inference_time_s": clean["time_s"],
         "throughput_samples_s": n_test / clean["time_s"] if clean["time_s"] > 0 else None,
         "params": int(params),
+        "model_pools": getattr(model, "model_pools", {"pool": pool}),
         "robustness": robustness,
         "chance_accuracy": clean["majority_accuracy"],
         "n_train": len(data.train),

@@ -58,8 +58,8 @@ class Task:
         kind: ``"image"`` or ``"text"``; picks the default perturbation.
         load: ``load(**options) -> TaskData``; the split must not depend on the run's seed, so that
             every pooling type sees the same data.
-        build_model: ``build_model(pool, data) -> nn.Module`` whose ``forward(**inputs)`` returns
-            logits ``(B, num_classes)``.
+        build_model: ``build_model(pool, data, **model) -> nn.Module`` whose
+            ``forward(**inputs)`` returns logits ``(B, num_classes)``.
         description: one line for ``compare --help`` and the summary.
         train: training defaults (keys of ``poolkit.train.TrainConfig``: ``epochs``, ``batch_size``,
             ``lr``…), kept small so a grid finishes in minutes.
@@ -67,6 +67,7 @@ class Task:
         levels: perturbation levels (pixels, or drop rates).
         default_pools: pools compared when ``--pools`` is not given.
         options: keyword arguments for ``load`` (subset sizes, paths, columns).
+        model: keyword arguments for ``build_model`` (sizes such as ``embed_dim``).
         fit: optional ``fit(model, data, train_config, seed) -> dict`` replacing the default
             trainer (must return ``train_time_s`` and ``epochs``).
     """
@@ -82,6 +83,7 @@ class Task:
     default_pools: tuple[str, ...] = ("max", "avg")
     options: dict[str, Any] = field(default_factory=dict)
     fit: Callable[..., dict] | None = None
+    model: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -98,6 +100,14 @@ class Task:
         """A copy with some ``load`` options changed (``None`` values are ignored)."""
         merged = {**self.options, **{k: v for k, v in options.items() if v is not None}}
         return replace(self, options=merged)
+
+    def with_settings(
+        self, *, train: dict[str, Any] | None = None, model: dict[str, Any] | None = None
+    ) -> Task:
+        """A copy with some training defaults and model arguments changed."""
+        return replace(
+            self, train={**self.train, **(train or {})}, model={**self.model, **(model or {})}
+        )
 
 
 _TASKS: dict[str, Task] = {}
