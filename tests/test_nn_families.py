@@ -411,6 +411,15 @@ def test_large_inputs_stay_finite_in_low_precision(name, dtype):
             assert torch.allclose(y.float().flatten()[:1], torch.tensor([100.0]), rtol=1e-2)
 
 
+def test_windows_far_below_the_plane_max_keep_their_precision():
+    # float32 weights of the second window would be e^-100 (denormal): recomputed in float64
+    x = torch.tensor([[[0.0, 0.5, -100.0, -100.5]]])
+    want = naive_pool(x.double(), (2,), (2,), (0,), softpool_ref).float()
+    torch.testing.assert_close(PF.soft_pool1d(x, 2), want)
+    torch.testing.assert_close(PF.lse_pool1d(x, 2), naive_pool(x.double(), (2,), (2,), (0,),
+                                                                lse_ref(1.0)).float())
+
+
 def test_extreme_ranges_fall_back_to_window_max():
     x = torch.tensor([[[0.0, 0.5, -2000.0, -2000.5]]], dtype=torch.float64, requires_grad=True)
     soft = PF.soft_pool1d(x, 2)

@@ -152,13 +152,22 @@ def sum_pool_transpose(grad: Tensor, like: Tensor, kernel, stride, padding, dims
 
     Implemented with the average-pooling backward kernel (a scatter-add, no window copies).
     """
+    return avg_pool_transpose(grad, like, kernel, stride, padding, dims, True, 1)
+
+
+def avg_pool_transpose(
+    grad: Tensor, like: Tensor, kernel, stride, padding, dims: int,
+    count_include_pad: bool = True, divisor_override: int | None = None,
+) -> Tensor:
+    """The gradient of ``avg_pool`` (no ceil mode) w.r.t. its input ``like``, for ``grad``."""
     if dims == 1:
         return torch.ops.aten.avg_pool2d_backward(
             grad.unsqueeze(-2), like.unsqueeze(-2), (1, kernel[0]), (1, stride[0]),
-            (0, padding[0]), False, True, 1,
+            (0, padding[0]), False, count_include_pad, divisor_override,
         ).squeeze(-2)
     backward = {2: torch.ops.aten.avg_pool2d_backward, 3: torch.ops.aten.avg_pool3d_backward}
-    return backward[dims](grad, like, kernel, stride, padding, False, True, 1)
+    return backward[dims](grad, like, kernel, stride, padding, False, count_include_pad,
+                          divisor_override)
 
 
 def window_count(input: Tensor, kernel, stride, padding, dims: int) -> Tensor:
@@ -179,3 +188,21 @@ def plane_max(input: Tensor, dims: int) -> Tensor:
     m = input.detach().flatten(2).amax(-1)
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
     return m.reshape(*m.shape, *([1] * dims))
+
+
+# Hand-written backward passes work on groups of (n, c) planes so that their full-size
+# temporaries (exp weights, transposed pools) are a fraction of the input, not copies of it.
+_CHUNK_BYTES = 4 * 2**20
+
+
+def as_planes(tensor: Tensor) -> Tensor:
+    """``(N, C, *S)`` -> ``(N*C, 1, *S)`` (a view for contiguous input)."""
+    return tensor.reshape(-1, 1, *tensor.shape[2:])
+
+
+def plane_chunks(planes: Tensor, parts: int = 8) -> list[slice]:
+    """Slices of the plane dim of ``(P, 1, *S)``: about ``parts`` groups, none under ~4 MiB."""
+    total = planes.shape[0]
+    plane_bytes = max(1, planes[:1].numel() * planes.element_size())
+    size = max(math.ceil(total / parts), _CHUNK_BYTES // plane_bytes, 1)
+    return [slice(start, min(start + size, total)) for start in range(0, total, size)]

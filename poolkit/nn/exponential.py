@@ -7,8 +7,8 @@ forward (a custom ``autograd.Function``) so that only the input and the small po
 kept between forward and backward; ``exp`` is recomputed.
 
 Numerical safety: the exponent is shifted by the plane maximum (an upper bound of every window's
-maximum), so nothing overflows; float16/bfloat16 are computed in float32 and float32 in float64
-when a plane's range is so wide that a window's weights could all underflow. A window whose
+maximum), so nothing overflows; float16/bfloat16 are computed in float32, and a call in which
+a window's weights underflowed (plane range beyond ~87) is redone in float64. A window whose
 weights still all underflow (a range beyond ~700) falls back to its max (SoftPool/LIP: the value
 at the largest logit; LSE: ``max - log(|w|)/r``).
 """
@@ -21,20 +21,19 @@ from torch import Tensor, nn
 from poolkit.nn._base import WindowPoolNd, bind_dims
 from poolkit.nn._utils import (
     MAX_POOL,
+    as_planes,
     check_dims,
     check_fits,
     check_input,
     check_positive,
     global_window,
+    plane_chunks,
     plane_max,
     sum_pool,
     sum_pool_transpose,
     window_args,
     window_count,
 )
-
-# exp(-_SAFE_RANGE[dtype]) is far above the dtype's smallest normal number.
-_SAFE_RANGE = {torch.float32: 80.0, torch.float64: 700.0}
 
 
 def _window(input: Tensor, kernel_size, stride, padding, dims: int):
@@ -49,14 +48,20 @@ def _window(input: Tensor, kernel_size, stride, padding, dims: int):
     return kernel, step, pad
 
 
-def _exp_dtype(logits: Tensor, scale: float = 1.0) -> torch.dtype:
-    """float32 for half types; float64 when a plane's range times ``scale`` could underflow."""
-    dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else logits.dtype
-    if dtype == torch.float32:
-        low, high = logits.detach().flatten(2).aminmax(dim=-1)
-        if bool(((high - low) * scale > _SAFE_RANGE[dtype]).any()):
-            dtype = torch.float64
-    return dtype
+def _exp_dtypes(input: Tensor) -> tuple[torch.dtype, ...]:
+    """Computation dtypes to try: float32 (also for half types), then float64.
+
+    The float64 retry happens only when some window's weight sum is not a normal float32 (the
+    window lies ~87 below its plane's max), which a cheap check on the pooled sums detects.
+    """
+    if input.dtype == torch.float64:
+        return (torch.float64,)
+    return (torch.float32, torch.float64)
+
+
+def _well_scaled(den: Tensor) -> bool:
+    """Every window's weight sum is a normal number (so its largest weight kept its precision)."""
+    return bool((den >= torch.finfo(den.dtype).tiny).all())
 
 
 class _ExpWeightedPool(torch.autograd.Function):
@@ -66,18 +71,26 @@ class _ExpWeightedPool(torch.autograd.Function):
     :math:`B = T(g\,y/S)` (``T`` = transpose of the sum pool, i.e. each position collects the
     windows containing it):
     :math:`\partial/\partial v_i = e_i A_i`, :math:`\partial/\partial l_i = e_i (v_i A_i - B_i)`;
-    SoftPool (l = v): :math:`e_i((1 + v_i) A_i - B_i)`.
+    SoftPool (l = v): :math:`e_i((1 + v_i) A_i - B_i)`. Both passes run over groups of planes
+    (``plane_chunks``), so the ``exp`` weights, ``A`` and ``B`` never exist at full size.
     """
 
     @staticmethod
     def forward(ctx, values, logits, shift, kernel, stride, padding, dims):
-        source = values if logits is None else logits
+        v = as_planes(values)  # (P, 1, *S)
+        l = v if logits is None else as_planes(logits)
+        m = shift.reshape(-1, *([1] * (dims + 1)))
+        dens, outs = [], []
         with torch.no_grad():
-            weights = (source - shift).exp_()  # (N, C, *spatial), in (0, 1]
-            den = sum_pool(weights, kernel, stride, padding, dims)
-            num = sum_pool(weights.mul_(values), kernel, stride, padding, dims)
-            del weights
-            out = torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny), 0.0)
+            for part in plane_chunks(v):
+                weights = (l[part] - m[part]).exp_()  # in (0, 1]
+                den = sum_pool(weights, kernel, stride, padding, dims)
+                num = sum_pool(weights.mul_(v[part]), kernel, stride, padding, dims)
+                del weights
+                outs.append(num.div_(den).nan_to_num_(nan=0.0))  # 0/0 -> 0 (fixed by caller)
+                dens.append(den)
+        den = torch.cat(dens).view(*values.shape[:2], *dens[0].shape[2:])
+        out = torch.cat(outs).view_as(den)
         ctx.save_for_backward(values, logits, shift, den, out)
         ctx.window = (kernel, stride, padding, dims)
         ctx.mark_non_differentiable(den)
@@ -87,30 +100,39 @@ class _ExpWeightedPool(torch.autograd.Function):
     def backward(ctx, grad, _grad_den):
         values, logits, shift, den, out = ctx.saved_tensors
         kernel, stride, padding, dims = ctx.window
-        g_over_s = torch.where(den > 0, grad / den.clamp_min(torch.finfo(den.dtype).tiny), 0.0)
-        a = sum_pool_transpose(g_over_s, values, kernel, stride, padding, dims)
-        b = sum_pool_transpose(g_over_s.mul_(out), values, kernel, stride, padding, dims)
-        if logits is None:  # SoftPool: e * ((1 + v) * A - B), built in place in ``a``
-            a.addcmul_(values, a).sub_(b)
-            del b
-            a.mul_((values - shift).exp_())
-            return a, None, None, None, None, None, None
-        grad_logits = (values * a).sub_(b)
-        del b
-        weights = (logits - shift).exp_()
-        grad_logits.mul_(weights)
-        grad_values = a.mul_(weights) if ctx.needs_input_grad[0] else None
-        return grad_values, grad_logits, None, None, None, None, None
+        v = as_planes(values)
+        l = None if logits is None else as_planes(logits)
+        m = shift.reshape(-1, *([1] * (dims + 1)))
+        g_over_s = as_planes(grad.div(den).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0))
+        y = as_planes(out)
+        grad_v = torch.empty_like(v) if ctx.needs_input_grad[0] else None
+        grad_l = None if l is None else torch.empty_like(l)
+        for part in plane_chunks(v):
+            a = sum_pool_transpose(g_over_s[part], v[part], kernel, stride, padding, dims)
+            b = sum_pool_transpose(g_over_s[part] * y[part], v[part], kernel, stride, padding,
+                                   dims)
+            if l is None:  # SoftPool: e * ((1 + v) * A - B)
+                a.addcmul_(v[part], a).sub_(b)
+                torch.mul(a, (v[part] - m[part]).exp_(), out=grad_v[part])
+                continue
+            weights = (l[part] - m[part]).exp_()
+            torch.mul(v[part] * a - b, weights, out=grad_l[part])
+            if grad_v is not None:
+                torch.mul(a, weights, out=grad_v[part])
+        grad_v = None if grad_v is None else grad_v.view_as(values)
+        grad_l = None if grad_l is None else grad_l.view_as(logits)
+        return grad_v, grad_l, None, None, None, None, None
 
 
 def _exp_weighted_pool(values: Tensor, logits: Tensor | None, kernel, stride, padding, dims):
-    source = values if logits is None else logits
-    dtype = _exp_dtype(source)
-    v = values.to(dtype)
-    l = None if logits is None else logits.to(dtype)
-    shift = plane_max(v if l is None else l, dims)
-    out, den = _ExpWeightedPool.apply(v, l, shift, kernel, stride, padding, dims)
-    if not bool((den > 0).all()):  # every weight of some window underflowed: take its argmax
+    for dtype in _exp_dtypes(values):
+        v = values.to(dtype)
+        l = None if logits is None else logits.to(dtype)
+        shift = plane_max(v if l is None else l, dims)
+        out, den = _ExpWeightedPool.apply(v, l, shift, kernel, stride, padding, dims)
+        if _well_scaled(den):
+            break
+    if not bool((den > 0).all()):  # all weights of a window underflowed even in float64
         _, index = MAX_POOL[dims](
             v if l is None else l, kernel, stride, padding, return_indices=True
         )
@@ -169,18 +191,22 @@ class _LSEPool(torch.autograd.Function):
     r"""``y_w = m + log(S_w / K_w) / r``, :math:`S_w = \sum_{i\in w} e^{r(x_i - m)}`.
 
     Backward: :math:`\partial y_w / \partial x_i = e^{r(x_i - m)} / S_w`, so
-    :math:`\nabla x = e^{r(x-m)} \odot T(g / S)`.
+    :math:`\nabla x = e^{r(x-m)} \odot T(g / S)`, computed over groups of planes.
     """
 
     @staticmethod
     def forward(ctx, input, shift, r, kernel, stride, padding, dims):
+        x = as_planes(input)
+        m = shift.reshape(-1, *([1] * (dims + 1)))
+        dens = []
         with torch.no_grad():
-            weights = (input - shift).mul_(r).exp_()
-            den = sum_pool(weights, kernel, stride, padding, dims)
-            del weights
+            for part in plane_chunks(x):
+                weights = (x[part] - m[part]).mul_(r).exp_()
+                dens.append(sum_pool(weights, kernel, stride, padding, dims))
+                del weights
+            den = torch.cat(dens).view(*input.shape[:2], *dens[0].shape[2:])
             count = window_count(input, kernel, stride, padding, dims)
-            log_mean = den.clamp_min(torch.finfo(den.dtype).tiny).div(count).log_().div_(r)
-            out = torch.where(den > 0, log_mean, 0.0) + shift
+            out = den.div(count).log_().div_(r).add_(shift)  # -inf where den == 0 (fixed later)
         ctx.save_for_backward(input, shift, den)
         ctx.r, ctx.window = r, (kernel, stride, padding, dims)
         ctx.mark_non_differentiable(den)
@@ -190,10 +216,14 @@ class _LSEPool(torch.autograd.Function):
     def backward(ctx, grad, _grad_den):
         input, shift, den = ctx.saved_tensors
         kernel, stride, padding, dims = ctx.window
-        g_over_s = torch.where(den > 0, grad / den.clamp_min(torch.finfo(den.dtype).tiny), 0.0)
-        grad_input = sum_pool_transpose(g_over_s, input, kernel, stride, padding, dims)
-        grad_input.mul_((input - shift).mul_(ctx.r).exp_())
-        return grad_input, None, None, None, None, None, None
+        x = as_planes(input)
+        m = shift.reshape(-1, *([1] * (dims + 1)))
+        g_over_s = as_planes(grad.div(den).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0))
+        grad_input = torch.empty_like(x)
+        for part in plane_chunks(x):
+            a = sum_pool_transpose(g_over_s[part], x[part], kernel, stride, padding, dims)
+            torch.mul(a, (x[part] - m[part]).mul_(ctx.r).exp_(), out=grad_input[part])
+        return grad_input.view_as(input), None, None, None, None, None, None
 
 
 def lse_pool(
@@ -219,10 +249,12 @@ def lse_pool(
     """
     kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
     r = check_positive(r, "r")
-    dtype = _exp_dtype(input, r)
-    x = input.to(dtype)
-    shift = plane_max(x, dims)
-    out, den = _LSEPool.apply(x, shift, r, kernel, step, pad, dims)
+    for dtype in _exp_dtypes(input):
+        x = input.to(dtype)
+        shift = plane_max(x, dims)
+        out, den = _LSEPool.apply(x, shift, r, kernel, step, pad, dims)
+        if _well_scaled(den):
+            break
     if not bool((den > 0).all()):
         count = window_count(x, kernel, step, pad, dims)
         fallback = MAX_POOL[dims](x, kernel, step, pad) - count.log() / r

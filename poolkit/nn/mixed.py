@@ -25,6 +25,7 @@ from poolkit.nn._utils import (
     AVG_POOL,
     CONV,
     MAX_POOL,
+    avg_pool_transpose,
     check_choice,
     check_dims,
     check_fits,
@@ -55,6 +56,41 @@ def _max_and_avg(input: Tensor, kernel, stride, padding, dims: int) -> tuple[Ten
     return maximum, mean
 
 
+class _MixedPool(torch.autograd.Function):
+    r"""``y = alpha * max + (1 - alpha) * avg`` with a hand-written backward.
+
+    :math:`\nabla x = (1-\alpha) \operatorname{avg}^\top(g)
+    + \alpha\, \text{scatter}_{\arg\max}(g)`,
+    :math:`\nabla \alpha = \sum g (\max - \operatorname{avg})`: one input-sized buffer (the
+    gradient itself), where autograd would hold one per branch plus their sum.
+    """
+
+    @staticmethod
+    def forward(ctx, input, alpha, kernel, stride, padding, dims):
+        with torch.no_grad():
+            maximum, index = MAX_POOL[dims](input, kernel, stride, padding, return_indices=True)
+            mean = AVG_POOL[dims](input, kernel, stride, padding, False, False)
+            out = torch.lerp(mean, maximum, alpha)
+        ctx.save_for_backward(input, alpha, index, maximum, mean)
+        ctx.window = (kernel, stride, padding, dims)
+        ctx.mark_non_differentiable(index)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        input, alpha, index, maximum, mean = ctx.saved_tensors
+        kernel, stride, padding, dims = ctx.window
+        grad_input = grad_alpha = None
+        if ctx.needs_input_grad[0]:
+            grad_input = avg_pool_transpose(grad * (1 - alpha), input, kernel, stride, padding,
+                                            dims, count_include_pad=False)
+            winners = (grad * alpha).expand_as(index)
+            grad_input.flatten(2).scatter_add_(2, index.flatten(2), winners.flatten(2))
+        if ctx.needs_input_grad[1]:
+            grad_alpha = (grad * (maximum - mean)).sum_to_size(alpha.shape)
+        return grad_input, grad_alpha, None, None, None, None
+
+
 def mixed_pool(
     input: Tensor, kernel_size=None, stride=None, padding=0, alpha: float | Tensor = 0.5, *,
     dims: int,
@@ -77,11 +113,8 @@ def mixed_pool(
     """
     kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
     if not isinstance(alpha, Tensor):
-        alpha = check_unit(alpha, "alpha")
-    maximum, mean = _max_and_avg(input, kernel, step, pad, dims)
-    return torch.lerp(mean, maximum, alpha) if isinstance(alpha, Tensor) else (
-        alpha * maximum + (1.0 - alpha) * mean
-    )
+        alpha = torch.tensor(check_unit(alpha, "alpha"), dtype=input.dtype, device=input.device)
+    return _MixedPool.apply(input, alpha.to(input.dtype), kernel, step, pad, dims)
 
 
 def gated_pool(

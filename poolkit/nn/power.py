@@ -15,12 +15,14 @@ from torch import Tensor, nn
 
 from poolkit.nn._base import WindowPoolNd, bind_dims
 from poolkit.nn._utils import (
+    as_planes,
     check_dims,
     check_fits,
     check_input,
     check_positive,
     compute_dtype,
     global_window,
+    plane_chunks,
     sum_pool,
     sum_pool_transpose,
     window_args,
@@ -52,17 +54,27 @@ class _PowerMeanPool(torch.autograd.Function):
     :math:`\nabla a = (a/s)^{p-1} \odot T(g\,y / (s S))` (``T``: transpose of the sum pool), times
     :math:`\partial a/\partial x` (``[x > eps]`` or ``sign(x)``). For ``p``:
     :math:`\partial y_w/\partial p = y_w\big(-\log(S_w/K_w)/p^2 +
-    \sum_{i\in w} (a_i/s)^p \log(a_i/s) / (p S_w)\big)`.
+    \sum_{i\in w} (a_i/s)^p \log(a_i/s) / (p S_w)\big)`. Both passes run over groups of planes.
     """
 
     @staticmethod
     def forward(ctx, input, p, mode, eps, divide, kernel, stride, padding, dims):
+        n, c = input.shape[:2]
+        x = as_planes(input)
+        power = p.expand(n, c, *([1] * dims)).reshape(-1, *([1] * (dims + 1)))
+        totals = []
         with torch.no_grad():
-            base = _base(input, mode, eps)  # (N, C, *S), >= 0
-            scale = base.flatten(2).amax(-1).reshape(*base.shape[:2], *([1] * dims))
+            scale = _base(input.detach().flatten(2).amax(-1), mode, eps)
+            if mode == "abs":  # the max of |x| needs the min too
+                scale = torch.maximum(scale, input.detach().flatten(2).amin(-1).abs())
             scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-            total = sum_pool(base.div_(scale).pow_(p), kernel, stride, padding, dims)
-            del base
+            scale = scale.reshape(n, c, *([1] * dims))
+            s = scale.reshape(-1, *([1] * (dims + 1)))
+            for part in plane_chunks(x):
+                base = _base(x[part], mode, eps).div_(s[part]).pow_(power[part])
+                totals.append(sum_pool(base, kernel, stride, padding, dims))
+                del base
+            total = torch.cat(totals).view(n, c, *totals[0].shape[2:])
             count = window_count(input, kernel, stride, padding, dims) if divide else 1.0
             positive = total > 0
             safe_total = torch.where(positive, total, torch.ones_like(total))
@@ -75,29 +87,35 @@ class _PowerMeanPool(torch.autograd.Function):
     def backward(ctx, grad):
         input, p, scale, total, out = ctx.saved_tensors
         mode, eps, divide, kernel, stride, padding, dims = ctx.config
+        n, c = input.shape[:2]
+        x = as_planes(input)
+        power = p.expand(n, c, *([1] * dims)).reshape(-1, *([1] * (dims + 1)))
+        s = scale.reshape(-1, *([1] * (dims + 1)))
         positive = total > 0
         safe_total = torch.where(positive, total, torch.ones_like(total))
         grad_input = grad_p = None
         if ctx.needs_input_grad[0]:
-            factor = torch.where(positive, grad * out / (scale * safe_total), 0.0)
-            grad_input = sum_pool_transpose(factor, input, kernel, stride, padding, dims)
-            base = _base(input, mode, eps).div_(scale)
-            # (a/s)^(p-1), with 0 where a == 0 (a subgradient when p < 1)
-            grad_input.mul_(torch.where(base > 0, base.pow(p - 1), 0.0))
-            del base
-            if mode == "clamp":
-                grad_input.mul_(input > eps)
-            else:
-                grad_input.mul_(input.sign())
+            factor = as_planes(torch.where(positive, grad * out / (scale * safe_total), 0.0))
+            grad_input = torch.empty_like(x)
+            for part in plane_chunks(x):
+                a = sum_pool_transpose(factor[part], x[part], kernel, stride, padding, dims)
+                base = _base(x[part], mode, eps).div_(s[part])
+                # (a/s)^(p-1), with 0 where a == 0 (a subgradient when p < 1)
+                a.mul_(torch.where(base > 0, base.pow(power[part] - 1), 0.0))
+                del base
+                slope = x[part] > eps if mode == "clamp" else x[part].sign()
+                torch.mul(a, slope, out=grad_input[part])
+            grad_input = grad_input.view_as(input)
         if ctx.needs_input_grad[1]:
             count = window_count(input, kernel, stride, padding, dims) if divide else 1.0
-            base = _base(input, mode, eps).div_(scale)
-            weighted_log = torch.where(base > 0, base.pow(p) * base.log(), 0.0)
-            log_sum = sum_pool(weighted_log, kernel, stride, padding, dims)
-            del base, weighted_log
+            sums = []
+            for part in plane_chunks(x):
+                base = _base(x[part], mode, eps).div_(s[part])
+                weighted_log = torch.where(base > 0, base.pow(power[part]) * base.log(), 0.0)
+                sums.append(sum_pool(weighted_log, kernel, stride, padding, dims))
+            log_sum = torch.cat(sums).view_as(total)
             d_out = out * (-(safe_total / count).log() / p**2 + log_sum / (p * safe_total))
-            grad_p = torch.where(positive, grad * d_out, 0.0)
-            grad_p = grad_p.sum_to_size(p.shape)
+            grad_p = torch.where(positive, grad * d_out, 0.0).sum_to_size(p.shape)
         return grad_input, grad_p, None, None, None, None, None, None, None
 
 

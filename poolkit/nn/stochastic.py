@@ -19,11 +19,13 @@ from torch import Tensor
 from poolkit.nn._base import WindowPoolNd, bind_dims
 from poolkit.nn._utils import (
     MAX_POOL,
+    as_planes,
     check_dims,
     check_fits,
     check_input,
     compute_dtype,
     global_window,
+    plane_chunks,
     sum_pool,
     window_args,
 )
@@ -52,23 +54,27 @@ def stochastic_indices(
     returns one of its positions (its value is 0 after the ReLU).
     """
     kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
-    with torch.no_grad():
-        if noise is None:
-            noise = torch.rand(
-                input.shape, generator=generator, device=input.device,
-                dtype=torch.float64 if input.dtype == torch.float64 else torch.float32,
-            )
-        elif not isinstance(noise, Tensor) or noise.shape != input.shape:
-            got = tuple(noise.shape) if isinstance(noise, Tensor) else type(noise).__name__
-            raise ValueError(f"noise ({got}) must have the input's shape {tuple(input.shape)}")
-        else:
-            noise = noise.to(torch.float64 if input.dtype == torch.float64 else torch.float32)
-        tiny = torch.finfo(noise.dtype).tiny
-        # Gumbel-max keys: log a - log(-log u); a == 0 gives -inf (never chosen over a > 0)
-        keys = noise.clamp(tiny, 1.0).log_().neg_().log_().neg_()
-        keys.add_(input.detach().to(keys.dtype).clamp_min(0.0).log_())
-        _, index = MAX_POOL[dims](keys, kernel, step, pad, return_indices=True)
-    return index
+    if noise is not None and (not isinstance(noise, Tensor) or noise.shape != input.shape):
+        got = tuple(noise.shape) if isinstance(noise, Tensor) else type(noise).__name__
+        raise ValueError(f"noise ({got}) must have the input's shape {tuple(input.shape)}")
+    dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
+    tiny = torch.finfo(dtype).tiny
+    planes = as_planes(input.detach())
+    uniforms = None if noise is None else as_planes(noise)
+    indices = []
+    with torch.no_grad():  # by groups of planes: the keys never exist at full size
+        for part in plane_chunks(planes):
+            if uniforms is None:
+                u = torch.rand(planes[part].shape, generator=generator, dtype=dtype,
+                               device=input.device)
+            else:
+                u = uniforms[part].to(dtype, copy=True)
+            # Gumbel-max keys: log a - log(-log u); a == 0 gives -inf (never chosen over a > 0)
+            keys = u.clamp_(tiny, 1.0).log_().neg_().log_().neg_()
+            keys.add_(planes[part].to(dtype).clamp_min(0.0).log_())
+            indices.append(MAX_POOL[dims](keys, kernel, step, pad, return_indices=True)[1])
+    index = torch.cat(indices)
+    return index.view(*input.shape[:2], *index.shape[2:])
 
 
 def stochastic_pool(
