@@ -562,15 +562,19 @@ def fractional_output_size(input_size: Sequence[int], output_size, output_ratio)
 def check_fractional_sizes(
     input_size: Sequence[int], kernel_size: Sequence[int], output_size: Sequence[int]
 ) -> None:
-    """PyTorch's rule: ``output_size + kernel_size - 1 <= input_size`` in every dimension."""
+    """PyTorch's rule: ``output_size + kernel_size - 1 <= input_size`` in every dimension for
+    2-d, and strictly ``<`` for 3-d (``fractional_max_pool3d`` checks it that way)."""
+    strict = len(input_size) == 3
     for d, (L, k, o) in enumerate(zip(input_size, kernel_size, output_size, strict=True)):
         if k <= 0:
             raise ValueError(f"kernel_size ({k}) must be greater than zero in dim {d}")
-        if o + k - 1 > L:
+        span = o + k - 1
+        if span > L or (strict and span == L):
+            rule = "<" if strict else "<="
             raise ValueError(
                 f"kernel_size ({k}) is too large for output_size ({o}) and input size ({L}) "
-                f"in dim {d}: fractional max pooling needs output_size + kernel_size - 1 <= "
-                f"input size ({o} + {k} - 1 = {o + k - 1} > {L})"
+                f"in dim {d}: fractional max pooling needs output_size + kernel_size - 1 "
+                f"{rule} input size ({o} + {k} - 1 = {span})"
             )
 
 

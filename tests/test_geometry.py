@@ -297,6 +297,9 @@ def test_fractional_output_size_and_checks():
     with pytest.raises(ValueError, match="output_ratio"):
         fractional_output_size((10, 9), None, (0.5, 0.5, 0.5))
     check_fractional_sizes((10, 9), (3, 3), (8, 7))
+    check_fractional_sizes((6, 6, 6), (2, 2, 2), (4, 4, 4))
+    with pytest.raises(ValueError, match="< input size"):  # 3-d: strict, as in PyTorch
+        check_fractional_sizes((6, 6, 6), (2, 2, 2), (5, 4, 4))
     with pytest.raises(ValueError, match=r"kernel_size \(3\) is too large"):
         check_fractional_sizes((10, 9), (3, 3), (8, 8))
 
