@@ -38,6 +38,7 @@ Example::
 
 from __future__ import annotations
 
+from poolkit.numpy import families  # noqa: F401 -- families PyTorch lacks (nn engineer)
 from poolkit.numpy._backend import set_backend, use_backend
 from poolkit.numpy.adaptive import (
     adaptive_avg_pool1d,
