@@ -225,13 +225,28 @@ def test_verdicts_are_honest():
     records = [record("max", s, a) for s, a in enumerate([0.90, 0.91, 0.92])]
     records += [record("avg", s, a) for s, a in enumerate([0.80, 0.81, 0.79])]
     records += [record("lp", s, a) for s, a in enumerate([0.89, 0.93, 0.90])]
+    # 1.3 points lower: twice the standard error (1.2) but not Welch-significant with 3 seeds
+    records += [record("gem", s, a) for s, a in enumerate([0.88, 0.89, 0.90])]
     records += [record("bad", s, a) for s, a in enumerate([0.50, 0.51, 0.49])]
     rows = {row["pool"]: row for row in summarize(records)}
     assert rows["max"]["verdict"] == "best" and rows["max"]["rank"] == 1
     assert rows["avg"]["verdict"].startswith("loses (-11.0 pp")
     assert rows["lp"]["verdict"] == "tie"
+    assert rows["gem"]["verdict"] == "tie"
     assert rows["bad"]["verdict"] == "at chance"
     assert rows["avg"]["accuracy_std"] == pytest.approx(0.01)
+
+
+def test_welch_by_hand():
+    from poolkit.experiments.summary import t_quantile_975, welch_significant
+
+    # gap 0.02, s^2/n = 0.0001/3 each: t = 0.02 / sqrt(2 * 0.0001 / 3) = 2.449, df = 4 -> 2.776
+    assert not welch_significant([0.90, 0.91, 0.92], [0.88, 0.89, 0.90])
+    # gap 0.03: t = 3.674 > 2.776
+    assert welch_significant([0.90, 0.91, 0.92], [0.87, 0.88, 0.89])
+    assert t_quantile_975(4) == 2.776 and t_quantile_975(2.9) == 4.303
+    assert welch_significant([0.9, 0.9], [0.8, 0.8])  # no spread at all: the gap is exact
+    assert not welch_significant([0.8, 0.9], [0.9, 0.95])  # not lower
 
 
 @pytest.mark.parametrize(

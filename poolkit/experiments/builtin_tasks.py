@@ -39,10 +39,7 @@ from poolkit.experiments.tasks import Task, TaskData
 
 SPLIT_SEED = 0
 
-# Extra arguments a family needs to be a 2x2/stride-2 downsampling step or a time pool.
-IMAGE_POOL_KWARGS: dict[str, dict[str, Any]] = {
-    "fractional_max": {"stride": None, "output_ratio": 0.5},
-}
+# Arguments a family needs to pool a TextCNN over time (k-max keeps the 2 largest).
 TEXT_POOL_KWARGS: dict[str, dict[str, Any]] = {
     "kmax": {"k": 2},
 }
@@ -202,49 +199,24 @@ def image_pools(pool: str) -> tuple[str, str]:
     return (pool if windowed else "max", pool if info.global_ and 2 in info.dims else "avg")
 
 
-def needs_channels(pool: str, dims: int) -> bool:
-    """Whether ``create_pool(pool, dims)`` requires a ``channels`` argument (learned per channel:
-    attention, LIP)."""
-    import inspect
-
-    from poolkit.nn import factory
-
-    entry = factory._entry(pool)
-    parameter = inspect.signature(entry.classes[dims].__init__).parameters.get("channels")
-    return parameter is not None and parameter.default is inspect.Parameter.empty
-
-
 def build_convnet(pool: str, data: TaskData, **config: Any):
-    """A :class:`poolkit.models.ConvNet` for ``data`` with pooling type ``pool``.
-
-    A downsampling family that needs the channel count (LIP) is put in after the ConvNet is
-    built, one module per stage (``ConvNetConfig.pool_kwargs`` is shared by all stages).
-    """
+    """A :class:`poolkit.models.ConvNet` for ``data`` with pooling type ``pool`` (see
+    :func:`image_pools` for where it goes); ``config`` overrides ``ConvNetConfig`` fields."""
     from poolkit.models import ConvNet, ConvNetConfig
-    from poolkit.nn import create_pool
 
     down, head = image_pools(pool)
     in_channels, height, width = data.info["image_shape"]
-    stages = tuple(config.pop("channels", data.info.get("channels", (16, 32))))
-    per_stage = needs_channels(down, 2)
     settings = {
         "in_channels": in_channels,
         "num_classes": data.num_classes,
         "image_size": (height, width),
-        "channels": stages,
+        "channels": data.info.get("channels", (16, 32)),
         "convs_per_stage": 1,
-        "pool": "max" if per_stage else down,
-        "pool_kwargs": {} if per_stage else dict(IMAGE_POOL_KWARGS.get(down, {})),
+        "pool": down,
         "global_pool": head,
-        "global_pool_kwargs": {"channels": stages[-1]} if needs_channels(head, 2) else {},
         **config,
     }
     model = ConvNet(ConvNetConfig(**settings))
-    if per_stage:
-        kwargs = {"kernel_size": 2, "stride": 2, **IMAGE_POOL_KWARGS.get(down, {})}
-        pools = [i for i, m in enumerate(model.features) if isinstance(m, type(model.features[-1]))]
-        for index, width_out in zip(pools, stages, strict=True):
-            model.features[index] = create_pool(down, dims=2, channels=width_out, **kwargs)
     model.model_pools = {"downsample": down, "global": head}
     return model
 
@@ -269,8 +241,6 @@ def build_textcnn(pool: str, data: TaskData, **config: Any):
         "padding_idx": data.info.get("pad_id", 0),
         **config,
     }
-    if needs_channels(pool, 1):
-        settings["pool_kwargs"]["channels"] = settings["num_filters"]
     model = TextCNN(TextCNNConfig(**settings))
     model.model_pools = {"time": pool}
     return model

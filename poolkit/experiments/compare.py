@@ -108,12 +108,13 @@ def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
         xlabel = (
             "shift (pixels, random direction, zero fill)"
             if spec.task.perturbation == "shift"
-            else "share of words dropped (%)"
+            else "share of words (tokens; characters for a character model) dropped (%)"
         )
         robustness = plot_robustness(
             rows,
             out / "robustness.png",
-            title=f"{spec.task.name}: accuracy under {spec.task.perturbation or 'perturbation'}",
+            title=f"{spec.task.name}: accuracy under "
+            f"{(spec.task.perturbation or 'perturbation').replace('_', ' ')}",
             xlabel=xlabel,
         )
         if robustness is not None:

@@ -38,60 +38,48 @@ def _finite(value) -> bool:
 
 
 def plot_accuracy(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str) -> Path:
-    """Bar chart of accuracy (%) per pooling type, sorted best first, with seeds as dots."""
+    """Accuracy (%) per pooling type, best at the top: mean ± std as a point with error bars, each
+    seed as a small dot. A dot plot, not bars, because the axis is zoomed to the results (bars on
+    a cut axis exaggerate gaps); the majority-class baseline is named in the axis label."""
     plt = _pyplot()
     rows = [row for row in rows if row["runs"] > 0]
-    figure, axes = plt.subplots(figsize=(max(5.0, 0.75 * len(rows) + 2.5), 4.2))
-    names = [row["pool"] for row in rows]
-    means = [100 * row["accuracy_mean"] for row in rows]
-    stds = [100 * row["accuracy_std"] if _finite(row["accuracy_std"]) else 0.0 for row in rows]
-    colours = []
-    for row in rows:
-        verdict = row["verdict"]
-        colours.append(
-            "#2b8a3e"
-            if verdict == "best"
-            else "#868e96"
-            if verdict.startswith(("loses", "at ch"))
-            else "#4c6ef5"
-        )
-    positions = range(len(rows))
-    axes.bar(positions, means, yerr=stds, capsize=4, color=colours, alpha=0.85, zorder=2)
-    for x, row in zip(positions, rows, strict=True):
+    figure, axes = plt.subplots(figsize=(7.0, 0.42 * len(rows) + 1.6))
+    colour_of = {"best": "#2b8a3e", "tie": "#4c6ef5"}
+    values = []
+    for y, row in enumerate(rows):
+        mean = 100 * row["accuracy_mean"]
+        std = 100 * row["accuracy_std"] if _finite(row["accuracy_std"]) else 0.0
+        colour = colour_of.get(row["verdict"], "#868e96" if row["verdict"] != "best" else "")
         seeds = [100 * a for a in row.get("_accuracies", [])]
-        axes.scatter([x] * len(seeds), seeds, s=12, color="black", zorder=3)
-    for x, mean in zip(positions, means, strict=True):
+        axes.scatter(seeds, [y] * len(seeds), s=14, color=colour, alpha=0.45, zorder=2)
+        axes.errorbar(mean, y, xerr=std, fmt="o", color=colour, capsize=4, markersize=7, zorder=3)
         axes.annotate(
-            f"{mean:.1f}",
-            (x, mean),
-            xytext=(0, 3),
+            f"{mean:.1f}  {row['verdict']}",
+            (mean + std, y),
+            xytext=(6, 0),
             textcoords="offset points",
-            ha="center",
-            va="bottom",
+            va="center",
             fontsize=8,
+            color=colour,
         )
-    low_values = [m - s for m, s in zip(means, stds, strict=True)]
-    low_values += [100 * a for row in rows for a in row.get("_accuracies", [])]
+        values += [mean - std, mean + std, *seeds]
+    low, high = min(values), max(values)
+    span = max(high - low, 1.0)
+    axes.set_xlim(max(0.0, low - 0.15 * span), min(100.0, high + 0.55 * span))
+    axes.set_yticks(range(len(rows)), [row["pool"] for row in rows])
+    axes.set_ylim(len(rows) - 0.5, -0.5)  # best on top
     chance = [100 * row["chance"] for row in rows if _finite(row.get("chance"))]
-    low = min(low_values) if low_values else 0.0
+    label = "test accuracy (%)"
     if chance:
-        axes.axhline(
-            chance[0],
-            color="#e03131",
-            linestyle="--",
-            linewidth=1,
-            label=f"majority class ({chance[0]:.1f}%)",
-        )
-        axes.legend(loc="lower left", fontsize=8)
-        low = min(low, chance[0])
-    bottom = max(0.0, math.floor((low - 5) / 5) * 5)
-    axes.set_ylim(bottom, 100 if max(means, default=0) + max(stds, default=0) < 98 else 101)
-    axes.set_xticks(list(positions), names, rotation=30, ha="right")
-    axes.set_ylabel("test accuracy (%)")
+        label += f"; always predicting the majority class: {chance[0]:.1f}%"
+        if axes.get_xlim()[0] <= chance[0]:
+            axes.axvline(chance[0], color="#e03131", linestyle="--", linewidth=1)
+    axes.set_xlabel(label, fontsize=9)
     axes.set_title(
-        title + "\n(mean ± std over seeds; dots = seeds; green = best, grey = loses)", fontsize=10
+        title + "\n(mean ± std over seeds, faint dots = single seeds; green = best, grey = loses)",
+        fontsize=9,
     )
-    axes.grid(axis="y", alpha=0.3, zorder=0)
+    axes.grid(axis="x", alpha=0.3, zorder=0)
     return _save(figure, path)
 
 

@@ -427,6 +427,7 @@ class _Progress:
         self.console = console
         self.running: list[str] = []
         self.progress = None
+        self.done = 0
 
     def __enter__(self):
         if not self.enabled:
@@ -486,8 +487,14 @@ class _Progress:
             last = f"{label}: acc {100 * record['accuracy']:.1f}%"
         else:
             last = f"[red]{label} failed[/red]"
+        self.done += 1
         if self.progress is not None:
             self.progress.advance(self.bar)
+            if not self.progress.console.is_terminal:  # a log: one line per run, no live bar
+                self.progress.console.print(
+                    f"{self.spec.task.name}: run {self.done}/{self.todo} {last}"
+                    f" ({record.get('wall_time_s', 0):.1f} s)"
+                )
         self._update(last)
 
     def _update(self, last: str) -> None:

@@ -3,9 +3,16 @@
 The verdict compares each pooling type with the best one (highest mean accuracy):
 
 - ``best``: the highest mean accuracy;
-- ``tie``: lower mean, but the gap is within noise: smaller than twice the standard error of the
-  difference of the means (Welch), :math:`2\\sqrt{s_a^2/n_a + s_b^2/n_b}`;
-- ``loses (-x.x pp)``: lower by more than that;
+- ``loses (-x.x pp)``: lower, and Welch's t-test over the seeds says the gap is unlikely to be
+  seed noise (two-sided, 5%):
+
+  .. math::
+      t = \\frac{\\bar a - \\bar b}{\\sqrt{s_a^2/n_a + s_b^2/n_b}} > t_{0.975,\\,\\nu},
+      \\qquad \\nu = \\frac{(s_a^2/n_a + s_b^2/n_b)^2}
+      {(s_a^2/n_a)^2/(n_a-1) + (s_b^2/n_b)^2/(n_b-1)}
+
+  (Welch 1947; with 3 seeds :math:`t_{0.975,\\nu}` is about 3-4, so only clear gaps count);
+- ``tie``: lower mean, but not significantly;
 - ``at chance``: mean accuracy within 2 points of the majority-class baseline (it did not learn);
 - ``lower (1 seed)``: one seed only, no noise estimate.
 """
@@ -113,11 +120,36 @@ def _rank_and_judge(rows: list[dict]) -> None:
         elif row["runs"] < 2 or best["runs"] < 2:
             row["verdict"] = f"lower (1 seed, {delta:+.1f} pp)" if delta < 0 else "tie"
         else:
-            noise = 2 * math.sqrt(
-                _var(row["_accuracies"]) / row["runs"] + _var(best["_accuracies"]) / best["runs"]
-            )
-            row["verdict"] = "tie" if -delta / 100 <= noise else f"loses ({delta:+.1f} pp)"
+            significant = welch_significant(best["_accuracies"], row["_accuracies"])
+            row["verdict"] = f"loses ({delta:+.1f} pp)" if significant else "tie"
     rows.sort(key=lambda row: (row["rank"] is None, row["rank"] or 0))
+
+
+# Two-sided 95% quantiles of Student's t by degrees of freedom (a lower df is conservative).
+_T_975 = ((1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (5, 2.571), (6, 2.447), (7, 2.365),
+          (8, 2.306), (9, 2.262), (10, 2.228), (12, 2.179), (15, 2.131), (20, 2.086),
+          (30, 2.042), (60, 2.000), (120, 1.980))
+
+
+def t_quantile_975(df: float) -> float:
+    """:math:`t_{0.975,\\nu}` for ``df`` degrees of freedom (table, rounding ``df`` down)."""
+    for table_df, quantile in reversed(_T_975):
+        if df >= table_df:
+            return quantile
+    return _T_975[0][1]  # df < 1 (or NaN): the most conservative entry
+
+
+def welch_significant(best: Sequence[float], other: Sequence[float]) -> bool:
+    """Whether ``mean(best) > mean(other)`` by Welch's t-test (two-sided 5%); needs 2+ each."""
+    n_a, n_b = len(best), len(other)
+    gap = float(np.mean(best) - np.mean(other))
+    if gap <= 0:
+        return False
+    va, vb = _var(best) / n_a, _var(other) / n_b
+    if va + vb == 0:
+        return True  # every seed gave the same accuracy on both sides: the gap is exact
+    df = (va + vb) ** 2 / ((va**2 / (n_a - 1) if va else 0) + (vb**2 / (n_b - 1) if vb else 0))
+    return gap / math.sqrt(va + vb) > t_quantile_975(df)
 
 
 def _var(values: Sequence[float]) -> float:
@@ -208,9 +240,9 @@ def to_markdown(
     lines += [
         "",
         "Mean ± sample standard deviation over seeds. **best** = highest mean accuracy; "
-        "**tie** = lower by less than twice the standard error of the difference (Welch); "
-        "**loses** = lower by more (pp = percentage points); **at chance** = within 2 points "
-        "of always predicting the most frequent class.",
+        "**loses** = lower, and Welch's t-test over the seeds (two-sided, 5%) says the gap is "
+        "not seed noise (pp = percentage points); **tie** = lower, but not significantly; "
+        "**at chance** = within 2 points of always predicting the most frequent class.",
     ]
     if labels and labels[0].startswith("shift_"):
         lines.append(
