@@ -55,7 +55,7 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], path: str | Path, *, title: st
         axes.errorbar(mean, y, xerr=std, fmt="o", color=colour, capsize=4, markersize=7, zorder=3)
         axes.annotate(
             f"{mean:.1f}  {row['verdict']}",
-            (mean + std, y),
+            (max([mean + std, *seeds]), y),  # right of the error bar and of every seed
             xytext=(6, 0),
             textcoords="offset points",
             va="center",
