@@ -312,6 +312,41 @@ def test_gradcheck_parameters_and_training_samples():
         assert torch.autograd.gradcheck(function, inputs, eps=1e-6, atol=1e-5, fast_mode=True)
 
 
+def test_chunked_backward_passes_equal_one_chunk(monkeypatch):
+    # large inputs are processed in groups of planes; force groups of one plane on a small one
+    import poolkit.nn._utils as utils
+
+    x = sample_input(2)
+    pos = x.abs() + 0.1
+    logits = sample_input(2, seed=4)
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(5), dtype=x.dtype)
+    p = torch.tensor([1.5, 2.5, 4.0], dtype=torch.float64)
+    calls = [
+        (lambda x: PF.soft_pool2d(x, 3, 2, 1), x),
+        (lambda x: PF.lip_pool2d(x, logits * x, 3, 2, 1), x),
+        (lambda x: PF.lse_pool2d(x, 3, 2, 1, r=2.0), x),
+        (lambda x: PF.gem_pool2d(x, 3, 2, 1, p=p), pos),
+        (lambda x: PF.lp_abs_pool2d(x, 1.5, 3, 2, 1), x),
+        (lambda x: PF.stochastic_pool2d(x, 3, 2, 1, noise=noise), x),
+    ]
+
+    def run(function, value):
+        value = value.clone().requires_grad_()
+        out = function(value)
+        (grad,) = torch.autograd.grad(out, value, torch.cos(out))
+        return out, grad
+
+    whole = [run(f, v) for f, v in calls]
+    monkeypatch.setattr(utils, "_CHUNK_BYTES", 1)
+    assert len(utils.plane_chunks(utils.as_planes(x))) == 6
+    for (function, value), (out, grad) in zip(calls, whole, strict=True):
+        chunked_out, chunked_grad = run(function, value)
+        torch.testing.assert_close(chunked_out, out)
+        torch.testing.assert_close(chunked_grad, grad)
+    assert torch.autograd.gradcheck(lambda v: PF.soft_pool2d(v, 3, 2, 1),
+                                    (x[:1].clone().requires_grad_(),), fast_mode=True)
+
+
 def test_learned_parameters_receive_gradients():
     x = torch.randn(2, C, 8, 8)
     for name, kwargs in [

@@ -192,7 +192,7 @@ def plane_max(input: Tensor, dims: int) -> Tensor:
 
 # Hand-written backward passes work on groups of (n, c) planes so that their full-size
 # temporaries (exp weights, transposed pools) are a fraction of the input, not copies of it.
-_CHUNK_BYTES = 4 * 2**20
+_CHUNK_BYTES = 2 * 2**20
 
 
 def as_planes(tensor: Tensor) -> Tensor:
@@ -200,9 +200,20 @@ def as_planes(tensor: Tensor) -> Tensor:
     return tensor.reshape(-1, 1, *tensor.shape[2:])
 
 
-def plane_chunks(planes: Tensor, parts: int = 8) -> list[slice]:
-    """Slices of the plane dim of ``(P, 1, *S)``: about ``parts`` groups, none under ~4 MiB."""
+def plane_chunks(planes: Tensor, parts: int = 16) -> list[slice]:
+    """Slices of the plane dim of ``(P, 1, *S)``: about ``parts`` groups, none under ~2 MiB."""
     total = planes.shape[0]
     plane_bytes = max(1, planes[:1].numel() * planes.element_size())
     size = max(math.ceil(total / parts), _CHUNK_BYTES // plane_bytes, 1)
     return [slice(start, min(start + size, total)) for start in range(0, total, size)]
+
+
+def pooled_empty(planes: Tensor, kernel, stride, padding, dims: int) -> Tensor:
+    """An uninitialised ``(P, 1, *out)`` tensor for the pooled planes (filled chunk by chunk)."""
+    out = [output_size(planes.shape[2 + d], kernel[d], stride[d], padding[d]) for d in range(dims)]
+    return planes.new_empty((planes.shape[0], 1, *out))
+
+
+def safe_ratio_(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` in place, 0 where ``den`` is 0 (and where the ratio overflows)."""
+    return num.div_(den).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)

@@ -29,6 +29,8 @@ from poolkit.nn._utils import (
     global_window,
     plane_chunks,
     plane_max,
+    pooled_empty,
+    safe_ratio_,
     sum_pool,
     sum_pool_transpose,
     window_args,
@@ -80,17 +82,17 @@ class _ExpWeightedPool(torch.autograd.Function):
         v = as_planes(values)  # (P, 1, *S)
         l = v if logits is None else as_planes(logits)
         m = shift.reshape(-1, *([1] * (dims + 1)))
-        dens, outs = [], []
+        den = pooled_empty(v, kernel, stride, padding, dims)  # (P, 1, *out)
+        out = torch.empty_like(den)
         with torch.no_grad():
             for part in plane_chunks(v):
                 weights = (l[part] - m[part]).exp_()  # in (0, 1]
-                den = sum_pool(weights, kernel, stride, padding, dims)
+                den[part] = sum_pool(weights, kernel, stride, padding, dims)
                 num = sum_pool(weights.mul_(v[part]), kernel, stride, padding, dims)
                 del weights
-                outs.append(num.div_(den).nan_to_num_(nan=0.0))  # 0/0 -> 0 (fixed by caller)
-                dens.append(den)
-        den = torch.cat(dens).view(*values.shape[:2], *dens[0].shape[2:])
-        out = torch.cat(outs).view_as(den)
+                out[part] = safe_ratio_(num, den[part])  # 0/0 -> 0 (fixed by the caller)
+        den = den.view(*values.shape[:2], *den.shape[2:])
+        out = out.view_as(den)
         ctx.save_for_backward(values, logits, shift, den, out)
         ctx.window = (kernel, stride, padding, dims)
         ctx.mark_non_differentiable(den)
@@ -103,13 +105,13 @@ class _ExpWeightedPool(torch.autograd.Function):
         v = as_planes(values)
         l = None if logits is None else as_planes(logits)
         m = shift.reshape(-1, *([1] * (dims + 1)))
-        g_over_s = as_planes(grad.div(den).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0))
-        y = as_planes(out)
+        g, s, y = as_planes(grad), as_planes(den), as_planes(out)
         grad_v = torch.empty_like(v) if ctx.needs_input_grad[0] else None
         grad_l = None if l is None else torch.empty_like(l)
         for part in plane_chunks(v):
-            a = sum_pool_transpose(g_over_s[part], v[part], kernel, stride, padding, dims)
-            b = sum_pool_transpose(g_over_s[part] * y[part], v[part], kernel, stride, padding,
+            g_over_s = safe_ratio_(g[part].clone(), s[part])
+            a = sum_pool_transpose(g_over_s, v[part], kernel, stride, padding, dims)
+            b = sum_pool_transpose(g_over_s.mul_(y[part]), v[part], kernel, stride, padding,
                                    dims)
             if l is None:  # SoftPool: e * ((1 + v) * A - B)
                 a.addcmul_(v[part], a).sub_(b)
@@ -198,13 +200,13 @@ class _LSEPool(torch.autograd.Function):
     def forward(ctx, input, shift, r, kernel, stride, padding, dims):
         x = as_planes(input)
         m = shift.reshape(-1, *([1] * (dims + 1)))
-        dens = []
+        den = pooled_empty(x, kernel, stride, padding, dims)
         with torch.no_grad():
             for part in plane_chunks(x):
                 weights = (x[part] - m[part]).mul_(r).exp_()
-                dens.append(sum_pool(weights, kernel, stride, padding, dims))
+                den[part] = sum_pool(weights, kernel, stride, padding, dims)
                 del weights
-            den = torch.cat(dens).view(*input.shape[:2], *dens[0].shape[2:])
+            den = den.view(*input.shape[:2], *den.shape[2:])
             count = window_count(input, kernel, stride, padding, dims)
             out = den.div(count).log_().div_(r).add_(shift)  # -inf where den == 0 (fixed later)
         ctx.save_for_backward(input, shift, den)
@@ -218,10 +220,11 @@ class _LSEPool(torch.autograd.Function):
         kernel, stride, padding, dims = ctx.window
         x = as_planes(input)
         m = shift.reshape(-1, *([1] * (dims + 1)))
-        g_over_s = as_planes(grad.div(den).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0))
+        g, s = as_planes(grad), as_planes(den)
         grad_input = torch.empty_like(x)
         for part in plane_chunks(x):
-            a = sum_pool_transpose(g_over_s[part], x[part], kernel, stride, padding, dims)
+            g_over_s = safe_ratio_(g[part].clone(), s[part])
+            a = sum_pool_transpose(g_over_s, x[part], kernel, stride, padding, dims)
             torch.mul(a, (x[part] - m[part]).mul_(ctx.r).exp_(), out=grad_input[part])
         return grad_input.view_as(input), None, None, None, None, None, None
 

@@ -23,6 +23,8 @@ from poolkit.nn._utils import (
     compute_dtype,
     global_window,
     plane_chunks,
+    pooled_empty,
+    safe_ratio_,
     sum_pool,
     sum_pool_transpose,
     window_args,
@@ -62,7 +64,6 @@ class _PowerMeanPool(torch.autograd.Function):
         n, c = input.shape[:2]
         x = as_planes(input)
         power = p.expand(n, c, *([1] * dims)).reshape(-1, *([1] * (dims + 1)))
-        totals = []
         with torch.no_grad():
             scale = _base(input.detach().flatten(2).amax(-1), mode, eps)
             if mode == "abs":  # the max of |x| needs the min too
@@ -70,11 +71,12 @@ class _PowerMeanPool(torch.autograd.Function):
             scale = torch.where(scale > 0, scale, torch.ones_like(scale))
             scale = scale.reshape(n, c, *([1] * dims))
             s = scale.reshape(-1, *([1] * (dims + 1)))
+            total = pooled_empty(x, kernel, stride, padding, dims)
             for part in plane_chunks(x):
                 base = _base(x[part], mode, eps).div_(s[part]).pow_(power[part])
-                totals.append(sum_pool(base, kernel, stride, padding, dims))
+                total[part] = sum_pool(base, kernel, stride, padding, dims)
                 del base
-            total = torch.cat(totals).view(n, c, *totals[0].shape[2:])
+            total = total.view(n, c, *total.shape[2:])
             count = window_count(input, kernel, stride, padding, dims) if divide else 1.0
             positive = total > 0
             safe_total = torch.where(positive, total, torch.ones_like(total))
@@ -91,14 +93,13 @@ class _PowerMeanPool(torch.autograd.Function):
         x = as_planes(input)
         power = p.expand(n, c, *([1] * dims)).reshape(-1, *([1] * (dims + 1)))
         s = scale.reshape(-1, *([1] * (dims + 1)))
-        positive = total > 0
-        safe_total = torch.where(positive, total, torch.ones_like(total))
         grad_input = grad_p = None
         if ctx.needs_input_grad[0]:
-            factor = as_planes(torch.where(positive, grad * out / (scale * safe_total), 0.0))
+            g, y, t = as_planes(grad), as_planes(out), as_planes(total)
             grad_input = torch.empty_like(x)
             for part in plane_chunks(x):
-                a = sum_pool_transpose(factor[part], x[part], kernel, stride, padding, dims)
+                factor = safe_ratio_(g[part] * y[part], t[part] * s[part])  # g y / (s S)
+                a = sum_pool_transpose(factor, x[part], kernel, stride, padding, dims)
                 base = _base(x[part], mode, eps).div_(s[part])
                 # (a/s)^(p-1), with 0 where a == 0 (a subgradient when p < 1)
                 a.mul_(torch.where(base > 0, base.pow(power[part] - 1), 0.0))
@@ -107,6 +108,8 @@ class _PowerMeanPool(torch.autograd.Function):
                 torch.mul(a, slope, out=grad_input[part])
             grad_input = grad_input.view_as(input)
         if ctx.needs_input_grad[1]:
+            positive = total > 0
+            safe_total = torch.where(positive, total, torch.ones_like(total))
             count = window_count(input, kernel, stride, padding, dims) if divide else 1.0
             sums = []
             for part in plane_chunks(x):
