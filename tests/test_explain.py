@@ -68,6 +68,29 @@ def test_every_op_explains_the_worked_example_consistently(op):
     json.dumps(e.to_json())
 
 
+def test_stochastic_shows_probabilities_the_seeded_sample_and_the_eval_mean():
+    e = explain_op("stochastic", seed=3)
+    first = e.windows[0]  # window {1, 2, 5, 6}: p = a / 14
+    assert first["probabilities"] == pytest.approx([1 / 14, 2 / 14, 5 / 14, 6 / 14])
+    assert first["eval_result"] == pytest.approx((1 + 4 + 25 + 36) / 14)  # sum a^2 / sum a
+    for window in e.windows:
+        assert window["result"] == e.input[tuple(window["winner"])]
+    again = explain_op("stochastic", seed=3)
+    assert [w["winner"] for w in again.windows] == [w["winner"] for w in e.windows]
+
+
+def test_softpool_weights_are_a_softmax():
+    first = explain_op("softpool").windows[0]
+    weights = np.exp(np.array([1.0, 2.0, 5.0, 6.0]))
+    assert first["weights"] == pytest.approx((weights / weights.sum()).tolist())
+    assert first["result"] == pytest.approx(float((weights / weights.sum()) @ [1, 2, 5, 6]))
+
+
+def test_mixed_is_half_max_half_mean():
+    assert explain_op("mixed").output.tolist() == [[4.75, 6.75], [12.75, 14.75]]
+    assert explain_op("mixed", alpha=1.0).output.tolist() == [[6, 8], [14, 16]]
+
+
 def test_explain_json_gives_windows_as_data(capsys):
     assert run(["explain", "max", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)

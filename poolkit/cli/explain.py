@@ -97,7 +97,9 @@ def explain_command(
             payload["png"] = str(written)
         print_json(payload)
         return
-    _render_op(explanation, stdout_console())
+    from poolkit.cli.compare import wide_console
+
+    _render_op(explanation, wide_console())
     if written is not None:
         stderr_console().print(f"figure: {written}")
 
@@ -131,6 +133,9 @@ def _render_op(explanation, console) -> None:
     extra = next((k for k in ("probabilities", "weights") if k in e.windows[0]), None)
     if extra:
         table.add_column(extra)
+    has_eval = "eval_result" in e.windows[0]
+    if has_eval:
+        table.add_column("eval result", justify="right")
     for window in e.windows:
         values = Text()
         winner = window.get("winner")
@@ -156,6 +161,8 @@ def _render_op(explanation, console) -> None:
         ]
         if extra:
             row.append(" ".join(f"{v:.2f}" if v is not None else "-" for v in window[extra]))
+        if has_eval:
+            row.append(_fmt(window["eval_result"]))
         table.add_row(*row)
     console.print("windows:")
     console.print(table)

@@ -142,6 +142,44 @@ def _call_fractional(x, dims, args):
     return out[0], index[0]
 
 
+def _family(name: str, dims: int):
+    from poolkit.numpy import families
+
+    return getattr(families, f"{name}{dims}d")
+
+
+def _family_window(args):
+    return _window_args(args, "kernel_size", "stride", "padding")
+
+
+def _call_stochastic(x, dims, args):
+    # One draw of uniforms (seeded) decides both the sampled positions and the training output.
+    noise = np.random.default_rng(args["seed"]).random(x.shape)
+    window = _family_window(args)
+    out = _family("stochastic_pool", dims)(x, **window, training=True, noise=noise)
+    from poolkit.numpy.families import stochastic_indices
+
+    winners = stochastic_indices(x, **window, noise=noise, dims=dims)
+    args["eval_output"] = _family("stochastic_pool", dims)(x, **window, training=False)
+    return out, winners
+
+
+def _call_softpool(x, dims, args):
+    return _family("soft_pool", dims)(x, **_family_window(args)), None
+
+
+def _call_gem(x, dims, args):
+    return _family("gem_pool", dims)(x, **_family_window(args), p=args["p"]), None
+
+
+def _call_lse(x, dims, args):
+    return _family("lse_pool", dims)(x, **_family_window(args), r=args["p"]), None
+
+
+def _call_mixed(x, dims, args):
+    return _family("mixed_pool", dims)(x, **_family_window(args), alpha=args["alpha"]), None
+
+
 OPS: dict[str, OpSpec] = {}
 
 
@@ -219,6 +257,67 @@ _register(
 )
 
 
+_FAMILY_WINDOW = ("kernel_size", "stride", "padding")
+_register(
+    OpSpec(
+        "stochastic",
+        "Stochastic pooling (training: one sample per window)",
+        "a = max(x, 0); p_i = a_i / sum_{window} a; training: y = a_j with j ~ p (seeded); "
+        "eval: y = sum p_i a_i",
+        "window",
+        (*_FAMILY_WINDOW, "seed"),
+        _call_stochastic,
+        has_winner=True,
+        weights="probabilities",
+        paper="Zeiler & Fergus, ICLR 2013",
+    )
+)
+_register(
+    OpSpec(
+        "softpool",
+        "SoftPool",
+        "w_i = exp(x_i) / sum_{window} exp(x); y = sum w_i x_i",
+        "window",
+        _FAMILY_WINDOW,
+        _call_softpool,
+        weights="weights",
+        paper="Stergiou et al., ICCV 2021",
+    )
+)
+_register(
+    OpSpec(
+        "gem",
+        "Generalized-mean (GeM) pooling",
+        "y = (mean_{window} max(x, eps)^p)^(1/p)",
+        "window",
+        (*_FAMILY_WINDOW, "p"),
+        _call_gem,
+        paper="Radenović, Tolias & Chum, TPAMI 2018",
+    )
+)
+_register(
+    OpSpec(
+        "lse",
+        "Log-sum-exp pooling",
+        "y = (1/r) log(mean_{window} exp(r x))   (r = --p)",
+        "window",
+        (*_FAMILY_WINDOW, "p"),
+        _call_lse,
+    )
+)
+_register(
+    OpSpec(
+        "mixed",
+        "Mixed pooling",
+        "y = alpha * max_{window} x + (1 - alpha) * mean_{window} x",
+        "window",
+        (*_FAMILY_WINDOW, "alpha"),
+        _call_mixed,
+        paper="Yu et al., RSKT 2014",
+    )
+)
+
+
 def list_ops() -> list[str]:
     return list(OPS)
 
@@ -247,7 +346,7 @@ class OpExplanation:
             "formula": self.formula,
             "paper": self.paper,
             "input": self.input.tolist(),
-            "arguments": {k: v for k, v in self.arguments.items() if k != "samples"},
+            "arguments": dict(self.arguments),
             "output_size": self.output_size,
             "windows": self.windows,
             "output": self.output.tolist(),
@@ -296,7 +395,9 @@ def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any)
     dims = x.ndim
     args = {**_DEFAULTS, **given}
     if args["p"] is None:
-        args["p"] = 2.0
+        args["p"] = {"gem": 3.0, "lse": 1.0}.get(op, 2.0)
+    if args["alpha"] is None:
+        args["alpha"] = 0.5
     if args["stride"] is None and "stride" in spec.arguments:
         args["stride"] = args["kernel_size"]  # PyTorch's default: non-overlapping windows
     notes: list[str] = []
@@ -318,6 +419,10 @@ def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any)
         if spec.has_winner and index is not None:
             window["winner"] = list(np.unravel_index(int(index[out_index]), x.shape))
             window["winner"] = [int(v) for v in window["winner"]]
+        if spec.weights is not None:
+            window[spec.weights] = _window_weights(spec.weights, values)
+        if "eval_output" in args:
+            window["eval_result"] = float(np.asarray(args["eval_output"])[0][out_index])
         windows.append(window)
     worked_example = x.shape == (4, 4) and (x == np.arange(1, 17).reshape(4, 4)).all()
     if worked_example and op in ("avg", "adaptive_avg") and _is_worked_example(args, op):
@@ -337,6 +442,25 @@ def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any)
         output=output,
         notes=notes,
     )
+
+
+def _window_weights(kind: str, values: list[float | None]) -> list[float | None]:
+    """What each position weighs in its window (display only; results come from the engine):
+    stochastic pooling's probabilities max(x, 0) / sum, SoftPool's softmax. Padding: None."""
+    real = np.array([v for v in values if v is not None], dtype=np.float64)
+    if kind == "probabilities":
+        positive = np.maximum(real, 0.0)
+        total = positive.sum()
+        weights = positive / total if total > 0 else np.full(real.shape, np.nan)
+    else:
+        exp = np.exp(real - real.max()) if real.size else real
+        weights = exp / exp.sum() if real.size else exp
+    iterator = iter(weights.tolist())
+    return [None if v is None else _nan_to_none(next(iterator)) for v in values]
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if math.isnan(value) else value
 
 
 def _is_worked_example(args, op) -> bool:
@@ -362,13 +486,14 @@ def _windows(spec: OpSpec, x: np.ndarray, args: dict[str, Any], notes: list[str]
     if spec.windows == "window":
         dilation = args["dilation"] if "dilation" in spec.arguments else 1
         padding = args["padding"] if "padding" in spec.arguments else 0
+        ceil_mode = args["ceil_mode"] if "ceil_mode" in spec.arguments else False
         shape = geometry.pool_geometry(
             x.shape,
             args["kernel_size"],
             args["stride"],
             padding,
             dilation,
-            args["ceil_mode"],
+            ceil_mode,
             fn_name=spec.name,
         )
         lines = [
