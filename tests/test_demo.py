@@ -21,6 +21,9 @@ def test_demo_quick_runs_end_to_end(tmp_path, capsys):
     examples = {row["op"]: row["output"] for row in payload["worked_examples"]}
     assert examples["max"] == [[6, 8], [14, 16]]
     assert examples["avg"] == [[3.5, 5.5], [11.5, 13.5]]
+    engine = {row["name"]: row for row in payload["engine_examples"]}
+    assert engine["tutorial_avg"]["output"] == [[[3.5, 5.5], [11.5, 13.5]]]
+    assert all(row["matches_by_hand"] for row in engine.values())
     reports = {report["task"]: report for report in payload["compare"]}
     assert set(reports) == {"digits", "chnsenti"}
     for report in reports.values():

@@ -45,6 +45,14 @@ def demo_command(
             console.print(f"  {row['op']:>15}: {shown}")
         for note in {n for row in result.worked_examples for n in row["notes"]}:
             console.print(f"  [yellow]note: {note}[/yellow]")
+        console.print(Rule("[bold]the NumPy engine's worked examples, checked by hand[/bold]"))
+        for row in result.engine:
+            mark = "[green]ok[/green]" if row["matches_by_hand"] else "[red]DIFFERS[/red]"
+            console.print(f"  {mark} [bold]{row['title']}[/bold]")
+            console.print(f"     {row['call']} -> {row['output']}")
+            console.print(f"     [dim]by hand: {row['by_hand']}[/dim]", highlight=False)
+            if row["note"]:
+                console.print(f"     [yellow]note: {row['note']}[/yellow]")
         for report in result.reports:
             console.print(
                 Rule(f"[bold]{report.spec.task.name}[/bold]: {report.spec.task.description}")

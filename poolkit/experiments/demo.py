@@ -56,16 +56,51 @@ class DemoResult:
     worked_examples: list[dict[str, Any]]
     reports: list[CompareReport]
     files: dict[str, Path] = field(default_factory=dict)
+    engine: list[dict[str, Any]] = field(default_factory=list)
     wall_time_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "out_dir": str(self.out_dir),
             "worked_examples": self.worked_examples,
+            "engine_examples": self.engine,
             "compare": [report.to_json() for report in self.reports],
             "files": {name: str(path) for name, path in self.files.items()},
             "wall_time_s": self.wall_time_s,
         }
+
+
+def engine_examples() -> list[dict[str, Any]]:
+    """The NumPy engine's worked examples (:mod:`poolkit.numpy.examples`), computed now and
+    checked against the values a reader gets by hand."""
+    import numpy as np
+
+    from poolkit.numpy.examples import run_example
+    from poolkit.numpy.examples import worked_examples as examples
+
+    rows = []
+    for example in examples():
+        output = run_example(example)
+        if isinstance(output, tuple):
+            output = output[0]
+        output = np.asarray(output)
+        expected = np.asarray(example.expected, dtype=np.float64)
+        args = ", ".join(f"{k}={v!r}" for k, v in example.kwargs.items() if k != "indices")
+        rows.append(
+            {
+                "name": example.name,
+                "title": example.title,
+                "input": example.input,
+                "call": f"poolkit.numpy.{example.op}(input, {args})",
+                "output": output.tolist(),
+                "matches_by_hand": bool(
+                    output.shape == expected.shape and np.allclose(output, expected)
+                ),
+                "by_hand": example.by_hand,
+                "note": example.note,
+            }
+        )
+    return rows
 
 
 def worked_examples(out_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Path]]:
@@ -107,6 +142,7 @@ def run_demo(
     if on_step:
         on_step("worked examples", None)
     examples, files = worked_examples(out_dir)
+    engine = engine_examples()
     reports = []
     for task, pools, seeds in demo_tasks(quick):
         if on_step:
@@ -130,7 +166,7 @@ def run_demo(
                 console=console,
             )
         )
-    result = DemoResult(out_dir, examples, reports, files)
+    result = DemoResult(out_dir, examples, reports, files, engine=engine)
     result.wall_time_s = time.perf_counter() - started
     files["summary_md"] = atomic_write_text(out_dir / "summary.md", demo_markdown(result))
     return result
@@ -154,6 +190,15 @@ def demo_markdown(result: DemoResult) -> str:
     notes = {note for row in result.worked_examples for note in row["notes"]}
     lines += [""] + [f"> {note}" for note in sorted(notes)]
     lines += ["", "![max](worked-examples/max.png) ![avg](worked-examples/avg.png)", ""]
+    if result.engine:
+        lines += ["### The NumPy engine's worked examples, checked by hand", ""]
+        for row in result.engine:
+            mark = "matches" if row["matches_by_hand"] else "DIFFERS from"
+            lines += [
+                f"- **{row['title']}**: `{row['call']}` -> `{row['output']}` ({mark} the "
+                f"hand computation: {row['by_hand']})"
+            ]
+        lines.append("")
     for number, report in enumerate(result.reports, start=2):
         folder = report.spec.out_dir.relative_to(result.out_dir)
         body = report.markdown.split("\n", 1)[1]  # drop the report's own title
