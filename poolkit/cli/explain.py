@@ -249,7 +249,9 @@ def _explain_model(model: Path, text, image, top, png, as_json) -> None:
             payload["png"] = str(png)
         print_json(payload)
         return
-    console = stdout_console()
+    from poolkit.cli.compare import wide_console
+
+    console = wide_console()
     if model_type == "textcnn":
         _render_text(result, console)
     else:
