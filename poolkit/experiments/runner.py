@@ -388,30 +388,54 @@ def _run_parallel(spec, todo, n_jobs, threads, finish, bar) -> None:
         context.set_forkserver_preload(["torch", "poolkit.experiments.runner"])
     else:
         context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
+    executor = ProcessPoolExecutor(
         max_workers=n_jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)
-    ) as pool_executor:
-        pending = {}
-        queue = list(todo)
-        try:
-            while queue or pending:
-                while queue and len(pending) < n_jobs:
-                    pool, seed = queue.pop(0)
-                    future = pool_executor.submit(_run_job, spec.task, pool, seed, spec.train)
-                    pending[future] = (pool, seed)
-                    bar.starting(pool, seed)
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    pool, seed = pending.pop(future)
-                    try:
-                        outcome = future.result()
-                    except Exception as exc:  # a worker died (killed, out of memory)
-                        outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-                    bar.advance(finish(pool, seed, outcome))
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+    )
+    restore = _interrupt_on_sigterm()
+    pending = {}
+    queue = list(todo)
+    try:
+        while queue or pending:
+            while queue and len(pending) < n_jobs:
+                pool, seed = queue.pop(0)
+                future = executor.submit(_run_job, spec.task, pool, seed, spec.train)
+                pending[future] = (pool, seed)
+                bar.starting(pool, seed)
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                pool, seed = pending.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # a worker died (killed, out of memory)
+                    outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                bar.advance(finish(pool, seed, outcome))
+    except BaseException:
+        # Interrupted: stop the runs in flight now (their lines were never written, so the next
+        # call redoes them) instead of waiting minutes for them to finish.
+        for process in list(getattr(executor, "_processes", {}).values()):
+            process.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        executor.shutdown(wait=True)
+    finally:
+        restore()
+
+
+def _interrupt_on_sigterm():
+    """Turn SIGTERM into KeyboardInterrupt while a grid runs (main thread only), so that a
+    killed ``compare`` stops its workers too; returns a function restoring the old handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 class _Progress:
