@@ -49,6 +49,18 @@ def _base(input: Tensor, mode: str, eps: float) -> Tensor:
     return input.clamp_min(eps) if mode == "clamp" else input.abs()
 
 
+def _exponents(p: Tensor, n: int, c: int, dims: int) -> float | Tensor:
+    """A single ``p`` as a Python number (PyTorch's fast paths for integer powers), else the
+    per-plane exponents ``(N*C, 1, ...)``."""
+    if p.numel() == 1:
+        return float(p)
+    return p.expand(n, c, *([1] * dims)).reshape(-1, *([1] * (dims + 1)))
+
+
+def _part(power: float | Tensor, part: slice) -> float | Tensor:
+    return power if isinstance(power, float) else power[part]
+
+
 class _PowerMeanPool(torch.autograd.Function):
     r"""``y_w = s (S_w / K_w)^{1/p}``, :math:`S_w = \sum_{i\in w} (a_i/s)^p`.
 
@@ -63,7 +75,7 @@ class _PowerMeanPool(torch.autograd.Function):
     def forward(ctx, input, p, mode, eps, divide, kernel, stride, padding, dims):
         n, c = input.shape[:2]
         x = as_planes(input)
-        power = p.expand(n, c, *([1] * dims)).reshape(-1, *([1] * (dims + 1)))
+        power = _exponents(p, n, c, dims)
         with torch.no_grad():
             scale = _base(input.detach().flatten(2).amax(-1), mode, eps)
             if mode == "abs":  # the max of |x| needs the min too
@@ -73,7 +85,7 @@ class _PowerMeanPool(torch.autograd.Function):
             s = scale.reshape(-1, *([1] * (dims + 1)))
             total = pooled_empty(x, kernel, stride, padding, dims)
             for part in plane_chunks(x):
-                base = _base(x[part], mode, eps).div_(s[part]).pow_(power[part])
+                base = _base(x[part], mode, eps).div_(s[part]).pow_(_part(power, part))
                 total[part] = sum_pool(base, kernel, stride, padding, dims)
                 del base
             total = total.view(n, c, *total.shape[2:])
@@ -91,32 +103,40 @@ class _PowerMeanPool(torch.autograd.Function):
         mode, eps, divide, kernel, stride, padding, dims = ctx.config
         n, c = input.shape[:2]
         x = as_planes(input)
-        power = p.expand(n, c, *([1] * dims)).reshape(-1, *([1] * (dims + 1)))
+        power = _exponents(p, n, c, dims)
         s = scale.reshape(-1, *([1] * (dims + 1)))
-        grad_input = grad_p = None
-        if ctx.needs_input_grad[0]:
-            g, y, t = as_planes(grad), as_planes(out), as_planes(total)
-            grad_input = torch.empty_like(x)
-            for part in plane_chunks(x):
+        need_input, need_p = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_p = None
+        g, y, t = as_planes(grad), as_planes(out), as_planes(total)
+        grad_input = torch.empty_like(x) if need_input else None
+        log_sum = pooled_empty(x, kernel, stride, padding, dims) if need_p else None
+        for part in plane_chunks(x):
+            base = _base(x[part], mode, eps).div_(s[part])  # a / s, in [0, 1]
+            # clamp mode: base >= eps / s > 0; abs mode: 0 ** (p - 1) is replaced by 0
+            positive_base = None if mode == "clamp" else base > 0
+            exponent = _part(power, part)
+            if need_input:
                 factor = safe_ratio_(g[part] * y[part], t[part] * s[part])  # g y / (s S)
                 a = sum_pool_transpose(factor, x[part], kernel, stride, padding, dims)
-                base = _base(x[part], mode, eps).div_(s[part])
-                # (a/s)^(p-1), with 0 where a == 0 (a subgradient when p < 1)
-                a.mul_(torch.where(base > 0, base.pow(power[part] - 1), 0.0))
-                del base
-                slope = x[part] > eps if mode == "clamp" else x[part].sign()
+                slope = base.pow(exponent - 1)
+                if positive_base is not None:
+                    slope.mul_(positive_base).mul_(x[part].sign())
+                else:
+                    slope.masked_fill_(x[part] <= eps, 0.0)
                 torch.mul(a, slope, out=grad_input[part])
+                del a, slope
+            if need_p:
+                weighted_log = base.pow(exponent).mul_(base.log())
+                if positive_base is not None:
+                    weighted_log.masked_fill_(~positive_base, 0.0)
+                log_sum[part] = sum_pool(weighted_log, kernel, stride, padding, dims)
+        if need_input:
             grad_input = grad_input.view_as(input)
-        if ctx.needs_input_grad[1]:
+        if need_p:
             positive = total > 0
             safe_total = torch.where(positive, total, torch.ones_like(total))
             count = window_count(input, kernel, stride, padding, dims) if divide else 1.0
-            sums = []
-            for part in plane_chunks(x):
-                base = _base(x[part], mode, eps).div_(s[part])
-                weighted_log = torch.where(base > 0, base.pow(power[part]) * base.log(), 0.0)
-                sums.append(sum_pool(weighted_log, kernel, stride, padding, dims))
-            log_sum = torch.cat(sums).view_as(total)
+            log_sum = log_sum.view_as(total)
             d_out = out * (-(safe_total / count).log() / p**2 + log_sum / (p * safe_total))
             grad_p = torch.where(positive, grad * d_out, 0.0).sum_to_size(p.shape)
         return grad_input, grad_p, None, None, None, None, None, None, None
