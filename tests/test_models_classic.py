@@ -28,8 +28,9 @@ def _small_textcnn(**overrides) -> TextCNN:
 
 
 def test_textcnn_equals_the_tutorial_conv2d_formulation():
-    """Conv1d over (B, E, T) computes what Conv2d with a (w, E) kernel over (B, 1, T, E) does."""
-    model = _small_textcnn(dropout=0.0).eval()
+    """Conv1d over (B, E, T) computes what Conv2d with a (w, E) kernel over (B, 1, T, E) does
+    (without Kim's edge padding, which the tutorial does not have)."""
+    model = _small_textcnn(dropout=0.0, edge_padding=False).eval()
     ids = torch.randint(1, 40, (3, 9))
     embedded = model.embedding(ids).unsqueeze(1)  # (B, 1, T, E)
     features = []
@@ -43,12 +44,26 @@ def test_textcnn_equals_the_tutorial_conv2d_formulation():
 
 
 def test_textcnn_short_sequences_are_padded_to_the_widest_filter():
-    model = _small_textcnn(dropout=0.0).eval()
-    one_token = torch.tensor([[7]])
-    padded = torch.tensor([[7, 0, 0, 0, 0]])
-    torch.testing.assert_close(model(one_token), model(padded))
+    for edge_padding in (True, False):
+        model = _small_textcnn(dropout=0.0, edge_padding=edge_padding).eval()
+        one_token = torch.tensor([[7]])
+        padded = torch.tensor([[7, 0, 0, 0, 0]])
+        torch.testing.assert_close(model(one_token), model(padded))
     with pytest.raises(ValueError, match="input_ids"):
         model(torch.tensor([7, 8]))
+
+
+def test_textcnn_logits_do_not_depend_on_batch_padding():
+    """Padding-only windows would give ReLU(bias) > 0 and could win the max; they are zeroed."""
+    model = _small_textcnn(dropout=0.0).eval()
+    with torch.no_grad():
+        for conv in model.convs:
+            conv.bias.fill_(5.0)  # a large positive bias: a padding-only window would win
+    text = torch.tensor([[3, 9, 4, 12, 7, 5]])
+    padded = torch.cat([text, torch.zeros(1, 14, dtype=torch.long)], dim=1)
+    torch.testing.assert_close(model(padded), model(text))
+    batch = torch.stack([padded[0], torch.randint(1, 40, (20,))])  # beside a longer text
+    torch.testing.assert_close(model(batch)[:1], model(text))
 
 
 def test_padding_embedding_is_zero_and_gets_no_gradient():

@@ -19,8 +19,15 @@ which the trainer calls).
 The convolution is a ``Conv1d`` over the embedding with the embedding dimensions as channels,
 ``(B, E, T)``, not the common tutorial's ``Conv2d`` with a ``(w, E)`` kernel over
 ``(B, 1, T, E)``: the same arithmetic, without a dummy channel or a width-1 output axis
-(``benchmarks/bench_textcnn.py`` measures the difference). Sequences shorter than the widest
-filter are right-padded with ``padding_idx`` (its embedding is zero).
+(``benchmarks/bench_textcnn.py`` measures the difference).
+
+Padding. As in Kim's code, both ends of every text get ``max(filter_widths) - 1`` padding tokens
+(``padding_idx``, whose embedding is zero), so each window that touches the text occurs once and
+a one-word text still fills every filter (``edge_padding=False``: only texts shorter than the
+widest filter are padded, on the right). Windows made only of padding are zeroed after the ReLU,
+so with max pooling (after ReLU every value is >= 0) a text's logits do not depend on how far its
+batch is padded — one text alone and the same text in a batch give the same logits. Other pools
+(average, ...) see those zeros.
 
 Shape:
     - input_ids: ``(B, T)`` token ids, ``T >= 1``.
@@ -59,6 +66,7 @@ class TextCNNConfig:
     padding_idx: int = 0
     embed_init: float = 0.25  # embeddings ~ U(-a, a) as in Kim's CNN-rand
     freeze_embedding: bool = False  # "CNN-static" with loaded vectors
+    edge_padding: bool = True  # pad both ends with max(filter_widths) - 1 pads, as Kim does
 
     def __post_init__(self) -> None:
         self.filter_widths = tuple(int(w) for w in self.filter_widths)
@@ -103,14 +111,22 @@ class TextCNN(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         if input_ids.ndim != 2:
             raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
-        short = self.min_length - input_ids.shape[1]
-        if short > 0:
-            input_ids = F.pad(input_ids, (0, short), value=self.config.padding_idx)
+        pad = self.config.padding_idx
+        if self.config.edge_padding:  # Kim: every window that touches the text, exactly once
+            edge = self.min_length - 1
+            input_ids = F.pad(input_ids, (edge, edge), value=pad)
+        elif input_ids.shape[1] < self.min_length:
+            input_ids = F.pad(input_ids, (0, self.min_length - input_ids.shape[1]), value=pad)
         x = self.embedding(input_ids).transpose(1, 2)  # (B, E, T)
-        features = [
-            pool(F.relu(conv(x)))  # (B, F * feat_mult)
-            for conv, pool in zip(self.convs, self.pools, strict=True)
-        ]
+        real = (input_ids != self.config.padding_idx).unsqueeze(1).to(x.dtype)  # (B, 1, T)
+        features = []
+        for conv, pool in zip(self.convs, self.pools, strict=True):
+            width = conv.kernel_size[0]
+            # windows made of padding only would give ReLU(bias); zero them so that a text's
+            # features do not depend on how far its batch is padded
+            has_token = F.max_pool1d(real, width, stride=1)  # (B, 1, T - w + 1)
+            maps = F.relu(conv(x)) * has_token  # (B, F, T - w + 1)
+            features.append(pool(maps))  # (B, F * feat_mult)
         if features[0].ndim != 2:
             raise ValueError(
                 f"pool {self.config.pool!r} with {self.config.pool_kwargs} is windowed; TextCNN "
