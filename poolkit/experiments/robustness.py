@@ -73,13 +73,18 @@ def shift_images(batch: dict[str, Any], pixels: int, generator=None) -> dict[str
 
 
 def word_dropout(
-    batch: dict[str, Any], rate: float, generator=None, pad_id: int = 0
+    batch: dict[str, Any],
+    rate: float,
+    generator=None,
+    pad_id: int = 0,
+    keep_ends: bool = False,
 ) -> dict[str, Any]:
     """Delete each real token with probability ``rate``, keep order, pad at the end.
 
     Real tokens are those of ``attention_mask`` if the batch has one, else those ``!= pad_id``.
-    A text keeps at least its first token. The tensor width stays the same (so models with a
-    minimum length, like a TextCNN with width-5 filters, still get it).
+    A text keeps at least its first token; ``keep_ends`` never deletes the first and last real
+    tokens (a transformer's ``[CLS]`` and ``[SEP]``). The tensor width stays the same (so models
+    with a minimum length, like a TextCNN with width-5 filters, still get it).
 
     Shape:
         ``batch["input_ids"]``: ``(B, T)``; ``batch["attention_mask"]`` (optional): ``(B, T)``.
@@ -104,6 +109,13 @@ def word_dropout(
     mask = batch.get("attention_mask")
     real = mask.bool() if mask is not None else ids != pad_id  # (B, T)
     keep = real & (torch.rand(ids.shape, generator=generator) >= rate)
+    if keep_ends and real.any():
+        rows = torch.arange(ids.shape[0])
+        has = real.any(dim=1)
+        first = real.float().argmax(dim=1)
+        last = ids.shape[1] - 1 - real.flip(1).float().argmax(dim=1)
+        keep[rows[has], first[has]] = True
+        keep[rows[has], last[has]] = True
     # Keep the first real token of a text that would lose every token.
     empty = ~keep.any(dim=1) & real.any(dim=1)
     if empty.any():
@@ -125,7 +137,11 @@ def word_dropout(
 PERTURBATIONS: dict[str, Callable[..., dict[str, Any]]] = {
     "shift": lambda batch, level, generator, **info: shift_images(batch, int(level), generator),
     "word_dropout": lambda batch, level, generator, **info: word_dropout(
-        batch, float(level), generator, pad_id=int(info.get("pad_id", 0))
+        batch,
+        float(level),
+        generator,
+        pad_id=int(info.get("pad_id", 0)),
+        keep_ends=bool(info.get("keep_ends", False)),
     ),
 }
 

@@ -209,6 +209,7 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
     torch.manual_seed(seed)
     model = task.build_model(pool, data, **task.model)
     params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     fit = task.fit or default_fit
     fitted = fit(model, data, dict(train), seed)
     eval_batch = int(train.get("eval_batch_size", 256))
@@ -244,6 +245,7 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
         "inference_time_s": clean["time_s"],
         "throughput_samples_s": n_test / clean["time_s"] if clean["time_s"] > 0 else None,
         "params": int(params),
+        "trainable_params": int(trainable),
         "model_pools": getattr(model, "model_pools", {"pool": pool}),
         "robustness": robustness,
         "chance_accuracy": clean["majority_accuracy"],

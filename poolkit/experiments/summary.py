@@ -87,6 +87,9 @@ def summarize(records: Sequence[dict[str, Any]], pools: Sequence[str] | None = N
         for metric in ("train_time_s", "inference_time_s", "throughput_samples_s"):
             row[f"{metric}_mean"] = _mean_std([r.get(metric) for r in ok])[0]
         row["params"] = int(ok[0]["params"]) if ok else None
+        row["trainable_params"] = (
+            int(ok[0].get("trainable_params", row["params"] or 0)) if ok else None
+        )
         row["epochs"] = _mean_std([r.get("epochs") for r in ok])[0]
         for label in labels:
             values = [(r.get("robustness") or {}).get(label) for r in ok]
@@ -126,9 +129,24 @@ def _rank_and_judge(rows: list[dict]) -> None:
 
 
 # Two-sided 95% quantiles of Student's t by degrees of freedom (a lower df is conservative).
-_T_975 = ((1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (5, 2.571), (6, 2.447), (7, 2.365),
-          (8, 2.306), (9, 2.262), (10, 2.228), (12, 2.179), (15, 2.131), (20, 2.086),
-          (30, 2.042), (60, 2.000), (120, 1.980))
+_T_975 = (
+    (1, 12.706),
+    (2, 4.303),
+    (3, 3.182),
+    (4, 2.776),
+    (5, 2.571),
+    (6, 2.447),
+    (7, 2.365),
+    (8, 2.306),
+    (9, 2.262),
+    (10, 2.228),
+    (12, 2.179),
+    (15, 2.131),
+    (20, 2.086),
+    (30, 2.042),
+    (60, 2.000),
+    (120, 1.980),
+)
 
 
 def t_quantile_975(df: float) -> float:
