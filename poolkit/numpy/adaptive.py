@@ -38,6 +38,7 @@ from poolkit.numpy.windows import (
     scatter_separable,
     scatter_winners,
     winner_dtype,
+    winner_index_table,
     winners_to_indices,
 )
 
@@ -194,10 +195,11 @@ def _adaptive_max(fn_name, dims, input, output_size, return_indices):
     out = np.zeros((x.shape[0],) + sizes, x.dtype)
     index = np.zeros(out.shape, np.int64)
     if not _empty(planes, sizes):
+        table = winner_index_table(axes, planes.spatial) if return_indices else None
         for blk in plane_blocks(x.shape[0], x[:1].nbytes):
             winners = _adaptive_winners(axes, x[blk], out[blk])
             if return_indices:
-                index[blk] = winners_to_indices(axes, winners, planes.spatial)
+                index[blk] = winners_to_indices(axes, winners, planes.spatial, table)
     if return_indices:
         return planes.restore(out), planes.restore_indices(index)
     return planes.restore(out)
@@ -220,13 +222,16 @@ def _adaptive_max_backward(fn_name, dims, grad_output, input, output_size):
     grad_input = np.zeros_like(x)
     if _empty(planes, sizes):
         return planes.restore(grad_input)
+    regular = all(w.regular for w in axes)
+    offsets = regular_offsets(axes) if regular else None
+    table = None if regular else winner_index_table(axes, planes.spatial)
     for blk in plane_blocks(x.shape[0], x[:1].nbytes):
         values = np.empty(g[blk].shape, x.dtype)
         winners = _adaptive_winners(axes, x[blk], values)
-        if all(w.regular for w in axes):
-            scatter_winners(g[blk], winners, regular_offsets(axes), axes, grad_input[blk])
+        if regular:
+            scatter_winners(g[blk], winners, offsets, axes, grad_input[blk])
         else:
-            index = winners_to_indices(axes, winners, planes.spatial)
+            index = winners_to_indices(axes, winners, planes.spatial, table)
             scatter_to_indices(g[blk], index, grad_input[blk])
     return planes.restore(grad_input)
 

@@ -36,6 +36,7 @@ from poolkit.numpy.windows import (
     scatter_separable,
     scatter_winners,
     winner_dtype,
+    winner_index_table,
     winners_to_indices,
 )
 
@@ -67,22 +68,38 @@ def _blocks(planes: Planes):
 # --------------------------------------------------------------------------------------------
 
 
-def _max_winners(x: np.ndarray, geometry: PoolGeometry, values: np.ndarray) -> np.ndarray:
-    """Running-max pass over all kernel offsets of a block ``x`` ``(B, *S)``: fills ``values``
-    ``(B, *out)`` and returns the winning offset of every window."""
-    axes = axis_windows(geometry)
-    offsets = regular_offsets(axes)
-    values.fill(-np.inf)
-    winners = np.empty(values.shape, winner_dtype(math.prod(geometry.kernel_size)))
-    winners[...] = initial_winners(axes)
-    lead = (slice(None),)
+class _ArgmaxPlan:
+    """Everything the argmax pass needs that does not depend on the data, built once per call
+    (not once per block): the kernel offsets' slices, PyTorch's initial winners, and the table
+    turning winners into flat indices."""
 
-    def read():
-        for off in offsets:
-            yield off.k, lead + off.out, x[lead + off.inp]
+    def __init__(self, geometry: PoolGeometry):
+        self.axes = axis_windows(geometry)
+        self.offsets = regular_offsets(self.axes)
+        self.initial = initial_winners(self.axes)
+        self.dtype = winner_dtype(math.prod(geometry.kernel_size))
+        self.input_size = geometry.input_size
+        self._table = None
 
-    argmax_reduce(read, values, winners)
-    return winners
+    def winners(self, x: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Running-max pass over all kernel offsets of a block ``x`` ``(B, *S)``: fills
+        ``values`` ``(B, *out)`` and returns the winning offset of every window."""
+        values.fill(-np.inf)
+        winners = np.empty(values.shape, self.dtype)
+        winners[...] = self.initial
+        lead = (slice(None),)
+
+        def read():
+            for off in self.offsets:
+                yield off.k, lead + off.out, x[lead + off.inp]
+
+        argmax_reduce(read, values, winners)
+        return winners
+
+    def indices(self, winners: np.ndarray) -> np.ndarray:
+        if self._table is None:
+            self._table = winner_index_table(self.axes, self.input_size)
+        return winners_to_indices(self.axes, winners, self.input_size, self._table)
 
 
 def _max_pool(fn_name, dims, input, kernel_size, stride, padding, dilation, ceil_mode,
@@ -101,9 +118,9 @@ def _max_pool(fn_name, dims, input, kernel_size, stride, padding, dilation, ceil
             reduce_separable(x[blk], axes, "max", out=out[blk])
         return planes.restore(out)
     index = np.empty(out.shape, np.int64)
+    plan = _ArgmaxPlan(geometry)
     for blk in _blocks(planes):
-        winners = _max_winners(x[blk], geometry, out[blk])
-        index[blk] = winners_to_indices(axes, winners, geometry.input_size)
+        index[blk] = plan.indices(plan.winners(x[blk], out[blk]))
     return planes.restore(out), planes.restore_indices(index)
 
 
@@ -117,12 +134,10 @@ def _max_pool_backward(fn_name, dims, grad_output, input, kernel_size, stride, p
     if _backend.compiled(x):
         _backend.kernels().max_pool_backward(g, x, geometry, grad_input)
         return planes.restore(grad_input)
-    axes = axis_windows(geometry)
-    offsets = regular_offsets(axes)
+    plan = _ArgmaxPlan(geometry)
     for blk in _blocks(planes):
-        values = np.empty(g[blk].shape, x.dtype)
-        winners = _max_winners(x[blk], geometry, values)
-        scatter_winners(g[blk], winners, offsets, axes, grad_input[blk])
+        winners = plan.winners(x[blk], np.empty(g[blk].shape, x.dtype))
+        scatter_winners(g[blk], winners, plan.offsets, plan.axes, grad_input[blk])
     return planes.restore(grad_input)
 
 

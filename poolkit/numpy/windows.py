@@ -46,6 +46,7 @@ Example (sum pooling of a 4x4 plane with 2x2 windows)::
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -65,6 +66,7 @@ __all__ = [
     "argmax_reduce",
     "winner_positions",
     "winners_to_indices",
+    "winner_index_table",
     "scatter_winners",
     "sliding_windows",
 ]
@@ -72,7 +74,7 @@ __all__ = [
 #: Bytes of input processed per block of planes: small enough that a block, its separable
 #: temporaries and its output stay in a 512 KiB L2 cache; large enough to amortise the
 #: per-call overhead of NumPy ufuncs. ``POOLKIT_BLOCK_BYTES`` overrides it (for benchmarks).
-BLOCK_BYTES = 1 << 17
+BLOCK_BYTES = 1 << 19
 
 
 def plane_blocks(n_planes: int, plane_bytes: int, block_bytes: int | None = None) -> list[slice]:
@@ -407,15 +409,33 @@ def winner_positions(axes: Sequence[AxisWindows], winners: np.ndarray) -> list[n
 
 
 def winners_to_indices(
-    axes: Sequence[AxisWindows], winners: np.ndarray, input_size: Sequence[int]
+    axes: Sequence[AxisWindows], winners: np.ndarray, input_size: Sequence[int],
+    table: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Flat index within each input plane (PyTorch's ``return_indices``) of each winner."""
+    """Flat index within each input plane (PyTorch's ``return_indices``) of each winner
+    ``(B, *out)``; ``table`` from :func:`winner_index_table` turns it into one gather."""
+    if table is None:
+        table = winner_index_table(axes, input_size)
+    n_out = table.shape[1]
+    flat = winners.reshape(winners.shape[0], n_out).astype(np.intp) + 1
+    return table[flat, np.arange(n_out)].reshape(winners.shape)
+
+
+def winner_index_table(axes: Sequence[AxisWindows], input_size: Sequence[int]) -> np.ndarray:
+    """``(K + 1, prod(out))`` int64: row ``k + 1`` holds, for every output, the flat input
+    index its kernel offset ``k`` reads; row 0 the index PyTorch reports for a window that
+    reads no input element (winner ``-1``)."""
+    kernel = math.prod(w.kernel_size for w in axes)
+    out_shape = tuple(w.output_size for w in axes)
+    winners = np.broadcast_to(
+        np.arange(-1, kernel).reshape((-1,) + (1,) * len(axes)), (kernel + 1,) + out_shape
+    )
     positions = winner_positions(axes, winners)
     index = np.zeros(winners.shape, dtype=np.int64)
     for pos, size in zip(positions, input_size, strict=True):
         index *= size
         index += pos
-    return index
+    return index.reshape(kernel + 1, -1)
 
 
 def scatter_winners(
