@@ -121,9 +121,12 @@ def explain_text(model, encoder, text: str, label_names: list[str] | None = None
     """Explain a :class:`poolkit.models.TextCNN`'s prediction for ``text``.
 
     Returns a :class:`TextExplanation` whose ``features`` (the ``top`` strongest, by push on the
-    predicted class) name the filter width, filter index, winning time step, the n-gram under the
-    filter there, its activation, and its push on every class; or :class:`NoWinners` when the
-    model's pooling over time has none.
+    predicted class) name the filter width, filter index, the winning window's ``position`` (the
+    index of its first token; negative when it starts in the padding before the text), the
+    n-gram under the filter there (``<pad>`` for padding), its activation, and its push on every
+    class; or :class:`NoWinners` when the model's pooling over time has none. The feature maps
+    are read from the model's own pooling layers (forward hooks), so the explanation follows the
+    model's padding rules.
 
     ``encoder``: the checkpoint's :class:`poolkit.data.TextEncoder` (tokeniser + vocabulary).
     """
@@ -147,43 +150,57 @@ def explain_text(model, encoder, text: str, label_names: list[str] | None = None
         raise ValueError(f"text ({text!r}) has no tokens after tokenisation")
     ids = encoder.vocab.encode(tokens)
     unknown = [t for t, i in enumerate(ids) if i == encoder.vocab.unk_id]
-    length = max(len(ids), model.min_length)
-    padded = ids + [config.padding_idx] * (length - len(ids))
-    input_ids = torch.tensor([padded])
+    input_ids = torch.tensor([ids])
+    # The pooling layers' inputs and outputs, exactly as the model computes them (hooks, so
+    # whatever the model does before pooling, such as padding, is not re-implemented here).
+    captured: list[tuple] = []
+    hooks = [
+        pool.register_forward_hook(
+            lambda module, args, out: captured.append((args[0].detach(), out.detach()))
+        )
+        for pool in model.pools
+    ]
     model.eval()
-    with torch.no_grad():
-        logits = model(input_ids)[0]  # (num_classes,)
-        probabilities = F.softmax(logits, dim=-1)
-        embedded = model.embedding(input_ids).transpose(1, 2)  # (1, E, T)
-        weight = model.classifier.weight  # (num_classes, features)
-        features, offset = [], 0
-        for width, conv, pool in zip(config.filter_widths, model.convs, model.pools, strict=True):
-            activations = F.relu(conv(embedded))[0]  # (F, T - w + 1)
-            pooled = pool(activations[None])[0]  # (F * m,)
-            mult = pool.feat_mult()
-            pooled = pooled.reshape(config.num_filters, mult)  # channel-major
-            steps = _winner_positions(activations.numpy(), pooled.numpy())
-            for j in range(config.num_filters):
-                for slot in range(mult):
-                    index = offset + j * mult + slot
-                    value = float(pooled[j, slot])
-                    step = int(steps[j, slot])
-                    window = list(range(step, step + width)) if step >= 0 else []
-                    gram = [tokens[t] if t < len(tokens) else "<pad>" for t in window]
-                    features.append(
-                        {
-                            "feature": index,
-                            "width": int(width),
-                            "filter": j,
-                            "slot": slot,
-                            "position": step,
-                            "ngram": gram,
-                            "ngram_text": " ".join(t for t in gram if t != "<pad>"),
-                            "activation": value,
-                            "push": [float(weight[c, index]) * value for c in range(len(logits))],
-                        }
-                    )
-            offset += config.num_filters * mult
+    try:
+        with torch.no_grad():
+            logits = model(input_ids)[0]  # (num_classes,)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    probabilities = F.softmax(logits, dim=-1)
+    # Time step t of a feature map covers the model's (padded) input positions t .. t + w - 1;
+    # with Kim's edge padding, max(filter_widths) - 1 pads come before the first token.
+    lead = model.min_length - 1 if getattr(config, "edge_padding", False) else 0
+    weight = model.classifier.weight.detach()  # (num_classes, features)
+    features, offset = [], 0
+    for width, pool, (maps, pooled) in zip(
+        config.filter_widths, model.pools, captured, strict=True
+    ):
+        activations = maps[0]  # (F, L)
+        mult = pool.feat_mult()
+        pooled = pooled[0].reshape(config.num_filters, mult)  # channel-major (F, m)
+        steps = _winner_positions(activations.numpy(), pooled.numpy())
+        for j in range(config.num_filters):
+            for slot in range(mult):
+                index = offset + j * mult + slot
+                value = float(pooled[j, slot])
+                step = int(steps[j, slot])
+                window = [step - lead + k for k in range(width)] if step >= 0 else []
+                gram = [tokens[t] if 0 <= t < len(tokens) else "<pad>" for t in window]
+                features.append(
+                    {
+                        "feature": index,
+                        "width": int(width),
+                        "filter": j,
+                        "slot": slot,
+                        "position": step - lead if step >= 0 else None,
+                        "ngram": gram,
+                        "ngram_text": " ".join(t for t in gram if t != "<pad>"),
+                        "activation": value,
+                        "push": [float(weight[c, index]) * value for c in range(len(logits))],
+                    }
+                )
+        offset += config.num_filters * mult
     predicted = int(probabilities.argmax())
     names = list(label_names or [str(c) for c in range(len(logits))])
     features.sort(key=lambda f: -f["push"][predicted])
