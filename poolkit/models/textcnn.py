@@ -117,7 +117,7 @@ class TextCNN(nn.Module):
             input_ids = F.pad(input_ids, (edge, edge), value=pad)
         elif input_ids.shape[1] < self.min_length:
             input_ids = F.pad(input_ids, (0, self.min_length - input_ids.shape[1]), value=pad)
-        x = self.embedding(input_ids).transpose(1, 2)  # (B, E, T)
+        x = self.embedding(input_ids).transpose(1, 2).contiguous()  # (B, E, T), dense for the conv
         real = (input_ids != self.config.padding_idx).unsqueeze(1).to(x.dtype)  # (B, 1, T)
         features = []
         for conv, pool in zip(self.convs, self.pools, strict=True):
