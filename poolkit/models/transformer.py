@@ -254,6 +254,9 @@ class TransformerConfig:
             dropout on the adapter input.
         lora_target_modules: module names to adapt (``None``: peft's default for the
             architecture, e.g. ``query, value`` for BERT and ``q_proj, v_proj`` for Llama).
+        lora_layers: indices of the transformer layers that get adapters (``None``: all;
+            negative counts from the top). Adapting only the top layers also stops the backward
+            pass there, which makes a LoRA step much cheaper.
         max_length: tokens kept per text (longer texts are truncated).
         padding_side: ``"right"`` or ``"left"`` (results are the same; decoders usually pad
             left).
@@ -274,6 +277,7 @@ class TransformerConfig:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.05
     lora_target_modules: list[str] | None = None
+    lora_layers: list[int] | None = None
     max_length: int = 128
     padding_side: str = "right"
     append_eos: bool = False
@@ -301,6 +305,13 @@ class TransformerConfig:
             raise ValueError(f"lora_alpha ({self.lora_alpha}) must be positive")
         if self.lora_target_modules is not None:
             self.lora_target_modules = [str(name) for name in self.lora_target_modules]
+        if self.lora_layers is not None:
+            if not self.lora_layers or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in self.lora_layers
+            ):
+                raise ValueError(f"lora_layers ({self.lora_layers!r}) must be a non-empty list "
+                                 "of layer indices or None")
+            self.lora_layers = list(self.lora_layers)
 
 
 def _layer_list(model: nn.Module, num_layers: int | None) -> nn.ModuleList | None:
@@ -308,6 +319,40 @@ def _layer_list(model: nn.Module, num_layers: int | None) -> nn.ModuleList | Non
         if isinstance(module, nn.ModuleList) and len(module) == num_layers:
             return module
     return None
+
+
+def _lora_targets_in_layers(
+    backbone: nn.Module, targets: list[str] | None, layer_indices: list[int]
+) -> list[str]:
+    """Full names of the modules to adapt inside the chosen layers (peft's own
+    ``layers_to_transform`` does not match a bare ``LlamaModel``'s ``layers.N`` names)."""
+    count = getattr(backbone.config, "num_hidden_layers", None)
+    layers = _layer_list(backbone, count)
+    if layers is None:
+        raise ValueError("lora_layers needs a backbone whose layers form one ModuleList")
+    chosen = sorted({i % count for i in layer_indices if -count <= i < count})
+    if len(chosen) != len(set(layer_indices)):
+        raise ValueError(
+            f"lora_layers ({layer_indices}) must be distinct indices in [-{count}, {count - 1}] "
+            f"(the backbone has {count} layers)"
+        )
+    if targets is None:
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+        targets = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(backbone.config.model_type)
+        if targets is None:
+            raise ValueError(f"give lora_target_modules for model type "
+                             f"{backbone.config.model_type!r}")
+    list_name = next(name for name, module in backbone.named_modules() if module is layers)
+    names = [
+        f"{list_name}.{i}.{name}"
+        for i in chosen
+        for name, module in layers[i].named_modules()
+        if name.split(".")[-1] in targets and isinstance(module, nn.Linear)
+    ]
+    if not names:
+        raise ValueError(f"lora_target_modules {targets} match no linear layer in lora_layers")
+    return names
 
 
 class TransformerClassifier(nn.Module):
@@ -349,11 +394,14 @@ class TransformerClassifier(nn.Module):
         elif config.finetune == "lora":
             from peft import LoraConfig, get_peft_model
 
+            targets = config.lora_target_modules
+            if config.lora_layers is not None:
+                targets = _lora_targets_in_layers(backbone, targets, config.lora_layers)
             lora = LoraConfig(
                 r=config.lora_r,
                 lora_alpha=config.lora_alpha,
                 lora_dropout=config.lora_dropout,
-                target_modules=config.lora_target_modules,
+                target_modules=targets,
                 bias="none",
             )
             backbone = get_peft_model(backbone, lora)

@@ -215,12 +215,18 @@ def masked_min(hidden_states: Tensor, mask: Tensor) -> Tensor:
     return _zero_empty_rows(filled.amin(1), mask)
 
 
-def _first_last_index(mask: Tensor) -> tuple[Tensor, Tensor]:
+def _first_index(mask: Tensor) -> Tensor:
+    """Position of the first nonzero of each row (0 for an empty row): the argmax of the mask
+    weighted ``T, T-1, ..., 1``. Shape ``(B, T) -> (B,)``."""
     length = mask.shape[1]
-    positions = torch.arange(length, device=mask.device).expand_as(mask)  # (B, T)
-    first = torch.where(mask, positions, length).amin(1)
-    last = torch.where(mask, positions, -1).amax(1)
-    return first.clamp(0, max(length - 1, 0)), last.clamp_min(0)
+    return (mask * torch.arange(length, 0, -1, device=mask.device)).argmax(1)
+
+
+def _last_index(mask: Tensor) -> Tensor:
+    """Position of the last nonzero of each row (0 for an empty row): the argmax of the mask
+    weighted ``1, 2, ..., T``. Shape ``(B, T) -> (B,)``."""
+    length = mask.shape[1]
+    return (mask * torch.arange(1, length + 1, device=mask.device)).argmax(1)
 
 
 def first_token(hidden_states: Tensor, mask: Tensor) -> Tensor:
@@ -229,9 +235,8 @@ def first_token(hidden_states: Tensor, mask: Tensor) -> Tensor:
     With left padding the first *position* is a pad; the first real token is where the mask
     first becomes nonzero.
     """
-    first, _ = _first_last_index(mask)
     rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
-    return _zero_empty_rows(hidden_states[rows, first], mask)
+    return _zero_empty_rows(hidden_states[rows, _first_index(mask)], mask)
 
 
 def last_token(hidden_states: Tensor, mask: Tensor) -> Tensor:
@@ -241,9 +246,8 @@ def last_token(hidden_states: Tensor, mask: Tensor) -> Tensor:
     left padding (it points into the sentence, or at a pad), and searching for the first EOS
     in ``input_ids`` is wrong when pad == eos.
     """
-    _, last = _first_last_index(mask)
     rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
-    return _zero_empty_rows(hidden_states[rows, last], mask)
+    return _zero_empty_rows(hidden_states[rows, _last_index(mask)], mask)
 
 
 def masked_kmax(hidden_states: Tensor, mask: Tensor, k: int) -> Tensor:

