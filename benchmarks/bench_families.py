@@ -2,9 +2,9 @@
 
 For each family, forward + backward on float32 ``(32, 64, 56, 56)``, 3x3 windows, stride 2:
 
-- time: the fastest of ``--repeats`` runs of each, the two formulations alternating in one
-  process; by default **CPU time** of the process (``time.process_time``, all threads), which
-  other jobs on a shared machine disturb far less than wall time (``--clock wall``);
+- time: the fastest of ``--repeats`` wall-time runs of each, the two formulations alternating
+  in one process, on ``--threads`` intra-op threads (default 1: on a busy shared machine the
+  thread barriers of every op, not the arithmetic, dominate multi-threaded timings);
 - peak memory: the largest amount of tensor memory allocated *during* forward + backward above
   what was allocated before it (the input and parameters), from PyTorch's profiler allocation
   events (``torch.profiler.profile(profile_memory=True)``: every CPU tensor allocation and free,
@@ -13,7 +13,7 @@ For each family, forward + backward on float32 ``(32, 64, 56, 56)``, 3x3 windows
 Ratios > 1 favour poolkit (``speedup`` = unfold time / poolkit time, ``memory`` = unfold peak /
 poolkit peak). Targets: speedup >= 3, memory >= 4.
 
-    python benchmarks/bench_families.py              # the full size (about a minute on 2 cores)
+    python benchmarks/bench_families.py              # the full size (a few minutes)
     python benchmarks/bench_families.py --quick      # (8, 16, 28, 28)
     python benchmarks/bench_families.py --json       # machine-readable
 """
@@ -119,7 +119,7 @@ def _clear(x, extra) -> None:
             t.grad = None
 
 
-def time_pair(ours, unfold, x, extra, repeats: int, clock=time.process_time):
+def time_pair(ours, unfold, x, extra, repeats: int, clock=time.perf_counter):
     """Fastest forward+backward of each, alternating so that both see the same load."""
     times: dict[int, list[float]] = {0: [], 1: []}
     for function in (ours, unfold):  # warm-up
@@ -158,7 +158,7 @@ def peak_memory(function, x, extra) -> int:
     return max(fields.total_allocated for _, fields in events) - baseline
 
 
-def run(shape, repeats: int, names, clock=time.process_time) -> list[dict]:
+def run(shape, repeats: int, names, clock=time.perf_counter) -> list[dict]:
     rows = []
     for name in names:
         ours, unfold = FAMILIES[name]
@@ -180,11 +180,15 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--families", nargs="*", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--json", action="store_true", help="print JSON rows only")
-    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                        help="process CPU time (default; robust to other load) or wall time")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="wall",
+                        help="wall time (default) or process CPU time")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads (default 1: on a shared machine, thread "
+                             "barriers under load dominate many-op formulations)")
     args = parser.parse_args(argv)
     shape = (8, 16, 28, 28) if args.quick else (32, 64, 56, 56)
     torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     rows = run(shape, args.repeats, args.families, clock)
     if args.json:
