@@ -20,6 +20,8 @@ from poolkit.data import (
     stratified_subset,
 )
 from poolkit.data.dataset import TextCollator, TextDataset, collate_images, pad_sequences
+from poolkit.data.vectors import read_word_vectors
+from poolkit.errors import DataFormatError
 
 
 def test_clean_str_like_kim():
@@ -123,3 +125,26 @@ def test_split_argument_errors():
         stratified_kfold([0, 1, 0], k=2.0)
     with pytest.raises(ValueError, match="test_fraction"):
         stratified_split([0, 1], 1.5)
+
+
+def test_word_vectors_text_header_binary_and_errors(tmp_path):
+    vocab = Vocab(["<pad>", "<unk>", "good", "bad", "rare"])
+    (tmp_path / "glove.txt").write_text("good 1 2 3\nbad -1 0 0.5\nother 9 9 9\n")
+    vectors, found = read_word_vectors(tmp_path / "glove.txt", vocab, init_range=0.25)
+    assert vectors.shape == (5, 3) and found == 2
+    assert vectors[2].tolist() == [1, 2, 3] and vectors[3].tolist() == [-1, 0, 0.5]
+    assert not vectors[0].any() and np.abs(vectors[4]).max() <= 0.25  # pad zero, rare random
+    (tmp_path / "w2v.txt").write_text("2 3\ngood 1 2 3\nbad -1 0 0.5\n")
+    assert np.array_equal(read_word_vectors(tmp_path / "w2v.txt", vocab)[0][2:4], vectors[2:4])
+    body = b"".join(w + b" " + np.asarray(v, "<f4").tobytes() + b"\n"
+                    for w, v in ((b"bad", [-1, 0, 0.5]), (b"good", [1, 2, 3])))
+    (tmp_path / "w2v.bin").write_bytes(b"2 3\n" + body)
+    binary, found = read_word_vectors(tmp_path / "w2v.bin", vocab)
+    assert found == 2 and np.array_equal(binary[2:4], vectors[2:4])
+    (tmp_path / "cut.bin").write_bytes(b"2 3\n" + body[:-8])
+    with pytest.raises(DataFormatError, match="truncated"):
+        read_word_vectors(tmp_path / "cut.bin", vocab)
+    (tmp_path / "bad.txt").write_text("good 1 2 3\nbad 1 2\n")
+    with pytest.raises(DataFormatError) as info:
+        read_word_vectors(tmp_path / "bad.txt", vocab)
+    assert info.value.line == 2

@@ -111,6 +111,10 @@ def train(
     max_length: int | None = typer.Option(
         None, min=1, rich_help_panel=DATA_PANEL, help="Truncate texts to N tokens."
     ),
+    vectors: str | None = typer.Option(
+        None, rich_help_panel=DATA_PANEL, help="textcnn: word2vec/GloVe file for the initial "
+        "embeddings (add --model-arg freeze_embedding=true for Kim's CNN-static).",
+    ),
     pool: str | None = typer.Option(
         None, "--pool", "-p", rich_help_panel=MODEL_PANEL,
         help="Pooling by name: over time (textcnn), downsampling (convnet), SequencePool mode "
@@ -213,8 +217,10 @@ def train(
     )
     text = TextOptions(
         tokenizer=tokenizer or ("char" if bundle.name == "chnsenti" else "word"),
-        min_freq=min_freq, max_vocab=max_vocab, max_length=max_length,
+        min_freq=min_freq, max_vocab=max_vocab, max_length=max_length, vectors=vectors,
     )
+    if vectors is not None and model != "textcnn":
+        raise ValueError(f"--vectors does not apply to model {model!r}")
     if lr is None and model == "transformer" and optimizer == "adamw":
         lr = 5e-5
     config = TrainConfig(

@@ -59,6 +59,7 @@ class TextOptions:
     min_freq: int = 1
     max_vocab: int | None = None
     max_length: int | None = None
+    vectors: str | None = None  # word2vec/GloVe file: initial embeddings (Kim's CNN-static)
 
 
 @dataclass
@@ -114,7 +115,7 @@ def prepare(
         "label_names": list(train.label_names),
         "data": dict(data_info or {}),
     }
-    encoder = None
+    encoder = vectors = None
     if model_type == "transformer":
         return _prepare_transformer(train, dev, test, options, seed, metadata)
     if isinstance(train, TextData):
@@ -126,6 +127,13 @@ def prepare(
         options.setdefault("num_classes", train.num_classes)
         options["vocab_size"] = len(encoder.vocab)
         options.setdefault("padding_idx", encoder.pad_id)
+        if text.vectors:
+            from poolkit.data.vectors import read_word_vectors
+
+            vectors, found = read_word_vectors(text.vectors, encoder.vocab, seed=seed)
+            options["embed_dim"] = vectors.shape[1]
+            metadata["vectors"] = {"path": str(text.vectors), "found": found,
+                                   "vocab_size": len(encoder.vocab)}
 
         def encode(part):
             if part is None:
@@ -145,6 +153,10 @@ def prepare(
         metadata["image"] = {"channels": channels, "height": height, "width": width}
     set_seed(seed)
     model = build_model(model_type, options)
+    if isinstance(train, TextData) and vectors is not None:
+        import torch
+
+        model.load_embeddings(torch.from_numpy(vectors))
     if isinstance(train, TextData):
         widths = getattr(model.config, "filter_widths", (1,))
         collate = TextCollator(pad_id=encoder.pad_id, max_length=encoder.max_length,
