@@ -148,7 +148,7 @@ def test_tiny_grid_writes_every_file_with_the_right_columns(tmp_path):
     markdown = (out / "summary.md").read_text()
     assert "poolkit compare --task fake-images" in markdown
     assert "| rank | pooling | accuracy %" in markdown
-    assert "★" in markdown and "shift 3px %" in markdown
+    assert "★" in markdown and "| shift 3px |" in markdown
     assert report.to_json()["runs"] == {"total": 4, "ran": 4, "reused": 0, "failed": 0}
     json.dumps(report.to_json())  # serialisable
 

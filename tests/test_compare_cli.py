@@ -62,7 +62,7 @@ def test_a_users_csv_by_path_and_columns(tmp_path, capsys):
     assert row["pool"] == "max" and row["accuracy_mean"] > 0.6  # the cue word is easy
     assert "word_dropout_30_mean" in row
     markdown = (tmp_path / "out" / "summary.md").read_text()
-    assert "drop 30% %" in markdown and f"csv:{path}" in markdown
+    assert "| drop 30% |" in markdown and f"csv:{path}" in markdown
 
 
 def test_a_users_npz_images(tmp_path, capsys):

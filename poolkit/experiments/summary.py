@@ -228,7 +228,7 @@ def to_markdown(
     labels = [key[: -len("_mean")] for key in columns(rows) if key.endswith("_mean")]
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
     header = ["rank", "pooling", "accuracy %", "macro-F1 %"]
-    header += [f"{_level_header(label)} %" for label in labels]
+    header += [_level_header(label) for label in labels]  # accuracy %, see the note below
     header += ["train s", "infer samples/s", "params", "verdict"]
     lines = [f"# {title}", ""]
     if command:
@@ -264,13 +264,15 @@ def to_markdown(
     ]
     if labels and labels[0].startswith("shift_"):
         lines.append(
-            "Robustness columns: test accuracy with every image translated by 1-3 pixels in a "
-            "random direction (zero fill), the same shifted images for every pooling type."
+            "Robustness columns (shift 1-3px): test accuracy in % with every image translated by "
+            "that many pixels in a random direction (zero fill), the same shifted images for "
+            "every pooling type."
         )
     elif labels:
         lines.append(
-            "Robustness columns: test accuracy with that share of the words of every text "
-            "deleted at random (seeded; the same texts for every pooling type)."
+            "Robustness columns (drop 10-30%): test accuracy in % with that share of the words "
+            "(tokens) of every text deleted at random (seeded; the same texts for every pooling "
+            "type)."
         )
     if failures:
         lines += ["", "Failed runs:", ""]
