@@ -142,9 +142,9 @@ def test_lip_and_stochastic_training_match_naive_loops(dims, kernel, stride, pad
                                naive_pool(x, *args, lip_ref))
     noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(3), dtype=x.dtype)
 
-    def gumbel_ref(v, positions, n, c):  # argmax of log a - log(-log u), a = relu(v)
-        keys = [math.log(max(float(v[i]), 0.0) or 1e-300) - math.log(-math.log(noise[(n, c, *p)]))
-                if v[i] > 0 else -math.inf for i, p in enumerate(positions)]
+    def gumbel_ref(v, positions, n, c):  # argmax of a / (-log u), a = relu(v)
+        keys = [max(float(v[i]), 0.0) / -math.log(float(noise[(n, c, *p)]))
+                for i, p in enumerate(positions)]
         best = max(range(len(keys)), key=lambda i: (keys[i], -i))
         return v[best].clamp_min(0)
 
@@ -536,3 +536,34 @@ def test_lip_logit_starts_as_average_pooling():
     torch.testing.assert_close(lip(x), F.avg_pool2d(x, 2))
     logit = LIPLogit(C, norm="batch")
     assert logit(x).shape == x.shape and (logit(x) >= 0).all() and (logit(x) <= 12).all()
+
+
+# Where each registered name's values are checked against an independent reference (a new
+# family must add its own before this test passes).
+REFERENCE_TESTS = {
+    "max": "test_global_forms_equal_one_window_over_the_plane (windowed: PyTorch's own kernel)",
+    "avg": "test_global_forms_equal_one_window_over_the_plane (windowed: PyTorch's own kernel)",
+    "lp": "test_global_forms_equal_one_window_over_the_plane (windowed: PyTorch's own kernel)",
+    "lp_abs": "test_window_families_match_naive_loops",
+    "avgmax": "test_window_families_match_naive_loops",
+    "catavgmax": "test_nn_factory.py::test_hand_worked_values",
+    "stochastic": "test_window_families_match_naive_loops, test_lip_and_stochastic_training_...",
+    "fractional_max": "test_fractional_regions_match_loops",
+    "mixed": "test_window_families_match_naive_loops",
+    "gated": "test_gated_and_tree_match_unfold_reference",
+    "tree": "test_gated_and_tree_match_unfold_reference",
+    "softpool": "test_window_families_match_naive_loops",
+    "lip": "test_lip_and_stochastic_training_match_naive_loops",
+    "gem": "test_window_families_match_naive_loops",
+    "lse": "test_window_families_match_naive_loops",
+    "blur": "test_blur_matches_explicit_binomial_convolution",
+    "maxblur": "test_blur_matches_explicit_binomial_convolution",
+    "spp": "test_spp_matches_bin_loops",
+    "kmax": "test_kmax_keeps_order_and_dynamic_k",
+    "dynamic_kmax": "test_kmax_keeps_order_and_dynamic_k",
+    "attention": "test_attention_pool_matches_manual_attention",
+}
+
+
+def test_every_registered_name_has_a_reference_test():
+    assert sorted(REFERENCE_TESTS) == list_pools()

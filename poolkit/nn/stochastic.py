@@ -4,11 +4,13 @@ M. D. Zeiler, R. Fergus, "Stochastic Pooling for Regularization of Deep Convolut
 Networks", ICLR 2013. In training each window outputs **one** of its (non-negative) activations,
 drawn with probability proportional to its value; at test time the probability-weighted average.
 
-Sampling rides on max pooling (the Gumbel-max trick): with :math:`u_i \sim U(0, 1)`,
-:math:`\arg\max_i (\log a_i - \log(-\log u_i))` is distributed as :math:`a_i / \sum_j a_j`, so
-one ``max_pool(..., return_indices=True)`` of the perturbed log-activations picks every window's
-sample at once, without copying windows. The noise is drawn per input position, so the samples
-of two *overlapping* windows are correlated (each window's own distribution is exact).
+Sampling rides on max pooling (the Gumbel-max trick in its ratio form, the "exponential race"):
+with :math:`u_i \sim U(0, 1)` and :math:`E_i = -\log u_i \sim \operatorname{Exp}(1)`,
+:math:`\arg\max_i a_i / E_i` (:math:`= \arg\max_i \log a_i - \log E_i`, a Gumbel perturbation)
+is distributed as :math:`a_i / \sum_j a_j`, so one ``max_pool(..., return_indices=True)`` of
+the keys picks every window's sample at once, without copying windows. The noise is drawn per
+input position, so the samples of two *overlapping* windows are correlated (each window's own
+distribution is exact).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def stochastic_indices(
         raise ValueError(f"noise ({got}) must have the input's shape {tuple(input.shape)}")
     dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
     tiny = torch.finfo(dtype).tiny
+    one_below = 1.0 - torch.finfo(dtype).eps / 2  # the largest float below 1
     planes = as_planes(input.detach())
     uniforms = None if noise is None else as_planes(noise)
     indices = []
@@ -69,9 +72,10 @@ def stochastic_indices(
                                device=input.device)
             else:
                 u = uniforms[part].to(dtype, copy=True)
-            # Gumbel-max keys: log a - log(-log u); a == 0 gives -inf (never chosen over a > 0)
-            keys = u.clamp_(tiny, 1.0).log_().neg_().log_().neg_()
-            keys.add_(planes[part].to(dtype).clamp_min(0.0).log_())
+            # keys a / E, E = -log u ~ Exp(1): argmax ~ a / sum(a) (the exponential race, the
+            # Gumbel-max trick without its logs); a == 0 gives 0, never chosen over a > 0
+            exponential = u.clamp_(tiny, one_below).log_().neg_()
+            keys = planes[part].to(dtype).clamp_min(0.0).div_(exponential)
             indices.append(MAX_POOL[dims](keys, kernel, step, pad, return_indices=True)[1])
     index = torch.cat(indices)
     return index.view(*input.shape[:2], *index.shape[2:])

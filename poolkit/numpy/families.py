@@ -299,13 +299,13 @@ def _stochastic_noise(x: np.ndarray, noise, generator) -> np.ndarray:
 def stochastic_indices(
     input, kernel_size=None, stride=None, padding=0, noise=None, generator=None, *, dims: int
 ) -> np.ndarray:
-    r"""Sampled position per window (flat index per plane), by the Gumbel-max trick:
-    :math:`\arg\max_i \log a_i - \log(-\log u_i)`, :math:`a = \max(x, 0)`, ``u`` = ``noise``."""
+    r"""Sampled position per window (flat index per plane), by the Gumbel-max trick in ratio
+    form: :math:`\arg\max_i a_i / (-\log u_i)`, :math:`a = \max(x, 0)`, ``u`` = ``noise``."""
     x = _array(input, dims)
     w = _Window(x, kernel_size, stride, padding, dims)
-    u = np.clip(_stochastic_noise(x, noise, generator), np.finfo(np.float64).tiny, 1.0)
-    with np.errstate(divide="ignore"):
-        keys = np.log(np.maximum(x.astype(np.float64), 0.0)) - np.log(-np.log(u))
+    finfo = np.finfo(np.float64)
+    u = np.clip(_stochastic_noise(x, noise, generator), finfo.tiny, 1.0 - finfo.eps / 2)
+    keys = np.maximum(x.astype(np.float64), 0.0) / -np.log(u)
     return w.max(keys, return_indices=True)[1]
 
 
