@@ -166,17 +166,32 @@ def _row_argmax(src, src0, W, best, at, OW, wg):
             take = (b > a) | (b != b)
             best[ow] = b if take else a
             at[ow] = base + 1 if take else base
+    elif k == 3 and s == 2 and d == 1:
+        for ow in range(ilo, ihi):  # the first two elements, then the third: simple loops
+            base = 2 * ow + shift0
+            a = src[U(src0 + base)]
+            b = src[U(src0 + base + 1)]
+            take = (b > a) | (b != b)
+            best[ow] = b if take else a
+            at[ow] = base + 1 if take else base
+        for ow in range(ilo, ihi):
+            base = 2 * ow + shift0 + 2
+            c = src[U(src0 + base)]
+            m = best[ow]
+            take = (c > m) | (c != c)
+            best[ow] = c if take else m
+            at[ow] = base if take else at[ow]
     else:
         for ow in range(ilo, ihi):
             base = ow * s + shift0
             m = src[U(src0 + base)]
             where = base
-            for j in range(1, k):
+            for j in range(1, k):  # selects, not branches: random data mispredicts
                 w = base + j * d
                 b = src[U(src0 + w)]
-                if (b > m) | (b != b):
-                    m = b
-                    where = w
+                take = (b > m) | (b != b)
+                m = b if take else m
+                where = w if take else where
             best[ow] = m
             at[ow] = where
     for part in range(2):  # the border outputs: [0, ilo) then [ihi, OW)
@@ -284,11 +299,12 @@ def _max_argmax(x, out, index, grad, grad_input, backward, P, D, H, W, OD, OH, O
                         h = oh * sH + rH[jh, 2]
                         base = (d * H + h) * W
                         _row_argmax(x, p * plane + base, W, row_best, row_at, OW, wg)
-                        for ow in range(OW):
+                        for ow in range(OW):  # branch-free, so it vectorises
                             b = row_best[ow]
-                            if row_at[ow] >= 0 and ((b > best[ow]) | (b != b)):
-                                best[ow] = b
-                                best_at[ow] = base + row_at[ow]
+                            a = best[ow]
+                            take = (row_at[ow] >= 0) & ((b > a) | (b != b))
+                            best[ow] = b if take else a
+                            best_at[ow] = base + row_at[ow] if take else best_at[ow]
                 o0 = ((p * OD + od) * OH + oh) * OW
                 if backward:
                     for ow in range(OW):

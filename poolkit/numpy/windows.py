@@ -30,6 +30,12 @@ block and its temporaries stay in cache; see :func:`plane_blocks`):
   reductions that need the whole window at once (teaching, naive references, new pooling
   families that are not separable). It materialises a padded copy when there is padding.
 
+For new pooling families (``poolkit.numpy.families``), the whole-array helpers
+:func:`window_sum`, :func:`window_max` and :func:`window_sum_backward` take ``(N, C, *S)`` or
+``(C, *S)`` arrays and PyTorch-style arguments and do the blocking: GeM is
+``(window_sum(x**p) / count) ** (1/p)``, SoftPool ``window_sum(e**x * x) / window_sum(e**x)``,
+and their gradients go back through :func:`window_sum_backward`.
+
 Example (sum pooling of a 4x4 plane with 2x2 windows)::
 
     >>> import numpy as np
@@ -69,11 +75,17 @@ __all__ = [
     "winner_index_table",
     "scatter_winners",
     "sliding_windows",
+    "initial_winners",
+    "winner_dtype",
+    "window_sum",
+    "window_max",
+    "window_sum_backward",
 ]
 
-#: Bytes of input processed per block of planes: small enough that a block, its separable
-#: temporaries and its output stay in a 512 KiB L2 cache; large enough to amortise the
-#: per-call overhead of NumPy ufuncs. ``POOLKIT_BLOCK_BYTES`` overrides it (for benchmarks).
+#: Bytes of input processed per block of planes: about one L2 cache (512 KiB here), so that a
+#: block, its separable temporaries and its output stay in cache, and large enough to amortise
+#: the per-call overhead of NumPy ufuncs (fastest of 128 KiB..1 MiB in the benchmark).
+#: ``POOLKIT_BLOCK_BYTES`` overrides it.
 BLOCK_BYTES = 1 << 19
 
 
@@ -516,3 +528,64 @@ def sliding_windows(x: np.ndarray, geometry: PoolGeometry, pad_value: float = np
         + tuple(st * d for st, d in zip(sp_strides, geometry.dilation, strict=True))
     )
     return np.lib.stride_tricks.as_strided(padded, shape, strides, writeable=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Whole-array helpers for pooling families built on the primitive
+# --------------------------------------------------------------------------------------------
+
+
+def _planes_and_axes(input, dims, kernel_size, stride, padding, dilation, ceil_mode, fn_name):
+    from poolkit.geometry import pool_geometry
+    from poolkit.numpy._arrays import to_planes
+
+    planes = to_planes(input, dims, fn_name)
+    geometry = pool_geometry(planes.spatial, kernel_size, stride, padding, dilation, ceil_mode,
+                             fn_name=fn_name)
+    return planes, geometry, axis_windows(geometry)
+
+
+def _window_reduce(op, input, kernel_size, stride, padding, dilation, ceil_mode, dims):
+    planes, geometry, axes = _planes_and_axes(input, dims, kernel_size, stride, padding,
+                                              dilation, ceil_mode, f"window_{op}")
+    x = planes.array
+    out = np.empty((x.shape[0],) + geometry.output_size, x.dtype)
+    for blk in plane_blocks(x.shape[0], x[:1].nbytes):
+        reduce_separable(x[blk], axes, op, out=out[blk])
+    return planes.restore(out)
+
+
+def window_sum(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+               dims: int = 2) -> np.ndarray:
+    """Sum of every window of ``input`` ``(N, C, *S)``/``(C, *S)`` (padding adds 0), with
+    PyTorch's window geometry (``dims`` spatial dimensions). Average pooling is this divided
+    by :func:`poolkit.numpy.avg_divisor`.
+
+    >>> window_sum(np.arange(1.0, 17.0).reshape(1, 4, 4), 2)
+    array([[[14., 22.],
+            [46., 54.]]])
+    """
+    return _window_reduce("sum", input, kernel_size, stride, padding, dilation, ceil_mode, dims)
+
+
+def window_max(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+               dims: int = 2) -> np.ndarray:
+    """Max of every window (padding is ``-inf``; NaN propagates): max pooling's values."""
+    return _window_reduce("max", input, kernel_size, stride, padding, dilation, ceil_mode, dims)
+
+
+def window_sum_backward(grad_output, input_shape, kernel_size, stride=None, padding=0,
+                        dilation=1, ceil_mode=False, *, dims: int = 2) -> np.ndarray:
+    """Gradient of :func:`window_sum` with respect to its input (of shape ``input_shape``):
+    each input element receives the sum of ``grad_output`` over the windows that read it."""
+    grad_output = np.asarray(grad_output)
+    planes, geometry, axes = _planes_and_axes(np.empty(input_shape, grad_output.dtype), dims,
+                                              kernel_size, stride, padding, dilation,
+                                              ceil_mode, "window_sum_backward")
+    from poolkit.numpy._arrays import grad_planes
+
+    g = grad_planes(grad_output, planes, geometry.output_size, "window_sum_backward")
+    grad_input = np.empty_like(planes.array)
+    for blk in plane_blocks(g.shape[0], planes.array[:1].nbytes):
+        scatter_separable(g[blk], axes, out=grad_input[blk])
+    return planes.restore(grad_input)
