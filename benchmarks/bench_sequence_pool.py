@@ -4,10 +4,14 @@ speed ratios measured side by side, and as a fraction of the machine's memory ba
 
 Masked mean reads the states once: ``bmm(mask (B, 1, T), states (B, T, H)) / count``. The
 mask-multiply formulation ``(states * mask[..., None]).sum(1) / mask.sum(1)`` first writes a
-second ``B*T*H`` tensor and reads it back. Bandwidth: the mean's bytes read per second over the
-bytes moved per second by a copy of the same tensor into a preallocated one (read + write) on
-this machine, in the same run. Methods are timed in interleaved rounds and the fastest round is
-kept, so a shared, busy machine slows all of them alike.
+second ``B*T*H`` tensor and reads it back. Bandwidth, two references measured in the same rounds:
+the bytes a copy of the states into a preallocated tensor moves per second (read + write: the
+issue's definition), and the bytes a full ``states.sum()`` reads per second (read only; the mean
+reads exactly these bytes, so this fraction is ``t_sum / t_mean``).
+
+Every method runs once per round, rounds interleave the methods, and the fastest round counts.
+The clock is the process's CPU time with one torch thread by default (``--clock wall`` and
+``--threads N`` for wall time), so other jobs on a shared machine slow all methods alike.
 
     python benchmarks/bench_sequence_pool.py                # markdown table
     python benchmarks/bench_sequence_pool.py --json --rounds 20 --threads 1
@@ -53,16 +57,17 @@ def st_pooling(mode: str, hidden: int):
     return run
 
 
-def time_rounds(methods: dict, args: tuple, rounds: int) -> dict[str, float]:
+def time_rounds(methods: dict, rounds: int, clock) -> dict[str, float]:
+    """``{name: fastest time}`` of ``methods`` (name -> zero-argument callable)."""
     best = {name: float("inf") for name in methods}
     with torch.inference_mode():
         for method in methods.values():  # warm-up
-            method(*args)
+            method()
         for _ in range(rounds):
             for name, method in methods.items():
-                started = time.perf_counter()
-                method(*args)
-                best[name] = min(best[name], time.perf_counter() - started)
+                started = clock()
+                method()
+                best[name] = min(best[name], clock() - started)
     return best
 
 
@@ -71,12 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", type=int, nargs=3, default=[64, 512, 768],
                         metavar=("B", "T", "H"))
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's own choice)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="cpu: process CPU time (robust on a busy machine); wall: elapsed")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    if args.clock == "cpu" and args.threads != 1:
+        parser.error("--clock cpu sums the CPU time of all threads: use it with --threads 1")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     batch, length, hidden = args.shape
     generator = torch.Generator().manual_seed(0)
     states = torch.randn(batch, length, hidden, generator=generator)
@@ -100,40 +108,50 @@ def main(argv: list[str] | None = None) -> int:
                 torch.testing.assert_close(output, outputs[0], rtol=1e-4, atol=1e-5)
 
     destination = torch.empty_like(states)  # preallocated: page faults are not bandwidth
-    destination.copy_(states)
-    copy_time = time_rounds({"copy": destination.copy_}, (states,), args.rounds)["copy"]
-    copy_bandwidth = 2 * bytes_states / copy_time  # read + write
-    mean_times = time_rounds(mean_methods, (states, mask), args.rounds)
-    last_times = time_rounds(last_methods, (states, mask), args.rounds)
+    references = {"copy": lambda: destination.copy_(states), "sum": lambda: states.sum()}
+    timed = {f"mean/{name}": (lambda m=method: m(states, mask)) for name, method in
+             mean_methods.items()}
+    timed.update({f"last/{name}": (lambda m=method: m(states, mask)) for name, method in
+                  last_methods.items()})
+    times = time_rounds({**references, **timed}, args.rounds, clock)
+    copy_bandwidth = 2 * bytes_states / times["copy"]  # read + write
+    read_bandwidth = bytes_states / times["sum"]
 
     rows = []
-    for task, times in (("mean", mean_times), ("last", last_times)):
-        ours = next(iter(times.values()))
-        for name, seconds in times.items():
-            row = {"task": task, "method": name, "ms": 1e3 * seconds,
+    for task in ("mean", "last"):
+        ours = next(times[key] for key in timed if key.startswith(task + "/"))
+        for key in [key for key in timed if key.startswith(task + "/")]:
+            seconds = times[key]
+            row = {"task": task, "method": key.split("/", 1)[1], "ms": 1e3 * seconds,
                    "slowdown_vs_poolkit": seconds / ours}
             if task == "mean":
-                row["bandwidth_fraction"] = (bytes_states / seconds) / copy_bandwidth
+                row["copy_bandwidth_fraction"] = (bytes_states / seconds) / copy_bandwidth
+                row["read_bandwidth_fraction"] = (bytes_states / seconds) / read_bandwidth
             rows.append(row)
     report = {
         "shape": [batch, length, hidden],
         "dtype": "float32",
         "threads": torch.get_num_threads(),
+        "clock": args.clock,
+        "rounds": args.rounds,
         "copy_bandwidth_gb_s": copy_bandwidth / 1e9,
+        "read_bandwidth_gb_s": read_bandwidth / 1e9,
         "rows": rows,
     }
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     print(f"(B, T, H) = {tuple(args.shape)} float32 ({bytes_states / 1e6:.0f} MB), "
-          f"{report['threads']} torch threads, copy bandwidth {report['copy_bandwidth_gb_s']:.1f} "
-          f"GB/s (read + write), best of {args.rounds} interleaved rounds\n")
-    print("| pooling | method | time | vs poolkit | fraction of copy bandwidth |")
-    print("|---|---|---|---|---|")
+          f"{report['threads']} torch thread(s), {args.clock} clock, best of {args.rounds} "
+          f"interleaved rounds; copy {report['copy_bandwidth_gb_s']:.1f} GB/s (read + write), "
+          f"sum {report['read_bandwidth_gb_s']:.1f} GB/s (read)\n")
+    print("| pooling | method | time | vs poolkit | of copy bandwidth | of read bandwidth |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
-        fraction = f"{100 * row['bandwidth_fraction']:.0f}%" if "bandwidth_fraction" in row else "-"
+        copy = f"{100 * row['copy_bandwidth_fraction']:.0f}%" if row["task"] == "mean" else "-"
+        read = f"{100 * row['read_bandwidth_fraction']:.0f}%" if row["task"] == "mean" else "-"
         print(f"| {row['task']} | {row['method']} | {row['ms']:.2f} ms | "
-              f"{row['slowdown_vs_poolkit']:.2f}x | {fraction} |")
+              f"{row['slowdown_vs_poolkit']:.2f}x | {copy} | {read} |")
     return 0
 
 
