@@ -138,7 +138,17 @@ def compute_dtype(input: Tensor) -> torch.dtype:
 
 
 def sum_pool(input: Tensor, kernel, stride, padding, dims: int) -> Tensor:
-    """Sum over each window (zero padding), via average pooling with ``divisor_override=1``."""
+    """Sum over each window (zero padding).
+
+    Small windows: a strided convolution of the ``(P, 1, *S)`` view with a kernel of ones (about
+    twice as fast as average pooling on CPU); large ones (global pools): average pooling with
+    ``divisor_override=1``.
+    """
+    if math.prod(kernel) <= 64:
+        shape = input.shape
+        ones = input.new_ones((1, 1, *kernel))
+        out = CONV[dims](input.reshape(-1, 1, *shape[2:]), ones, None, stride, padding)
+        return out.view(*shape[:2], *out.shape[2:])
     if dims == 1:  # avg_pool1d has no divisor_override
         return F.avg_pool2d(
             input.unsqueeze(-2), (1, kernel[0]), (1, stride[0]), (0, padding[0]),
