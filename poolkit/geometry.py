@@ -231,8 +231,9 @@ class OutputSize:
         )
         if self.dropped_last:
             text += (
-                f"; the last window would start at {(self.raw - 1) * s} >= L + p = {L + p} "
-                f"(in the right padding), so it is dropped: {self.size}"
+                f"; the last window would start at input position {(self.raw - 1) * s - p}, in "
+                f"the right padding ((L_out - 1) * s = {(self.raw - 1) * s} >= L + p = {L + p}), "
+                f"so it is dropped: {self.size}"
             )
         return text
 

@@ -284,6 +284,9 @@ def _max_argmax(x, out, index, grad, grad_input, backward, P, D, H, W, OD, OH, O
     row_at = np.empty(OW, np.int64)
     plane = D * H * W
     for p in range(P):
+        if backward:  # zero this plane here, not all of grad_input upfront: it stays in cache
+            for i in range(plane):
+                grad_input[U(p * plane + i)] = 0
         for od in range(OD):
             for oh in range(OH):
                 for ow in range(OW):
@@ -343,7 +346,6 @@ def max_pool_backward(g: np.ndarray, x: np.ndarray, geometry: PoolGeometry,
     dims = geometry.dims
     (rD, rH, _), (sD, sH, _), (fD, fH, fW) = _tables(geometry)
     wg = _w_table(geometry)
-    grad_input.fill(0)
     sizes = _sizes(_as3d(x, dims), _as3d(g, dims).shape)
     _max_argmax(x.reshape(-1), np.empty(0, x.dtype), np.empty(0, np.int64), g.reshape(-1),
                 grad_input.reshape(-1), True, *sizes, rD, rH, sD, sH, wg, fD, fH, fW)
@@ -391,7 +393,10 @@ def _avg(x, out, P, D, H, W, OD, OH, OW, rD, rH, sD, sH, wg, cD, cH, cW):
 def _avg_backward(g, grad_input, P, D, H, W, OD, OH, OW, rD, rH, sD, sH, wg, cD, cH, cW):
     row = np.empty(W, grad_input.dtype)
     share = np.empty(OW, grad_input.dtype)
+    plane = D * H * W
     for p in range(P):
+        for i in range(plane):  # zero this plane here, not all upfront: it stays in cache
+            grad_input[U(p * plane + i)] = 0
         for od in range(OD):
             for oh in range(OH):
                 c = cD[od] * cH[oh]
@@ -436,7 +441,6 @@ def avg_pool_backward(g: np.ndarray, geometry: PoolGeometry, grad_input: np.ndar
     dims = geometry.dims
     (rD, rH, _), (sD, sH, _), _ = _tables(geometry)
     cD, cH, cW = _counts3(counts, g.dtype)
-    grad_input.fill(0)
     sizes = _sizes(_as3d(grad_input, dims), _as3d(g, dims).shape)
     _avg_backward(g.reshape(-1), grad_input.reshape(-1), *sizes, rD, rH, sD, sH,
                   _w_table(geometry), cD, cH, cW)
