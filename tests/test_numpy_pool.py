@@ -363,3 +363,8 @@ def test_importing_the_engine_imports_neither_torch_nor_numba():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"POOLKIT_NUMPY_BACKEND": "numpy", "PATH": ""}, check=True)
     assert out.stdout.split() == ["False", "False"]
+    # with the default backend (numba when installed) importing alone compiles nothing
+    code = "import sys, poolkit.numpy; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PATH": ""}, check=True)
+    assert out.stdout.split() == ["False"]
