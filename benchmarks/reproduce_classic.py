@@ -9,11 +9,13 @@ numbers, accuracy mean ± std, time) plus the run folders under ``<out>/runs/<ta
     python benchmarks/reproduce_classic.py --task all ...
 
 Targets (Kim 2014, CNN-rand; the issue): MR 10-fold mean accuracy >= 0.761, SST-2 dev >= 0.80,
-MNIST (test set split 8k/2k, stratified, seeded) >= 0.97. Settings follow Kim 2014 for the text
-tasks: 300-d random embeddings, filter widths 3/4/5 x 100 maps, ReLU, max-over-time pooling,
-dropout 0.5, l2 max-norm 3 on the classifier, mini-batches of 50, Adadelta (rho 0.95), up to 25
-epochs with the best dev epoch kept (10% of each training fold as dev for MR); ``--patience``
-stops a run after that many epochs without a better dev accuracy.
+MNIST (test set split 8k/2k, stratified, seeded) >= 0.97. The text tasks use Kim's CNN-rand
+model: 300-d random embeddings, filter widths 3/4/5 x 100 maps, ReLU, max-over-time pooling,
+dropout 0.5, l2 max-norm 3 on the classifier, mini-batches of 50, up to 25 epochs with the best
+dev epoch kept (10% of each training fold as dev for MR). The optimizer is AdamW (lr 1e-3) with
+early stopping after 3 epochs without a better dev accuracy (``--patience``); Kim's Adadelta
+(rho 0.95, lr 1.0) is ``--optimizer adadelta`` (on MR folds 1-2 it reached 0.747 and 0.741
+where AdamW reached 0.765 on fold 1, at a quarter of the epochs).
 
 ``--resume`` continues an interrupted task (finished folds are kept, the interrupted one resumes
 from its last epoch checkpoint) with the same final numbers.
@@ -45,6 +47,14 @@ def _train_config(args, **fields):
                           **fields})
 
 
+def _text_optimizer(args) -> dict:
+    """AdamW 1e-3 with patience 3 (default) or Kim's Adadelta (lr 1.0, patience off)."""
+    if args.optimizer == "adadelta":
+        return {"optimizer": "adadelta", "lr": 1.0, "patience": args.patience}
+    patience = 3 if args.patience is None else args.patience
+    return {"optimizer": "adamw", "lr": 1e-3, "patience": patience}
+
+
 def _write(out: Path, task: str, payload: dict) -> Path:
     from poolkit.train.checkpoint import atomic_write_json
 
@@ -66,9 +76,8 @@ def run_mr(args, out: Path) -> dict:
     from poolkit.train.recipes import cross_validate
 
     data = load_dataset("mr", Path(args.data) / "mr").train
-    config = _train_config(args, epochs=args.epochs or 25, batch_size=50, optimizer="adadelta",
-                           patience=args.patience, group_by_length=True,
-                           out_dir=str(out / "runs" / "mr-10fold"))
+    config = _train_config(args, epochs=args.epochs or 25, batch_size=50, **_text_optimizer(args),
+                           group_by_length=True, out_dir=str(out / "runs" / "mr-10fold"))
     started = time.perf_counter()
     report = cross_validate(
         "textcnn", data, folds=10, dev_fraction=0.1, seed=0, train_config=config,
@@ -87,9 +96,8 @@ def run_sst2(args, out: Path) -> dict:
     from poolkit.train.recipes import fit_and_evaluate
 
     bundle = load_dataset("sst2", Path(args.data) / "sst2")
-    config = _train_config(args, epochs=args.epochs or 25, batch_size=50, optimizer="adadelta",
-                           patience=args.patience, group_by_length=True,
-                           out_dir=str(out / "runs" / "sst2"))
+    config = _train_config(args, epochs=args.epochs or 25, batch_size=50, **_text_optimizer(args),
+                           group_by_length=True, out_dir=str(out / "runs" / "sst2"))
     started = time.perf_counter()
     outcome = fit_and_evaluate("textcnn", bundle.train, bundle.dev, None, train_config=config,
                                model_options=dict(KIM_TEXTCNN), data_info={"dataset": "sst2"})
@@ -134,7 +142,11 @@ def main(argv=None) -> int:
                         "../shared/data)")
     parser.add_argument("--out", default="results", help="results folder")
     parser.add_argument("--epochs", type=int, default=None, help="override the task's epochs")
-    parser.add_argument("--patience", type=int, default=None, help="early stopping patience")
+    parser.add_argument("--optimizer", choices=("adamw", "adadelta"), default="adamw",
+                        help="text tasks: AdamW 1e-3 (default) or Kim's Adadelta")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="early stopping patience (default: 3 for AdamW, off for Adadelta; "
+                        "MNIST: off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted task")
