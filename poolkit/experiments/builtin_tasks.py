@@ -389,7 +389,7 @@ BUILTIN_TASKS: list[Task] = [
         description="SST-2 (train phrases -> dev sentences), TextCNN on words",
         train={**_TEXT_TRAIN, "epochs": 2},
         default_pools=TEXT_POOLS,
-        options={"train_size": 20000},
+        options={"train_size": 20000, "dev_size": 2000},
     ),
     Task(
         "chnsenti",
