@@ -142,6 +142,19 @@ def test_finetune_modes_choose_what_trains():
     assert all("pooler" not in n for n in full.state_dict())  # BERT's unused pooler
 
 
+def test_lora_layers_adapt_only_the_chosen_layers():
+    model = classifier(tiny_llama(), "last", finetune="lora", lora_r=2, lora_layers=[-1],
+                       lora_target_modules=["q_proj", "o_proj", "down_proj"])
+    adapted = [n for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
+    assert adapted and all(".layers.1." in n for n in adapted)
+    assert {n.split(".layers.1.")[1].split(".")[1] for n in adapted} == {"q_proj", "o_proj",
+                                                                       "down_proj"}
+    with pytest.raises(ValueError, match=r"lora_layers \(\[5\]\) must be distinct indices"):
+        classifier(tiny_llama(), "last", finetune="lora", lora_layers=[5])
+    with pytest.raises(ValueError, match="lora_layers"):
+        TransformerConfig(lora_layers=[])
+
+
 def test_lora_state_dict_leaves_out_the_frozen_base():
     model = classifier(tiny_llama(), "attention", finetune="lora", lora_r=2)
     keys = set(model.state_dict())
