@@ -22,6 +22,16 @@ from poolkit.train import TrainConfig, Trainer, set_seed
 from poolkit.train.recipes import fit_and_evaluate
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: the suite runs 2 workers on 2 cores, and more threads than cores
+    make small convolutions several times slower (OpenMP spin-waits)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def test_textcnn_learns_mr_subset(shared_data):
     """1,200 real MR sentences (900 to train): held-out accuracy clearly above chance (0.5).
     Seeds 0-3 of this setting reach 0.62-0.67; 0.6 is 3.5 standard errors above chance."""
@@ -93,8 +103,21 @@ class Interrupted(Exception):
     pass
 
 
-def test_resume_after_exception_gives_the_same_result(tmp_path):
-    model_a, result_a = _run(tmp_path / "a")
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference: the same run, never interrupted."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model, result = _run(out)
+    finally:
+        torch.set_num_threads(previous)
+    return model, result, out
+
+
+def test_resume_after_exception_gives_the_same_result(tmp_path, uninterrupted):
+    model_a, result_a, out_a = uninterrupted
 
     def stop_after_two(trainer, record):
         if record["epoch"] == 2:
@@ -107,13 +130,13 @@ def test_resume_after_exception_gives_the_same_result(tmp_path):
     (tmp_path / "b" / "checkpoints" / ".epoch-0003.tmp999").mkdir()
     model_b, result_b = _run(tmp_path / "b", resume=True)
     assert result_b.resumed_from == 2 and result_b.epochs_run == 5
-    _same_run(model_a, result_a, tmp_path / "a", model_b, result_b, tmp_path / "b")
+    _same_run(model_a, result_a, out_a, model_b, result_b, tmp_path / "b")
     log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log if r["event"] == "epoch"] == [1, 2, 3, 4, 5]
     assert log[-1]["event"] == "end"
 
 
-def test_resume_after_sigkill_of_a_subprocess(tmp_path):
+def test_resume_after_sigkill_of_a_subprocess(tmp_path, uninterrupted):
     """A process killed with SIGKILL after epoch 3 (no cleanup at all) resumes in another."""
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
@@ -133,8 +156,8 @@ def test_resume_after_sigkill_of_a_subprocess(tmp_path):
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
     model_b, result_b = _run(tmp_path / "b", resume=True)
     assert result_b.resumed_from == 3
-    model_a, result_a = _run(tmp_path / "a")
-    _same_run(model_a, result_a, tmp_path / "a", model_b, result_b, tmp_path / "b")
+    model_a, result_a, out_a = uninterrupted
+    _same_run(model_a, result_a, out_a, model_b, result_b, tmp_path / "b")
 
 
 def test_resume_refuses_changed_settings(tmp_path):
