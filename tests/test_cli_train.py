@@ -8,20 +8,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from poolkit.cli import run
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: the suite runs 2 workers on 2 cores, and more threads than cores
-    make small convolutions several times slower (OpenMP spin-waits)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 POSITIVE = ["a great and moving film", "wonderful acting , a joy", "funny , smart and warm",
             "a superb , gripping story", "beautiful and touching"]

@@ -141,14 +141,6 @@ def test_parse_grid():
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is fastest, and the suite runs two workers on two cores."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
 POSITIVE = ["great", "wonderful", "superb"]
 NEGATIVE = ["awful", "boring", "dreadful"]
 FILLER = ["the", "movie", "film", "was", "plot", "actors", "quite", "and", "a", "story", "it"]

@@ -18,17 +18,6 @@ from poolkit.train.checkpoint import load_state, save_state
 from poolkit.train.metrics import accuracy, classification_metrics, confusion_matrix, macro_f1
 from poolkit.train.optim import Adadelta, build_optimizer, lr_factor
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: the suite runs 2 workers on 2 cores, and more threads than cores
-    make small convolutions several times slower (OpenMP spin-waits)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # --------------------------------------------------------------------------------------------
 # Metrics
 

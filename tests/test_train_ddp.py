@@ -13,17 +13,6 @@ import textwrap
 import pytest
 import torch
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: the suite runs 2 workers on 2 cores, and more threads than cores
-    make small convolutions several times slower (OpenMP spin-waits)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 SCRIPT = textwrap.dedent("""
     import json, os, sys
     import torch

@@ -22,16 +22,6 @@ from poolkit.train import TrainConfig, Trainer, set_seed
 from poolkit.train.recipes import fit_and_evaluate
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: the suite runs 2 workers on 2 cores, and more threads than cores
-    make small convolutions several times slower (OpenMP spin-waits)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_textcnn_learns_mr_subset(shared_data):
     """1,200 real MR sentences (900 to train): held-out accuracy clearly above chance (0.5).
     Seeds 0-3 of this setting reach 0.62-0.67; 0.6 is 3.5 standard errors above chance."""
@@ -107,12 +97,7 @@ class Interrupted(Exception):
 def uninterrupted(tmp_path_factory):
     """The reference: the same run, never interrupted."""
     out = tmp_path_factory.mktemp("uninterrupted")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model, result = _run(out)
-    finally:
-        torch.set_num_threads(previous)
+    model, result = _run(out)
     return model, result, out
 
 
