@@ -70,8 +70,11 @@ def current() -> str:
 
 
 def compiled(x: np.ndarray) -> bool:
-    """Whether to run the compiled kernels on the planes ``x`` (float32/float64, non-empty)."""
-    return x.size > 0 and x.dtype in (np.float32, np.float64) and current() == "numba"
+    """Whether to run the compiled kernels on the planes ``x`` ``(P, *spatial)``: float32 or
+    float64, non-empty, and planes of fewer than 2**31 elements (the kernels keep positions
+    within a plane in int32)."""
+    return (x.size > 0 and x.dtype in (np.float32, np.float64) and x[0].size < 2**31
+            and current() == "numba")
 
 
 def kernels():

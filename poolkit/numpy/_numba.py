@@ -1,24 +1,41 @@
 """Optional compiled kernels (numba) for windowed max and average pooling.
 
 Same windows, same semantics as the NumPy path (:mod:`poolkit.numpy.windows`); only the loop
-order differs. Each kernel walks one output row at a time: it first reduces the kernel's input
-rows into a row buffer (a contiguous, vectorisable loop), then reduces that buffer along the
-last dimension, one kernel offset at a time. Input is read once, output written once, and the
-buffers stay in L1 -- which is what brings the forward close to the memory-bandwidth limit.
+order differs. Every kernel works on planes ``(P, D, H, W)`` (1-d and 2-d pooling run with
+leading singleton dimensions: kernel 1, stride 1, no padding) and makes one pass over the
+input, plane by plane, so that the working set stays in L1/L2:
 
-Every kernel works on planes ``(P, D, H, W)``; 1-d and 2-d pooling are run with leading
-singleton dimensions (kernel 1, stride 1, no padding). Kernels index flat arrays with computed
-row offsets cast to unsigned (``U(...)``): numba wraps negative signed indices around,
-and that per-access check stops LLVM from vectorising the loops (4x slower here). Along W,
-outputs whose whole window lies inside the input (the "interior") take a branch-free loop --
-unrolled for the common 2- and 3-wide windows of stride 2, which LLVM vectorises -- and the few
-border outputs a checked one.
-The argmax keeps PyTorch's rules: within an input row the first maximum wins and the last NaN
-wins; rows are combined in scan order with the same rules, which is exactly the row-major scan
-of the whole window.
+- **forward values** (:func:`_rows`, max and average): one output row at a time, the window's
+  input rows are combined column by column (contiguous, vectorised loops, each input row read
+  straight from memory), then the combined row is reduced along W -- unrolled for the common
+  2- and 3-wide windows of stride 2, whose loads LLVM vectorises -- and, for the average,
+  divided in the same loop;
+- **argmax** (:func:`_argmax`, ``return_indices`` and the max backward): the plane is first
+  split into *phase planes* (:func:`_fill`: element ``(h, w)`` goes to phase ``(h % s_h, w %
+  s_w)`` at ``(h // s_h, w // s_w)``, with padding margins), where every kernel offset of every
+  window becomes the same flat shift. So each pass over the phase planes is one long
+  branch-free loop over all outputs at once, combining four kernel offsets in scan order with
+  PyTorch's rule (strictly greater, or NaN, replaces), keeping the winner's position. The
+  backward then adds each output's gradient at its winner, into a plane zeroed in cache;
+- **average backward** (:func:`_avg_backward`): the transpose: each phase plane gathers
+  ``grad / divisor`` from the outputs whose windows read it (four shifts per loop), and
+  :func:`_unfill` interleaves the phase planes back into the gradient, written once.
+
+Two details keep the loops vectorised: indices are computed row offsets cast to unsigned
+(``U(...)``: numba wraps negative signed indices around, and that check stops LLVM from
+vectorising), and a select stored back into the array it was read from (``a[i] = b if c else
+a[i]``) becomes an AVX masked store, which is slow on AMD CPUs -- so running maxima go to a
+second buffer (ping-pong). ``error_model="numpy"`` lets divisions vectorise (no
+ZeroDivisionError check).
 
 Imported (and compiled, on first call; ``cache=True`` keeps the machine code on disk) only when
-the numba backend is selected -- never at ``import poolkit.numpy``.
+the numba backend is selected -- never at ``import poolkit.numpy``. The kernels take the
+geometry as small integer arrays, so one compiled version per kernel and dtype (four kernels
+and two helpers) serves every kernel size, stride, padding, dilation and dimensionality:
+compile time is paid once per dtype, not per pooling configuration.
+
+Sums are exact in the sense PyTorch's are: the same float additions up to their order
+(column sums first, then along W); maxima and indices are identical to PyTorch's.
 """
 
 from __future__ import annotations
@@ -29,393 +46,85 @@ from numba import uintp as U  # unsigned indices: no negative-index wraparound, 
 
 from poolkit.geometry import PoolGeometry
 
-_JIT = {"cache": True, "nogil": True, "boundscheck": False}
+_JIT = {"cache": True, "nogil": True, "boundscheck": False, "error_model": "numpy"}
+
+#: Kernel offsets combined per pass over the phase planes (the last group is filled up with
+#: reads of a padding-only region).
+GROUP = 4
+
+# The geometry array ``geo`` (int64), per dimension D, H, W:
+#   0 P | 1-3 input size | 4-6 output size | 7-9 kernel | 10-12 stride | 13-15 dilation |
+#   16-18 shift (-padding) | 19-21 phase margin M | 22-24 phase length L | 25 V (elements of
+#   one phase plane) | 26 N (flat length of the outputs in phase-plane layout) |
+#   27-28 outputs [lo, hi) along W whose whole window lies inside the input
 
 
-# --------------------------------------------------------------------------------------------
-# Geometry -> small integer tables the kernels read
-# --------------------------------------------------------------------------------------------
+def _plan(geometry: PoolGeometry, n_planes: int):
+    """The integer tables the kernels read: ``(geo, shifts, positions, back_starts,
+    back_shifts)``.
 
-
-def _tables(geometry: PoolGeometry):
-    """Per dimension (padded to 3 dims): ``ranges`` ``(K, 3)`` int64 rows ``(o_lo, o_hi,
-    shift)`` -- offset ``j`` reads input ``o * stride + shift`` for outputs ``o_lo <= o <
-    o_hi`` -- plus strides and PyTorch's first-valid positions."""
-    ranges, strides, firsts = [], [], []
-    for d in range(geometry.dims):
-        t = geometry.windows(d)
-        table = np.zeros((t.kernel_size, 3), np.int64)
-        for j in range(t.kernel_size):
-            table[j] = (0, 0, t.starts[0] + j * t.dilation)
-        for j, o_lo, o_hi, _ in t.offset_ranges():
-            table[j, 0], table[j, 1] = o_lo, o_hi
-        ranges.append(table)
-        strides.append(t.stride)
-        firsts.append(np.array([t.first_valid(o) for o in range(t.output_size)], np.int64))
-    while len(ranges) < 3:  # leading singleton dimensions
-        ranges.insert(0, np.array([[0, 1, 0]], np.int64))
-        strides.insert(0, 1)
-        firsts.insert(0, np.zeros(1, np.int64))
-    return ranges, strides, firsts
-
-
-def _w_table(geometry: PoolGeometry) -> np.ndarray:
-    """The last dimension as ``[k, stride, dilation, shift0, interior_lo, interior_hi]``:
-    output ``o`` reads ``o * stride + shift0 + j * dilation``; outputs in ``[interior_lo,
-    interior_hi)`` read only real input elements."""
+    Along a dimension, kernel offset ``j`` of output ``o`` reads input ``o * s + c_j`` with
+    ``c_j = j * d - p``, i.e. phase ``r_j = c_j mod s`` at position ``o + q_j`` (``q_j = c_j
+    // s``) of that phase, stored at ``M + o + q_j`` (``M`` margin elements of padding before
+    position 0). With outputs laid out like a phase plane (row length ``L``), offset ``j`` is a
+    fixed flat shift for every output: ``shifts[j]``; ``positions[j]`` is its flat input
+    position relative to the window's first element.
+    """
+    lead = 3 - geometry.dims
+    size = (1,) * lead + tuple(geometry.input_size)
+    out = (1,) * lead + tuple(geometry.output_size)
+    kernel = (1,) * lead + tuple(geometry.kernel_size)
+    stride = (1,) * lead + tuple(geometry.stride)
+    dilation = (1,) * lead + tuple(geometry.dilation)
+    shift = (0,) * lead + tuple(-p for p in geometry.padding)
+    q, r, margin, length = [], [], [], []
+    for d in range(3):
+        cols = [shift[d] + j * dilation[d] for j in range(kernel[d])]
+        q.append([c // stride[d] for c in cols])
+        r.append([c % stride[d] for c in cols])
+        margin.append(max(0, -q[d][0]))
+        length.append(margin[d] + out[d] + q[d][-1])
+    V = length[0] * length[1] * length[2]
+    N = ((out[0] - 1) * length[1] + out[1] - 1) * length[2] + out[2]
+    n_phases = stride[0] * stride[1] * stride[2]
+    shifts, positions, per_phase = [], [], [[] for _ in range(n_phases)]
+    for jd in range(kernel[0]):
+        for jh in range(kernel[1]):
+            for jw in range(kernel[2]):
+                phase = (r[0][jd] * stride[1] + r[1][jh]) * stride[2] + r[2][jw]
+                within = ((q[0][jd] + margin[0]) * length[1] + q[1][jh] + margin[1]) \
+                    * length[2] + q[2][jw] + margin[2]
+                shifts.append(phase * V + within)
+                per_phase[phase].append(within)
+                positions.append((jd * dilation[0] * size[1] + jh * dilation[1]) * size[2]
+                                 + jw * dilation[2])
+    while len(shifts) % GROUP:  # filler offsets: the padding-only region after the planes
+        shifts.append(n_phases * V)
+        positions.append(0)
+    back_starts, back_shifts = [0], []
+    for within in per_phase:  # filler: a shift of -N reads the zeros after the outputs
+        back_shifts += within + [-N] * (-len(within) % GROUP)
+        back_starts.append(len(back_shifts))
     t = geometry.windows(geometry.dims - 1)
     ranges = t.offset_ranges()
     lo = max((o_lo for _, o_lo, _, _ in ranges), default=0)
     hi = min((o_hi for _, _, o_hi, _ in ranges), default=0)
     if len(ranges) < t.kernel_size or hi <= lo:
         lo = hi = 0  # no output has a full window: the checked loop does them all
-    return np.array([t.kernel_size, t.stride, t.dilation, t.starts[0], lo, hi], np.int64)
+    geo = [n_planes, *size, *out, *kernel, *stride, *dilation, *shift, *margin, *length, V, N,
+           lo, hi]
+    return (np.array(geo, np.int64), np.array(shifts, np.int64),
+            np.array(positions, np.int32), np.array(back_starts, np.int64),
+            np.array(back_shifts, np.int64))
 
 
-def _as3d(a: np.ndarray, dims: int) -> np.ndarray:
-    return a.reshape(a.shape[:1] + (1,) * (3 - dims) + a.shape[1:])
-
-
-
-# --------------------------------------------------------------------------------------------
-# One row of the last dimension: max, sum, argmax, and the transpose of the sum
-# --------------------------------------------------------------------------------------------
-
-
-@njit(inline="always", **_JIT)
-def _later_wins(a, b):
-    """Running max with PyTorch's rule: ``b`` (later in scan order) replaces ``a`` when it is
-    greater or NaN. Bitwise ``|`` keeps it branch-free, so loops over it vectorise."""
-    return b if ((b > a) | (b != b)) else a
-
-
-@njit(inline="always", **_JIT)
-def _row_max(row, W, dst, dst0, OW, wg):
-    """``dst[dst0 + ow]`` = max over window ``ow`` of ``row[:W]``."""
-    k, s, d, shift0, ilo, ihi = wg[0], wg[1], wg[2], wg[3], wg[4], wg[5]
-    if k == 2 and s == 2 and d == 1:
-        for ow in range(ilo, ihi):
-            base = 2 * ow + shift0
-            dst[U(dst0 + ow)] = _later_wins(row[U(base)], row[U(base + 1)])
-    elif k == 3 and s == 2 and d == 1:
-        for ow in range(ilo, ihi):
-            base = 2 * ow + shift0
-            first_two = _later_wins(row[U(base)], row[U(base + 1)])
-            dst[U(dst0 + ow)] = _later_wins(first_two, row[U(base + 2)])
-    else:
-        for ow in range(ilo, ihi):
-            base = ow * s + shift0
-            m = row[U(base)]
-            for j in range(1, k):
-                m = _later_wins(m, row[U(base + j * d)])
-            dst[U(dst0 + ow)] = m
-    for part in range(2):  # the border outputs: [0, ilo) then [ihi, OW)
-        for ow in range(0 if part == 0 else ihi, ilo if part == 0 else OW):
-            m = -np.inf
-            for j in range(k):
-                w = ow * s + shift0 + j * d
-                if 0 <= w < W:
-                    m = _later_wins(m, row[U(w)])
-            dst[U(dst0 + ow)] = m
-
-
-@njit(inline="always", **_JIT)
-def _row_sum(row, W, dst, dst0, OW, wg):
-    """``dst[dst0 + ow]`` = sum over window ``ow`` of ``row[:W]`` (padding adds nothing)."""
-    k, s, d, shift0, ilo, ihi = wg[0], wg[1], wg[2], wg[3], wg[4], wg[5]
-    if k == 2 and s == 2 and d == 1:
-        for ow in range(ilo, ihi):
-            base = 2 * ow + shift0
-            dst[U(dst0 + ow)] = row[U(base)] + row[U(base + 1)]
-    elif k == 3 and s == 2 and d == 1:
-        for ow in range(ilo, ihi):
-            base = 2 * ow + shift0
-            dst[U(dst0 + ow)] = row[U(base)] + row[U(base + 1)] + row[U(base + 2)]
-    else:
-        for ow in range(ilo, ihi):
-            base = ow * s + shift0
-            acc = row[U(base)]
-            for j in range(1, k):
-                acc += row[U(base + j * d)]
-            dst[U(dst0 + ow)] = acc
-    for part in range(2):  # the border outputs: [0, ilo) then [ihi, OW)
-        for ow in range(0 if part == 0 else ihi, ilo if part == 0 else OW):
-            acc = row[0]  # (its value is not used: sets the type; row[0] * 0 is NaN for inf)
-            started = False
-            for j in range(k):
-                w = ow * s + shift0 + j * d
-                if 0 <= w < W:
-                    acc = acc + row[U(w)] if started else row[U(w)]
-                    started = True
-            if started:
-                dst[U(dst0 + ow)] = acc
-            else:
-                dst[U(dst0 + ow)] = 0
-
-
-@njit(inline="always", **_JIT)
-def _row_argmax(src, src0, W, best, at, OW, wg):
-    """``best[ow]``, ``at[ow]``: max of window ``ow`` in the row ``src[src0:src0 + W]`` and its
-    position in the row (-1 when the window has no element above -inf)."""
-    k, s, d, shift0, ilo, ihi = wg[0], wg[1], wg[2], wg[3], wg[4], wg[5]
-    if k == 2 and s == 2 and d == 1:
-        for ow in range(ilo, ihi):
-            base = 2 * ow + shift0
-            a = src[U(src0 + base)]
-            b = src[U(src0 + base + 1)]
-            take = (b > a) | (b != b)
-            best[ow] = b if take else a
-            at[ow] = base + 1 if take else base
-    elif k == 3 and s == 2 and d == 1:
-        for ow in range(ilo, ihi):  # the first two elements, then the third: simple loops
-            base = 2 * ow + shift0
-            a = src[U(src0 + base)]
-            b = src[U(src0 + base + 1)]
-            take = (b > a) | (b != b)
-            best[ow] = b if take else a
-            at[ow] = base + 1 if take else base
-        for ow in range(ilo, ihi):
-            base = 2 * ow + shift0 + 2
-            c = src[U(src0 + base)]
-            m = best[ow]
-            take = (c > m) | (c != c)
-            best[ow] = c if take else m
-            at[ow] = base if take else at[ow]
-    else:
-        for ow in range(ilo, ihi):
-            base = ow * s + shift0
-            m = src[U(src0 + base)]
-            where = base
-            for j in range(1, k):  # selects, not branches: random data mispredicts
-                w = base + j * d
-                b = src[U(src0 + w)]
-                take = (b > m) | (b != b)
-                m = b if take else m
-                where = w if take else where
-            best[ow] = m
-            at[ow] = where
-    for part in range(2):  # the border outputs: [0, ilo) then [ihi, OW)
-        for ow in range(0 if part == 0 else ihi, ilo if part == 0 else OW):
-            m = -np.inf
-            where = -1  # stays -1 when every real element is -inf: the initial index is kept
-            for j in range(k):
-                w = ow * s + shift0 + j * d
-                if 0 <= w < W:
-                    b = src[U(src0 + w)]
-                    if (b > m) | (b != b):
-                        m = b
-                        where = w
-            best[ow] = m
-            at[ow] = where
-
-
-@njit(inline="always", **_JIT)
-def _row_scatter(share, OW, row, W, wg):
-    """``row[U(w)] += share[ow]`` for every element ``w`` of window ``ow`` (row pre-zeroed)."""
-    k, s, d, shift0, ilo, ihi = wg[0], wg[1], wg[2], wg[3], wg[4], wg[5]
-    if k == 2 and s == 2 and d == 1:
-        for ow in range(ilo, ihi):
-            base = 2 * ow + shift0
-            v = share[ow]
-            row[U(base)] += v
-            row[U(base + 1)] += v
-    else:
-        for ow in range(ilo, ihi):
-            base = ow * s + shift0
-            v = share[ow]
-            for j in range(k):
-                row[U(base + j * d)] += v
-    for part in range(2):  # the border outputs: [0, ilo) then [ihi, OW)
-        for ow in range(0 if part == 0 else ihi, ilo if part == 0 else OW):
-            v = share[ow]
-            for j in range(k):
-                w = ow * s + shift0 + j * d
-                if 0 <= w < W:
-                    row[U(w)] += v
-
-
-# --------------------------------------------------------------------------------------------
-# Max pooling
-# --------------------------------------------------------------------------------------------
-
-
-@njit(**_JIT)
-def _max_values(x, out, P, D, H, W, OD, OH, OW, rD, rH, sD, sH, wg):
-    """``x`` ``(P*D*H*W,)`` and ``out`` ``(P*OD*OH*OW,)`` flat."""
-    row = np.empty(W, x.dtype)
-    for p in range(P):
-        for od in range(OD):
-            for oh in range(OH):
-                first = True
-                for jd in range(rD.shape[0]):
-                    if od < rD[jd, 0] or od >= rD[jd, 1]:
-                        continue
-                    d = od * sD + rD[jd, 2]
-                    for jh in range(rH.shape[0]):
-                        if oh < rH[jh, 0] or oh >= rH[jh, 1]:
-                            continue
-                        src0 = ((p * D + d) * H + oh * sH + rH[jh, 2]) * W
-                        if first:
-                            for w in range(W):
-                                row[U(w)] = x[U(src0 + w)]
-                            first = False
-                        else:
-                            for w in range(W):
-                                row[U(w)] = _later_wins(row[U(w)], x[U(src0 + w)])
-                dst0 = ((p * OD + od) * OH + oh) * OW
-                if first:  # the window reads only padding rows
-                    for ow in range(OW):
-                        out[U(dst0 + ow)] = -np.inf
-                else:
-                    _row_max(row, W, out, dst0, OW, wg)
-
-
-@njit(**_JIT)
-def _max_argmax(x, out, index, grad, grad_input, backward, P, D, H, W, OD, OH, OW,
-                rD, rH, sD, sH, wg, fD, fH, fW):
-    """Values and PyTorch indices into the flat ``out``/``index``; with ``backward``, scatter
-    the flat ``grad`` to the argmax in the flat ``grad_input`` instead.
-
-    Rows of a window are combined in scan order with the same rule as within a row (strictly
-    greater or NaN replaces), which is the row-major scan of the whole window."""
-    best = np.empty(OW, x.dtype)
-    best_at = np.empty(OW, np.int64)
-    row_best = np.empty(OW, x.dtype)
-    row_at = np.empty(OW, np.int64)
-    plane = D * H * W
-    for p in range(P):
-        if backward:  # zero this plane here, not all of grad_input upfront: it stays in cache
-            for i in range(plane):
-                grad_input[U(p * plane + i)] = 0
-        for od in range(OD):
-            for oh in range(OH):
-                for ow in range(OW):
-                    best[ow] = -np.inf
-                    best_at[ow] = (fD[od] * H + fH[oh]) * W + fW[ow]
-                for jd in range(rD.shape[0]):
-                    if od < rD[jd, 0] or od >= rD[jd, 1]:
-                        continue
-                    d = od * sD + rD[jd, 2]
-                    for jh in range(rH.shape[0]):
-                        if oh < rH[jh, 0] or oh >= rH[jh, 1]:
-                            continue
-                        h = oh * sH + rH[jh, 2]
-                        base = (d * H + h) * W
-                        _row_argmax(x, p * plane + base, W, row_best, row_at, OW, wg)
-                        for ow in range(OW):  # branch-free, so it vectorises
-                            b = row_best[ow]
-                            a = best[ow]
-                            take = (row_at[ow] >= 0) & ((b > a) | (b != b))
-                            best[ow] = b if take else a
-                            best_at[ow] = base + row_at[ow] if take else best_at[ow]
-                o0 = ((p * OD + od) * OH + oh) * OW
-                if backward:
-                    for ow in range(OW):
-                        at = best_at[ow]
-                        if 0 <= at < plane:  # a window of padding only has no input
-                            grad_input[U(p * plane + at)] += grad[U(o0 + ow)]
-                else:
-                    for ow in range(OW):
-                        out[U(o0 + ow)] = best[ow]
-                        index[U(o0 + ow)] = best_at[ow]
-
-
-def _sizes(x3: np.ndarray, out3_shape) -> tuple:
-    return tuple(x3.shape) + tuple(out3_shape[1:])
-
-
-def max_pool(x: np.ndarray, geometry: PoolGeometry, out: np.ndarray, return_indices: bool):
-    """Max pooling of planes ``x`` ``(P, *S)`` into ``out`` ``(P, *out)``; indices or None."""
-    dims = geometry.dims
-    (rD, rH, _), (sD, sH, _), (fD, fH, fW) = _tables(geometry)
-    wg = _w_table(geometry)
-    sizes = _sizes(_as3d(x, dims), _as3d(out, dims).shape)
-    if not return_indices:
-        _max_values(x.reshape(-1), out.reshape(-1), *sizes, rD, rH, sD, sH, wg)
-        return None
-    index = np.empty(out.shape, np.int64)
-    none = np.empty(0, x.dtype)
-    _max_argmax(x.reshape(-1), out.reshape(-1), index.reshape(-1), none, none, False, *sizes,
-                rD, rH, sD, sH, wg, fD, fH, fW)
-    return index
-
-
-def max_pool_backward(g: np.ndarray, x: np.ndarray, geometry: PoolGeometry,
-                      grad_input: np.ndarray) -> None:
-    """Scatter ``g`` to the argmax of every window (recomputed from ``x``)."""
-    dims = geometry.dims
-    (rD, rH, _), (sD, sH, _), (fD, fH, fW) = _tables(geometry)
-    wg = _w_table(geometry)
-    sizes = _sizes(_as3d(x, dims), _as3d(g, dims).shape)
-    _max_argmax(x.reshape(-1), np.empty(0, x.dtype), np.empty(0, np.int64), g.reshape(-1),
-                grad_input.reshape(-1), True, *sizes, rD, rH, sD, sH, wg, fD, fH, fW)
-
-
-# --------------------------------------------------------------------------------------------
-# Average pooling (window sums divided by a per-dimension product of counts)
-# --------------------------------------------------------------------------------------------
-
-
-@njit(**_JIT)
-def _avg(x, out, P, D, H, W, OD, OH, OW, rD, rH, sD, sH, wg, cD, cH, cW):
-    row = np.empty(W, x.dtype)
-    for p in range(P):
-        for od in range(OD):
-            for oh in range(OH):
-                first = True
-                for jd in range(rD.shape[0]):
-                    if od < rD[jd, 0] or od >= rD[jd, 1]:
-                        continue
-                    d = od * sD + rD[jd, 2]
-                    for jh in range(rH.shape[0]):
-                        if oh < rH[jh, 0] or oh >= rH[jh, 1]:
-                            continue
-                        src0 = ((p * D + d) * H + oh * sH + rH[jh, 2]) * W
-                        if first:
-                            for w in range(W):
-                                row[U(w)] = x[U(src0 + w)]
-                            first = False
-                        else:
-                            for w in range(W):
-                                row[U(w)] += x[U(src0 + w)]
-                dst0 = ((p * OD + od) * OH + oh) * OW
-                if first:
-                    for ow in range(OW):
-                        out[U(dst0 + ow)] = 0
-                else:
-                    _row_sum(row, W, out, dst0, OW, wg)
-                c = cD[od] * cH[oh]
-                for ow in range(OW):
-                    out[U(dst0 + ow)] = out[U(dst0 + ow)] / (c * cW[ow])
-
-
-@njit(**_JIT)
-def _avg_backward(g, grad_input, P, D, H, W, OD, OH, OW, rD, rH, sD, sH, wg, cD, cH, cW):
-    row = np.empty(W, grad_input.dtype)
-    share = np.empty(OW, grad_input.dtype)
-    plane = D * H * W
-    for p in range(P):
-        for i in range(plane):  # zero this plane here, not all upfront: it stays in cache
-            grad_input[U(p * plane + i)] = 0
-        for od in range(OD):
-            for oh in range(OH):
-                c = cD[od] * cH[oh]
-                g0 = ((p * OD + od) * OH + oh) * OW
-                for ow in range(OW):
-                    share[ow] = g[g0 + ow] / (c * cW[ow])
-                for w in range(W):
-                    row[U(w)] = 0
-                _row_scatter(share, OW, row, W, wg)
-                for jd in range(rD.shape[0]):
-                    if od < rD[jd, 0] or od >= rD[jd, 1]:
-                        continue
-                    d = od * sD + rD[jd, 2]
-                    for jh in range(rH.shape[0]):
-                        if oh < rH[jh, 0] or oh >= rH[jh, 1]:
-                            continue
-                        dst0 = ((p * D + d) * H + oh * sH + rH[jh, 2]) * W
-                        for w in range(W):
-                            grad_input[U(dst0 + w)] += row[U(w)]
+def _firsts(geometry: PoolGeometry):
+    """PyTorch's initial argmax position of every window, per dimension (padded to 3)."""
+    firsts = [np.array([t.first_valid(o) for o in range(t.output_size)], np.int64)
+              for t in (geometry.windows(d) for d in range(geometry.dims))]
+    while len(firsts) < 3:
+        firsts.insert(0, np.zeros(1, np.int64))
+    return firsts
 
 
 def _counts3(counts, dtype):
@@ -425,22 +134,323 @@ def _counts3(counts, dtype):
     return counts
 
 
+# --------------------------------------------------------------------------------------------
+# Forward values: max and average pooling, one output row at a time
+# --------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def _rows(x, out, geo, cD, cH, cW, is_max):
+    """Max (``is_max``) or average pooling of the flat planes ``x`` into the flat ``out``;
+    the average divides by ``cD[od] * cH[oh] * cW[ow]``."""
+    P, D, H, W, OD, OH, OW = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+    kD, kH, kW, sD, sH, sW = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12]
+    dD, dH, dW, pD, pH, pW = geo[13], geo[14], geo[15], geo[16], geo[17], geo[18]
+    lo, hi = geo[27], geo[28]
+    if not ((kW == 2 or kW == 3) and sW == 2 and dW == 1):
+        lo = hi = 0  # other windows: the checked loop does every output
+    pad = -np.inf if is_max else 0.0
+    start = np.empty(W, x.dtype)  # combining with padding changes nothing
+    for w in range(W):
+        start[w] = pad
+    line = np.empty(W, x.dtype)
+    line2 = np.empty(W, x.dtype)
+    for p in range(P):
+        for od in range(OD):
+            for oh in range(OH):
+                # the window's input rows, in scan order, combined column by column into the
+                # buffer not read (ping-pong: a select stored in place is a masked store)
+                src = start
+                n = 0
+                for jd in range(kD):
+                    d = od * sD + pD + jd * dD
+                    for jh in range(kH):
+                        h = oh * sH + pH + jh * dH
+                        if 0 <= d < D and 0 <= h < H:
+                            a = ((p * D + d) * H + h) * W
+                            dst = line if n % 2 == 0 else line2
+                            if is_max:
+                                for w in range(W):
+                                    v = src[U(w)]
+                                    e = x[U(a + w)]
+                                    dst[U(w)] = e if (e > v) | (e != e) else v
+                            else:
+                                for w in range(W):
+                                    dst[U(w)] = src[U(w)] + x[U(a + w)]
+                            src = dst
+                            n += 1
+                # along W: the interior outputs without checks, then the border ones; the
+                # average divides in the same loop
+                o0 = ((p * OD + od) * OH + oh) * OW
+                c = cD[od] * cH[oh]
+                if kW == 2 and sW == 2 and dW == 1:
+                    if is_max:
+                        for ow in range(lo, hi):
+                            e = src[U(2 * ow + pW)]  # loads first: LLVM vectorises the pair
+                            f = src[U(2 * ow + pW + 1)]
+                            out[U(o0 + ow)] = f if (f > e) | (f != f) else e
+                    else:
+                        for ow in range(lo, hi):
+                            e = src[U(2 * ow + pW)]
+                            f = src[U(2 * ow + pW + 1)]
+                            out[U(o0 + ow)] = (e + f) / (c * cW[U(ow)])
+                elif kW == 3 and sW == 2 and dW == 1:
+                    if is_max:
+                        for ow in range(lo, hi):
+                            e = src[U(2 * ow + pW)]
+                            f = src[U(2 * ow + pW + 1)]
+                            g = src[U(2 * ow + pW + 2)]
+                            e = f if (f > e) | (f != f) else e
+                            out[U(o0 + ow)] = g if (g > e) | (g != g) else e
+                    else:
+                        for ow in range(lo, hi):
+                            e = src[U(2 * ow + pW)]
+                            f = src[U(2 * ow + pW + 1)]
+                            g = src[U(2 * ow + pW + 2)]
+                            out[U(o0 + ow)] = (e + f + g) / (c * cW[U(ow)])
+                for part in range(2):  # [0, lo) and [hi, OW)
+                    for ow in range(0 if part == 0 else hi, lo if part == 0 else OW):
+                        v = start[0]  # padding, in the input's dtype
+                        for jw in range(kW):
+                            w = ow * sW + pW + jw * dW
+                            if 0 <= w < W:
+                                e = src[U(w)]
+                                if is_max:
+                                    v = e if (e > v) | (e != e) else v
+                                else:
+                                    v += e
+                        out[U(o0 + ow)] = v if is_max else v / (c * cW[U(ow)])
+
+
+# --------------------------------------------------------------------------------------------
+# Phase planes
+# --------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def _fill(x, x0, geo, ph):
+    """Copy the plane at ``x[x0:]`` into its phase planes ``ph``: only the positions that
+    hold input elements are written (the rest was filled with padding once, per call)."""
+    D, H, W = geo[1], geo[2], geo[3]
+    sD, sH, sW = geo[10], geo[11], geo[12]
+    MD, MH, MW, LD, LH, LW, V = geo[19], geo[20], geo[21], geo[22], geo[23], geo[24], geo[25]
+    n = min(W // sW, LW - MW)  # columns where every phase lies inside the row
+    for d in range(min(D, (LD - MD) * sD)):
+        for h in range(min(H, (LH - MH) * sH)):
+            row = ((d % sD) * sH + h % sH) * sW * V + ((d // sD + MD) * LH + h // sH + MH) * LW
+            src = x0 + (d * H + h) * W
+            if sW == 2:
+                for c in range(n):  # both loads first: LLVM vectorises the pair
+                    even = x[U(src + 2 * c)]
+                    odd = x[U(src + 2 * c + 1)]
+                    ph[U(row + MW + c)] = even
+                    ph[U(row + V + MW + c)] = odd
+                if W % 2 == 1 and MW + n < LW:  # the last column of an odd row
+                    ph[U(row + MW + n)] = x[U(src + W - 1)]
+            else:
+                for rW in range(sW):
+                    for c in range(min((W - rW + sW - 1) // sW, LW - MW)):
+                        ph[U(row + rW * V + MW + c)] = x[U(src + c * sW + rW)]
+
+
+@njit(**_JIT)
+def _unfill(pg, geo, out, o0):
+    """Transpose of :func:`_fill`: ``out[o0:]`` (one plane) gets each input's phase-plane
+    element (0 where no phase position holds it)."""
+    D, H, W = geo[1], geo[2], geo[3]
+    sD, sH, sW = geo[10], geo[11], geo[12]
+    MD, MH, MW, LD, LH, LW, V = geo[19], geo[20], geo[21], geo[22], geo[23], geo[24], geo[25]
+    n = min(W // sW, LW - MW)
+    covered = min(W, (LW - MW) * sW)  # columns that some phase position holds
+    for d in range(D):
+        for h in range(H):
+            dst = o0 + (d * H + h) * W
+            a = d // sD + MD
+            b = h // sH + MH
+            start = 0  # columns from here on get 0
+            if a < LD and b < LH:
+                row = ((d % sD) * sH + h % sH) * sW * V + (a * LH + b) * LW
+                start = covered
+                if sW == 2:
+                    for c in range(n):
+                        even = pg[U(row + MW + c)]
+                        odd = pg[U(row + V + MW + c)]
+                        out[U(dst + 2 * c)] = even
+                        out[U(dst + 2 * c + 1)] = odd
+                    if covered % 2 == 1:  # the last column of an odd row
+                        out[U(dst + covered - 1)] = pg[U(row + MW + n)]
+                else:
+                    for rW in range(sW):
+                        for c in range((covered - rW + sW - 1) // sW):
+                            out[U(dst + c * sW + rW)] = pg[U(row + rW * V + MW + c)]
+            for w in range(start, W):
+                out[U(dst + w)] = 0
+
+
+# --------------------------------------------------------------------------------------------
+# Argmax: max pooling with indices, and its backward
+# --------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def _argmax(x, out, index, g, grad_input, backward, geo, shifts, positions, fD, fH, fW):
+    """Values and PyTorch indices into the flat ``out``/``index``; with ``backward``, add the
+    flat ``grad`` at each window's winner in the flat ``grad_input`` instead."""
+    P, D, H, W, OD, OH, OW = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+    sD, sH, sW, pD, pH, pW = geo[10], geo[11], geo[12], geo[16], geo[17], geo[18]
+    LH, LW, V, N = geo[23], geo[24], geo[25], geo[26]
+    n_ph = sD * sH * sW * V
+    ph = np.empty(n_ph + N, x.dtype)
+    for i in range(n_ph + N):  # padding, and the filler offsets' region: never a winner
+        ph[U(i)] = -np.inf
+    none = np.empty(N, np.int32)
+    for i in range(N):
+        none[U(i)] = -1  # nothing taken yet: PyTorch's initial index
+    best = np.empty(N, x.dtype)
+    best2 = np.empty(N, x.dtype)
+    at = np.empty(N, np.int32)
+    at2 = np.empty(N, np.int32)
+    plane = D * H * W
+    for p in range(P):
+        _fill(x, p * plane, geo, ph)
+        src = ph[n_ph:]
+        src_at = none
+        for j in range(0, shifts.shape[0], 4):
+            s0, s1, s2, s3 = shifts[j], shifts[j + 1], shifts[j + 2], shifts[j + 3]
+            q0, q1, q2, q3 = positions[j], positions[j + 1], positions[j + 2], positions[j + 3]
+            even = (j // 4) % 2 == 0
+            dst = best if even else best2
+            dst_at = at if even else at2
+            for i in range(N):  # in scan order: strictly greater, or NaN, replaces
+                m = src[U(i)]
+                k = src_at[U(i)]
+                e = ph[U(s0 + i)]
+                take = (e > m) | (e != e)
+                m = e if take else m
+                k = q0 if take else k
+                e = ph[U(s1 + i)]
+                take = (e > m) | (e != e)
+                m = e if take else m
+                k = q1 if take else k
+                e = ph[U(s2 + i)]
+                take = (e > m) | (e != e)
+                m = e if take else m
+                k = q2 if take else k
+                e = ph[U(s3 + i)]
+                take = (e > m) | (e != e)
+                dst[U(i)] = e if take else m
+                dst_at[U(i)] = q3 if take else k
+            src = dst
+            src_at = dst_at
+        if backward:  # zero this plane here, not all of grad_input upfront: it stays in cache
+            for i in range(plane):
+                grad_input[U(p * plane + i)] = 0
+        for od in range(OD):
+            for oh in range(OH):
+                r0 = (od * LH + oh) * LW
+                o0 = ((p * OD + od) * OH + oh) * OW
+                base = ((od * sD + pD) * H + oh * sH + pH) * W + pW
+                first = (fD[od] * H + fH[oh]) * W
+                if backward:
+                    for ow in range(OW):
+                        k = src_at[U(r0 + ow)]
+                        where = base + ow * sW + k if k >= 0 else first + fW[U(ow)]
+                        if 0 <= where < plane:  # a window of padding only has no input
+                            grad_input[U(p * plane + where)] += g[U(o0 + ow)]
+                else:
+                    for ow in range(OW):
+                        k = src_at[U(r0 + ow)]
+                        f = first + fW[U(ow)]
+                        out[U(o0 + ow)] = src[U(r0 + ow)]
+                        index[U(o0 + ow)] = base + ow * sW + k if k >= 0 else f
+
+
+# --------------------------------------------------------------------------------------------
+# Average backward
+# --------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def _avg_backward(g, grad_input, geo, back_starts, back_shifts, cD, cH, cW):
+    """Transpose of the average forward: every input gets ``g / divisor`` of each window
+    that reads it."""
+    P, D, H, W, OD, OH, OW = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+    LH, LW, V, N = geo[23], geo[24], geo[25], geo[26]
+    n_phases = geo[10] * geo[11] * geo[12]
+    pg = np.empty(n_phases * V, g.dtype)
+    share = np.empty(V + N + V, g.dtype)  # g / divisor at V + output; zeros around it
+    for i in range(V + N + V):
+        share[U(i)] = 0
+    plane = D * H * W
+    for p in range(P):
+        for od in range(OD):
+            for oh in range(OH):
+                r0 = V + (od * LH + oh) * LW
+                o0 = ((p * OD + od) * OH + oh) * OW
+                c = cD[od] * cH[oh]
+                for ow in range(OW):
+                    share[U(r0 + ow)] = g[U(o0 + ow)] / (c * cW[U(ow)])
+        for phase in range(n_phases):
+            dst = phase * V
+            lo, hi = back_starts[phase], back_starts[phase + 1]
+            if lo == hi:  # no window reads this phase
+                for t in range(V):
+                    pg[U(dst + t)] = 0
+            for j in range(lo, hi, 4):
+                s0, s1, s2, s3 = V - back_shifts[j], V - back_shifts[j + 1], \
+                    V - back_shifts[j + 2], V - back_shifts[j + 3]
+                if j == lo:
+                    for t in range(V):
+                        pg[U(dst + t)] = share[U(s0 + t)] + share[U(s1 + t)] \
+                            + share[U(s2 + t)] + share[U(s3 + t)]
+                else:
+                    for t in range(V):
+                        pg[U(dst + t)] = pg[U(dst + t)] + share[U(s0 + t)] \
+                            + share[U(s1 + t)] + share[U(s2 + t)] + share[U(s3 + t)]
+        _unfill(pg, geo, grad_input, p * plane)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points (planes (P, *spatial) in, results written into the given arrays)
+# --------------------------------------------------------------------------------------------
+
+
+def max_pool(x: np.ndarray, geometry: PoolGeometry, out: np.ndarray, return_indices: bool):
+    """Max pooling of planes ``x`` ``(P, *S)`` into ``out`` ``(P, *out)``; indices or None."""
+    geo, shifts, positions, _, _ = _plan(geometry, x.shape[0])
+    if not return_indices:
+        one = np.ones(1, x.dtype)
+        _rows(x.reshape(-1), out.reshape(-1), geo, one, one, one, True)
+        return None
+    fD, fH, fW = _firsts(geometry)
+    index = np.empty(out.shape, np.int64)
+    none = np.empty(0, x.dtype)
+    _argmax(x.reshape(-1), out.reshape(-1), index.reshape(-1), none, none, False, geo,
+            shifts, positions, fD, fH, fW)
+    return index
+
+
+def max_pool_backward(g: np.ndarray, x: np.ndarray, geometry: PoolGeometry,
+                      grad_input: np.ndarray) -> None:
+    """Add ``g`` at the argmax of every window (recomputed from ``x``) into ``grad_input``."""
+    geo, shifts, positions, _, _ = _plan(geometry, x.shape[0])
+    fD, fH, fW = _firsts(geometry)
+    _argmax(x.reshape(-1), np.empty(0, x.dtype), np.empty(0, np.int64), g.reshape(-1),
+            grad_input.reshape(-1), True, geo, shifts, positions, fD, fH, fW)
+
+
 def avg_pool(x: np.ndarray, geometry: PoolGeometry, out: np.ndarray, counts) -> None:
     """Window sums of ``x`` divided by ``counts[0][o0] * counts[1][o1] * ...``."""
-    dims = geometry.dims
-    (rD, rH, _), (sD, sH, _), _ = _tables(geometry)
     cD, cH, cW = _counts3(counts, x.dtype)
-    sizes = _sizes(_as3d(x, dims), _as3d(out, dims).shape)
-    _avg(x.reshape(-1), out.reshape(-1), *sizes, rD, rH, sD, sH, _w_table(geometry), cD, cH, cW)
+    geo = _plan(geometry, x.shape[0])[0]
+    _rows(x.reshape(-1), out.reshape(-1), geo, cD, cH, cW, False)
 
 
 def avg_pool_backward(g: np.ndarray, geometry: PoolGeometry, grad_input: np.ndarray,
                       counts) -> None:
     """Transpose of :func:`avg_pool`: each input gets the sum of ``g / divisor`` of its
     windows."""
-    dims = geometry.dims
-    (rD, rH, _), (sD, sH, _), _ = _tables(geometry)
     cD, cH, cW = _counts3(counts, g.dtype)
-    sizes = _sizes(_as3d(grad_input, dims), _as3d(g, dims).shape)
-    _avg_backward(g.reshape(-1), grad_input.reshape(-1), *sizes, rD, rH, sD, sH,
-                  _w_table(geometry), cD, cH, cW)
+    geo, _, _, back_starts, back_shifts = _plan(geometry, g.shape[0])
+    _avg_backward(g.reshape(-1), grad_input.reshape(-1), geo, back_starts, back_shifts,
+                  cD, cH, cW)

@@ -1,0 +1,201 @@
+"""The numba kernels' own paths, each forced by hypothesis shapes that reach it, against torch:
+
+- the unrolled 2- and 3-wide, stride-2 rows of the forward values (``_rows``), with odd and
+  even widths, padding, ceil mode and sizes too small for any interior output;
+- the phase planes of the argmax and of the average backward (``_fill``/``_unfill``): every
+  stride from 1 to 4 (the stride-2 fast path, stride 1 and the strided path), ragged row ends,
+  dilation margins, ceil-mode windows past the padding, kernel volumes that are not a multiple
+  of the four offsets combined per pass, strides larger than the kernel (phases no window
+  reads, inputs that get no gradient);
+- the phase split itself: :func:`_unfill` is the transpose of :func:`_fill`;
+- one compiled version per kernel and dtype, whatever the geometry (compile time).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import poolkit.numpy as pnp
+from poolkit.geometry import pool_geometry
+from poolkit.numpy import _backend
+from poolkit.numpy._backend import numba_available, use_backend
+
+pytestmark = pytest.mark.skipif(not numba_available(), reason="numba not installed")
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+TOL = {np.float32: {"rtol": 2e-5, "atol": 2e-6}, np.float64: {"rtol": 1e-12, "atol": 1e-12}}
+
+
+def values(shape, dtype, seed, kind):
+    rng = np.random.default_rng(seed)
+    if kind == "ties":
+        return rng.integers(-2, 3, size=shape).astype(dtype)
+    x = rng.standard_normal(shape).astype(dtype)
+    if kind == "special" and x.size:
+        flat = x.reshape(-1)
+        picks = rng.choice(flat.size, size=max(1, flat.size // 4))
+        flat[picks[::2]] = np.nan
+        flat[picks[1::2]] = -np.inf
+    return x
+
+
+def against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
+    """numba's max values, indices, max backward, avg and avg backward against torch."""
+    max_args = (kernel, stride, padding, dilation, ceil_mode)
+    avg_args = (kernel, stride, padding, ceil_mode, count_include_pad)
+    xt = torch.tensor(x, requires_grad=True)
+    values_t, index_t = getattr(F, f"max_pool{dims}d")(xt, *max_args, return_indices=True)
+    g = np.random.default_rng(7).standard_normal(values_t.shape).astype(x.dtype)
+    values_t.backward(torch.tensor(g))
+    tol = TOL[x.dtype.type]
+    with use_backend("numba"):
+        np.testing.assert_allclose(getattr(pnp, f"max_pool{dims}d")(x, *max_args),
+                                   values_t.detach().numpy(), equal_nan=True, **tol)
+        ours, index = getattr(pnp, f"max_pool{dims}d")(x, *max_args, return_indices=True)
+        np.testing.assert_array_equal(index, index_t.numpy())
+        np.testing.assert_allclose(ours, values_t.detach().numpy(), equal_nan=True, **tol)
+        grad = getattr(pnp, f"max_pool{dims}d_backward")(g, x, *max_args)
+        np.testing.assert_allclose(grad, xt.grad.numpy(), equal_nan=True, **tol)
+    if np.any(np.asarray(dilation) != 1):
+        return  # average pooling has no dilation
+    xt = torch.tensor(x, requires_grad=True)
+    try:
+        avg_t = getattr(F, f"avg_pool{dims}d")(xt, *avg_args)
+    except RuntimeError:  # avg_pool3d: input smaller than the kernel; poolkit refuses too
+        with pytest.raises(ValueError, match="input size"), use_backend("numba"):
+            getattr(pnp, f"avg_pool{dims}d")(x, *avg_args)
+        return
+    g = np.random.default_rng(8).standard_normal(avg_t.shape).astype(x.dtype)
+    avg_t.backward(torch.tensor(g))
+    with use_backend("numba"):
+        np.testing.assert_allclose(getattr(pnp, f"avg_pool{dims}d")(x, *avg_args),
+                                   avg_t.detach().numpy(), equal_nan=True, **tol)
+        grad = getattr(pnp, f"avg_pool{dims}d_backward")(g, x, *avg_args)
+        np.testing.assert_allclose(grad, xt.grad.numpy(), equal_nan=True, **tol)
+
+
+@st.composite
+def stride2_rows(draw):
+    """Windows whose last dimension takes the unrolled loops: 2 or 3 wide, stride 2."""
+    dims = draw(st.sampled_from([1, 2, 3]))
+    k_last = draw(st.sampled_from([2, 3]))
+    lead = [draw(st.integers(1, 3)) for _ in range(dims - 1)]
+    kernel = tuple(lead) + (k_last,)
+    stride = tuple(draw(st.integers(1, 2)) for _ in range(dims - 1)) + (2,)
+    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    ceil_mode = draw(st.booleans())
+    spatial = tuple(draw(st.integers(k, k + 5)) for k in lead) + \
+        (draw(st.integers(k_last - 1, 2 * k_last + 9)),)  # odd, even, and no interior at all
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    x = values((2, 3) + spatial, dtype, draw(st.integers(0, 2**16)),
+               draw(st.sampled_from(["randn", "ties", "special"])))
+    return dims, x, kernel, stride, padding, ceil_mode, draw(st.booleans())
+
+
+@given(case=stride2_rows())
+def test_unrolled_stride2_rows_match_torch(case):
+    dims, x, kernel, stride, padding, ceil_mode, count_include_pad = case
+    try:
+        pool_geometry(x.shape[2:], kernel, stride, padding, 1, ceil_mode)
+    except ValueError:
+        return  # an output size below 1 (refused like torch; tested in test_numpy_pool)
+    against_torch(dims, x, kernel, stride, padding, 1, ceil_mode, count_include_pad)
+
+
+@st.composite
+def phase_geometries(draw):
+    """Strides 1-4 (phase planes of every kind), dilation, kernels up to 5 wide."""
+    dims = draw(st.sampled_from([1, 2, 2, 3]))
+    kernel = tuple(draw(st.integers(1, 5 if dims < 3 else 3)) for _ in range(dims))
+    stride = tuple(draw(st.integers(1, 4)) for _ in range(dims))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(dims))
+    padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
+    ceil_mode = draw(st.booleans())
+    spatial = tuple(draw(st.integers(d * (k - 1) + 1, d * (k - 1) + 9 if dims < 3 else 5))
+                    for k, d in zip(kernel, dilation, strict=True))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    x = values((2, 2) + spatial, dtype, draw(st.integers(0, 2**16)),
+               draw(st.sampled_from(["randn", "ties", "special"])))
+    return dims, x, kernel, stride, padding, dilation, ceil_mode
+
+
+@given(case=phase_geometries(), count_include_pad=st.booleans())
+def test_phase_plane_kernels_match_torch(case, count_include_pad):
+    dims, x, kernel, stride, padding, dilation, ceil_mode = case
+    try:
+        pool_geometry(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    except ValueError:
+        return
+    against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad)
+
+
+@given(case=phase_geometries())
+def test_unfill_is_the_transpose_of_fill(case):
+    # <fill(x), y> == <x, unfill(y)> over the phase positions that hold input elements
+    from poolkit.numpy import _numba
+
+    _, x, kernel, stride, padding, dilation, ceil_mode = case
+    x = np.nan_to_num(x, nan=1.5, neginf=-2.0).astype(np.float64)
+    try:
+        geometry = pool_geometry(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    except ValueError:
+        return
+    geo = _numba._plan(geometry, 1)[0]
+    n_phase = int(np.prod(geometry.stride)) * int(geo[25])
+    plane = x.reshape(-1)[: int(np.prod(x.shape[2:]))].copy()
+    phases = np.zeros(n_phase)
+    _numba._fill(plane, 0, geo, phases)
+    y = np.random.default_rng(0).standard_normal(n_phase)
+    back = np.empty_like(plane)
+    _numba._unfill(y, geo, back, 0)
+    np.testing.assert_allclose(np.dot(phases, y), np.dot(plane, back), rtol=1e-12, atol=1e-12)
+    # every input element lands in exactly one phase position (or in none: then no window
+    # reads it, and its gradient is 0)
+    ones = np.zeros(n_phase)
+    _numba._fill(np.ones_like(plane), 0, geo, ones)
+    assert ones.sum() <= plane.size and set(np.unique(ones)) <= {0.0, 1.0}
+
+
+def test_hand_worked_phase_split():
+    # 1-d, L = 5, k = 3, s = 2, p = 1: offset j reads o*2 - 1 + j, i.e. phase (j - 1) % 2 at
+    # o + (j - 1) // 2; one margin element, phases of length 1 + 3 + 0 = 4:
+    # phase 0 = [pad, x0, x2, x4], phase 1 = [pad, x1, x3, pad]
+    from poolkit.numpy import _numba
+
+    geo, shifts, positions, _, _ = _numba._plan(pool_geometry((5,), 3, 2, 1), 1)
+    phases = np.full(8, -np.inf)
+    _numba._fill(np.arange(10.0, 15.0), 0, geo, phases)
+    np.testing.assert_array_equal(phases, [-np.inf, 10, 12, 14, -np.inf, 11, 13, -np.inf])
+    # offsets 0, 1, 2 start at phase 1 pos 0, phase 0 pos 1, phase 1 pos 1; one filler
+    np.testing.assert_array_equal(shifts, [4, 1, 5, 8])
+    np.testing.assert_array_equal(positions, [0, 1, 2, 0])
+
+
+def test_one_compiled_version_per_dtype():
+    from poolkit.numpy import _numba
+
+    rng = np.random.default_rng(0)
+    for dims, kernel, stride, padding in [(1, 2, 2, 0), (2, 3, 2, 1), (2, (1, 4), 3, 0),
+                                          (3, 2, 1, 1)]:
+        for dtype in (np.float32, np.float64):
+            x = rng.standard_normal((2, 3) + (6,) * dims).astype(dtype)
+            with use_backend("numba"):
+                y, _ = getattr(pnp, f"max_pool{dims}d")(x, kernel, stride, padding,
+                                                         return_indices=True)
+                getattr(pnp, f"max_pool{dims}d")(x, kernel, stride, padding)
+                getattr(pnp, f"avg_pool{dims}d_backward")(
+                    getattr(pnp, f"avg_pool{dims}d")(x, kernel, stride, padding), x,
+                    kernel, stride, padding)
+    for kernel in (_numba._rows, _numba._argmax, _numba._avg_backward, _numba._fill,
+                   _numba._unfill):
+        assert len(kernel.signatures) <= 2, kernel
+
+
+def test_planes_of_2_31_elements_take_the_numpy_path():
+    huge = np.broadcast_to(np.float32(0), (1, 2**31))  # no memory behind it
+    with use_backend("numba"):
+        assert not _backend.compiled(huge)
+        assert _backend.compiled(np.zeros((1, 4), np.float32))
