@@ -422,7 +422,14 @@ class LIPLogit(nn.Module):
         self.norm = norm_cls(channels, affine=True)
 
     def forward(self, input: Tensor) -> Tensor:
-        return torch.sigmoid(self.norm(self.conv(input))) * self.coeff
+        z = self.conv(input)
+        single = z.shape[2:].numel() == 1
+        if single and isinstance(self.norm, nn.modules.instancenorm._InstanceNorm):
+            # one position per plane: instance norm gives 0 (x - mean), then its affine shift;
+            # torch refuses the single element, so take the limit it defines
+            shift = self.norm.bias.view(1, -1, *([1] * (z.ndim - 2)))
+            return torch.sigmoid(shift.to(z.dtype)).expand_as(z) * self.coeff
+        return torch.sigmoid(self.norm(z)) * self.coeff
 
 
 class _LIPPoolNd(WindowPoolNd):
