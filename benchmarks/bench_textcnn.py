@@ -1,31 +1,44 @@
-"""TextCNN throughput: poolkit's Conv1d formulation vs the common tutorial's Conv2d one.
+"""TextCNN throughput: poolkit's TextCNN vs the common tutorial's Conv2d formulation.
 
 The tutorial embeds ``(B, T)`` -> ``(B, 1, T, E)`` and runs one ``Conv2d(1, F, (w, E))`` per
 filter width, squeezes the width-1 axis and max-pools over time with ``F.max_pool1d(c,
-c.size(2))``. poolkit's :class:`~poolkit.models.TextCNN` runs ``Conv1d(E, F, w)`` over
-``(B, E, T)`` and pools with a pool from ``poolkit.nn`` (max). Same settings for both: Kim's
-sizes (vocabulary 18,766 as MR's, 300-d embeddings, widths 3/4/5 x 100 maps, dropout 0.5, 2
-classes), mini-batches of 50, the same token ids, fused AdamW, one torch thread (``--threads``).
+c.size(2))``. poolkit's :class:`~poolkit.models.TextCNN` keeps ``Conv1d(E, F, w)`` weights but
+computes every width's convolution from one matrix product over the batch's distinct tokens and
+pools with max over time, whose backward pass touches only each filter's best window
+(``poolkit/models/_time_conv.py``). Same settings for both: Kim's sizes (300-d embeddings,
+widths 3/4/5 x 100 maps, dropout 0.5, 2 classes), mini-batches of 50, the same token ids, fused
+AdamW, one torch thread (``--threads``).
+
+Token ids: ``--text random`` (default) draws ids uniformly from MR's vocabulary size (18,766),
+``--length`` per text, no padding -- nearly every token in a batch is distinct, the least
+favourable case for poolkit; ``--text mr`` cycles through 20 batches of real MR sentences
+(``--data``; shuffled, right-padded to the batch's longest, at most ``--length`` tokens), where
+words and padding repeat.
 
 Each round times every variant for ``--seconds`` on training steps (forward, backward,
 optimizer step) and on inference (``torch.inference_mode``); the table shows the median
 samples/s over the rounds and the ratio to the tutorial, all measured side by side in one run.
+``--clock cpu`` counts the process's CPU time instead of wall time (robust when other jobs share
+the cores).
 
     python benchmarks/bench_textcnn.py                 # prints a table
+    python benchmarks/bench_textcnn.py --text mr       # real MR batches
     python benchmarks/bench_textcnn.py --json          # machine-readable
 
 Variants: ``poolkit`` (``edge_padding=False``: exactly the tutorial's function, checked before
-timing) and ``poolkit+kim-padding`` (the default: 4 padding tokens on each side as Kim's code
-does, so more positions are convolved; its logits do not depend on batch padding).
+timing) and ``poolkit + Kim padding`` (the default: 4 padding positions on each side as Kim's
+code does, so more windows; its logits do not depend on batch padding).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -62,49 +75,83 @@ def _copy_weights(tutorial: TutorialTextCNN, ours: TextCNN) -> None:
         tutorial.fc.bias.copy_(ours.classifier.bias)
 
 
-def _rate(step, batch: int, seconds: float) -> float:
+def _rate(step, batch: int, seconds: float, clock) -> float:
     step()  # warm
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
+    done, started = 0, clock()
+    while clock() - started < seconds:
         step()
         done += 1
-    return done * batch / (time.perf_counter() - started)
+    return done * batch / (clock() - started)
+
+
+MR_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mr"
+
+
+def _batches(args) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """``(vocab_size, [(input_ids (B, T), labels (B,)), ...])``."""
+    if args.text == "random":
+        vocab = 18766  # MR's vocabulary
+        ids = torch.randint(1, vocab, (args.batch_size, args.length))
+        return vocab, [(ids, torch.randint(0, 2, (args.batch_size,)))]
+    from poolkit.data import TextEncoder, read_mr
+    from poolkit.data.dataset import pad_sequences
+
+    data = read_mr(args.data)
+    encoder = TextEncoder.fit(data.texts, max_length=args.length)
+    order = list(range(len(data.texts)))
+    random.Random(0).shuffle(order)
+    batches = []
+    for start in range(0, 20 * args.batch_size, args.batch_size):
+        chosen = order[start:start + args.batch_size]
+        ids, _ = pad_sequences([encoder(data.texts[i]) for i in chosen], encoder.pad_id,
+                               args.length, min_length=5)
+        batches.append((ids, torch.tensor([data.labels[i] for i in chosen])))
+    return len(encoder.vocab), batches
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--length", type=int, default=40, help="tokens per text")
+    parser.add_argument("--length", type=int, default=40, help="tokens per text (at most)")
+    parser.add_argument("--text", choices=("random", "mr"), default="random")
+    parser.add_argument("--data", default=str(MR_DATA), help="MR folder for --text mr")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0, help="per variant, mode and round")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
-    vocab = 18766
+    vocab, batches = _batches(args)
     config = TextCNNConfig(vocab_size=vocab, edge_padding=False, max_norm=None)
     ours = TextCNN(config)
     tutorial = TutorialTextCNN(vocab)
     _copy_weights(tutorial, ours)
     kim = TextCNN(TextCNNConfig(vocab_size=vocab, max_norm=None))
     kim.load_state_dict(ours.state_dict())
-    ids = torch.randint(1, vocab, (args.batch_size, args.length))
-    labels = torch.randint(0, 2, (args.batch_size,))
     ours.eval(), tutorial.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(ours(ids), tutorial(ids), rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # the same function (on texts without padding: the tutorial's
+        # windows of padding only give relu(bias), which poolkit zeroes)
+        unpadded = torch.randint(1, vocab, (args.batch_size, args.length))
+        torch.testing.assert_close(ours(unpadded), tutorial(unpadded), rtol=1e-4, atol=1e-5)
 
-    variants = {"tutorial Conv2d": tutorial, "poolkit Conv1d": ours,
-                "poolkit Conv1d + Kim padding": kim}
+    variants = {"tutorial Conv2d": tutorial, "poolkit": ours, "poolkit + Kim padding": kim}
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-3, fused=True)
                   for name, m in variants.items()}
+    cursor = {name: 0 for name in variants}
+
+    def next_batch(name):
+        cursor[name] += 1
+        return batches[cursor[name] % len(batches)]
 
     def train_step(name):
         model, optimizer = variants[name], optimizers[name]
 
         def step():
+            ids, labels = next_batch(name)
             loss = F.cross_entropy(model(ids), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -117,7 +164,7 @@ def main(argv=None) -> int:
 
         def step():
             with torch.inference_mode():
-                model(ids)
+                model(next_batch(name)[0])
 
         return step
 
@@ -126,7 +173,9 @@ def main(argv=None) -> int:
         for mode, make in (("train", train_step), ("inference", infer_step)):
             for name, model in variants.items():
                 model.train(mode == "train")
-                rates[(name, mode)].append(_rate(make(name), args.batch_size, args.seconds))
+                rates[(name, mode)].append(
+                    _rate(make(name), args.batch_size, args.seconds, clock)
+                )
         print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
 
     rows = []
@@ -143,11 +192,13 @@ def main(argv=None) -> int:
         print(json.dumps({"settings": settings, "torch": torch.__version__, "rows": rows},
                          indent=2))
         return 0
+    lengths = sorted({ids.shape[1] for ids, _ in batches})
     print(f"TextCNN samples/s (median of {args.rounds} rounds; batch {args.batch_size}, "
-          f"{args.length} tokens, {args.threads} thread(s), torch {torch.__version__})")
-    print(f"{'variant':32} {'train/s':>9} {'x':>6} {'infer/s':>9} {'x':>6}")
+          f"{args.text} ids, T in {lengths[0]}..{lengths[-1]}, {args.threads} thread(s), "
+          f"{args.clock} clock, torch {torch.__version__})")
+    print(f"{'variant':24} {'train/s':>9} {'x':>6} {'infer/s':>9} {'x':>6}")
     for row in rows:
-        print(f"{row['variant']:32} {row['train_samples_per_s']:9.1f} {row['train_speedup']:6.2f}"
+        print(f"{row['variant']:24} {row['train_samples_per_s']:9.1f} {row['train_speedup']:6.2f}"
               f" {row['inference_samples_per_s']:9.1f} {row['inference_speedup']:6.2f}")
     return 0
 

@@ -49,7 +49,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from poolkit.models._pools import make_pool
+from poolkit.models._time_conv import (
+    conv_max_over_time,
+    conv_over_time,
+    distinct_tokens,
+    stack_conv_weights,
+    windows_with_tokens,
+)
 from poolkit.models.registry import register_model
+from poolkit.nn.basic import MaxPool1d
 
 
 @dataclass
@@ -107,33 +115,57 @@ class TextCNN(nn.Module):
         self.dropout = nn.Dropout(c.dropout)
         self.classifier = nn.Linear(features, c.num_classes)
         self.min_length = max(c.filter_widths)
+        self._plain_max = all(
+            type(pool) is MaxPool1d and pool.is_global and pool.flatten for pool in self.pools
+        )
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         if input_ids.ndim != 2:
             raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
-        pad = self.config.padding_idx
-        if self.config.edge_padding:  # Kim: every window that touches the text, exactly once
-            edge = self.min_length - 1
-            input_ids = F.pad(input_ids, (edge, edge), value=pad)
-        elif input_ids.shape[1] < self.min_length:
-            input_ids = F.pad(input_ids, (0, self.min_length - input_ids.shape[1]), value=pad)
-        x = self.embedding(input_ids).transpose(1, 2).contiguous()  # (B, E, T), dense for the conv
-        real = (input_ids != self.config.padding_idx).unsqueeze(1).to(x.dtype)  # (B, 1, T)
+        c = self.config
+        if not c.edge_padding and input_ids.shape[1] < self.min_length:
+            input_ids = F.pad(input_ids, (0, self.min_length - input_ids.shape[1]),
+                              value=c.padding_idx)
+        # Kim: every window that touches the text, exactly once; the edge padding is not
+        # embedded, the convolution adds the padding embedding's terms where it reaches past
+        edge = self.min_length - 1 if c.edge_padding else 0
+        real = input_ids != c.padding_idx  # (B, T)
+        rows = stack_conv_weights([conv.weight for conv in self.convs])  # (sum_w w F, E)
+        bias = torch.cat([conv.bias for conv in self.convs])  # (len(widths) F,)
+        if self._max_over_time():
+            tokens, where = distinct_tokens(input_ids, c.padding_idx)
+            h = conv_max_over_time(self.embedding(tokens), where, rows, bias, real,
+                                   c.filter_widths, c.num_filters, edge, edge)  # (B, nF)
+            return self.classifier(self.dropout(h))
+        x = self.embedding(input_ids)  # (B, T, E)
+        pad_row = self.embedding.weight[c.padding_idx] if edge else None
+        maps = conv_over_time(x, rows, bias, c.filter_widths, c.num_filters, edge, edge, pad_row)
         features = []
-        for conv, pool in zip(self.convs, self.pools, strict=True):
-            width = conv.kernel_size[0]
+        for conv_maps, has_token, pool in zip(
+            maps, windows_with_tokens(real, c.filter_widths, edge, edge), self.pools, strict=True
+        ):
             # windows made of padding only would give ReLU(bias); zero them so that a text's
             # features do not depend on how far its batch is padded
-            has_token = F.max_pool1d(real, width, stride=1)  # (B, 1, T - w + 1)
-            maps = F.relu(conv(x)) * has_token  # (B, F, T - w + 1)
-            features.append(pool(maps))  # (B, F * feat_mult)
+            activations = F.relu(conv_maps) * has_token.unsqueeze(1)  # (B, F, L_w)
+            features.append(pool(activations))  # (B, F * feat_mult)
         if features[0].ndim != 2:
             raise ValueError(
-                f"pool {self.config.pool!r} with {self.config.pool_kwargs} is windowed; TextCNN "
+                f"pool {c.pool!r} with {c.pool_kwargs} is windowed; TextCNN "
                 "pools over all of time: drop the size argument to get the global form"
             )
         h = self.dropout(torch.cat(features, dim=1))  # (B, sum_w F * feat_mult)
         return self.classifier(h)  # (B, num_classes)
+
+    def _max_over_time(self) -> bool:
+        """Plain global max pools without hooks: the fused max with the sparse backward.
+
+        A hooked pool (``poolkit explain`` reads the maps it sees) gets the general path,
+        which computes the same values through the pool modules.
+        """
+        return self._plain_max and not any(
+            pool._forward_hooks or pool._forward_pre_hooks for pool in self.pools
+        ) and not (nn.modules.module._global_forward_hooks
+                   or nn.modules.module._global_forward_pre_hooks)
 
     @torch.no_grad()
     def apply_constraints(self) -> None:
