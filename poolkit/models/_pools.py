@@ -3,18 +3,17 @@ should not have to repeat (the channel count of families with per-channel weight
 
 from __future__ import annotations
 
-from poolkit.nn import create_pool
+from poolkit.nn import create_pool, list_pools, pool_info
 
 
 def make_pool(name, dims: int, channels: int, **kwargs):
     """``create_pool(name, dims, **kwargs)``, adding ``channels=channels`` for the families whose
-    constructor requires it (attention, LIP) when the caller did not give it."""
-    try:
-        return create_pool(name, dims=dims, **kwargs)
-    except TypeError as exc:
-        if "channels" in kwargs or "'channels'" not in str(exc):
-            raise
-    return create_pool(name, dims=dims, channels=channels, **kwargs)
+    constructor requires it (``pool_info(name).needs_channels``: attention, LIP) when the caller
+    did not give it."""
+    if (isinstance(name, str) and name in list_pools() and "channels" not in kwargs
+            and pool_info(name).needs_channels):
+        kwargs["channels"] = channels
+    return create_pool(name, dims=dims, **kwargs)
 
 
 def downsampling_kwargs(name, **overrides) -> dict:

@@ -29,6 +29,7 @@ from torch import nn
 
 from poolkit.models._pools import downsampling_kwargs, make_pool
 from poolkit.models.registry import register_model
+from poolkit.nn import list_pools, pool_info
 
 
 @dataclass
@@ -63,6 +64,22 @@ class ConvNetConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout ({self.dropout}) must be in [0, 1)")
+        names = [n for n in list_pools() if n not in ("", "identity")]
+        if isinstance(self.pool, str) and self.pool in (*names, "", "identity"):
+            windowed = [n for n in names if 2 in pool_info(n).windowed_dims
+                        and "kernel_size" in pool_info(n).size_args]  # maps, not bins (spp)
+            if self.pool not in windowed:
+                raise ValueError(
+                    f"pool ({self.pool!r}) has no 2-D windowed form to downsample with; "
+                    f"ConvNet's downsampling pool must be one of {windowed}"
+                )
+        if isinstance(self.global_pool, str) and self.global_pool in names:
+            global_ = ["", *[n for n in names if pool_info(n).global_ and 2 in pool_info(n).dims]]
+            if self.global_pool not in global_:
+                raise ValueError(
+                    f"global_pool ({self.global_pool!r}) has no global 2-D form; "
+                    f"it must be one of {global_}"
+                )
 
     @property
     def size(self) -> tuple[int, int]:

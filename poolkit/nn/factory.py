@@ -65,6 +65,7 @@ class PoolInfo:
     stochastic: bool = False  # output differs between calls in training mode
     notes: str = ""
     local_dims: tuple[int, ...] | None = None  # dims of the windowed form, if fewer than dims
+    needs_channels: bool = False  # the constructor requires channels=C (per-channel weights)
 
     @property
     def windowed_dims(self) -> tuple[int, ...]:
@@ -310,7 +311,7 @@ register_pool(
 register_pool(
     PoolInfo("lip", "Local importance-based pooling (LIP)", "Gao, Wang & Wu, ICCV 2019",
              "y = avgpool(x e^l) / avgpool(e^l), l = 12 sigmoid(IN(conv(x)))", (1, 2, 3), True,
-             True, True, False, _WINDOW, notes="needs channels=C"),
+             True, True, False, _WINDOW, notes="needs channels=C", needs_channels=True),
     _classes(exponential, "LIPPool"),
 )
 register_pool(
@@ -351,7 +352,8 @@ register_pool(
 register_pool(
     PoolInfo("attention", "Attention pooling", "Radford et al. (CLIP), ICML 2021",
              "a learned query attends to all positions (multi-head), optional pos. embedding",
-             (1, 2, 3), False, True, True, False, (), notes="needs channels=C"),
+             (1, 2, 3), False, True, True, False, (), notes="needs channels=C",
+             needs_channels=True),
     _classes(attention, "AttentionPool"),
     _build_plain,
 )
