@@ -49,6 +49,16 @@ def test_padding_positions_are_marked_and_never_win():
     assert first["winner"] == [0, 0] and first["result"] == -1  # padding is -inf for max
 
 
+@pytest.mark.parametrize(("name", "op", "grid"), [("max_pool2d", "max", None),
+                                                  ("avg_pool1d", "avg", "1 2 3 4"),
+                                                  ("adaptive_max_pool2d", "adaptive_max", None),
+                                                  ("lp_pool1d", "lp", "1 -2 3 4")])
+def test_torch_function_names_are_accepted(name, op, grid):
+    got, want = explain_op(name, grid), explain_op(op, grid)
+    assert got.op == op and got.output.tolist() == want.output.tolist()
+    assert got.windows == want.windows
+
+
 def test_one_row_is_1d_pooling():
     e = explain_op("max", "1 3 2 5 4", kernel_size=2, stride=1)
     assert e.output.tolist() == [3, 3, 5, 5]
@@ -123,6 +133,9 @@ def test_explain_png(tmp_path, capsys):
         ["explain", "max", "--kernel", "3", "--padding", "2"],
         ["explain"],
         ["explain", "max", "--text", "hello"],
+        ["explain", "max_pool1d"],  # the 4x4 default grid is 2-D
+        ["explain", "max_pool3d", "--input", "1 2; 3 4"],
+        ["explain", "softmax_pool2d"],
     ],
 )
 def test_bad_usage_exits_2(argv, capsys):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -368,13 +369,27 @@ _DEFAULTS = {
 }
 
 
+def _op_name(op: str) -> tuple[str, int | None]:
+    """``op`` as a key of :data:`OPS` and the dimensionality its name states: ``"max"`` ->
+    ``("max", None)``; torch's functional names are accepted too, ``"max_pool2d"`` -> ``("max",
+    2)``, ``"adaptive_avg_pool1d"`` -> ``("adaptive_avg", 1)``."""
+    if isinstance(op, str):
+        match = re.fullmatch(r"(\w+?)_pool([123])d", op)
+        if op in OPS:
+            return op, None
+        if match and match.group(1) in OPS:
+            return match.group(1), int(match.group(2))
+    raise ValueError(
+        f"op ({op!r}) must be one of {', '.join(OPS)} (or torch's name, e.g. max_pool2d)"
+    )
+
+
 def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any) -> OpExplanation:
     """Explain pooling ``op`` on ``input`` (a grid string or an array; default the worked
     example) window by window. ``arguments``: ``kernel_size``, ``stride``, ``padding``,
     ``dilation``, ``ceil_mode``, ``count_include_pad``, ``p``, ``output_size``, ``seed``
     (``None`` means the default); one the op does not take raises ``ValueError``."""
-    if op not in OPS:
-        raise ValueError(f"op ({op!r}) must be one of {', '.join(OPS)}")
+    op, named_dims = _op_name(op)
     spec = OPS[op]
     given = {k: v for k, v in arguments.items() if v is not None}
     unknown = sorted(set(given) - set(_DEFAULTS))
@@ -392,6 +407,13 @@ def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any)
     )
     if x.ndim not in (1, 2):
         raise ValueError(f"input must be 1-D or 2-D, got shape {x.shape}")
+    if named_dims is not None and named_dims != x.ndim:
+        hint = {1: "give one row", 2: "give rows split by ';'"}.get(
+            named_dims, "explain draws 1-D and 2-D grids only")
+        raise ValueError(
+            f"op ({op}_pool{named_dims}d) pools {named_dims}-D input but the input grid is "
+            f"{x.ndim}-D (shape {x.shape}): {hint}"
+        )
     dims = x.ndim
     args = {**_DEFAULTS, **given}
     if args["p"] is None:
