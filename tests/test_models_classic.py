@@ -21,16 +21,6 @@ from poolkit.models import (
 from poolkit.nn import list_pools, pool_info
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: the suite runs 2 workers on 2 cores, and more threads than cores
-    make small convolutions several times slower (OpenMP spin-waits)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _small_textcnn(**overrides) -> TextCNN:
     torch.manual_seed(0)
     fields = {"vocab_size": 40, "embed_dim": 12, "num_filters": 5, **overrides}

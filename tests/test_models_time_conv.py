@@ -20,15 +20,6 @@ from poolkit.models._time_conv import (
 )
 from poolkit.nn import list_pools, pool_info
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 WIDTHS = (2, 3, 5)
 E, NF = 6, 4
 

@@ -26,16 +26,6 @@ LEARNED_KWARGS = {
 GARBAGE = 1e3  # value at padded positions: a mode that reads a pad gets a visibly wrong answer
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one thread is faster, and much faster when the cores are shared (2 threads
-    per xdist worker on 2 cores spin-wait on each other). Restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_pool(mode: str, hidden: int, dtype=torch.float64) -> SequencePool:
     torch.manual_seed(0)
     kwargs = {"k": 3} if mode == "kmax" else LEARNED_KWARGS.get(mode, {})

@@ -25,16 +25,6 @@ from poolkit.nn.sequence import POOLING_MODES  # noqa: E402
 EOS = PAD = 2  # a decoder whose pad token is its eos token
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one thread is faster, and much faster when the cores are shared (2 threads
-    per xdist worker on 2 cores spin-wait on each other). Restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_llama(seed: int = 0) -> LlamaModel:
     torch.manual_seed(seed)
     config = LlamaConfig(
