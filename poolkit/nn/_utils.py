@@ -227,3 +227,22 @@ def pooled_empty(planes: Tensor, kernel, stride, padding, dims: int) -> Tensor:
 def safe_ratio_(num: Tensor, den: Tensor) -> Tensor:
     """``num / den`` in place, 0 where ``den`` is 0 (and where the ratio overflows)."""
     return num.div_(den).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def resolve_window(
+    input: Tensor, kernel_size, stride, padding, dims: int, global_ok: bool = True
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Validate ``input`` and the window arguments of a pooling call; ``(kernel, stride,
+    padding)`` as tuples of ``dims`` ints. ``kernel_size=None`` pools each whole plane (the
+    global form) unless ``global_ok`` is false."""
+    check_dims(dims)
+    check_input(input, dims)
+    if kernel_size is None:
+        if not global_ok:
+            raise ValueError("kernel_size is required (this pool has no global form)")
+        if stride is not None or padding not in (0, None):
+            raise ValueError("stride and padding need kernel_size (kernel_size=None is global)")
+        return global_window(input, dims)
+    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
+    check_fits(input, kernel, pad, dims)
+    return kernel, step, pad

@@ -23,31 +23,16 @@ from poolkit.nn._utils import (
     MAX_POOL,
     as_planes,
     check_dims,
-    check_fits,
-    check_input,
     check_positive,
-    global_window,
     plane_chunks,
     plane_max,
     pooled_empty,
+    resolve_window,
     safe_ratio_,
     sum_pool,
     sum_pool_transpose,
-    window_args,
     window_count,
 )
-
-
-def _window(input: Tensor, kernel_size, stride, padding, dims: int):
-    check_dims(dims)
-    check_input(input, dims)
-    if kernel_size is None:
-        if stride is not None or padding not in (0, None):
-            raise ValueError("stride and padding need kernel_size (kernel_size=None is global)")
-        return global_window(input, dims)
-    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
-    check_fits(input, kernel, pad, dims)
-    return kernel, step, pad
 
 
 def _exp_dtypes(input: Tensor) -> tuple[torch.dtype, ...]:
@@ -163,7 +148,7 @@ def soft_pool(input: Tensor, kernel_size=None, stride=None, padding=0, *, dims: 
         >>> soft_pool2d(torch.tensor([[[[0., 0.], [0., 0.6931]]]]), 2)  # (2 ln 2) / (1+1+1+2)
         tensor([[[[0.2772]]]])
     """
-    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
     return _exp_weighted_pool(input, None, kernel, step, pad, dims)
 
 
@@ -182,7 +167,7 @@ def lip_pool(
     Shape:
         - Input and logits: :math:`(N, C, *S)`; Output: :math:`(N, C, *S_{out})`.
     """
-    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
     if not isinstance(logits, Tensor) or logits.shape != input.shape:
         got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(f"logits ({got}) must have the input's shape {tuple(input.shape)}")
@@ -250,7 +235,7 @@ def lse_pool(
         >>> lse_pool1d(torch.tensor([[[0., 0.]]]), 2, r=1.0)   # log(mean(1, 1)) = 0
         tensor([[[0.]]])
     """
-    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
     r = check_positive(r, "r")
     for dtype in _exp_dtypes(input):
         x = input.to(dtype)

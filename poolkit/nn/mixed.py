@@ -27,27 +27,9 @@ from poolkit.nn._utils import (
     MAX_POOL,
     avg_pool_transpose,
     check_choice,
-    check_dims,
-    check_fits,
-    check_input,
     check_unit,
-    global_window,
-    window_args,
+    resolve_window,
 )
-
-
-def _window(input: Tensor, kernel_size, stride, padding, dims: int, global_ok: bool = True):
-    check_dims(dims)
-    check_input(input, dims)
-    if kernel_size is None:
-        if not global_ok:
-            raise ValueError("kernel_size is required (this pool has no global form)")
-        if stride is not None or padding not in (0, None):
-            raise ValueError("stride and padding need kernel_size (kernel_size=None is global)")
-        return global_window(input, dims)
-    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
-    check_fits(input, kernel, pad, dims)
-    return kernel, step, pad
 
 
 def _max_and_avg(input: Tensor, kernel, stride, padding, dims: int) -> tuple[Tensor, Tensor]:
@@ -111,7 +93,7 @@ def mixed_pool(
         >>> mixed_pool1d(torch.tensor([[[0., 4.]]]), 2, alpha=0.25)   # 0.25*4 + 0.75*2
         tensor([[[2.5000]]])
     """
-    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
     if not isinstance(alpha, Tensor):
         alpha = torch.tensor(check_unit(alpha, "alpha"), dtype=input.dtype, device=input.device)
     return _MixedPool.apply(input, alpha.to(input.dtype), kernel, step, pad, dims)
@@ -132,7 +114,7 @@ def gated_pool(
     Shape:
         - Input: :math:`(N, C, *S)`; Output: :math:`(N, C, *S_{out})`.
     """
-    kernel, step, pad = _window(input, kernel_size, stride, padding, dims, global_ok=False)
+    kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims, global_ok=False)
     responses = _window_responses(input, gate_weight, step, pad, dims, kernel)
     if responses.shape[2] != 1:
         raise ValueError(f"gate_weight ({tuple(gate_weight.shape)}) must hold one mask (M = 1)")
@@ -202,7 +184,7 @@ def tree_pool(
     Shape:
         - Input: :math:`(N, C, *S)`; Output: :math:`(N, C, *S_{out})`.
     """
-    kernel, step, pad = _window(input, kernel_size, stride, padding, dims, global_ok=False)
+    kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims, global_ok=False)
     mask_dim = 0 if leaf_weight.dim() == dims + 1 else 1
     leaves, gates = leaf_weight.shape[mask_dim], gate_weight.shape[mask_dim]
     if leaves < 2 or leaves & (leaves - 1) or gates != leaves - 1:

@@ -16,32 +16,16 @@ from torch import Tensor, nn
 from poolkit.nn._base import WindowPoolNd, bind_dims
 from poolkit.nn._utils import (
     as_planes,
-    check_dims,
-    check_fits,
-    check_input,
     check_positive,
     compute_dtype,
-    global_window,
     plane_chunks,
     pooled_empty,
+    resolve_window,
     safe_ratio_,
     sum_pool,
     sum_pool_transpose,
-    window_args,
     window_count,
 )
-
-
-def _window(input: Tensor, kernel_size, stride, padding, dims: int):
-    check_dims(dims)
-    check_input(input, dims)
-    if kernel_size is None:
-        if stride is not None or padding not in (0, None):
-            raise ValueError("stride and padding need kernel_size (kernel_size=None is global)")
-        return global_window(input, dims)
-    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
-    check_fits(input, kernel, pad, dims)
-    return kernel, step, pad
 
 
 def _base(input: Tensor, mode: str, eps: float) -> Tensor:
@@ -192,7 +176,7 @@ def gem_pool(
         >>> gem_pool1d(torch.tensor([[[1., 2.]]]), p=2.0)   # sqrt((1 + 4) / 2)
         tensor([[[1.5811]]])
     """
-    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
     eps = check_positive(eps, "eps")
     return _power_mean(input, p, "clamp", eps, True, kernel, step, pad, dims, "p")
 
@@ -216,7 +200,7 @@ def lp_abs_pool(
         >>> lp_abs_pool1d(torch.tensor([[[3., -4.]]]), 2.0, 2)
         tensor([[[5.]]])
     """
-    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
     return _power_mean(input, norm_type, "abs", 0.0, False, kernel, step, pad, dims, "norm_type")
 
 

@@ -22,27 +22,11 @@ from poolkit.nn._base import WindowPoolNd, bind_dims
 from poolkit.nn._utils import (
     MAX_POOL,
     as_planes,
-    check_dims,
-    check_fits,
-    check_input,
     compute_dtype,
-    global_window,
     plane_chunks,
+    resolve_window,
     sum_pool,
-    window_args,
 )
-
-
-def _window(input: Tensor, kernel_size, stride, padding, dims: int):
-    check_dims(dims)
-    check_input(input, dims)
-    if kernel_size is None:
-        if stride is not None or padding not in (0, None):
-            raise ValueError("stride and padding need kernel_size (kernel_size=None is global)")
-        return global_window(input, dims)
-    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
-    check_fits(input, kernel, pad, dims)
-    return kernel, step, pad
 
 
 def stochastic_indices(
@@ -55,7 +39,7 @@ def stochastic_indices(
     engines; otherwise it is drawn with ``generator``. A window without a positive activation
     returns one of its positions (its value is 0 after the ReLU).
     """
-    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
     if noise is not None and (not isinstance(noise, Tensor) or noise.shape != input.shape):
         got = tuple(noise.shape) if isinstance(noise, Tensor) else type(noise).__name__
         raise ValueError(f"noise ({got}) must have the input's shape {tuple(input.shape)}")
@@ -107,7 +91,7 @@ def stochastic_pool(
         >>> stochastic_pool2d(x, 2, training=False)   # (1 + 9) / (1 + 3)
         tensor([[[[2.5000]]]])
     """
-    kernel, step, pad = _window(input, kernel_size, stride, padding, dims)
+    kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
     if training:
         index = stochastic_indices(input, kernel, step, pad, generator, noise, dims=dims)
         sampled = input.flatten(2).gather(2, index.flatten(2)).view_as(index)
