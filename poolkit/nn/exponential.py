@@ -70,12 +70,15 @@ class _ExpWeightedPool(torch.autograd.Function):
         den = pooled_empty(v, kernel, stride, padding, dims)  # (P, 1, *out)
         out = torch.empty_like(den)
         with torch.no_grad():
-            for part in plane_chunks(v):
-                weights = (l[part] - m[part]).exp_()  # in (0, 1]
+            chunks = plane_chunks(v)
+            buffer = v.new_empty((chunks[0].stop - chunks[0].start, *v.shape[1:]))
+            for part in chunks:
+                weights = buffer[: part.stop - part.start]  # one buffer for every chunk
+                torch.sub(l[part], m[part], out=weights).exp_()  # in (0, 1]
                 den[part] = sum_pool(weights, kernel, stride, padding, dims)
                 num = sum_pool(weights.mul_(v[part]), kernel, stride, padding, dims)
-                del weights
                 out[part] = safe_ratio_(num, den[part])  # 0/0 -> 0 (fixed by the caller)
+            del buffer
         den = den.view(*values.shape[:2], *den.shape[2:])
         out = out.view_as(den)
         ctx.save_for_backward(values, logits, shift, den, out)
@@ -93,19 +96,22 @@ class _ExpWeightedPool(torch.autograd.Function):
         g, s, y = as_planes(grad), as_planes(den), as_planes(out)
         grad_v = torch.empty_like(v) if ctx.needs_input_grad[0] else None
         grad_l = None if l is None else torch.empty_like(l)
+        if grad_v is None and grad_l is None:
+            return None, None, None, None, None, None, None
         for part in plane_chunks(v):
             g_over_s = safe_ratio_(g[part].clone(), s[part])
             a = sum_pool_transpose(g_over_s, v[part], kernel, stride, padding, dims)
             b = sum_pool_transpose(g_over_s.mul_(y[part]), v[part], kernel, stride, padding,
                                    dims)
+            # the weights e are computed straight into a gradient's storage (no temporary)
             if l is None:  # SoftPool: e * ((1 + v) * A - B)
-                a.addcmul_(v[part], a).sub_(b)
-                torch.mul(a, (v[part] - m[part]).exp_(), out=grad_v[part])
+                weights = torch.sub(v[part], m[part], out=grad_v[part]).exp_()
+                weights.mul_(a.addcmul_(v[part], a).sub_(b))
                 continue
-            weights = (l[part] - m[part]).exp_()
-            torch.mul(v[part] * a - b, weights, out=grad_l[part])
+            weights = torch.sub(l[part], m[part], out=grad_l[part]).exp_()
             if grad_v is not None:
                 torch.mul(a, weights, out=grad_v[part])
+            weights.mul_(a.mul_(v[part]).sub_(b))  # dl = e * (v A - B)
         grad_v = None if grad_v is None else grad_v.view_as(values)
         grad_l = None if grad_l is None else grad_l.view_as(logits)
         return grad_v, grad_l, None, None, None, None, None
