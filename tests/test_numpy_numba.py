@@ -199,3 +199,25 @@ def test_planes_of_2_31_elements_take_the_numpy_path():
     with use_backend("numba"):
         assert not _backend.compiled(huge)
         assert _backend.compiled(np.zeros((1, 4), np.float32))
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_windows_of_padding_only_pass_no_gradient(backend):
+    """A dilated window can read only padding (width 1, kernel 2, dilation 2, padding 1, ceil
+    mode): its output is -inf whatever the input, so it passes no gradient. PyTorch reports
+    indices past the window (1, 3, 5, 7 here; 7 is past the plane) and adds the gradient there,
+    which poolkit does not copy; the forward indices stay PyTorch's."""
+    x = np.arange(7, dtype=np.float64).reshape(1, 1, 7, 1)
+    args = ((1, 2), (2, 2), (0, 1), (1, 2), True)
+    values_t, index_t = F.max_pool2d(torch.tensor(x), *args, return_indices=True)
+    with use_backend(backend):
+        values, index = pnp.max_pool2d(x, *args, return_indices=True)
+        grad = pnp.max_pool2d_backward(np.ones_like(values), x, *args)
+    np.testing.assert_array_equal(values, values_t.numpy())  # all -inf
+    np.testing.assert_array_equal(index, index_t.numpy())
+    np.testing.assert_array_equal(grad, np.zeros_like(x))
+    # a window that reads real -inf elements does pass its gradient, to its first element
+    x = np.full((1, 1, 3, 3), -np.inf)
+    with use_backend(backend):
+        grad = pnp.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 3)
+    assert grad.sum() == 1 and grad[0, 0, 0, 0] == 1

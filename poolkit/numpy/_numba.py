@@ -118,10 +118,22 @@ def _plan(geometry: PoolGeometry, n_planes: int):
             np.array(back_shifts, np.int64))
 
 
-def _firsts(geometry: PoolGeometry):
-    """PyTorch's initial argmax position of every window, per dimension (padded to 3)."""
-    firsts = [np.array([t.first_valid(o) for o in range(t.output_size)], np.int64)
-              for t in (geometry.windows(d) for d in range(geometry.dims))]
+_NO_INPUT = -(2**40)  # a first position that makes the flat position negative: no gradient
+
+
+def _firsts(geometry: PoolGeometry, backward: bool = False):
+    """PyTorch's initial argmax position of every window, per dimension (padded to 3).
+
+    For the backward pass, a window that reads no input element along a dimension (a dilated
+    window of padding only) gets :data:`_NO_INPUT`: its output is ``-inf`` whatever the input,
+    so it passes no gradient (PyTorch adds it at its reported index, which lies outside the
+    window and can lie outside the plane)."""
+    firsts = []
+    for t in (geometry.windows(d) for d in range(geometry.dims)):
+        first = [t.first_valid(o) for o in range(t.output_size)]
+        if backward:
+            first = [f if t.valid_positions(o) else _NO_INPUT for o, f in enumerate(first)]
+        firsts.append(np.array(first, np.int64))
     while len(firsts) < 3:
         firsts.insert(0, np.zeros(1, np.int64))
     return firsts
@@ -434,7 +446,7 @@ def max_pool_backward(g: np.ndarray, x: np.ndarray, geometry: PoolGeometry,
                       grad_input: np.ndarray) -> None:
     """Add ``g`` at the argmax of every window (recomputed from ``x``) into ``grad_input``."""
     geo, shifts, positions, _, _ = _plan(geometry, x.shape[0])
-    fD, fH, fW = _firsts(geometry)
+    fD, fH, fW = _firsts(geometry, backward=True)
     _argmax(x.reshape(-1), np.empty(0, x.dtype), np.empty(0, np.int64), g.reshape(-1),
             grad_input.reshape(-1), True, geo, shifts, positions, fD, fH, fW)
 
