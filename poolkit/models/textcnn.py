@@ -16,10 +16,12 @@ dropped out and classified by a linear layer whose class weight vectors are resc
 norm of at most ``max_norm`` after each step (Kim's constraint; :meth:`TextCNN.apply_constraints`,
 which the trainer calls).
 
-The convolution is a ``Conv1d`` over the embedding with the embedding dimensions as channels,
-``(B, E, T)``, not the common tutorial's ``Conv2d`` with a ``(w, E)`` kernel over
-``(B, 1, T, E)``: the same arithmetic, without a dummy channel or a width-1 output axis
-(``benchmarks/bench_textcnn.py`` measures the difference).
+The convolution is a ``Conv1d`` over the embedding with the embedding dimensions as channels
+(its weights are ``nn.Conv1d`` parameters), not the common tutorial's ``Conv2d`` with a ``(w, E)``
+kernel over ``(B, 1, T, E)``. It is computed by :mod:`poolkit.models._time_conv`: the filters of
+every width stacked into one matrix product (over the batch's distinct tokens for max over time,
+whose backward pass then touches only each filter's winning window).
+``benchmarks/bench_textcnn.py`` measures the difference against the tutorial's formulation.
 
 Padding. As in Kim's code, both ends of every text get ``max(filter_widths) - 1`` padding tokens
 (``padding_idx``, whose embedding is zero), so each window that touches the text occurs once and
