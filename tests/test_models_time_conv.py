@@ -163,8 +163,9 @@ def test_windows_with_tokens_match_max_pool(T, lead, data):
 
 
 def previous_textcnn_logits(model: TextCNN, input_ids: torch.Tensor) -> torch.Tensor:
-    """TextCNN's forward before the matrix-product formulation: pad the ids, embed, Conv1d per
-    width, ReLU, zero padding-only windows, the pool modules, dropout, linear."""
+    """TextCNN's forward before the matrix-product formulation, one text at a time: pad the ids,
+    embed, Conv1d per width, ReLU, then the pool module over the text's windows that hold a
+    token (max and k-max: over every window, those of padding only zeroed), dropout, linear."""
     c = model.config
     pad = c.padding_idx
     if c.edge_padding:
@@ -174,11 +175,18 @@ def previous_textcnn_logits(model: TextCNN, input_ids: torch.Tensor) -> torch.Te
         input_ids = F.pad(input_ids, (0, model.min_length - input_ids.shape[1]), value=pad)
     x = model.embedding(input_ids).transpose(1, 2)  # (B, E, T)
     real = (input_ids != pad).unsqueeze(1).to(x.dtype)
-    features = []
-    for conv, pool in zip(model.convs, model.pools, strict=True):
-        has_token = F.max_pool1d(real, conv.kernel_size[0], stride=1)
-        features.append(pool(F.relu(conv(x)) * has_token))
-    return model.classifier(model.dropout(torch.cat(features, dim=1)))
+    rows = []
+    for b in range(len(input_ids)):
+        features = []
+        for conv, pool in zip(model.convs, model.pools, strict=True):
+            has_token = F.max_pool1d(real[b:b + 1], conv.kernel_size[0], stride=1)  # (1, 1, L)
+            maps = F.relu(conv(x[b:b + 1])) * has_token
+            if c.pool not in ("max", "kmax", "dynamic_kmax"):
+                keep = has_token[0, 0].nonzero().squeeze(1)
+                maps = maps[:, :, keep] if len(keep) else maps[:, :, :1]
+            features.append(pool(maps))
+        rows.append(torch.cat(features, dim=1))
+    return model.classifier(model.dropout(torch.cat(rows)))
 
 
 POOL_KWARGS = {"kmax": {"k": 2}, "dynamic_kmax": {"k_top": 2}}
@@ -207,6 +215,22 @@ def test_textcnn_equals_previous_formulation(pool, edge_padding):
             if w is None:
                 continue
             torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pool", TIME_POOLS)
+def test_textcnn_logits_of_a_text_do_not_depend_on_its_batch(pool):
+    """With Kim's edge padding, every pool over time gives a text the same logits alone and in
+    a right-padded batch with longer texts."""
+    torch.manual_seed(0)
+    model = TextCNN(TextCNNConfig(vocab_size=30, embed_dim=8, num_filters=4, pool=pool,
+                                  pool_kwargs=POOL_KWARGS.get(pool, {}), dropout=0.0)).eval()
+    gen = torch.Generator().manual_seed(3)
+    texts = [torch.randint(1, 30, (n,), generator=gen) for n in (1, 4, 9, 4)]
+    batch = torch.zeros(len(texts), 9, dtype=torch.long)
+    for row, text in zip(batch, texts, strict=True):
+        row[: len(text)] = text
+    alone = torch.cat([model(text[None]) for text in texts])
+    torch.testing.assert_close(model(batch), alone, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("edge_padding", [True, False])

@@ -28,8 +28,10 @@ Padding. As in Kim's code, both ends of every text get ``max(filter_widths) - 1`
 a one-word text still fills every filter (``edge_padding=False``: only texts shorter than the
 widest filter are padded, on the right). Windows made only of padding are zeroed after the ReLU,
 so with max pooling (after ReLU every value is >= 0) a text's logits do not depend on how far its
-batch is padded — one text alone and the same text in a batch give the same logits. Other pools
-(average, ...) see those zeros.
+batch is padded — one text alone and the same text in a batch give the same logits. Every other
+pool (average, LSE, SoftPool, attention, ...) pools each text over its own windows that hold a
+token (:func:`pool_real_windows`), so the same holds for all of them (texts padded on the
+right, as :mod:`poolkit.data` pads them).
 
 Shape:
     - input_ids: ``(B, T)`` token ids, ``T >= 1``.
@@ -60,6 +62,38 @@ from poolkit.models._time_conv import (
 )
 from poolkit.models.registry import register_model
 from poolkit.nn.basic import MaxPool1d
+
+#: Pools over time whose features do not change when zero windows are appended (after ReLU
+#: every value is >= 0 and the first maximum wins ties), and whose winners' positions
+#: ``poolkit explain`` reads; they pool the zero-masked maps as they are.
+_ZERO_WINDOW_SAFE = ("max", "kmax", "dynamic_kmax")
+
+
+def pool_real_windows(pool: nn.Module, maps: torch.Tensor, has_token: torch.Tensor
+                      ) -> torch.Tensor:
+    """``pool`` over each text's windows that hold a token, in order: ``(B, F, L)`` maps and a
+    ``(B, L)`` mask -> ``(B, F * feat_mult)``, the same for a text alone or in any batch.
+
+    The real windows are moved to the front (a stable sort of the mask), and texts with the
+    same number of them are pooled together, one pool call per distinct count (few with
+    length-grouped batches).
+    """
+    counts = has_token.sum(1)  # (B,)
+    B, F_, L = maps.shape
+    if bool((counts == L).all()):
+        return pool(maps)
+    order = torch.argsort((~has_token).to(torch.int8), dim=1, stable=True)  # real ones first
+    compact = maps.gather(2, order.unsqueeze(1).expand(B, F_, L))
+    parts, rows_of = [], []
+    for count in counts.unique().tolist():
+        rows = (counts == count).nonzero().squeeze(1)
+        # a text without tokens pools one (zero) window
+        parts.append(pool(compact[rows, :, : max(int(count), 1)]))
+        rows_of.append(rows)
+    out = torch.cat(parts)  # rows grouped by count
+    inverse = torch.empty(B, dtype=torch.long, device=maps.device)
+    inverse[torch.cat(rows_of)] = torch.arange(B, device=maps.device)
+    return out[inverse]
 
 
 @dataclass
@@ -120,6 +154,10 @@ class TextCNN(nn.Module):
         self._plain_max = all(
             type(pool) is MaxPool1d and pool.is_global and pool.flatten for pool in self.pools
         )
+        # max and k-max ignore trailing zero windows (ReLU >= 0, first maximum wins ties), and
+        # `poolkit explain` reads their winners' positions: they pool the maps as they are;
+        # every other pool (an average, a softmax, bins...) pools each text's own windows
+        self._pools_real_windows = c.pool not in _ZERO_WINDOW_SAFE
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         if input_ids.ndim != 2:
@@ -149,7 +187,10 @@ class TextCNN(nn.Module):
             # windows made of padding only would give ReLU(bias); zero them so that a text's
             # features do not depend on how far its batch is padded
             activations = F.relu(conv_maps) * has_token.unsqueeze(1)  # (B, F, L_w)
-            features.append(pool(activations))  # (B, F * feat_mult)
+            if self._pools_real_windows:
+                features.append(pool_real_windows(pool, activations, has_token))
+            else:
+                features.append(pool(activations))  # (B, F * feat_mult)
         if features[0].ndim != 2:
             raise ValueError(
                 f"pool {c.pool!r} with {c.pool_kwargs} is windowed; TextCNN "
