@@ -61,12 +61,13 @@ from poolkit.models._time_conv import (
     windows_with_tokens,
 )
 from poolkit.models.registry import register_model
-from poolkit.nn.basic import MaxPool1d
+from poolkit.nn.basic import AvgPool1d, MaxPool1d
 
-#: Pools over time whose features do not change when zero windows are appended (after ReLU
-#: every value is >= 0 and the first maximum wins ties), and whose winners' positions
-#: ``poolkit explain`` reads; they pool the zero-masked maps as they are.
-_ZERO_WINDOW_SAFE = ("max", "kmax", "dynamic_kmax")
+#: Pools over time whose features do not change when zero windows are appended to the
+#: (ReLU, so non-negative) maps: maxima (the first maximum wins ties; ``poolkit explain`` reads
+#: their winners' positions), sums of powers, and stochastic pooling (a zero is never drawn
+#: unless all are zero). They pool the zero-masked maps as they are.
+_ZERO_WINDOW_SAFE = ("max", "kmax", "dynamic_kmax", "lp", "lp_abs", "stochastic")
 
 
 def pool_real_windows(pool: nn.Module, maps: torch.Tensor, has_token: torch.Tensor
@@ -82,6 +83,10 @@ def pool_real_windows(pool: nn.Module, maps: torch.Tensor, has_token: torch.Tens
     B, F_, L = maps.shape
     if bool((counts == L).all()):
         return pool(maps)
+    if type(pool) is AvgPool1d and pool.is_global and pool.flatten:
+        # the mean of the zero-masked maps, rescaled from L windows to the text's own
+        scale = L / counts.clamp_min(1).to(maps.dtype)
+        return pool(maps) * scale.unsqueeze(1)
     order = torch.argsort((~has_token).to(torch.int8), dim=1, stable=True)  # real ones first
     compact = maps.gather(2, order.unsqueeze(1).expand(B, F_, L))
     parts, rows_of = [], []
