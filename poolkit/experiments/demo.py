@@ -28,7 +28,7 @@ from poolkit.experiments.runner import CompareSpec
 from poolkit.experiments.tasks import Task, get_task
 
 DEMO_IMAGE_POOLS = ("max", "avg", "lp", "stochastic", "mixed", "softpool", "gem", "catavgmax")
-DEMO_TEXT_POOLS = ("max", "avg", "kmax", "lse", "attention")
+DEMO_TEXT_POOLS = ("max", "avg", "kmax", "stochastic", "attention")
 
 
 def demo_tasks(quick: bool = False) -> list[tuple[Task, tuple[str, ...], list[int]]]:
