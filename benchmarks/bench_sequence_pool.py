@@ -6,7 +6,7 @@ Masked mean reads the states once: ``bmm(mask (B, 1, T), states (B, T, H)) / cou
 mask-multiply formulation ``(states * mask[..., None]).sum(1) / mask.sum(1)`` first writes a
 second ``B*T*H`` tensor and reads it back. Bandwidth, two references measured in the same rounds:
 the bytes a copy of the states into a preallocated tensor moves per second (read + write: the
-issue's definition), and the bytes a full ``states.sum()`` reads per second (read only; the mean
+target's definition), and the bytes a full ``states.sum()`` reads per second (read only; the mean
 reads exactly these bytes, so this fraction is ``t_sum / t_mean``).
 
 Every method runs once per round, rounds interleave the methods, and the fastest round counts.

@@ -8,7 +8,7 @@ numbers, accuracy mean ± std, time) plus the run folders under ``<out>/runs/<ta
     python benchmarks/reproduce_classic.py --task mnist5k                        --out results
     python benchmarks/reproduce_classic.py --task all ...
 
-Targets (Kim 2014, CNN-rand; the issue): MR 10-fold mean accuracy >= 0.761, SST-2 dev >= 0.80,
+Targets (Kim 2014, CNN-rand; ours): MR 10-fold mean accuracy >= 0.761, SST-2 dev >= 0.80,
 MNIST (test set split 8k/2k, stratified, seeded) >= 0.97. The text tasks use Kim's CNN-rand
 model: 300-d random embeddings, filter widths 3/4/5 x 100 maps, ReLU, max-over-time pooling,
 dropout 0.5, l2 max-norm 3 on the classifier, mini-batches of 50, up to 25 epochs with the best
