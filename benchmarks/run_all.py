@@ -25,6 +25,8 @@ BENCHMARKS = [
     ("bench_sequence_pool.py", ["--rounds", "3"]),  # docs/sequence-pooling.md
     ("bench_textcnn.py", ["--rounds", "1", "--seconds", "1"]),  # docs/training.md
 ]
+# Benchmarks run with fixed extra arguments (always, quick or not).
+EXTRA = {"bench_textcnn.py": [[], ["--text", "mr"]]}  # random ids, then real MR batches
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,12 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     failed = []
     for script, quick_args in BENCHMARKS:
-        command = [sys.executable, str(HERE / script), *(quick_args if args.quick else [])]
-        print(f"\n=== {' '.join(command[1:])}", flush=True)
-        start = time.perf_counter()
-        if subprocess.run(command).returncode != 0:
-            failed.append(script)
-        print(f"=== {script}: {time.perf_counter() - start:.0f} s", flush=True)
+        for extra in EXTRA.get(script, [[]]):
+            command = [sys.executable, str(HERE / script), *extra,
+                       *(quick_args if args.quick else [])]
+            print(f"\n=== {' '.join(command[1:])}", flush=True)
+            start = time.perf_counter()
+            if subprocess.run(command).returncode != 0:
+                failed.append(" ".join([script, *extra]))
+            print(f"=== {script}: {time.perf_counter() - start:.0f} s", flush=True)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1
