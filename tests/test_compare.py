@@ -244,9 +244,32 @@ def test_welch_by_hand():
     assert not welch_significant([0.90, 0.91, 0.92], [0.88, 0.89, 0.90])
     # gap 0.03: t = 3.674 > 2.776
     assert welch_significant([0.90, 0.91, 0.92], [0.87, 0.88, 0.89])
-    assert t_quantile_975(4) == 2.776 and t_quantile_975(2.9) == 4.303
+    assert t_quantile_975(4) == pytest.approx(2.776, abs=1e-3)
+    assert t_quantile_975(0.3) == pytest.approx(12.706, abs=1e-3)  # df < 1 counts as 1
+    # Welch's df are fractional: 2.95 is not rounded down to 2 (4.303)
+    assert t_quantile_975(2.95) == pytest.approx(3.213, abs=1e-3)
+    # seeds 0-2 of a real MR grid: t = 4.28 on 2.95 df, p = 0.024 by scipy's Welch test
+    avg = [0.7833020637898687, 0.776735459662289, 0.7795497185741088]
+    maximum = [0.7645403377110694, 0.7664165103189493, 0.7542213883677298]
+    assert welch_significant(avg, maximum)
     assert welch_significant([0.9, 0.9], [0.8, 0.8])  # no spread at all: the gap is exact
     assert not welch_significant([0.8, 0.9], [0.9, 0.95])  # not lower
+
+
+@pytest.mark.parametrize(
+    "df", [1, 1.05, 1.33, 1.5, 1.7, 2, 2.1, 2.95, 3.7, 5, 9.2, 11, 17, 25, 45, 90, 200, 1e6]
+)
+def test_t_quantile_fallback_is_close_and_conservative(df, monkeypatch):
+    """Without SciPy the table is interpolated in 1/df: within 1% of the exact quantile and
+    never below it."""
+    import sys
+
+    from poolkit.experiments.summary import t_quantile_975
+
+    exact = t_quantile_975(df)
+    monkeypatch.setitem(sys.modules, "scipy.stats", None)  # import fails
+    approx = t_quantile_975(df)
+    assert exact - 1e-3 <= approx <= exact * 1.01
 
 
 @pytest.mark.parametrize(

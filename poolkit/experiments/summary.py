@@ -128,11 +128,21 @@ def _rank_and_judge(rows: list[dict]) -> None:
     rows.sort(key=lambda row: (row["rank"] is None, row["rank"] or 0))
 
 
-# Two-sided 95% quantiles of Student's t by degrees of freedom (a lower df is conservative).
+# Two-sided 95% quantiles of Student's t by degrees of freedom: the fallback without SciPy.
 _T_975 = (
     (1, 12.706),
+    (1.1, 10.277),
+    (1.2, 8.649),
+    (1.3, 7.501),
+    (1.4, 6.657),
+    (1.5, 6.017),
+    (1.6, 5.517),
+    (1.8, 4.795),
     (2, 4.303),
+    (2.25, 3.875),
+    (2.5, 3.575),
     (3, 3.182),
+    (3.5, 2.940),
     (4, 2.776),
     (5, 2.571),
     (6, 2.447),
@@ -146,15 +156,29 @@ _T_975 = (
     (30, 2.042),
     (60, 2.000),
     (120, 1.980),
+    (math.inf, 1.960),
 )
 
 
 def t_quantile_975(df: float) -> float:
-    """:math:`t_{0.975,\\nu}` for ``df`` degrees of freedom (table, rounding ``df`` down)."""
-    for table_df, quantile in reversed(_T_975):
-        if df >= table_df:
-            return quantile
-    return _T_975[0][1]  # df < 1 (or NaN): the most conservative entry
+    """:math:`t_{0.975,\nu}` for ``df`` (Welch's fractional) degrees of freedom.
+
+    Exact with SciPy (installed with scikit-learn); without it, the table above interpolated
+    linearly in ``1/df``, which lies slightly above the exact quantile (the quantile is convex
+    in ``1/df``), so the test stays conservative. ``df < 1`` (or NaN) takes ``df = 1``.
+    """
+    df = 1.0 if not df >= 1 else float(df)  # also NaN
+    try:
+        from scipy.stats import t as student_t
+    except ImportError:
+        pass
+    else:
+        return float(student_t.ppf(0.975, df))
+    for (df_lo, q_lo), (df_hi, q_hi) in zip(_T_975, _T_975[1:], strict=False):
+        if df_lo <= df <= df_hi:
+            x, x_lo, x_hi = 1 / df, 1 / df_lo, 1 / df_hi
+            return q_hi + (q_lo - q_hi) * (x - x_hi) / (x_lo - x_hi)
+    return _T_975[-1][1]
 
 
 def welch_significant(best: Sequence[float], other: Sequence[float]) -> bool:
