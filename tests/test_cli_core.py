@@ -54,3 +54,22 @@ def test_version_runs_as_module():
         [sys.executable, "-m", "poolkit", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("poolkit ")
+
+
+def test_a_missing_optional_dependency_names_the_extra():
+    """A command whose optional dependency is not installed says which extra brings it (run in
+    a fresh interpreter in which importing torch fails)."""
+    script = (
+        "import importlib.abc, sys\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from poolkit.cli import run\n"
+        "sys.exit(run(['compare', '--task', 'digits', '--seeds', '1']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert "No module named 'torch'; install it with: pip install 'poolkit[torch]'" in done.stderr

@@ -85,9 +85,26 @@ def run(argv: Sequence[str] | None = None) -> int:
         if _debug:
             traceback.print_exc()
         message = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            message += _install_hint(exc.name)
         print(f"poolkit: error: {message}", file=sys.stderr)
         return exit_code_for(exc)
     return 0
+
+
+#: The extra of pyproject.toml that brings each optional top-level package.
+_EXTRAS = {
+    "torch": "torch", "safetensors": "torch", "matplotlib": "plots", "pandas": "plots",
+    "sklearn": "data", "mlxtend": "data", "snownlp": "data", "transformers": "nlp",
+    "tokenizers": "nlp", "peft": "nlp", "accelerate": "nlp", "gguf": "nlp", "datasets": "nlp",
+    "sentence_transformers": "models", "numba": "fast",
+}
+
+
+def _install_hint(module: str) -> str:
+    """``"; install it with: pip install 'poolkit[torch]'"`` for an optional dependency."""
+    extra = _EXTRAS.get(module.split(".")[0])
+    return f"; install it with: pip install 'poolkit[{extra}]'" if extra else ""
 
 
 def main() -> None:
