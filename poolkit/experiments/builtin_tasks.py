@@ -83,6 +83,34 @@ def _limit(data, size: int | None, seed: int):
     return _subset(data, stratified_subset(data.labels, int(size), seed=seed))
 
 
+def _limited_parts(bundle, *, test_fraction: float, dev_fraction: float,
+                   sizes: tuple[int | None, int | None, int | None]):
+    """:func:`_split_parts`, then each of ``(train, dev, test)`` cut to a stratified subset of
+    its size in ``sizes`` (``None``: all of it)."""
+    parts = _split_parts(bundle, test_fraction=test_fraction, dev_fraction=dev_fraction)
+    return tuple(part if part is None else _limit(part, size, SPLIT_SEED)
+                 for part, size in zip(parts, sizes, strict=True))
+
+
+def _encoded_text_task(bundle, parts, encoder, collate_fn, info: dict) -> TaskData:
+    """:class:`TaskData` of ``(train, dev, test)`` text parts encoded with ``encoder``."""
+    from poolkit.data.dataset import TextDataset
+
+    def encode(part):
+        return None if part is None else TextDataset(encoder.encode_all(part.texts), part.labels)
+
+    train, dev, test = parts
+    return TaskData(
+        train=encode(train),
+        dev=encode(dev),
+        test=encode(test),
+        collate_fn=collate_fn,
+        num_classes=len(bundle.label_names),
+        class_names=list(bundle.label_names),
+        info=info,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Loaders
 
@@ -104,10 +132,9 @@ def load_image_task(
     from poolkit.data.dataset import ImageDataset, collate_images
 
     bundle = load_dataset(dataset, path, label_names=label_names)
-    train, dev, test = _split_parts(bundle, test_fraction=test_fraction, dev_fraction=dev_fraction)
-    train = _limit(train, train_size, SPLIT_SEED)
-    dev = _limit(dev, dev_size, SPLIT_SEED) if dev is not None else None
-    test = _limit(test, test_size, SPLIT_SEED)
+    train, dev, test = _limited_parts(bundle, test_fraction=test_fraction,
+                                      dev_fraction=dev_fraction,
+                                      sizes=(train_size, dev_size, test_size))
     image_shape = tuple(int(s) for s in train.images.shape[1:])
     if channels is None:
         channels = (16, 32) if min(image_shape[1:]) <= 16 else (32, 64)
@@ -143,7 +170,7 @@ def load_text_task(
     """Load a text data set (``mr``, ``sst2``, ``chnsenti``, ``rt``, ``csv``…) into a
     :class:`TaskData` of token ids (vocabulary from the training part only)."""
     from poolkit.data import TextEncoder, load_dataset
-    from poolkit.data.dataset import TextCollator, TextDataset
+    from poolkit.data.dataset import TextCollator
 
     if dataset == "rt":
         from poolkit.data import read_rotten_tomatoes
@@ -159,10 +186,9 @@ def load_text_task(
             label_column=label_column,
             label_names=label_names,
         )
-    train, dev, test = _split_parts(bundle, test_fraction=test_fraction, dev_fraction=dev_fraction)
-    train = _limit(train, train_size, SPLIT_SEED)
-    dev = _limit(dev, dev_size, SPLIT_SEED) if dev is not None else None
-    test = _limit(test, test_size, SPLIT_SEED)
+    train, dev, test = _limited_parts(bundle, test_fraction=test_fraction,
+                                      dev_fraction=dev_fraction,
+                                      sizes=(train_size, dev_size, test_size))
     encoder = TextEncoder.fit(
         train.texts,
         tokenizer=tokenizer,
@@ -170,18 +196,10 @@ def load_text_task(
         max_size=max_vocab,
         max_length=max_length,
     )
-
-    def encode(part):
-        return TextDataset(encoder.encode_all(part.texts), part.labels)
-
-    return TaskData(
-        train=encode(train),
-        dev=encode(dev) if dev is not None else None,
-        test=encode(test),
-        collate_fn=TextCollator(pad_id=encoder.pad_id, max_length=max_length, min_length=5),
-        num_classes=len(bundle.label_names),
-        class_names=list(bundle.label_names),
-        info={"vocab_size": len(encoder.vocab), "pad_id": encoder.pad_id, "encoder": encoder},
+    return _encoded_text_task(
+        bundle, (train, dev, test), encoder,
+        TextCollator(pad_id=encoder.pad_id, max_length=max_length, min_length=5),
+        {"vocab_size": len(encoder.vocab), "pad_id": encoder.pad_id, "encoder": encoder},
     )
 
 
@@ -201,7 +219,6 @@ def load_transformer_task(
     ``input_ids`` and ``attention_mask``). The shipped MiniLM loads offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from poolkit.data import load_dataset
-    from poolkit.data.dataset import TextDataset
     from poolkit.models.transformer import (
         TransformerConfig,
         transformer_collate,
@@ -211,24 +228,14 @@ def load_transformer_task(
     if path is None and dataset in ("mr", "sst2"):
         path = _data_path(dataset)
     bundle = load_dataset(dataset, path)
-    train, dev, test = _split_parts(bundle, test_fraction=test_fraction, dev_fraction=dev_fraction)
-    train = _limit(train, train_size, SPLIT_SEED)
-    dev = _limit(dev, dev_size, SPLIT_SEED) if dev is not None else None
-    test = _limit(test, test_size, SPLIT_SEED)
+    train, dev, test = _limited_parts(bundle, test_fraction=test_fraction,
+                                      dev_fraction=dev_fraction,
+                                      sizes=(train_size, dev_size, test_size))
     config = TransformerConfig(base_model=base_model, max_length=max_length)
     encoder = transformer_text_encoder(config)
-
-    def encode(part):
-        return TextDataset(encoder.encode_all(part.texts), part.labels)
-
-    return TaskData(
-        train=encode(train),
-        dev=encode(dev) if dev is not None else None,
-        test=encode(test),
-        collate_fn=transformer_collate(config, encoder=encoder),
-        num_classes=len(bundle.label_names),
-        class_names=list(bundle.label_names),
-        info={
+    return _encoded_text_task(
+        bundle, (train, dev, test), encoder, transformer_collate(config, encoder=encoder),
+        {
             "base_model": base_model,
             "max_length": max_length,
             "pad_id": encoder.tokenizer.pad_token_id,
