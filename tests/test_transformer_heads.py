@@ -350,3 +350,24 @@ def test_smollm2_last_token_with_pad_equal_to_eos(smollm2):
         alone = llama(torch.tensor([ids[1]])).last_hidden_state[0, -1]  # no padding at all
         torch.testing.assert_close(pooled["left"][1], alone, rtol=1e-3, atol=1e-3)
         torch.testing.assert_close(pooled["left"], pooled["right"], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("make", [tiny_bert, tiny_llama])
+@pytest.mark.parametrize("finetune", ["full", "lora"])
+def test_lr_layers_cover_each_trainable_parameter_once_bottom_up(make, finetune):
+    model = classifier(make(), "attention", finetune=finetune, lora_r=2)
+    names = {id(p): n for n, p in model.named_parameters()}
+    layers = model.lr_layers()
+    assert len(layers) == 2 + 2  # embeddings, 2 transformer layers, the rest + the head
+    flat = [names[id(p)] for layer in layers for p in layer]
+    assert sorted(flat) == sorted(names.values())  # every parameter exactly once
+    assert all("embed" in n for n in map(names.get, map(id, layers[0])))
+    for index in (0, 1):
+        assert all(f"layers.{index}." in n or f"layer.{index}." in n
+                   for n in map(names.get, map(id, layers[1 + index])))
+    top = [names[id(p)] for p in layers[-1]]
+    assert {"classifier.weight", "classifier.bias"} <= set(top)
+    assert any(n.startswith("pool.") for n in top)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    if finetune == "lora":  # only adapters and the head train; the groups still hold them all
+        assert trainable and all("lora_" in n or not n.startswith("backbone.") for n in trainable)

@@ -488,6 +488,30 @@ class TransformerClassifier(nn.Module):
         pooled = self.pool(hidden_states, attention_mask, exclude_mask)  # (B, H * feat_mult)
         return self.classifier(self.dropout(pooled))
 
+    def lr_layers(self) -> list[list[nn.Parameter]]:
+        """The parameters from the bottom up, for layer-wise lr decay
+        (``TrainConfig.layer_lr_decay``): the embeddings (with their norm), each transformer
+        layer, then the rest of the backbone (a final norm) with the pooling and the classifier.
+        """
+        count = getattr(self.backbone.config, "num_hidden_layers", None)
+        layers = _layer_list(self.backbone, count)
+        if layers is None:
+            raise ValueError("layer-wise lr decay needs a backbone whose layers form one "
+                             "ModuleList of config.num_hidden_layers layers")
+        index = {id(p): i for i, layer in enumerate(layers) for p in layer.parameters()}
+        bottom: list[nn.Parameter] = []
+        middle: list[list[nn.Parameter]] = [[] for _ in layers]
+        top: list[nn.Parameter] = []
+        for name, param in self.backbone.named_parameters():
+            if id(param) in index:
+                middle[index[id(param)]].append(param)
+            elif "embed" in name:  # word/position/type embeddings and their LayerNorm
+                bottom.append(param)
+            else:
+                top.append(param)
+        top += [p for n, p in self.named_parameters() if not n.startswith("backbone.")]
+        return [bottom, *middle, top]
+
     # -- checkpoints: leave out what base_model rebuilds ----------------------------------------
 
     def state_dict(self, *args, **kwargs):

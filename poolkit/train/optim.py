@@ -27,7 +27,10 @@ import math
 
 import torch
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "Adadelta", "build_optimizer", "lr_factor", "default_lr"]
+__all__ = [
+    "OPTIMIZERS", "SCHEDULES", "Adadelta", "WeightAverage", "build_optimizer", "default_lr",
+    "layer_decay_groups", "lr_factor",
+]
 
 OPTIMIZERS = ("adamw", "adadelta", "sgd")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -47,17 +50,25 @@ def build_optimizer(
     parameters, name: str = "adamw", lr: float | None = None, weight_decay: float = 0.0
 ) -> torch.optim.Optimizer:
     """AdamW, Adadelta (rho 0.95 as in Kim) or SGD with momentum 0.9 over ``parameters``
-    (those with ``requires_grad``)."""
+    (those with ``requires_grad``): tensors, or param-group dicts (``{"params": [...],
+    "lr_scale": 0.5}``: the trainer sets each group's lr to the scheduled lr times its
+    ``lr_scale``)."""
     name = _check_optimizer(name)
     lr = default_lr(name) if lr is None else float(lr)
     if lr <= 0:
         raise ValueError(f"lr ({lr}) must be positive")
     if weight_decay < 0:
         raise ValueError(f"weight_decay ({weight_decay}) must be >= 0")
-    parameters = [p for p in parameters if p.requires_grad]
+    parameters = list(parameters)
+    if parameters and isinstance(parameters[0], dict):
+        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in parameters]
+        parameters = [g for g in groups if g["params"]]
+        tensors = [p for g in parameters for p in g["params"]]
+    else:
+        parameters = tensors = [p for p in parameters if p.requires_grad]
     if name == "adamw":
         # the fused kernel is one pass over each tensor (~8x faster on a large embedding)
-        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in parameters)
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in tensors)
         return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay, fused=fused or None)
     if name == "adadelta":
         return Adadelta(parameters, lr=lr, rho=0.95, eps=1e-6, weight_decay=weight_decay)
@@ -167,3 +178,103 @@ def lr_factor(step: int, total_steps: int, schedule: str = "constant", warmup_st
     if schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     return 1.0
+
+
+def layer_decay_groups(layers, decay: float) -> list[dict]:
+    """Param groups for layer-wise learning-rate decay (discriminative fine-tuning, Howard &
+    Ruder 2018; ELECTRA, Clark et al. 2020): ``layers`` lists the parameter lists from the
+    bottom (embeddings) to the top (the head); layer :math:`i` of :math:`n` trains at
+    :math:`\\text{decay}^{\\,n-1-i}` times the learning rate, so the head gets the full lr
+    and the pretrained bottom the least.
+
+    Example:
+        >>> import torch
+        >>> layers = [[torch.nn.Parameter(torch.zeros(1))] for _ in range(3)]
+        >>> [g["lr_scale"] for g in layer_decay_groups(layers, 0.5)]
+        [0.25, 0.5, 1.0]
+    """
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"layer_lr_decay ({decay}) must be in (0, 1]")
+    layers = [list(params) for params in layers]
+    count = len(layers)
+    seen: set[int] = set()
+    groups = []
+    for index, params in enumerate(layers):
+        for param in params:
+            if id(param) in seen:
+                raise ValueError("a parameter appears in two layers of the lr decay groups")
+            seen.add(id(param))
+        groups.append({"params": params, "lr_scale": decay ** (count - 1 - index)})
+    return groups
+
+
+class WeightAverage:
+    """Exponential moving average of a model's trainable weights (Polyak averaging), bias
+    corrected as Adam's moments are: after :math:`t` updates with weights
+    :math:`\\theta_1 \\dots \\theta_t`,
+
+    .. math::
+
+        \\bar\\theta_t = \\frac{\\sum_{s=1}^{t} (1 - d)\\, d^{\\,t-s}\\, \\theta_s}{1 - d^{\\,t}}
+
+    so the starting weights (a random head) carry no weight however few steps were taken.
+    Only parameters with ``requires_grad`` are shadowed (frozen ones never change, so a LoRA
+    model costs the adapters only). :meth:`swapped` puts the average into the model for
+    evaluation and the training weights back afterwards; :meth:`copy_to` keeps it there.
+    ``state_dict``/``load_state_dict`` make it resumable. ``torch.optim.swa_utils.AveragedModel``
+    averages a deep copy of the whole model, frozen backbone included, without the correction.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema ({decay}) must be in (0, 1)")
+        self.decay = float(decay)
+        self.updates = 0
+        self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        self.shadow = {n: torch.zeros_like(p, dtype=torch.float32)
+                       for n, p in self.params.items()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        names = list(self.params)
+        torch._foreach_lerp_([self.shadow[n] for n in names],
+                             [self.params[n].detach().float() for n in names], 1.0 - self.decay)
+        self.updates += 1
+
+    @torch.no_grad()
+    def copy_to(self) -> None:
+        """Write the average into the model (nothing before the first update)."""
+        if self.updates == 0:
+            return
+        correction = 1.0 - self.decay**self.updates
+        for name, param in self.params.items():
+            param.copy_(self.shadow[name] / correction)
+
+    def swapped(self):
+        """Context manager: the model holds the averaged weights inside the block."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def swap():
+            saved = {n: p.detach().clone() for n, p in self.params.items()}
+            self.copy_to()
+            try:
+                yield
+            finally:
+                with torch.no_grad():
+                    for name, param in self.params.items():
+                        param.copy_(saved[name])
+
+        return swap()
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "shadow": dict(self.shadow)}
+
+    def load_state_dict(self, state: dict) -> None:
+        shadow = state.get("shadow", {})
+        missing = sorted(set(self.shadow) - set(shadow))
+        if missing:
+            raise ValueError(f"weight average state lacks {missing[:3]}")
+        for name, tensor in self.shadow.items():
+            tensor.copy_(shadow[name])
+        self.updates = int(state["updates"])

@@ -38,6 +38,7 @@ stopping decision); only rank 0 writes files and shows progress.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -66,7 +67,15 @@ from poolkit.train.distributed import (
     setup_distributed,
 )
 from poolkit.train.metrics import classification_metrics
-from poolkit.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, default_lr, lr_factor
+from poolkit.train.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    WeightAverage,
+    build_optimizer,
+    default_lr,
+    layer_decay_groups,
+    lr_factor,
+)
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "MONITORS"]
 
@@ -104,6 +113,14 @@ class TrainConfig:
             each epoch's order is cut into chunks of 50 batches, each chunk sorted by length
             and cut into batches, and the batches shuffled, so batches carry less padding
             (about 2x faster on MR) while the order stays a function of (seed, epoch).
+        layer_lr_decay: layer-wise learning-rate decay for fine-tuning (1 = off): the model's
+            ``lr_layers()`` lists its parameters from the bottom layer to the head, and each
+            layer trains at ``layer_lr_decay`` times the lr of the layer above
+            (:func:`~poolkit.train.optim.layer_decay_groups`).
+        ema: decay of an exponential moving average of the trainable weights, updated after
+            every step and bias-corrected (None = off; 0.99 averages over about the last 100
+            steps). Dev evaluation, the best checkpoint and the returned model use the average
+            (:class:`~poolkit.train.optim.WeightAverage`).
     """
 
     epochs: int = 10
@@ -125,6 +142,8 @@ class TrainConfig:
     progress: bool = True
     restore_best: bool = True
     group_by_length: bool = False
+    layer_lr_decay: float = 1.0
+    ema: float | None = None
 
     def __post_init__(self) -> None:
         if self.out_dir is not None:
@@ -147,6 +166,10 @@ class TrainConfig:
             raise ValueError(f"patience ({self.patience}) must be at least 1 or None")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip ({self.grad_clip}) must be positive or None")
+        if not 0.0 < self.layer_lr_decay <= 1.0:
+            raise ValueError(f"layer_lr_decay ({self.layer_lr_decay}) must be in (0, 1]")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ValueError(f"ema ({self.ema}) must be in (0, 1) or None")
         if self.resume and self.out_dir is None:
             raise ValueError("resume=True needs out_dir (the folder of the checkpoints)")
 
@@ -299,9 +322,24 @@ class Trainer:
             model = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
-        self.optimizer = build_optimizer(
-            self.model.parameters(), cfg.optimizer, cfg.base_lr, cfg.weight_decay
-        )
+        parameters = self.model.parameters()
+        if cfg.layer_lr_decay != 1.0:
+            lr_layers = getattr(self.model, "lr_layers", None)
+            if not callable(lr_layers):
+                raise ValueError(
+                    f"layer_lr_decay={cfg.layer_lr_decay} needs a model with lr_layers() "
+                    f"(its parameters from the bottom layer to the head); "
+                    f"{type(self.model).__name__} has none"
+                )
+            parameters = layer_decay_groups(lr_layers(), cfg.layer_lr_decay)
+            grouped = {id(p) for g in parameters for p in g["params"]}
+            left = [n for n, p in self.model.named_parameters()
+                    if p.requires_grad and id(p) not in grouped]
+            if left:
+                raise ValueError(f"lr_layers() of {type(self.model).__name__} leaves out "
+                                 f"trainable parameters {left[:3]}")
+        self.optimizer = build_optimizer(parameters, cfg.optimizer, cfg.base_lr, cfg.weight_decay)
+        self.average = WeightAverage(self.model, cfg.ema) if cfg.ema is not None else None
         sampler = DistributedSampler(
             self.train_data, num_replicas=info.world_size, rank=info.rank, shuffle=True,
             seed=cfg.seed, drop_last=False,
@@ -345,23 +383,28 @@ class Trainer:
                 model, loader, epoch, total_steps, warmup_steps, console
             )
             record = {"event": "epoch", "epoch": epoch + 1, **train_stats}
-            if self.dev_data is not None and len(self.dev_data):
-                dev = self.evaluate(self.dev_data)
-                record["dev"] = {k: dev[k] for k in ("accuracy", "macro_f1", "loss")}
-                score = dev[cfg.monitor]
-                better = _is_better(score, state["best_score"], cfg.monitor)
-            else:
-                dev, better = {}, True  # no dev data: the last epoch is the best
             state["epoch"] = epoch + 1
             state["step"] = self.step
-            if better:
-                state.update(best_score=dev.get(cfg.monitor), best_epoch=epoch + 1,
-                             best_metrics=dev, bad_epochs=0)
-                if cfg.restore_best:
-                    best_weights = {k: v.detach().to("cpu", copy=True)
-                                    for k, v in self.model.state_dict().items()}
-            else:
-                state["bad_epochs"] += 1
+            # with a weight average, the average is what is evaluated and kept as the best
+            averaged = self.average.swapped() if self.average else contextlib.nullcontext()
+            with averaged:
+                if self.dev_data is not None and len(self.dev_data):
+                    dev = self.evaluate(self.dev_data)
+                    record["dev"] = {k: dev[k] for k in ("accuracy", "macro_f1", "loss")}
+                    score = dev[cfg.monitor]
+                    better = _is_better(score, state["best_score"], cfg.monitor)
+                else:
+                    dev, better = {}, True  # no dev data: the last epoch is the best
+                if better:
+                    state.update(best_score=dev.get(cfg.monitor), best_epoch=epoch + 1,
+                                 best_metrics=dev, bad_epochs=0)
+                    if cfg.restore_best:
+                        best_weights = {k: v.detach().to("cpu", copy=True)
+                                        for k, v in self.model.state_dict().items()}
+                    if out_dir is not None and main:
+                        ckpt.save_checkpoint(out_dir, self.model, metadata=self._metadata(state))
+                else:
+                    state["bad_epochs"] += 1
             if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
                 state["stopped_early"] = True
             record["best"] = better
@@ -369,8 +412,6 @@ class Trainer:
             state["train_time_s"] += record["time_s"]
             state["history"].append(record)
             if out_dir is not None and main:
-                if better:
-                    ckpt.save_checkpoint(out_dir, self.model, metadata=self._metadata(state))
                 self._save_checkpoint(out_dir, state)
                 self._write_log(out_dir, state["history"])
             if console is not None:
@@ -380,6 +421,8 @@ class Trainer:
 
         if cfg.restore_best and best_weights is not None:
             self.model.load_state_dict(best_weights)
+        elif self.average is not None:
+            self.average.copy_to()  # the average is the trained model
         result = TrainResult(
             history=state["history"],
             best_epoch=state["best_epoch"],
@@ -418,7 +461,7 @@ class Trainer:
                 labels = batch.pop("labels")
                 lr = cfg.base_lr * lr_factor(self.step, total_steps, cfg.schedule, warmup_steps)
                 for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
                 logits = model(**batch)
                 loss = F.cross_entropy(logits, labels)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -429,6 +472,8 @@ class Trainer:
                 constrain = getattr(self.model, "apply_constraints", None)
                 if callable(constrain):
                     constrain()
+                if self.average is not None:
+                    self.average.update()
                 self.step += 1
                 loss_sum += loss.detach().double() * len(labels)
                 correct += (logits.detach().argmax(1) == labels).sum()
@@ -447,7 +492,7 @@ class Trainer:
         return {
             "train_loss": loss_total / max(seen_total, 1),
             "train_accuracy": correct_total / max(seen_total, 1),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self.optimizer.param_groups[-1]["lr"],  # the head's under layer lr decay
             "steps": self.step,
         }
 
@@ -494,6 +539,7 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state_all()
         ckpt.save_state(temp / STATE_STEM, {
             "optimizer": self.optimizer.state_dict(),
+            **({"ema": self.average.state_dict()} if self.average is not None else {}),
             "trainer": {k: v for k, v in state.items()},
             "rng": rng,
             "train_config": self.config.to_dict(),
@@ -520,8 +566,9 @@ class Trainer:
         last = found[-1]
         saved = ckpt.load_state(last / STATE_STEM)
         previous = saved["train_config"]
-        for key in ("batch_size", "optimizer", "seed"):
-            if previous.get(key) != getattr(self.config, key):
+        defaults = {"layer_lr_decay": 1.0, "ema": None}  # checkpoints from before these keys
+        for key in ("batch_size", "optimizer", "seed", "layer_lr_decay", "ema"):
+            if previous.get(key, defaults.get(key)) != getattr(self.config, key):
                 raise ValueError(
                     f"cannot resume {last}: it was trained with {key}={previous.get(key)!r}, "
                     f"now {key}={getattr(self.config, key)!r} (start without resume instead)"
@@ -530,6 +577,8 @@ class Trainer:
 
         load_model(self.model, last / ckpt.MODEL_FILE, strict=True, device=str(self.device))
         self.optimizer.load_state_dict(_to_optimizer_device(saved["optimizer"], self.device))
+        if self.average is not None:
+            self.average.load_state_dict(saved["ema"])
         rng = saved["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(tuple(rng["numpy"]))  # noqa: NPY002
