@@ -114,6 +114,12 @@ def test_convnet_digits_heldout_eval_and_image_predict(tmp_path, capsys):
         (["train", "textcnn", "--dataset", "csv", "--data", "missing.csv"], 1, "not found"),
         (["train", "convnet", "--dataset", "digits", "--pool-arg", "k"], 2, "key=value"),
         (["train", "textcnn", "--epochs", "0", "--dataset", "mr"], 2, ""),
+        (["train", "convnet", "--dataset", "digits", "--layer-lr-decay", "0"], 2,
+         "layer_lr_decay (0.0) must be in (0, 1]"),
+        (["train", "convnet", "--dataset", "digits", "--ema", "1.5"], 2,
+         "ema (1.5) must be in (0, 1) or None"),
+        (["train", "convnet", "--dataset", "digits", "--layer-lr-decay", "0.5", "--epochs", "1",
+          "--quiet"], 2, "needs a model with lr_layers()"),
         (["eval", "no-such-dir", "--data", "x.csv"], 1, "no checkpoint"),
     ],
 )
@@ -138,7 +144,8 @@ def test_train_transformer_head_only(tmp_path, reviews, capsys):
     result = _json(capsys, [
         "train", "transformer", "--data", str(reviews), "--text-column", "review",
         "--label-column", "sentiment", "--finetune", "head", "--epochs", "1", "--batch-size",
-        "16", "--lr", "1e-2", "--out", str(out), "--quiet", "--json",
+        "16", "--lr", "1e-2", "--layer-lr-decay", "0.8", "--ema", "0.9", "--out", str(out),
+        "--quiet", "--json",
     ])
     assert result["model"] == "transformer" and result["pool"] == "mean"
     rows = _json(capsys, ["predict", str(out), "a joy", "--json"])["predictions"]

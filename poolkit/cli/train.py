@@ -168,6 +168,16 @@ def train(
         None, min=1, rich_help_panel=TRAIN_PANEL, help="Early stopping after N epochs."
     ),
     grad_clip: float | None = typer.Option(None, rich_help_panel=TRAIN_PANEL),
+    layer_lr_decay: float = typer.Option(
+        1.0, rich_help_panel=TRAIN_PANEL,
+        help="Layer-wise lr decay in (0, 1] (transformer): each layer trains at this times the "
+        "lr of the layer above; 1 = off.",
+    ),
+    ema: float | None = typer.Option(
+        None, rich_help_panel=TRAIN_PANEL,
+        help="Evaluate and keep a moving average of the weights with this decay per step "
+        "(e.g. 0.99).",
+    ),
     seed: int = typer.Option(0, rich_help_panel=TRAIN_PANEL),
     device: str = typer.Option("auto", rich_help_panel=TRAIN_PANEL),
     group_by_length: bool = typer.Option(
@@ -229,6 +239,7 @@ def train(
         grad_clip=grad_clip, seed=seed, out_dir=str(out) if out else None, resume=resume,
         device=device, progress=not quiet,
         group_by_length=group_by_length and bundle.kind == "text",
+        layer_lr_decay=layer_lr_decay, ema=ema,
     )
     train_data = bundle.train
     if limit is not None and limit < len(train_data):
