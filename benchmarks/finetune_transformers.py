@@ -103,8 +103,15 @@ def mr_splits(data_dir: str, seed: int):
 
 
 def build(run: Run, max_length: int, tokenizers: dict):
+    from poolkit.models.transformer import TransformerClassifier
+
+    config, encoder, collate = build_encoder(run, max_length, tokenizers)
+    return config, encoder, collate, TransformerClassifier(config)
+
+
+def build_encoder(run: Run, max_length: int, tokenizers: dict):
+    """(config, text encoder, collate): everything but the model."""
     from poolkit.models.transformer import (
-        TransformerClassifier,
         TransformerConfig,
         load_tokenizer,
         transformer_collate,
@@ -123,7 +130,7 @@ def build(run: Run, max_length: int, tokenizers: dict):
     tokenizer = tokenizers[run.base_model]
     encoder = transformer_text_encoder(config, tokenizer)
     collate = transformer_collate(config, encoder=encoder)
-    return config, encoder, collate, TransformerClassifier(config)
+    return config, encoder, collate
 
 
 def datasets(encoder, parts):
@@ -177,7 +184,7 @@ def train_one(run: Run, args, parts, tokenizers) -> dict:
         from poolkit.data.text import TextData
 
         parts = (TextData.concat(parts[:2]), *parts[1:])
-    set_seed(args.seed)  # the head's initialisation
+    set_seed(args.train_seed)  # the head's initialisation
     config, encoder, collate, model = build(run, args.max_length, tokenizers)
     train, dev, test = datasets(encoder, parts)
     if run.refit:
@@ -189,13 +196,15 @@ def train_one(run: Run, args, parts, tokenizers) -> dict:
         epochs=run.epochs, batch_size=run.batch_size or args.batch_size, lr=run.lr,
         optimizer="adamw",
         weight_decay=0.01, schedule="linear", warmup=0.06, patience=1, monitor="accuracy",
-        grad_clip=1.0, seed=args.seed, out_dir=str(out_dir), resume=True, device="cpu",
+        grad_clip=1.0, seed=args.train_seed, out_dir=str(out_dir), resume=True, device="cpu",
         eval_batch_size=128, group_by_length=True, layer_lr_decay=run.layer_lr_decay, ema=run.ema,
     )
     trainer = Trainer(model, train_config, train, dev, collate,
                       metadata={"dataset": "mr", "split": SPLIT_NOTE})
     result = trainer.fit()
     test_metrics = trainer.evaluate(test)
+    logits, _ = trainer.predict_logits(test)
+    _atomic_npy(out_dir / TEST_LOGITS, logits)
     epoch_times = [record["time_s"] for record in result.history]
     checkpoint = out_dir / "model.safetensors"
     return {
@@ -218,6 +227,7 @@ def train_one(run: Run, args, parts, tokenizers) -> dict:
         "max_length": args.max_length,
         "batch_size": run.batch_size or args.batch_size,
         "seed": args.seed,
+        "train_seed": args.train_seed,
         "torch_threads": __import__("torch").get_num_threads(),
         "lora_layers": run.lora_layers,
         "freeze_embeddings": run.freeze_embeddings,
@@ -275,10 +285,78 @@ def _finetune(record: dict) -> str:
     return kind
 
 
+TEST_LOGITS = "test_logits.npy"
+
+
+def _atomic_npy(path: Path, array) -> None:
+    import numpy as np
+
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "wb") as handle:
+        np.save(handle, array)
+    os.replace(temp, path)
+
+
+def test_logits(run: Run, args, parts, tokenizers):
+    """The test logits of a finished run: saved by the run, or computed from its checkpoint."""
+    import numpy as np
+
+    from poolkit.train import TrainConfig, Trainer, load_checkpoint
+
+    path = Path(args.out) / run.name / TEST_LOGITS
+    if path.is_file():
+        return np.load(path)
+    _, encoder, collate = build_encoder(run, args.max_length, tokenizers)
+    model = load_checkpoint(path.parent).model
+    test = datasets(encoder, parts[2:])[0]
+    trainer = Trainer(model, TrainConfig(progress=False, device="cpu", eval_batch_size=128),
+                      collate_fn=collate)
+    logits, _ = trainer.predict_logits(test)
+    _atomic_npy(path, logits)
+    return logits
+
+
+def ensemble(names: list[str], args, parts, tokenizers) -> str:
+    """Accuracy of each finished run, of the mean of their class probabilities, and how often
+    each pair agrees, on the test split (a Markdown report)."""
+    import numpy as np
+
+    by_name = {run.name: run for run in RUNS}
+    labels = np.asarray(parts[2].labels)
+    probs = {}
+    for name in names:
+        logits = test_logits(by_name[name], args, parts, tokenizers)
+        shifted = np.exp(logits - logits.max(1, keepdims=True))
+        probs[name] = shifted / shifted.sum(1, keepdims=True)
+    mean = np.mean(list(probs.values()), axis=0)
+    lines = ["| run | test acc. |", "|---|---|"]
+    lines += [f"| {name} | {100 * np.mean(p.argmax(1) == labels):.1f}% |"
+              for name, p in probs.items()]
+    lines.append(f"| mean of the {len(names)} probabilities | "
+                 f"{100 * np.mean(mean.argmax(1) == labels):.1f}% |")
+    lines += ["", "Agreement of the predicted labels (share of test sentences):", "",
+              "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for a in names:
+        cells = [f"{100 * np.mean(probs[a].argmax(1) == probs[b].argmax(1)):.1f}%"
+                 for b in names]
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _atomic_text(path: Path, text: str) -> None:
     temp = path.with_name(f".{path.name}.tmp")
     temp.write_text(text, encoding="utf-8")
     os.replace(temp, path)
+
+
+def _read_results(path: Path, train_examples: int) -> dict[str, dict]:
+    done = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            record.setdefault("train_examples", train_examples)  # runs of an earlier version
+            done[record["run"]] = record
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,7 +367,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated subset of: " + ", ".join(r.name for r in RUNS))
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split (and of training)")
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="seed of the head, data order and dropout (default: --seed); the "
+                        "split stays that of --seed")
     parser.add_argument("--epochs", type=int, default=None, help="override every run's epochs")
     parser.add_argument("--lr", type=float, default=None, help="override every run's lr")
     parser.add_argument("--threads", type=int, default=1,
@@ -297,9 +378,14 @@ def main(argv: list[str] | None = None) -> int:
                         "oversubscribe the cores and run about 3x slower)")
     parser.add_argument("--limit", type=int, default=None,
                         help="smoke test: keep a stratified subset of this many examples per split")
+    parser.add_argument("--ensemble", default=None, metavar="RUNS",
+                        help="comma-separated finished runs: test accuracy of the mean of their "
+                        "probabilities and their pairwise agreement (no training)")
     parser.add_argument("--estimate", type=int, default=0,
                         help="time this many steps of each run and exit (no training)")
     args = parser.parse_args(argv)
+    if args.train_seed is None:
+        args.train_seed = args.seed
     import torch
 
     torch.set_num_threads(args.threads)
@@ -321,6 +407,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MR: train {len(parts[0])}, dev {len(parts[1])}, test {len(parts[2])}",
           file=sys.stderr)
     tokenizers: dict = {}
+    if args.ensemble:
+        names = [name.strip() for name in args.ensemble.split(",") if name.strip()]
+        unknown = [name for name in names if name not in by_name]
+        if unknown or len(names) < 2:
+            parser.error(f"--ensemble needs 2 or more runs of {list(by_name)}; got {names}")
+        report = ensemble(names, args, parts, tokenizers)
+        _atomic_text(Path(args.out) / "ensemble.md", report)
+        print(report)
+        return 0
     if args.estimate:
         for run in runs:
             print(json.dumps(estimate(run, args, parts, tokenizers)), flush=True)
@@ -329,19 +424,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
-    done = {}
-    if results_path.exists():
-        for line in results_path.read_text().splitlines():
-            record = json.loads(line)
-            record.setdefault("train_examples", len(parts[0]))  # runs of an earlier version
-            done[record["run"]] = record
+    done = _read_results(results_path, len(parts[0]))
     command = "python benchmarks/finetune_transformers.py " + " ".join(argv or sys.argv[1:])
     for run in runs:
         if run.name in done:
             print(f"{run.name}: already done, skipped", file=sys.stderr)
             continue
         record = train_one(run, args, parts, tokenizers)
-        done[run.name] = record
+        # another process may have finished runs into the same folder meanwhile
+        done = {**_read_results(results_path, len(parts[0])), run.name: record}
         print(json.dumps(record), flush=True)
         _atomic_text(results_path, "".join(json.dumps(r) + "\n" for r in done.values()))
         ordered = [done[r.name] for r in RUNS if r.name in done]
