@@ -435,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         done = {**_read_results(results_path, len(parts[0])), run.name: record}
         print(json.dumps(record), flush=True)
         _atomic_text(results_path, "".join(json.dumps(r) + "\n" for r in done.values()))
-        ordered = [done[r.name] for r in RUNS if r.name in done]
+    ordered = [done[r.name] for r in RUNS if r.name in done]
+    if ordered:
         write_table(ordered, out / "results.md", command.strip())
     return 0
 
