@@ -53,9 +53,6 @@ class Run:
     layer_lr_decay: float = 1.0  # each layer below the head: this times the lr of the one above
     ema: float | None = None  # evaluate and keep an exponential moving average of the weights
     batch_size: int | None = None  # None: --batch-size
-    # Refit: train on train + dev for exactly `epochs` epochs (the number a dev-selected run
-    # chose) and test the last weights; no early stopping, no dev score.
-    refit: bool = False
 
 
 # MiniLM (22.7M): full fine-tuning, 2 epochs (lr 6e-5, linear decay). SmolLM2-135M: LoRA r=8 on
@@ -184,15 +181,9 @@ def train_one(run: Run, args, parts, tokenizers) -> dict:
     if run.train_limit and run.train_limit < len(parts[0]):
         keep = stratified_subset(parts[0].labels, run.train_limit, args.seed)
         parts = (parts[0].subset(keep), *parts[1:])
-    if run.refit:
-        from poolkit.data.text import TextData
-
-        parts = (TextData.concat(parts[:2]), *parts[1:])
     set_seed(args.train_seed)  # the head's initialisation
     config, encoder, collate, model = build(run, args.max_length, tokenizers)
     train, dev, test = datasets(encoder, parts)
-    if run.refit:
-        dev = None
     out_dir = Path(args.out) / run.name
     # Length-grouped batches: random batches of 32 MR sentences are padded to about twice the
     # mean length; grouped ones are not, which halves the cost of a CPU epoch.
@@ -220,8 +211,7 @@ def train_one(run: Run, args, parts, tokenizers) -> dict:
         "train_examples": len(train),
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
-        "dev_accuracy": result.best_metrics.get("accuracy"),  # None for a refit
-        "refit": run.refit,
+        "dev_accuracy": result.best_metrics.get("accuracy"),
         "test_accuracy": test_metrics["accuracy"],
         "test_macro_f1": test_metrics["macro_f1"],
         "epoch_time_s": statistics.mean(epoch_times) if epoch_times else None,
@@ -255,7 +245,7 @@ def write_table(records: list[dict], path: Path, command: str) -> None:
         lines.append(
             f"| {r['base_model']} | `{r['pool']}` | {_finetune(r)} | {r['train_examples']:,} | "
             f"{100 * r['test_accuracy']:.1f}% | {100 * r['test_macro_f1']:.1f} | "
-            f"{_percent(r['dev_accuracy'])} | {r['epochs_run']} ({r['best_epoch']}) | "
+            f"{100 * r['dev_accuracy']:.1f}% | {r['epochs_run']} ({r['best_epoch']}) | "
             f"{r['batch_size']} | "
             f"{r['epoch_time_s'] / 60:.1f} min | {r['trainable_parameters'] / 1e6:.2f} M | "
             f"{r['checkpoint_mb']:.1f} MB |"
@@ -266,10 +256,6 @@ def write_table(records: list[dict], path: Path, command: str) -> None:
               "CPU.", "",
               f"Command: `{command}`", ""]
     _atomic_text(path, "\n".join(lines))
-
-
-def _percent(value: float | None) -> str:
-    return "- (refit)" if value is None else f"{100 * value:.1f}%"
 
 
 def _finetune(record: dict) -> str:
@@ -284,8 +270,6 @@ def _finetune(record: dict) -> str:
         kind += f", layer lr decay {record['layer_lr_decay']:g}"
     if record.get("ema"):
         kind += f", EMA {record['ema']:g}"
-    if record.get("refit"):
-        kind += ", refit on train + dev"
     return kind
 
 
