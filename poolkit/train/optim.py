@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -250,22 +251,17 @@ class WeightAverage:
         for name, param in self.params.items():
             param.copy_(self.shadow[name] / correction)
 
+    @contextlib.contextmanager
     def swapped(self):
         """Context manager: the model holds the averaged weights inside the block."""
-        import contextlib
-
-        @contextlib.contextmanager
-        def swap():
-            saved = {n: p.detach().clone() for n, p in self.params.items()}
-            self.copy_to()
-            try:
-                yield
-            finally:
-                with torch.no_grad():
-                    for name, param in self.params.items():
-                        param.copy_(saved[name])
-
-        return swap()
+        saved = {n: p.detach().clone() for n, p in self.params.items()}
+        self.copy_to()
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, param in self.params.items():
+                    param.copy_(saved[name])
 
     def state_dict(self) -> dict:
         return {"updates": self.updates, "shadow": dict(self.shadow)}
