@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from poolkit.experiments._io import atomic_write_bytes, atomic_write_text  # noqa: E402
+
 
 @dataclass
 class Run:
@@ -177,6 +179,7 @@ def estimate(run: Run, args, parts, tokenizers) -> dict:
 def train_one(run: Run, args, parts, tokenizers) -> dict:
     from poolkit.data.splits import stratified_subset
     from poolkit.train import TrainConfig, Trainer, set_seed
+    from poolkit.train.metrics import classification_metrics
 
     if run.train_limit and run.train_limit < len(parts[0]):
         keep = stratified_subset(parts[0].labels, run.train_limit, args.seed)
@@ -197,9 +200,9 @@ def train_one(run: Run, args, parts, tokenizers) -> dict:
     trainer = Trainer(model, train_config, train, dev, collate,
                       metadata={"dataset": "mr", "split": SPLIT_NOTE})
     result = trainer.fit()
-    test_metrics = trainer.evaluate(test)
-    logits, _ = trainer.predict_logits(test)
-    _atomic_npy(out_dir / TEST_LOGITS, logits)
+    logits, labels = trainer.predict_logits(test)  # one pass: the metrics and the saved logits
+    test_metrics = classification_metrics(labels, logits.argmax(axis=1), logits.shape[1])
+    _save_npy(out_dir / TEST_LOGITS, logits)
     epoch_times = [record["time_s"] for record in result.history]
     checkpoint = out_dir / "model.safetensors"
     return {
@@ -255,7 +258,7 @@ def write_table(records: list[dict], path: Path, command: str) -> None:
               f"MR, {SPLIT_NOTE}; max_length {records[0]['max_length'] if records else '?'}, "
               "CPU.", "",
               f"Command: `{command}`", ""]
-    _atomic_text(path, "\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
 
 
 def _finetune(record: dict) -> str:
@@ -276,13 +279,14 @@ def _finetune(record: dict) -> str:
 TEST_LOGITS = "test_logits.npy"
 
 
-def _atomic_npy(path: Path, array) -> None:
+def _save_npy(path: Path, array) -> None:
+    import io
+
     import numpy as np
 
-    temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as handle:
-        np.save(handle, array)
-    os.replace(temp, path)
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def test_logits(run: Run, args, parts, tokenizers):
@@ -300,7 +304,7 @@ def test_logits(run: Run, args, parts, tokenizers):
     trainer = Trainer(model, TrainConfig(progress=False, device="cpu", eval_batch_size=128),
                       collate_fn=collate)
     logits, _ = trainer.predict_logits(test)
-    _atomic_npy(path, logits)
+    _save_npy(path, logits)
     return logits
 
 
@@ -329,12 +333,6 @@ def ensemble(names: list[str], args, parts, tokenizers) -> str:
                  for b in names]
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
 
 
 def _read_results(path: Path, train_examples: int) -> dict[str, dict]:
@@ -401,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown or len(names) < 2:
             parser.error(f"--ensemble needs 2 or more runs of {list(by_name)}; got {names}")
         report = ensemble(names, args, parts, tokenizers)
-        _atomic_text(Path(args.out) / "ensemble.md", report)
+        atomic_write_text(Path(args.out) / "ensemble.md", report)
         print(report)
         return 0
     if args.estimate:
@@ -422,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         # another process may have finished runs into the same folder meanwhile
         done = {**_read_results(results_path, len(parts[0])), run.name: record}
         print(json.dumps(record), flush=True)
-        _atomic_text(results_path, "".join(json.dumps(r) + "\n" for r in done.values()))
+        atomic_write_text(results_path, "".join(json.dumps(r) + "\n" for r in done.values()))
     ordered = [done[r.name] for r in RUNS if r.name in done]
     if ordered:
         write_table(ordered, out / "results.md", command.strip())
