@@ -49,7 +49,9 @@ def test_train_eval_predict_text_json(tmp_path, reviews, capsys, monkeypatch):
     assert config["model_config"]["pool_kwargs"] == {"k": 2}
 
     metrics = _json(capsys, ["eval", str(out), "--data", str(reviews), "--json"])
-    assert metrics["split"] == "train" and metrics["num_examples"] == 40
+    assert metrics["split"] == "dev" and metrics["num_examples"] == result["num_dev"] == 10
+    # the fixture repeats each review 4 times: every dev text is also a training text
+    assert metrics["train_overlap"] == 10
     assert np.asarray(metrics["confusion_matrix"]).shape == (2, 2)
 
     predictions = _json(capsys, ["predict", str(out), "a joy", "a dull mess", "--json"])

@@ -198,10 +198,9 @@ def train(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a classifier with a pooling type chosen by name; evaluate it on dev/test."""
-    from poolkit.data import load_dataset, stratified_subset
-    from poolkit.data.splits import stratified_split
+    from poolkit.data import load_dataset
     from poolkit.train import TrainConfig
-    from poolkit.train.recipes import TextOptions, cross_validate, fit_and_evaluate, split_dev
+    from poolkit.train.recipes import TextOptions, cross_validate, fit_and_evaluate, run_splits
 
     if model not in MODELS:
         raise ValueError(f"model ({model!r}) must be one of {list(MODELS)}")
@@ -241,14 +240,15 @@ def train(
         group_by_length=group_by_length and bundle.kind == "text",
         layer_lr_decay=layer_lr_decay, ema=ema,
     )
-    train_data = bundle.train
-    if limit is not None and limit < len(train_data):
-        train_data = train_data.subset(stratified_subset(train_data.labels, limit, split_seed))
     info = {
-        "dataset": bundle.name, "path": str(data) if data else None, "text_column": text_column,
-        "label_column": label_column, "limit": limit, "split_seed": split_seed,
-        "dev_fraction": dev_fraction, "test_fraction": test_fraction,
+        "dataset": bundle.name, "path": _recorded_path(data), "dev_path": _recorded_path(dev_data),
+        "text_column": text_column, "label_column": label_column, "limit": limit,
+        "split_seed": split_seed, "dev_fraction": dev_fraction, "test_fraction": test_fraction,
     }
+    splits = run_splits(bundle, limit=limit, split_seed=split_seed,
+                        dev_fraction=0.0 if folds else dev_fraction,
+                        test_fraction=0.0 if folds else test_fraction)
+    train_data = splits["train"].data
     console = None if quiet else stderr_console()
     summary = {"model": model, "dataset": bundle.name, "pool": options.get("pool"),
                "out_dir": str(out) if out else None}
@@ -268,13 +268,7 @@ def train(
 
             atomic_write_json(out / "cv_result.json", summary)
     else:
-        test = bundle.test
-        if test is None and test_fraction > 0:
-            train_idx, test_idx = stratified_split(train_data.labels, test_fraction, split_seed)
-            train_data, test = train_data.subset(train_idx), train_data.subset(test_idx)
-        dev = bundle.dev
-        if dev is None and dev_fraction > 0:
-            train_data, dev = split_dev(train_data, dev_fraction, split_seed)
+        dev, test = (splits[name].data if name in splits else None for name in ("dev", "test"))
         outcome = fit_and_evaluate(
             model, train_data, dev, test, train_config=config, model_options=options,
             text=text, data_info=info,
@@ -286,11 +280,21 @@ def train(
             "best_epoch": result["best_epoch"], "epochs_run": result["epochs_run"],
             "stopped_early": result["stopped_early"], "train_time_s": result["train_time_s"],
             "dev": outcome["dev"] or None, "test": outcome["test"],
+            "splits": {name: {"source": split.source, "num_examples": len(split.data)}
+                       for name, split in splits.items()},
         })
     if json_output:
         print_json(summary)
     else:
         _print_summary(summary)
+
+
+def _recorded_path(path: str | None) -> str | None:
+    """An existing file or folder as an absolute path (so that ``eval`` finds it from anywhere);
+    anything else (a hub name) as given."""
+    if path is None:
+        return None
+    return str(Path(path).resolve()) if Path(path).exists() else str(path)
 
 
 def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_dim, filter_widths,
@@ -336,6 +340,7 @@ def _print_summary(summary: dict) -> None:
     console = stdout_console()
     title = f"{summary['model']} on {summary['dataset']} (pool {summary.get('pool') or 'default'})"
     table = Table(title=title)
+    splits = summary.get("splits", {})
     if "folds" in summary:
         table.add_column("fold", justify="right")
         table.add_column("test accuracy", justify="right")
@@ -352,13 +357,17 @@ def _print_summary(summary: dict) -> None:
         table.add_column("examples", justify="right")
         table.add_column("accuracy", justify="right")
         table.add_column("macro-F1", justify="right")
+        table.add_column("from")
         for split in ("dev", "test"):
             metrics = summary.get(split)
             if metrics:
                 table.add_row(split, str(summary[f"num_{split}"]), f"{metrics['accuracy']:.4f}",
-                              f"{metrics['macro_f1']:.4f}")
-        table.caption = (f"best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
-                         f"{summary['train_time_s']:.1f} s")
+                              f"{metrics['macro_f1']:.4f}", splits.get(split, {}).get("source"))
     console.print(table)
+    if "folds" not in summary:
+        console.print(f"trained on {summary['num_train']} examples: "
+                      f"{splits.get('train', {}).get('source')}", markup=False, highlight=False)
+        console.print(f"best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
+                      f"{summary['train_time_s']:.1f} s", markup=False, highlight=False)
     if summary.get("out_dir"):
         console.print(f"model written to {summary['out_dir']}")

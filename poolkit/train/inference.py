@@ -128,6 +128,12 @@ class Predictor:
         """Accuracy, macro-F1, confusion matrix and loss on labelled ``data``."""
         return self._trainer().evaluate(self.dataset(data), batch_size)
 
+    def logits(self, data: TextData | ImageData, batch_size: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits (N, K), labels (N,))`` of labelled ``data`` in order (labels in the
+        checkpoint's label order)."""
+        return self._trainer().predict_logits(self.dataset(data), batch_size)
+
     def _predict(self, dataset, batch_size: int | None = None) -> np.ndarray:
         logits, _ = self._trainer().predict_logits(dataset, batch_size)
         return torch.softmax(torch.from_numpy(logits), dim=1).numpy()

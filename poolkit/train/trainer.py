@@ -297,12 +297,7 @@ class Trainer:
     def evaluate(self, data, batch_size: int | None = None) -> dict:
         """``{"accuracy", "macro_f1", "f1_per_class", "confusion_matrix", "loss",
         "num_examples"}`` of the model on ``data``."""
-        logits, labels = self.predict_logits(data, batch_size)
-        if len(labels) == 0:
-            raise ValueError("data is empty: nothing to evaluate")
-        loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
-        metrics = classification_metrics(labels, logits.argmax(axis=1), logits.shape[1])
-        return {**metrics, "loss": float(loss)}
+        return metrics_from_logits(*self.predict_logits(data, batch_size))
 
     # -----------------------------------------------------------------------------------------
     # The loop
@@ -643,6 +638,16 @@ class LengthGroupedBatches(Sampler):
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         for position in torch.randperm(len(batches), generator=generator).tolist():
             yield batches[position]
+
+
+def metrics_from_logits(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """:func:`~poolkit.train.metrics.classification_metrics` of ``logits (N, K)`` against
+    ``labels (N,)``, plus the mean cross-entropy ``"loss"``."""
+    if len(labels) == 0:
+        raise ValueError("data is empty: nothing to evaluate")
+    loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
+    metrics = classification_metrics(labels, logits.argmax(axis=1), logits.shape[1])
+    return {**metrics, "loss": float(loss)}
 
 
 def _to_optimizer_device(state: dict, device: torch.device) -> dict:
