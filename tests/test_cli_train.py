@@ -17,6 +17,12 @@ NEGATIVE = ["a dull and boring mess", "awful plot , bad acting", "tedious , flat
             "a lifeless , clumsy film", "boring and painfully slow"]
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """A run without --out writes to ./runs: keep it in the test's folder."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture()
 def reviews(tmp_path):
     path = tmp_path / "reviews.csv"

@@ -8,7 +8,8 @@ Examples::
         --pool gem --global-pool catavgmax --out runs/mnist
     poolkit train textcnn --data reviews.csv --text-column review --label-column stars --json
 
-The best model (by dev accuracy) is written to ``--out`` as ``model.safetensors`` +
+The best model (by dev accuracy) is written to ``--out`` (default: a new folder
+``runs/<model>-<data>-<pool>-<time>``, printed) as ``model.safetensors`` +
 ``config.json`` for ``poolkit eval`` / ``poolkit predict``; ``--resume`` continues an
 interrupted run from its last checkpoint with the same final result.
 """
@@ -186,7 +187,8 @@ def train(
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", rich_help_panel=TRAIN_PANEL,
-        help="Folder for the model, checkpoints and log.jsonl.",
+        help="Folder for the model, checkpoints and log.jsonl (default: a new, printed "
+        "runs/MODEL-DATA-POOL-TIME).",
     ),
     resume: bool = typer.Option(
         False, "--resume", rich_help_panel=TRAIN_PANEL, help="Continue from the last checkpoint."
@@ -230,6 +232,11 @@ def train(
     )
     if vectors is not None and model != "textcnn":
         raise ValueError(f"--vectors does not apply to model {model!r}")
+    if out is None:
+        out = default_run_folder(model, bundle.name if data is None else data, options["pool"])
+        if not quiet:
+            stderr_console().print(f"run folder: {out} (--out to choose one)", markup=False,
+                                   highlight=False)
     if lr is None and model == "transformer" and optimizer == "adamw":
         lr = 5e-5
     config = TrainConfig(
@@ -287,6 +294,25 @@ def train(
         print_json(summary)
     else:
         _print_summary(summary)
+
+
+def default_run_folder(model: str, data: str, pool: str, now=None) -> Path:
+    """``runs/<model>-<data>-<pool>-<YYYYmmdd-HHMMSS>``: ``data`` is a path's stem (a file) or
+    name (a folder), or a data set or hub name, each cut to letters, digits, ``.``, ``_``; a
+    folder that exists already gets ``-2``, ``-3``..."""
+    import datetime
+    import re
+
+    stem = Path(data).stem if Path(data).suffix else Path(data).name or str(data)
+    parts = [re.sub(r"[^A-Za-z0-9._]+", "_", str(part)).strip("._") or "x"
+             for part in (model, stem, pool)]
+    stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / "-".join([*parts, stamp])
+    folder, copy = base, 1
+    while folder.exists():
+        copy += 1
+        folder = base.with_name(f"{base.name}-{copy}")
+    return folder
 
 
 def _recorded_path(path: str | None) -> str | None:
