@@ -179,6 +179,11 @@ def train(
         help="Evaluate and keep a moving average of the weights with this decay per step "
         "(e.g. 0.99).",
     ),
+    skip_nonfinite: int = typer.Option(
+        0, min=0, rich_help_panel=TRAIN_PANEL,
+        help="Skip up to N batches whose loss is NaN/inf (counted, said on stderr); the next "
+        "one stops the run with exit 1. Default 0: the first one stops it.",
+    ),
     seed: int = typer.Option(0, rich_help_panel=TRAIN_PANEL),
     device: str = typer.Option("auto", rich_help_panel=TRAIN_PANEL),
     group_by_length: bool = typer.Option(
@@ -245,7 +250,7 @@ def train(
         grad_clip=grad_clip, seed=seed, out_dir=str(out) if out else None, resume=resume,
         device=device, progress=not quiet,
         group_by_length=group_by_length and bundle.kind == "text",
-        layer_lr_decay=layer_lr_decay, ema=ema,
+        layer_lr_decay=layer_lr_decay, ema=ema, skip_nonfinite=skip_nonfinite,
     )
     info = {
         "dataset": bundle.name, "path": _recorded_path(data), "dev_path": _recorded_path(dev_data),

@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from poolkit.errors import PoolkitError
 from poolkit.train import checkpoint as ckpt
 from poolkit.train.distributed import (
     DistInfo,
@@ -77,13 +78,17 @@ from poolkit.train.optim import (
     lr_factor,
 )
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "MONITORS"]
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "MONITORS", "NonFiniteLossError"]
 
 MONITORS = ("accuracy", "macro_f1", "loss")
 STATE_STEM = "trainer_state"
 BEST_FILE = "best.safetensors"  # inside a checkpoint: the best model up to that epoch
 LOG_FILE = "log.jsonl"
 RESULT_FILE = "result.json"
+
+
+class NonFiniteLossError(PoolkitError, RuntimeError):
+    """Training produced a NaN or infinite loss (or weights): the run stops, nothing is saved."""
 
 
 @dataclass
@@ -121,6 +126,9 @@ class TrainConfig:
             every step and bias-corrected (None = off; 0.99 averages over about the last 100
             steps). Dev evaluation, the best checkpoint and the returned model use the average
             (:class:`~poolkit.train.optim.WeightAverage`).
+        skip_nonfinite: how many batches with a NaN or infinite loss may be skipped (no update)
+            over the whole run; the next one stops it with :class:`NonFiniteLossError` naming
+            the epoch and step. Weights that become non-finite stop it too, and are never saved.
     """
 
     epochs: int = 10
@@ -144,6 +152,7 @@ class TrainConfig:
     group_by_length: bool = False
     layer_lr_decay: float = 1.0
     ema: float | None = None
+    skip_nonfinite: int = 0
 
     def __post_init__(self) -> None:
         if self.out_dir is not None:
@@ -170,6 +179,9 @@ class TrainConfig:
             raise ValueError(f"layer_lr_decay ({self.layer_lr_decay}) must be in (0, 1]")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ValueError(f"ema ({self.ema}) must be in (0, 1) or None")
+        if (not isinstance(self.skip_nonfinite, int) or isinstance(self.skip_nonfinite, bool)
+                or self.skip_nonfinite < 0):
+            raise ValueError(f"skip_nonfinite ({self.skip_nonfinite!r}) must be an integer >= 0")
         if self.resume and self.out_dir is None:
             raise ValueError("resume=True needs out_dir (the folder of the checkpoints)")
 
@@ -249,6 +261,7 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.optimizer: torch.optim.Optimizer | None = None
         self.step = 0
+        self.nonfinite_skipped = 0  # batches skipped for a NaN/inf loss, over the whole run
 
     # -----------------------------------------------------------------------------------------
     # Public API
@@ -364,6 +377,7 @@ class Trainer:
         elif out_dir is not None and main:
             shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
         self.step = state["step"]
+        self.nonfinite_skipped = state.get("nonfinite_skipped", 0)
         start_epoch = state["epoch"]
         best_weights = self._best_weights_at_start(out_dir, state)
 
@@ -380,6 +394,8 @@ class Trainer:
             record = {"event": "epoch", "epoch": epoch + 1, **train_stats}
             state["epoch"] = epoch + 1
             state["step"] = self.step
+            state["nonfinite_skipped"] = self.nonfinite_skipped
+            _check_finite_weights(self.model, epoch)
             # with a weight average, the average is what is evaluated and kept as the best
             averaged = self.average.swapped() if self.average else contextlib.nullcontext()
             with averaged:
@@ -387,7 +403,9 @@ class Trainer:
                     dev = self.evaluate(self.dev_data)
                     record["dev"] = {k: dev[k] for k in ("accuracy", "macro_f1", "loss")}
                     score = dev[cfg.monitor]
-                    better = _is_better(score, state["best_score"], cfg.monitor)
+                    # a dev loss of NaN/inf means NaN/inf logits: never the best model
+                    better = math.isfinite(dev["loss"]) and _is_better(
+                        score, state["best_score"], cfg.monitor)
                 else:
                     dev, better = {}, True  # no dev data: the last epoch is the best
                 if better:
@@ -442,7 +460,7 @@ class Trainer:
         # running sums stay on the device: no host sync per step on a GPU
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        seen = 0
+        seen = skipped = 0
         progress = _progress(console)
         task = None
         if progress is not None:
@@ -451,7 +469,7 @@ class Trainer:
                 f"epoch {epoch + 1}/{cfg.epochs}", total=len(loader), loss="-"
             )
         try:
-            for batch in loader:
+            for position, batch in enumerate(loader):
                 batch = _to_device(batch, self.device)
                 labels = batch.pop("labels")
                 lr = cfg.base_lr * lr_factor(self.step, total_steps, cfg.schedule, warmup_steps)
@@ -460,6 +478,11 @@ class Trainer:
                 logits = model(**batch)
                 loss = F.cross_entropy(logits, labels)
                 self.optimizer.zero_grad(set_to_none=True)
+                if not torch.isfinite(loss):  # one host sync per step, as the progress bar's
+                    self._skip_nonfinite(loss, epoch, position, len(loader))
+                    self.step += 1
+                    skipped += 1
+                    continue
                 loss.backward()
                 if cfg.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -489,7 +512,27 @@ class Trainer:
             "train_accuracy": correct_total / max(seen_total, 1),
             "lr": self.optimizer.param_groups[-1]["lr"],  # the head's under layer lr decay
             "steps": self.step,
+            "skipped_nonfinite": skipped,
         }
+
+    def _skip_nonfinite(self, loss, epoch: int, position: int, batches: int) -> None:
+        """Count a batch whose loss is NaN/inf; past ``skip_nonfinite`` such batches, stop."""
+        self.nonfinite_skipped += 1
+        where = (f"epoch {epoch + 1}, step {self.step + 1} (batch {position + 1} of "
+                 f"{batches} of the epoch)")
+        if self.nonfinite_skipped > self.config.skip_nonfinite:
+            allowed = self.config.skip_nonfinite
+            raise NonFiniteLossError(
+                f"the training loss is {loss.item()} at {where}"
+                + (f", after {allowed} skipped non-finite batches (--skip-nonfinite {allowed})"
+                   if allowed else "")
+                + "; lower the learning rate, clip gradients (--grad-clip) or check the data. "
+                "Nothing from this step on was saved."
+            )
+        if self.dist.is_main and self.config.progress:
+            print(f"poolkit: skipped a batch with a {loss.item()} loss at {where} "
+                  f"({self.nonfinite_skipped} of at most {self.config.skip_nonfinite})",
+                  file=sys.stderr)
 
     # -----------------------------------------------------------------------------------------
     # State, checkpoints, logs
@@ -504,6 +547,7 @@ class Trainer:
             "bad_epochs": 0,
             "stopped_early": False,
             "train_time_s": 0.0,
+            "nonfinite_skipped": 0,
             "history": [],
         }
 
@@ -638,6 +682,16 @@ class LengthGroupedBatches(Sampler):
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         for position in torch.randperm(len(batches), generator=generator).tolist():
             yield batches[position]
+
+
+def _check_finite_weights(model: torch.nn.Module, epoch: int) -> None:
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise NonFiniteLossError(
+                f"the weights are no longer finite after epoch {epoch + 1} ({name} holds NaN or "
+                "inf); lower the learning rate or clip gradients (--grad-clip). Nothing from "
+                "this epoch was saved."
+            )
 
 
 def metrics_from_logits(logits: np.ndarray, labels: np.ndarray) -> dict:
