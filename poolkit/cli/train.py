@@ -16,6 +16,7 @@ interrupted run from its last checkpoint with the same final result.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -107,10 +108,16 @@ def train(
         None, rich_help_panel=DATA_PANEL, help="word (Kim's clean_str) or char. Default: char "
         "for chnsenti, else word.",
     ),
-    min_freq: int = typer.Option(1, min=1, rich_help_panel=DATA_PANEL),
-    max_vocab: int | None = typer.Option(None, min=2, rich_help_panel=DATA_PANEL),
+    min_freq: int | None = typer.Option(
+        None, min=1, rich_help_panel=DATA_PANEL,
+        help="textcnn: keep words seen at least N times (default 1).",
+    ),
+    max_vocab: int | None = typer.Option(
+        None, min=2, rich_help_panel=DATA_PANEL, help="textcnn: keep the N most frequent words."
+    ),
     max_length: int | None = typer.Option(
-        None, min=1, rich_help_panel=DATA_PANEL, help="Truncate texts to N tokens."
+        None, min=1, rich_help_panel=DATA_PANEL,
+        help="Truncate texts to N tokens (textcnn words, transformer subword tokens).",
     ),
     vectors: str | None = typer.Option(
         None, rich_help_panel=DATA_PANEL, help="textcnn: word2vec/GloVe file for the initial "
@@ -224,19 +231,28 @@ def train(
     name = dataset or fmt
     if name is None and data is None:
         raise ValueError("give --dataset (mr, sst2, digits, ...) and/or --data PATH")
-    bundle = load_dataset(
-        name, data, text_column=text_column, label_column=label_column, dev_path=dev_data,
-    )
+    text_flags = {"--tokenizer": tokenizer, "--min-freq": min_freq, "--max-vocab": max_vocab,
+                  "--vectors": vectors, "--max-length": max_length}
+    for flag, value in text_flags.items():
+        owners = ("textcnn", "transformer") if flag == "--max-length" else ("textcnn",)
+        if value is not None and model not in owners:
+            raise ValueError(f"{flag} does not apply to model {model!r}")
     options = _model_options(
         model, pool, pool_arg, global_pool, global_pool_arg, embed_dim, filter_widths,
         num_filters, channels, dropout, max_norm, base_model, finetune, model_arg,
     )
+    if model == "transformer" and max_length is not None:
+        if options.get("max_length", max_length) != max_length:
+            raise ValueError(f"--max-length ({max_length}) and --model-arg max_length="
+                             f"{options['max_length']} disagree; give one")
+        options["max_length"] = max_length  # subword tokens, the model's own tokenizer
+    bundle = load_dataset(
+        name, data, text_column=text_column, label_column=label_column, dev_path=dev_data,
+    )
     text = TextOptions(
         tokenizer=tokenizer or ("char" if bundle.name == "chnsenti" else "word"),
-        min_freq=min_freq, max_vocab=max_vocab, max_length=max_length, vectors=vectors,
+        min_freq=min_freq or 1, max_vocab=max_vocab, max_length=max_length, vectors=vectors,
     )
-    if vectors is not None and model != "textcnn":
-        raise ValueError(f"--vectors does not apply to model {model!r}")
     if out is None:
         out = default_run_folder(model, bundle.name if data is None else data, options["pool"])
         if not quiet:
@@ -257,6 +273,8 @@ def train(
         "text_column": text_column, "label_column": label_column, "limit": limit,
         "split_seed": split_seed, "dev_fraction": dev_fraction, "test_fraction": test_fraction,
     }
+    if model == "textcnn":
+        info["text_options"] = dataclasses.asdict(text)
     splits = run_splits(bundle, limit=limit, split_seed=split_seed,
                         dev_fraction=0.0 if folds else dev_fraction,
                         test_fraction=0.0 if folds else test_fraction)
