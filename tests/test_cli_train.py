@@ -127,7 +127,7 @@ def test_convnet_digits_heldout_eval_and_image_predict(tmp_path, capsys):
         (["train", "convnet", "--dataset", "digits", "--ema", "1.5"], 2,
          "ema (1.5) must be in (0, 1) or None"),
         (["train", "convnet", "--dataset", "digits", "--layer-lr-decay", "0.5", "--epochs", "1",
-          "--quiet"], 2, "needs a model with lr_layers()"),
+          "--quiet"], 2, "--layer-lr-decay applies to model 'transformer'"),
         (["eval", "no-such-dir", "--data", "x.csv"], 1, "no checkpoint"),
     ],
 )

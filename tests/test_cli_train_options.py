@@ -105,6 +105,12 @@ def runs(tmp_path_factory):
     go("convnet", ["train", "convnet", "--dataset", "digits", "--limit", "100", "--channels", "4",
                    "--pool", "avg", "--global-pool", "gem", "--global-pool-arg", "p=2",
                    "--epochs", "1", "--out", str(root / "convnet"), "--json"])
+    convnet = ["train", "convnet", "--dataset", "digits", "--limit", "100", "--channels", "4",
+               "--epochs", "1", "--out", str(root / "convnet-2"), "--json"]
+    go("convnet-2", convnet)
+    go("overwrite", [*convnet, "--overwrite"])
+    go("force-resume", [*convnet[:-4], "2", *convnet[-3:], "--seed", "9", "--resume",
+                        "--force-resume"])
     return root, results
 
 
@@ -195,6 +201,10 @@ def test_every_train_option_reaches_the_run(runs, tmp_path, monkeypatch, capsys)
         "--threads": results["textcnn"]["threads"] == 2,
         "--quiet": results["textcnn"]["stderr"] == "" and results["resumed"]["stderr"] != "",
         "--json": isinstance(summary, dict),
+        # refused without them (tests/test_cli_run_folder.py): here they let the run go on
+        "--overwrite": results["overwrite"]["summary"]["epochs_run"] == 1,
+        "--force-resume": results["force-resume"]["summary"]["epochs_run"] == 2
+        and results["force-resume"]["config"]["train"]["config"]["seed"] == 9,
     }
     assert set(checks) == _train_options(), "every option of train needs a check here"
     failed = [option for option, ok in checks.items() if not ok]

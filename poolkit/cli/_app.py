@@ -1,7 +1,8 @@
 """The `poolkit` command: the Typer app, exit codes and shared output helpers.
 
 Contract: every command exits 0 on success, 2 on bad usage (unknown option, invalid argument
-value), 1 on a runtime failure, printing a one-line ``poolkit: error: ...`` (the traceback only
+value), 1 on a runtime failure (a ``ValueError`` from data or a model included: commands run
+that part inside :func:`at_run_time`), printing a one-line ``poolkit: error: ...`` (the traceback only
 with ``--debug`` or ``POOLKIT_DEBUG=1``). Commands that produce results accept ``--json`` and then
 print nothing but JSON on stdout; progress bars and notes go to stderr.
 
@@ -12,6 +13,7 @@ modules import heavy libraries (torch, transformers) inside the command function
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -57,9 +59,27 @@ def _root(
     _debug = _debug or debug
 
 
+class UsageError(ValueError):
+    """Bad usage found after the options were parsed (a split that does not exist, an option
+    that does not apply to the data): exit 2 even inside :func:`at_run_time`."""
+
+
+@contextlib.contextmanager
+def at_run_time():
+    """Mark the part of a command that runs (loading data, building and training a model):
+    a ``ValueError``/``TypeError`` raised there is a runtime failure (exit 1), not bad usage."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if not isinstance(exc, UsageError):
+            exc.poolkit_runtime = True
+        raise
+
+
 def exit_code_for(exc: BaseException) -> int:
-    """2 for an invalid argument value (bad usage), 1 for anything that failed at run time."""
-    if isinstance(exc, DataFormatError):
+    """2 for an invalid argument value (bad usage), 1 for anything that failed at run time:
+    every exception but a ``ValueError``/``TypeError`` raised while the options are checked."""
+    if isinstance(exc, DataFormatError) or getattr(exc, "poolkit_runtime", False):
         return 1
     if isinstance(exc, (ValueError, TypeError)):
         return 2

@@ -20,7 +20,14 @@ from pathlib import Path
 
 import typer
 
-from poolkit.cli._app import app, print_json, stderr_console, stdout_console
+from poolkit.cli._app import (
+    UsageError,
+    app,
+    at_run_time,
+    print_json,
+    stderr_console,
+    stdout_console,
+)
 
 SPLITS = ("auto", "train", "dev", "test", "all", "heldout")
 
@@ -60,12 +67,14 @@ def evaluate(
     if split not in SPLITS:
         raise ValueError(f"split ({split!r}) must be one of {list(SPLITS)}")
     _set_threads(threads)
-    predictor = Predictor(checkpoint, device=device)
-    splits, own, dataset_name = _candidate_splits(predictor, data, dataset, text_column, label_column)
-    chosen = _choose(split, splits, own, predictor.path)
-    logits, labels = predictor.logits(chosen.data, batch_size)
-    metrics = metrics_from_logits(logits, labels)
-    seen = read_train_fingerprints(predictor.path)
+    with at_run_time():
+        predictor = Predictor(checkpoint, device=device)
+        splits, own, dataset_name = _candidate_splits(predictor, data, dataset, text_column,
+                                                      label_column)
+        chosen = _choose(split, splits, own, predictor.path)
+        logits, labels = predictor.logits(chosen.data, batch_size)
+        metrics = metrics_from_logits(logits, labels)
+        seen = read_train_fingerprints(predictor.path)
     overlap = None if seen is None else int(np.isin(row_fingerprints(chosen.data), seen).sum())
     result = {
         "checkpoint": str(predictor.path), "model_type": predictor.model_type,
@@ -104,7 +113,7 @@ def _candidate_splits(predictor, data, dataset, text_column, label_column):
             name = trained_on.get("dataset")
     name = name or trained_on.get("dataset")
     if name is None:
-        raise ValueError(f"give --data: {predictor.path}/config.json records no training data")
+        raise UsageError(f"give --data: {predictor.path}/config.json records no training data")
     if own and path is not None and name != "hf" and not Path(path).exists():
         raise FileNotFoundError(f"the training data {path} recorded in {predictor.path}/"
                                 "config.json is not there; pass --data")
@@ -142,14 +151,14 @@ def _choose(split: str, splits: dict, own: bool, run_dir):
         for name in order:
             if name in splits:
                 return splits[name]
-        raise ValueError(
+        raise UsageError(
             f"the run in {run_dir} held out no data (it trained on every row of "
             f"{splits['train'].source}); pass --data with other labelled data, or --split train "
             "to score the training rows"
         )
     if split not in splits:
         where = "the training run's data" if own else "--data"
-        raise ValueError(f"split {split!r} does not exist in {where}; the splits that exist: "
+        raise UsageError(f"split {split!r} does not exist in {where}; the splits that exist: "
                          f"{', '.join(splits)}")
     return splits[split]
 

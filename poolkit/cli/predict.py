@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from poolkit.cli._app import app, print_json, stdout_console
+from poolkit.cli._app import app, at_run_time, print_json, stdout_console
 
 
 @app.command("predict")
@@ -36,16 +36,18 @@ def predict(
         import torch
 
         torch.set_num_threads(threads)
-    predictor = Predictor(checkpoint, device=device)
+    with at_run_time():
+        predictor = Predictor(checkpoint, device=device)
     items = list(inputs or [])
     if not items:
         items = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
     if not items:
         raise ValueError("nothing to predict: give inputs as arguments or on stdin")
-    if predictor.kind == "text":
-        rows = predictor.predict_texts(items, batch_size)
-    else:
-        rows = predictor.predict_images(items, batch_size)
+    with at_run_time():
+        if predictor.kind == "text":
+            rows = predictor.predict_texts(items, batch_size)
+        else:
+            rows = predictor.predict_images(items, batch_size)
     if json_output:
         print_json({"checkpoint": str(predictor.path), "predictions": rows})
         return

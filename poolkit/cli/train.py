@@ -22,7 +22,14 @@ from pathlib import Path
 
 import typer
 
-from poolkit.cli._app import app, print_json, stderr_console, stdout_console
+from poolkit.cli._app import (
+    UsageError,
+    app,
+    at_run_time,
+    print_json,
+    stderr_console,
+    stdout_console,
+)
 
 MODELS = ("textcnn", "convnet", "transformer")
 DATA_PANEL = "Data"
@@ -203,7 +210,17 @@ def train(
         "runs/MODEL-DATA-POOL-TIME).",
     ),
     resume: bool = typer.Option(
-        False, "--resume", rich_help_panel=TRAIN_PANEL, help="Continue from the last checkpoint."
+        False, "--resume", rich_help_panel=TRAIN_PANEL,
+        help="Continue from the last checkpoint in --out (refused where the settings differ).",
+    ),
+    force_resume: bool = typer.Option(
+        False, "--force-resume", rich_help_panel=TRAIN_PANEL,
+        help="With --resume: continue even where model, data or training settings differ.",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", rich_help_panel=TRAIN_PANEL,
+        help="Start a new run in an --out that holds one (its checkpoints are replaced at "
+        "this run's first save).",
     ),
     threads: int | None = typer.Option(
         None, min=1, rich_help_panel=TRAIN_PANEL, help="torch CPU threads (default: torch's)."
@@ -214,7 +231,7 @@ def train(
     """Train a classifier with a pooling type chosen by name; evaluate it on dev/test."""
     from poolkit.data import load_dataset
     from poolkit.train import TrainConfig
-    from poolkit.train.recipes import TextOptions, cross_validate, fit_and_evaluate, run_splits
+    from poolkit.train.recipes import TextOptions, model_kind
 
     if model not in MODELS:
         raise ValueError(f"model ({model!r}) must be one of {list(MODELS)}")
@@ -228,6 +245,10 @@ def train(
         raise ValueError("folds (1) must be 0 (no cross-validation) or at least 2")
     if resume and out is None:
         raise ValueError("--resume needs --out (the folder of the interrupted run)")
+    if force_resume and not resume:
+        raise ValueError("--force-resume goes with --resume")
+    if overwrite and resume:
+        raise ValueError("--overwrite and --resume contradict each other; give one")
     name = dataset or fmt
     if name is None and data is None:
         raise ValueError("give --dataset (mr, sst2, digits, ...) and/or --data PATH")
@@ -246,77 +267,94 @@ def train(
             raise ValueError(f"--max-length ({max_length}) and --model-arg max_length="
                              f"{options['max_length']} disagree; give one")
         options["max_length"] = max_length  # subword tokens, the model's own tokenizer
-    bundle = load_dataset(
-        name, data, text_column=text_column, label_column=label_column, dev_path=dev_data,
-    )
-    text = TextOptions(
-        tokenizer=tokenizer or ("char" if bundle.name == "chnsenti" else "word"),
-        min_freq=min_freq or 1, max_vocab=max_vocab, max_length=max_length, vectors=vectors,
-    )
-    if out is None:
-        out = default_run_folder(model, bundle.name if data is None else data, options["pool"])
-        if not quiet:
-            stderr_console().print(f"run folder: {out} (--out to choose one)", markup=False,
-                                   highlight=False)
+    default_out = out is None
+    if default_out:
+        out = default_run_folder(model, name if data is None else data, options["pool"])
     if lr is None and model == "transformer" and optimizer == "adamw":
         lr = 5e-5
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
         weight_decay=weight_decay, schedule=schedule, warmup=warmup, patience=patience,
-        grad_clip=grad_clip, seed=seed, out_dir=str(out) if out else None, resume=resume,
-        device=device, progress=not quiet,
-        group_by_length=group_by_length and bundle.kind == "text",
-        layer_lr_decay=layer_lr_decay, ema=ema, skip_nonfinite=skip_nonfinite,
+        grad_clip=grad_clip, seed=seed, out_dir=str(out), resume=resume, device=device,
+        progress=not quiet, group_by_length=group_by_length, layer_lr_decay=layer_lr_decay,
+        ema=ema, skip_nonfinite=skip_nonfinite, overwrite=overwrite, force_resume=force_resume,
     )
+    if layer_lr_decay != 1.0 and model != "transformer":
+        raise ValueError(f"--layer-lr-decay applies to model 'transformer' (it needs the "
+                         f"layers of a pretrained encoder), not {model!r}")
+    if default_out and not quiet:
+        stderr_console().print(f"run folder: {out} (--out to choose one)", markup=False,
+                               highlight=False)
     info = {
-        "dataset": bundle.name, "path": _recorded_path(data), "dev_path": _recorded_path(dev_data),
+        "dataset": name, "path": _recorded_path(data), "dev_path": _recorded_path(dev_data),
         "text_column": text_column, "label_column": label_column, "limit": limit,
         "split_seed": split_seed, "dev_fraction": dev_fraction, "test_fraction": test_fraction,
     }
-    if model == "textcnn":
-        info["text_options"] = dataclasses.asdict(text)
-    splits = run_splits(bundle, limit=limit, split_seed=split_seed,
-                        dev_fraction=0.0 if folds else dev_fraction,
-                        test_fraction=0.0 if folds else test_fraction)
+    with at_run_time():
+        bundle = load_dataset(
+            name, data, text_column=text_column, label_column=label_column, dev_path=dev_data,
+        )
+        if model_kind(model) != bundle.kind:
+            raise UsageError(f"model {model!r} needs {model_kind(model)} data; {bundle.name} "
+                             f"is {bundle.kind} data")
+        text = TextOptions(
+            tokenizer=tokenizer or ("char" if bundle.name == "chnsenti" else "word"),
+            min_freq=min_freq or 1, max_vocab=max_vocab, max_length=max_length, vectors=vectors,
+        )
+        info["dataset"] = bundle.name
+        if model == "textcnn":
+            info["text_options"] = dataclasses.asdict(text)
+        config.group_by_length = group_by_length and bundle.kind == "text"
+        summary = _run_training(model, bundle, config, options, text, info, folds, quiet)
+    if json_output:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+
+
+def _run_training(model, bundle, config, options, text, info, folds, quiet) -> dict:
+    """Split, train and evaluate (cross-validate with ``folds``); the summary to print."""
+    from poolkit.train.recipes import cross_validate, fit_and_evaluate, run_splits
+
+    splits = run_splits(bundle, limit=info["limit"], split_seed=info["split_seed"],
+                        dev_fraction=0.0 if folds else info["dev_fraction"],
+                        test_fraction=0.0 if folds else info["test_fraction"])
     train_data = splits["train"].data
     console = None if quiet else stderr_console()
     summary = {"model": model, "dataset": bundle.name, "pool": options.get("pool"),
-               "out_dir": str(out) if out else None}
+               "out_dir": config.out_dir}
     if folds:
         if console is not None:
             console.print(f"{folds}-fold cross-validation of {model} on {bundle.name} "
                           f"({len(train_data)} examples)")
         report = cross_validate(
-            model, train_data, folds=folds, dev_fraction=dev_fraction, seed=split_seed,
-            train_config=config, model_options=options, text=text, data_info=info,
+            model, train_data, folds=folds, dev_fraction=info["dev_fraction"],
+            seed=info["split_seed"], train_config=config, model_options=options, text=text,
+            data_info=info,
             progress_callback=None if console is None else lambda r: console.print(
                 f"fold {r['fold']}/{folds}: test accuracy {r['test_accuracy']:.4f}"),
         )
         summary.update(report)
-        if out is not None:
-            from poolkit.train.checkpoint import atomic_write_json
+        from poolkit.train.checkpoint import atomic_write_json
 
-            atomic_write_json(out / "cv_result.json", summary)
-    else:
-        dev, test = (splits[name].data if name in splits else None for name in ("dev", "test"))
-        outcome = fit_and_evaluate(
-            model, train_data, dev, test, train_config=config, model_options=options,
-            text=text, data_info=info,
-        )
-        result = outcome["train"]
-        summary.update({
-            "num_train": len(train_data), "num_dev": len(dev) if dev is not None else 0,
-            "num_test": len(test) if test is not None else 0,
-            "best_epoch": result["best_epoch"], "epochs_run": result["epochs_run"],
-            "stopped_early": result["stopped_early"], "train_time_s": result["train_time_s"],
-            "dev": outcome["dev"] or None, "test": outcome["test"],
-            "splits": {name: {"source": split.source, "num_examples": len(split.data)}
-                       for name, split in splits.items()},
-        })
-    if json_output:
-        print_json(summary)
-    else:
-        _print_summary(summary)
+        atomic_write_json(Path(config.out_dir) / "cv_result.json", summary)
+        return summary
+    dev, test = (splits[name].data if name in splits else None for name in ("dev", "test"))
+    outcome = fit_and_evaluate(
+        model, train_data, dev, test, train_config=config, model_options=options,
+        text=text, data_info=info,
+    )
+    result = outcome["train"]
+    summary.update({
+        "num_train": len(train_data), "num_dev": len(dev) if dev is not None else 0,
+        "num_test": len(test) if test is not None else 0,
+        "best_epoch": result["best_epoch"], "epochs_run": result["epochs_run"],
+        "stopped_early": result["stopped_early"], "train_time_s": result["train_time_s"],
+        "dev": outcome["dev"] or None, "test": outcome["test"],
+        "splits": {name: {"source": split.source, "num_examples": len(split.data)}
+                   for name, split in splits.items()},
+    })
+    return summary
 
 
 def default_run_folder(model: str, data: str, pool: str, now=None) -> Path:

@@ -37,7 +37,7 @@ from poolkit.data.text import TextData
 from poolkit.data.tokenize import TextEncoder
 from poolkit.train.checkpoint import atomic_write_json, load_state, save_state
 from poolkit.train.distributed import set_seed
-from poolkit.train.trainer import TrainConfig, Trainer
+from poolkit.train.trainer import TrainConfig, Trainer, check_run_folder
 
 __all__ = [
     "TEXT_MODELS",
@@ -294,12 +294,10 @@ def row_fingerprints(data: TextData | ImageData) -> np.ndarray:
                                       signed=True) for item in items], dtype=np.int64)
 
 
-def _write_train_fingerprints(out_dir: Path, data: TextData | ImageData) -> None:
+def _write_train_fingerprints(out_dir: Path, fingerprints: np.ndarray) -> None:
     import torch
 
-    save_state(out_dir / TRAIN_ROWS_STEM,
-               {"fingerprints": torch.from_numpy(np.unique(row_fingerprints(data))),
-                "num_examples": len(data)})
+    save_state(out_dir / TRAIN_ROWS_STEM, {"fingerprints": torch.from_numpy(fingerprints)})
 
 
 def read_train_fingerprints(run_dir: str | Path) -> np.ndarray | None:
@@ -328,8 +326,15 @@ def fit_and_evaluate(
     "model": the trained model, "prepared": Prepared}`` (the last two not JSON).
     """
     train_config = train_config or TrainConfig()
-    if train_config.out_dir and int(os.environ.get("RANK", "0")) == 0:
-        _write_train_fingerprints(Path(train_config.out_dir), train)
+    fingerprints = np.unique(row_fingerprints(train))
+    data_info = {**(data_info or {}), "train_rows": {
+        "count": len(train),
+        "digest": hashlib.blake2b(fingerprints.tobytes(), digest_size=16).hexdigest()}}
+    out_dir = Path(train_config.out_dir) if train_config.out_dir else None
+    writes = out_dir is not None and int(os.environ.get("RANK", "0")) == 0
+    if writes and not train_config.resume:
+        check_run_folder(train_config)
+        _write_train_fingerprints(out_dir, fingerprints)
     prepared = prepare(
         model_type, train, dev, test, model_options=model_options, text=text,
         seed=train_config.seed, data_info=data_info,
@@ -339,6 +344,10 @@ def fit_and_evaluate(
         metadata=prepared.metadata,
     )
     result = trainer.fit()
+    if writes and train_config.resume:  # the model has seen the old rows and these
+        old = read_train_fingerprints(out_dir)
+        _write_train_fingerprints(out_dir, fingerprints if old is None else
+                                  np.union1d(old, fingerprints))
     test_metrics = trainer.evaluate(prepared.test) if prepared.test is not None else None
     if test_metrics is not None and train_config.out_dir and trainer.dist.is_main:
         atomic_write_json(Path(train_config.out_dir) / "test_metrics.json", test_metrics)

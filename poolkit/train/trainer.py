@@ -78,7 +78,8 @@ from poolkit.train.optim import (
     lr_factor,
 )
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "MONITORS", "NonFiniteLossError"]
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "MONITORS", "NonFiniteLossError",
+           "RunFolderError", "check_run_folder"]
 
 MONITORS = ("accuracy", "macro_f1", "loss")
 STATE_STEM = "trainer_state"
@@ -89,6 +90,35 @@ RESULT_FILE = "result.json"
 
 class NonFiniteLossError(PoolkitError, RuntimeError):
     """Training produced a NaN or infinite loss (or weights): the run stops, nothing is saved."""
+
+
+class RunFolderError(PoolkitError, RuntimeError):
+    """``out_dir`` holds another run: refused without ``overwrite``, or a resume whose settings
+    differ from the checkpoint's without ``force_resume``."""
+
+
+#: Train settings a resumed run must share with its checkpoint (others, like ``epochs`` or
+#: ``patience``, may change: a run can be extended).
+RESUME_KEYS = ("batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup", "monitor",
+               "grad_clip", "seed", "group_by_length", "layer_lr_decay", "ema")
+#: ... and the parts of config.json that describe the model and its data.
+RESUME_METADATA = ("model_type", "model_config", "label_names", "data", "text_encoder", "image")
+
+
+def check_run_folder(config: TrainConfig) -> None:
+    """Refuse to start a new run (no ``resume``) in an ``out_dir`` that holds a trained model or
+    checkpoints, unless ``config.overwrite``."""
+    if config.out_dir is None or config.resume or config.overwrite:
+        return
+    out_dir = Path(config.out_dir)
+    found = [name for name in (ckpt.MODEL_FILE, "cv_result.json") if (out_dir / name).is_file()]
+    found += sorted(str(p.relative_to(out_dir)) for pattern in ("checkpoints/epoch-*", "fold-*")
+                    for p in out_dir.glob(pattern))[:3]
+    if found:
+        raise RunFolderError(
+            f"{out_dir} already holds a run ({', '.join(found)}); pass --resume to continue it, "
+            "--overwrite to replace it, or another --out"
+        )
 
 
 @dataclass
@@ -129,6 +159,12 @@ class TrainConfig:
         skip_nonfinite: how many batches with a NaN or infinite loss may be skipped (no update)
             over the whole run; the next one stops it with :class:`NonFiniteLossError` naming
             the epoch and step. Weights that become non-finite stop it too, and are never saved.
+        overwrite: start a new run in an ``out_dir`` that holds one (its checkpoints are
+            replaced by this run's first save, not deleted before); without it such a folder
+            is refused with :class:`RunFolderError`.
+        force_resume: resume even where the settings that define the model, its training or
+            its data differ from the checkpoint's (listed in the :class:`RunFolderError`
+            otherwise).
     """
 
     epochs: int = 10
@@ -153,6 +189,8 @@ class TrainConfig:
     layer_lr_decay: float = 1.0
     ema: float | None = None
     skip_nonfinite: int = 0
+    overwrite: bool = False
+    force_resume: bool = False
 
     def __post_init__(self) -> None:
         if self.out_dir is not None:
@@ -374,8 +412,9 @@ class Trainer:
         state = self._fresh_state()
         if cfg.resume:
             state = self._load_last_checkpoint(out_dir, state)
-        elif out_dir is not None and main:
-            shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+        elif main:
+            # an old run's checkpoints go when this run saves its first one (_save_checkpoint)
+            check_run_folder(cfg)
         self.step = state["step"]
         self.nonfinite_skipped = state.get("nonfinite_skipped", 0)
         start_epoch = state["epoch"]
@@ -603,15 +642,17 @@ class Trainer:
                 print(f"poolkit: no checkpoint in {root}; starting from scratch", file=sys.stderr)
             return state
         last = found[-1]
-        saved = ckpt.load_state(last / STATE_STEM)
-        previous = saved["train_config"]
-        defaults = {"layer_lr_decay": 1.0, "ema": None}  # checkpoints from before these keys
-        for key in ("batch_size", "optimizer", "seed", "layer_lr_decay", "ema"):
-            if previous.get(key, defaults.get(key)) != getattr(self.config, key):
-                raise ValueError(
-                    f"cannot resume {last}: it was trained with {key}={previous.get(key)!r}, "
-                    f"now {key}={getattr(self.config, key)!r} (start without resume instead)"
-                )
+        try:
+            saved = ckpt.load_state(last / STATE_STEM)
+        except (OSError, ValueError, KeyError) as exc:  # JSON, safetensors header, missing key
+            raise RunFolderError(f"cannot resume from {last}: its trainer state is unreadable "
+                                 f"({type(exc).__name__}: {exc})") from exc
+        differences = self._resume_differences(saved["train_config"], last)
+        if differences and not self.config.force_resume:
+            raise RunFolderError(
+                f"cannot resume {last}: this run differs from it in {'; '.join(differences)} "
+                "(--force-resume to continue anyway, --overwrite to start again)"
+            )
         from safetensors.torch import load_model
 
         load_model(self.model, last / ckpt.MODEL_FILE, strict=True, device=str(self.device))
@@ -634,6 +675,23 @@ class Trainer:
             config.update(self._metadata(restored))
             ckpt.atomic_write_json(out_dir / ckpt.CONFIG_FILE, config)
         return restored
+
+    def _resume_differences(self, previous: dict, last: Path) -> list[str]:
+        """``["lr 0.001 -> 0.01", "model_config.pool 'max' -> 'avg'", ...]``: the settings of this
+        run that differ from the checkpoint's (model, data, training)."""
+        defaults = {"layer_lr_decay": 1.0, "ema": None}  # checkpoints from before these keys
+        current = self.config.to_dict()
+        differences = [f"{key} {previous.get(key, defaults.get(key))!r} -> {current[key]!r}"
+                       for key in RESUME_KEYS
+                       if key in previous or key in defaults
+                       if previous.get(key, defaults.get(key)) != current[key]]
+        saved = ckpt.read_checkpoint_config(last)
+        ours = _jsonable({**self.metadata, "model_type": saved["model_type"],
+                          "model_config": _model_config_dict(self.model)})
+        for key in RESUME_METADATA:
+            if key in saved or key in ours:
+                differences += _dict_differences(key, saved.get(key), ours.get(key))
+        return differences
 
     def _best_weights_at_start(self, out_dir: Path | None, state: dict) -> dict | None:
         if state["best_epoch"] == 0 or not self.config.restore_best:
@@ -682,6 +740,32 @@ class LengthGroupedBatches(Sampler):
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         for position in torch.randperm(len(batches), generator=generator).tolist():
             yield batches[position]
+
+
+def _model_config_dict(model: torch.nn.Module) -> dict:
+    from poolkit.models.registry import config_to_dict
+
+    return config_to_dict(_unwrap(model).config)
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _dict_differences(prefix: str, old, new, limit: int = 6) -> list[str]:
+    """Dotted keys whose values differ (a vocabulary or other long list as one entry)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new), key=str):
+            found += _dict_differences(f"{prefix}.{key}", old.get(key), new.get(key), limit)
+        return found[:limit]
+    if old == new:
+        return []
+    if isinstance(old, list) and isinstance(new, list) and max(len(old), len(new)) > 8:
+        sizes = (f"{len(old)} items -> {len(new)}" if len(old) != len(new)
+                 else f"other items, {len(old)} in both")
+        return [f"{prefix} ({sizes})"]
+    return [f"{prefix} {old!r} -> {new!r}"]
 
 
 def _check_finite_weights(model: torch.nn.Module, epoch: int) -> None:
