@@ -100,3 +100,11 @@ def test_runtime_failures_exit_1_and_usage_2(tmp_path, capsys):
     assert "--force-resume goes with --resume" in capsys.readouterr().err
     assert _train(data, out, "--resume", "--overwrite") == 2
     assert run(["eval", str(out), "--split", "nope"]) == 2
+    assert _train(data, tmp_path / "p", "--pool", "nopool") == 2
+    assert "--pool ('nopool') must be one of attention, avg" in capsys.readouterr().err
+    assert run(["train", "transformer", "--data", str(data), "--pool", "mean+nope"]) == 2
+    assert "mean, max, min" in capsys.readouterr().err
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("text,label\ngood,x\n")
+    assert run(["eval", str(out), "--data", str(wrong)]) == 1
+    assert "data labels ['x'] of " in capsys.readouterr().err

@@ -418,7 +418,29 @@ def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_di
     if options.get("max_norm") == 0:
         options["max_norm"] = None  # --max-norm 0 turns the constraint off
     options.update(parse_assignments(model_arg, "--model-arg"))
+    _check_pool_name(model, "--pool", options["pool"])
+    if options.get("global_pool") is not None:
+        _check_pool_name(model, "--global-pool", options["global_pool"])
     return options
+
+
+def _check_pool_name(model: str, flag: str, name) -> None:
+    """An unknown pool is bad usage, found before any data is read."""
+    if not isinstance(name, str):
+        return
+    if model == "transformer":
+        from poolkit.nn.sequence import POOLING_MODES
+
+        if all(part in POOLING_MODES for part in name.split("+")):
+            return
+        valid = ", ".join(POOLING_MODES) + " (joined by '+', e.g. mean+max)"
+    else:
+        from poolkit.nn import list_pools
+
+        if name in list_pools(include_identity=True):
+            return
+        valid = ", ".join(list_pools())
+    raise ValueError(f"{flag} ({name!r}) must be one of {valid}")
 
 
 def _print_summary(summary: dict) -> None:

@@ -43,8 +43,9 @@ def align_labels(data: TextData | ImageData, names: list[str]) -> TextData | Ima
     ) <= len(names):
         remap = np.arange(len(data.label_names))
     else:
+        where = f" of {data.source}" if data.source else ""
         raise ValueError(
-            f"data labels {data.label_names} do not match the checkpoint's labels {names}"
+            f"data labels {data.label_names}{where} do not match the checkpoint's labels {names}"
         )
     if isinstance(data, TextData):
         return TextData(data.texts, [int(remap[y]) for y in data.labels], list(names), data.source)
