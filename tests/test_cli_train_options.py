@@ -103,6 +103,7 @@ def runs(tmp_path_factory):
                  "--dev-fraction", "0.3", "--epochs", "1", "--embed-dim", "4",
                  "--out", str(root / "folds"), "--json"])
     go("convnet", ["train", "convnet", "--dataset", "digits", "--limit", "100", "--channels", "4",
+                   "--label-names", ",".join(f"digit{k}" for k in range(10)),
                    "--pool", "avg", "--global-pool", "gem", "--global-pool-arg", "p=2",
                    "--epochs", "1", "--out", str(root / "convnet"), "--json"])
     convnet = ["train", "convnet", "--dataset", "digits", "--limit", "100", "--channels", "4",
@@ -154,6 +155,7 @@ def test_every_train_option_reaches_the_run(runs, tmp_path, monkeypatch, capsys)
         "--dev-data": data["dev_path"] == str(root / "dev.csv") and summary["num_dev"] == 10,
         "--text-column": data["text_column"] == "review",
         "--label-column": data["label_column"] == "sentiment",
+        "--label-names": convnet["label_names"] == [f"digit{k}" for k in range(10)],
         "--dev-fraction": fold["data"]["dev_fraction"] == 0.3
         and results["folds"]["summary"]["folds"][0]["num_dev"] == 8,  # round(0.3 * 12) per class
         "--test-fraction": data["test_fraction"] == 0.25 and summary["num_test"] == 8,

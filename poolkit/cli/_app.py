@@ -175,3 +175,19 @@ def stdout_console():
     from rich.console import Console
 
     return Console()
+
+
+def per_class_table(label_names: Sequence[str], metrics: dict, title: str | None = None):
+    """A rich table: precision, recall, F1 and support of each class (from
+    :func:`~poolkit.train.metrics.classification_metrics`)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("class")
+    for column in ("precision", "recall", "F1", "support"):
+        table.add_column(column, justify="right")
+    rows = zip(label_names, metrics["precision_per_class"], metrics["recall_per_class"],
+               metrics["f1_per_class"], metrics["support_per_class"], strict=True)
+    for name, precision, recall, f1, support in rows:
+        table.add_row(str(name), f"{precision:.4f}", f"{recall:.4f}", f"{f1:.4f}", str(support))
+    return table

@@ -24,6 +24,7 @@ from poolkit.cli._app import (
     UsageError,
     app,
     at_run_time,
+    per_class_table,
     print_json,
     stderr_console,
     stdout_console,
@@ -84,7 +85,7 @@ def evaluate(
     }
     _warn_overlap(chosen, overlap, len(labels))
     if predictions is not None:
-        _write_predictions(predictions, chosen, logits, predictor.label_names)
+        _write_predictions(predictions, chosen, logits, labels, predictor.label_names)
         result["predictions_file"] = str(predictions)
     if json_output:
         print_json(result)
@@ -177,7 +178,8 @@ def _warn_overlap(chosen, overlap: int | None, total: int) -> None:
         )
 
 
-def _write_predictions(path: Path, chosen, logits, label_names: list[str]) -> None:
+def _write_predictions(path: Path, chosen, logits, labels, label_names: list[str]) -> None:
+    """One CSV row per example; ``labels`` are in the checkpoint's order (as ``logits``)."""
     import csv
     import io
 
@@ -192,10 +194,9 @@ def _write_predictions(path: Path, chosen, logits, label_names: list[str]) -> No
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["row", *(["text"] if texts is not None else []), "label", "predicted",
                      *[f"p_{name}" for name in label_names]])
-    for i, (row, label, p) in enumerate(zip(chosen.rows, data.labels, probabilities,
-                                            strict=True)):
+    for i, (row, label, p) in enumerate(zip(chosen.rows, labels, probabilities, strict=True)):
         writer.writerow([int(row), *([texts[i]] if texts is not None else []),
-                         data.label_names[int(label)], label_names[int(p.argmax())],
+                         label_names[int(label)], label_names[int(p.argmax())],
                          *[f"{v:.6f}" for v in p]])
     atomic_write_text(path, buffer.getvalue())
 
@@ -214,6 +215,7 @@ def _print_result(result: dict, label_names: list[str]) -> None:
     for name, row in zip(label_names, result["confusion_matrix"], strict=True):
         table.add_row(name, *[str(v) for v in row])
     console.print(table)
+    console.print(per_class_table(label_names, result))
     console.print(f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
                   f"loss {result['loss']:.4f}", markup=False, highlight=False)
     if result["train_overlap"]:

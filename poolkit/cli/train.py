@@ -26,6 +26,7 @@ from poolkit.cli._app import (
     UsageError,
     app,
     at_run_time,
+    per_class_table,
     print_json,
     stderr_console,
     stdout_console,
@@ -95,6 +96,11 @@ def train(
     ),
     text_column: str = typer.Option("text", rich_help_panel=DATA_PANEL),
     label_column: str = typer.Option("label", rich_help_panel=DATA_PANEL),
+    label_names: str | None = typer.Option(
+        None, rich_help_panel=DATA_PANEL, help="Names of the labels 0..K-1, comma-separated "
+        "(e.g. negative,positive): shown by eval and predict. In a csv/tsv/jsonl file a label "
+        "may be the name or its number.",
+    ),
     dev_fraction: float = typer.Option(
         0.1, min=0.0, max=0.9, rich_help_panel=DATA_PANEL,
         help="Stratified share of the training data held out as dev when there is no dev split.",
@@ -290,10 +296,16 @@ def train(
         "text_column": text_column, "label_column": label_column, "limit": limit,
         "split_seed": split_seed, "dev_fraction": dev_fraction, "test_fraction": test_fraction,
     }
+    names = [part.strip() for part in label_names.split(",")] if label_names else None
+    if names is not None and (len(set(names)) != len(names) or "" in names):
+        raise ValueError(f"--label-names ({label_names!r}) must be distinct, non-empty names")
     with at_run_time():
         bundle = load_dataset(
             name, data, text_column=text_column, label_column=label_column, dev_path=dev_data,
+            label_names=names if (name or _guess(data)) in NAMED_LABEL_FORMATS else None,
         )
+        if names is not None:
+            _rename_labels(bundle, names)
         if model_kind(model) != bundle.kind:
             raise UsageError(f"model {model!r} needs {model_kind(model)} data; {bundle.name} "
                              f"is {bundle.kind} data")
@@ -312,6 +324,31 @@ def train(
         _print_summary(summary)
 
 
+#: Formats whose reader takes the label names (a label may be the name or its number).
+NAMED_LABEL_FORMATS = ("csv", "tsv", "jsonl", "npz")
+
+
+def _guess(data: str | None) -> str | None:
+    from poolkit.data.catalog import guess_format
+
+    try:
+        return guess_format(data) if data else None
+    except ValueError:
+        return None
+
+
+def _rename_labels(bundle, names: list[str]) -> None:
+    """Give the labels 0..K-1 of every split the names ``--label-names`` lists."""
+    if list(bundle.label_names) == names:
+        return
+    if len(names) != bundle.num_classes:
+        raise UsageError(f"--label-names gives {len(names)} names ({', '.join(names)}); the data "
+                         f"has {bundle.num_classes} labels ({', '.join(bundle.label_names)})")
+    for part in (bundle.train, bundle.dev, bundle.test):
+        if part is not None:
+            part.label_names = list(names)
+
+
 def _run_training(model, bundle, config, options, text, info, folds, quiet) -> dict:
     """Split, train and evaluate (cross-validate with ``folds``); the summary to print."""
     from poolkit.train.recipes import cross_validate, fit_and_evaluate, run_splits
@@ -322,7 +359,7 @@ def _run_training(model, bundle, config, options, text, info, folds, quiet) -> d
     train_data = splits["train"].data
     console = None if quiet else stderr_console()
     summary = {"model": model, "dataset": bundle.name, "pool": options.get("pool"),
-               "out_dir": config.out_dir}
+               "out_dir": config.out_dir, "label_names": list(bundle.label_names)}
     if folds:
         if console is not None:
             console.print(f"{folds}-fold cross-validation of {model} on {bundle.name} "
@@ -478,5 +515,9 @@ def _print_summary(summary: dict) -> None:
                       f"{splits.get('train', {}).get('source')}", markup=False, highlight=False)
         console.print(f"best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
                       f"{summary['train_time_s']:.1f} s", markup=False, highlight=False)
+        split = "test" if summary.get("test") else "dev"
+        if summary.get(split):
+            console.print(per_class_table(summary["label_names"], summary[split],
+                                          title=f"per class ({split})"))
     if summary.get("out_dir"):
         console.print(f"model written to {summary['out_dir']}")
