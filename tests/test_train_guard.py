@@ -97,3 +97,60 @@ def test_cli_exits_1_on_a_diverging_run(tmp_path, capsys):
     assert TrainConfig(skip_nonfinite=3).skip_nonfinite == 3
     with pytest.raises(ValueError, match=r"skip_nonfinite \(-1\) must be an integer >= 0"):
         TrainConfig(skip_nonfinite=-1)
+
+
+DDP_SCRIPT = """
+import json, os, sys
+from poolkit.data import TextEncoder
+from poolkit.data.dataset import TextCollator, TextDataset
+from poolkit.models import TextCNN, TextCNNConfig
+from poolkit.train import TrainConfig, Trainer, set_seed
+
+texts = ["good fun film", "bad dull film", "great acting", "awful plot"] * 8
+encoder = TextEncoder.fit(texts)
+data = TextDataset.from_texts(texts, [1, 0, 1, 0] * 8, encoder)
+set_seed(0)
+model = TextCNN(TextCNNConfig(vocab_size=len(encoder.vocab), embed_dim=8, num_filters=4))
+calls = [0]
+
+def poison(module, inputs, output):  # only process 1, its 2nd training batch
+    if module.training and os.environ["RANK"] == "1":
+        calls[0] += 1
+        if calls[0] == 2:
+            return output * float("nan")
+    return output
+
+model.register_forward_hook(poison)
+config = TrainConfig(epochs=2, batch_size=4, seed=1, progress=False,
+                     skip_nonfinite=int(sys.argv[2]), out_dir=sys.argv[1])
+trainer = Trainer(model, config, data, None, TextCollator(min_length=5))
+result = trainer.fit()
+with open(os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.json"), "w") as handle:
+    json.dump([r["skipped_nonfinite"] for r in result.history], handle)
+"""
+
+
+@pytest.mark.parametrize("skip", [0, 1])
+def test_torchrun_processes_skip_or_stop_together(tmp_path, skip):
+    """A NaN in one process only: every process skips that batch (DDP needs all of them in
+    each backward pass), or every process stops; none waits for the others forever."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "nan_run.py"
+    script.write_text(DDP_SCRIPT)
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(script), str(out), str(skip)], env=env, capture_output=True, text=True, timeout=240)
+    if skip:
+        assert done.returncode == 0, done.stderr[-3000:]
+        import json
+
+        assert [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)] == [[1, 0]] * 2
+    else:
+        assert done.returncode != 0
+        assert "the training loss is not finite in another process at epoch 1, step 2" in \
+            done.stderr and "the training loss is nan at epoch 1, step 2" in done.stderr

@@ -332,9 +332,10 @@ def fit_and_evaluate(
         "digest": hashlib.blake2b(fingerprints.tobytes(), digest_size=16).hexdigest()}}
     out_dir = Path(train_config.out_dir) if train_config.out_dir else None
     writes = out_dir is not None and int(os.environ.get("RANK", "0")) == 0
-    if writes and not train_config.resume:
-        check_run_folder(train_config)
-        _write_train_fingerprints(out_dir, fingerprints)
+    if out_dir is not None and not train_config.resume:
+        check_run_folder(train_config)  # in every process, so that all stop together
+        if writes:
+            _write_train_fingerprints(out_dir, fingerprints)
     prepared = prepare(
         model_type, train, dev, test, model_options=model_options, text=text,
         seed=train_config.seed, data_info=data_info,

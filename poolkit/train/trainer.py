@@ -412,7 +412,7 @@ class Trainer:
         state = self._fresh_state()
         if cfg.resume:
             state = self._load_last_checkpoint(out_dir, state)
-        elif main:
+        else:  # every process checks, so that all stop together
             # an old run's checkpoints go when this run saves its first one (_save_checkpoint)
             check_run_folder(cfg)
         self.step = state["step"]
@@ -517,7 +517,7 @@ class Trainer:
                 logits = model(**batch)
                 loss = F.cross_entropy(logits, labels)
                 self.optimizer.zero_grad(set_to_none=True)
-                if not torch.isfinite(loss):  # one host sync per step, as the progress bar's
+                if not self._all_finite(loss):  # one host sync per step, as the progress bar's
                     self._skip_nonfinite(loss, epoch, position, len(loader))
                     self.step += 1
                     skipped += 1
@@ -554,22 +554,34 @@ class Trainer:
             "skipped_nonfinite": skipped,
         }
 
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite in every process (under torchrun all skip a batch
+        together, or none does: DDP needs every process in each backward pass)."""
+        finite = torch.isfinite(loss.detach()).to(torch.int32)
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite)
+
     def _skip_nonfinite(self, loss, epoch: int, position: int, batches: int) -> None:
         """Count a batch whose loss is NaN/inf; past ``skip_nonfinite`` such batches, stop."""
         self.nonfinite_skipped += 1
+        value = loss.item()
+        value = value if not math.isfinite(value) else "not finite in another process"
         where = (f"epoch {epoch + 1}, step {self.step + 1} (batch {position + 1} of "
                  f"{batches} of the epoch)")
         if self.nonfinite_skipped > self.config.skip_nonfinite:
             allowed = self.config.skip_nonfinite
             raise NonFiniteLossError(
-                f"the training loss is {loss.item()} at {where}"
+                f"the training loss is {value} at {where}"
                 + (f", after {allowed} skipped non-finite batches (--skip-nonfinite {allowed})"
                    if allowed else "")
                 + "; lower the learning rate, clip gradients (--grad-clip) or check the data. "
                 "Nothing from this step on was saved."
             )
         if self.dist.is_main and self.config.progress:
-            print(f"poolkit: skipped a batch with a {loss.item()} loss at {where} "
+            print(f"poolkit: skipped a batch whose loss is {value} at {where} "
                   f"({self.nonfinite_skipped} of at most {self.config.skip_nonfinite})",
                   file=sys.stderr)
 
