@@ -148,3 +148,19 @@ def test_eval_of_a_run_that_held_out_nothing_refuses(tmp_path, unique_reviews, c
     assert "held out no data" in err and "--split train" in err
     result, err = _eval(capsys, [str(out), "--split", "train"])
     assert result["train_overlap"] == 48 and "WARNING" in err
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_train_and_eval_output_fits_the_terminal(tmp_path, unique_reviews, capsys, monkeypatch,
+                                                  columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out = tmp_path / "run"
+    assert run(["train", "textcnn", "--data", str(unique_reviews), "--text-column", "review",
+                "--label-column", "sentiment", "--epochs", "1", "--embed-dim", "8",
+                "--num-filters", "2", "--test-fraction", "0.25", "--out", str(out)]) == 0
+    assert run(["eval", str(out)]) == 0
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    assert max(len(line) for line in lines) <= columns, "\n".join(lines)
+    assert "test split (12 examples)" in captured.out
+    assert any(line.startswith("accuracy ") and "loss" in line for line in lines)

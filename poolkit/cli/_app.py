@@ -2,9 +2,9 @@
 
 Contract: every command exits 0 on success, 2 on bad usage (unknown option, invalid argument
 value), 1 on a runtime failure (a ``ValueError`` from data or a model included: commands run
-that part inside :func:`at_run_time`), printing a one-line ``poolkit: error: ...`` (the traceback only
-with ``--debug`` or ``POOLKIT_DEBUG=1``). Commands that produce results accept ``--json`` and then
-print nothing but JSON on stdout; progress bars and notes go to stderr.
+that part inside :func:`at_run_time`), printing a one-line ``poolkit: error: ...`` (the
+traceback only with ``--debug`` or ``POOLKIT_DEBUG=1``). Commands that produce results accept
+``--json`` and then print nothing but JSON on stdout; progress bars and notes go to stderr.
 
 Each command lives in its own module of this package and registers itself on :data:`app`; the
 modules import heavy libraries (torch, transformers) inside the command functions so that

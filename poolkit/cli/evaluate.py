@@ -94,8 +94,8 @@ def evaluate(
 
 
 def _candidate_splits(predictor, data, dataset, text_column, label_column):
-    """``({name: Split}, own, data set name)``: the training run's own splits (``own`` True) when ``--data``
-    is absent or is the path it trained on, else the splits of ``--data``."""
+    """``({name: Split}, own, data set name)``: the training run's own splits (``own`` True)
+    when ``--data`` is absent or is the path it trained on, else the splits of ``--data``."""
     import numpy as np
 
     from poolkit.data import load_dataset

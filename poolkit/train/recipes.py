@@ -251,8 +251,8 @@ def run_splits(
     dev_seed = split_seed
     if fold is not None and folds:
         train_idx, test_idx = stratified_kfold(data.labels, folds, split_seed)[fold - 1]
-        splits["test"] = Split("test", data.subset(test_idx), f"{origin}, fold {fold} of "
-                               f"{folds} (--folds {folds}, split seed {split_seed})", rows[test_idx])
+        where = f"{origin}, fold {fold} of {folds} (--folds {folds}, split seed {split_seed})"
+        splits["test"] = Split("test", data.subset(test_idx), where, rows[test_idx])
         data, rows, dev_seed = data.subset(train_idx), rows[train_idx], split_seed + fold - 1
     elif bundle.test is not None:
         splits["test"] = Split("test", bundle.test, _where(bundle.test, f"{bundle.name} test"),
