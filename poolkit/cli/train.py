@@ -212,8 +212,8 @@ def train(
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", rich_help_panel=TRAIN_PANEL,
-        help="Folder for the model, checkpoints and log.jsonl (default: a new folder in runs/ "
-        "named model-data-pool-time, printed).",
+        help="Folder for the model, checkpoints and log.jsonl (default: a new folder in runs/, "
+        "named after model, data, pool and time; printed).",
     ),
     resume: bool = typer.Option(
         False, "--resume", rich_help_panel=TRAIN_PANEL,
