@@ -164,3 +164,44 @@ def test_train_and_eval_output_fits_the_terminal(tmp_path, unique_reviews, capsy
     assert max(len(line) for line in lines) <= columns, "\n".join(lines)
     assert "test split (12 examples)" in captured.out
     assert any(line.startswith("accuracy ") and "loss" in line for line in lines)
+
+
+def _bundle(n=40, with_dev=False):
+    from poolkit.data.catalog import DataBundle
+    from poolkit.data.text import TextData
+
+    train = TextData([f"text {i}" for i in range(n)], [i % 2 for i in range(n)], ["a", "b"],
+                     source="/data/train.tsv")
+    dev = TextData(["d1", "d2"], [0, 1], ["a", "b"], source="/data/dev.tsv") if with_dev else None
+    return DataBundle("tsv", "text", train, dev, None)
+
+
+@pytest.mark.parametrize("settings", [
+    {"dev_fraction": 0.25}, {"dev_fraction": 0.2, "test_fraction": 0.25},
+    {"limit": 20, "dev_fraction": 0.2, "test_fraction": 0.2, "split_seed": 4},
+    {"fold": 2, "folds": 3, "dev_fraction": 0.1},
+])
+def test_run_splits_partition_the_rows(settings):
+    from poolkit.train.recipes import run_splits
+
+    bundle = _bundle()
+    splits = run_splits(bundle, **settings)
+    rows = [set(split.rows.tolist()) for split in splits.values()]
+    assert sum(len(r) for r in rows) == len(set().union(*rows))  # disjoint
+    expected = settings.get("limit", 40)
+    assert len(set().union(*rows)) == expected
+    for split in splits.values():  # each split's examples are the rows it names
+        assert split.data.texts == [bundle.train.texts[i] for i in split.rows]
+    assert run_splits(bundle, **settings)["train"].rows.tolist() == \
+        splits["train"].rows.tolist()  # seeded
+
+
+def test_run_splits_of_a_fold_ignore_the_data_sets_own_dev():
+    from poolkit.train.recipes import run_splits
+
+    own = run_splits(_bundle(with_dev=True), dev_fraction=0.1)
+    assert own["dev"].source == "dev.tsv" and len(own["dev"].data) == 2
+    assert own["train"].source == "train.tsv" and len(own["train"].data) == 40
+    fold = run_splits(_bundle(with_dev=True), dev_fraction=0.25, fold=1, folds=2)
+    assert "held out by train (--dev-fraction 0.25, split seed 0)" in fold["dev"].source
+    assert len(fold["dev"].data) == 4 and len(fold["test"].data) == 20  # round(2.5) = 2 a class

@@ -236,7 +236,8 @@ def run_splits(
     In order: a stratified ``limit`` subset of the training part; the test split (the data set's
     own, fold ``fold`` of ``folds`` for cross-validation, else ``test_fraction`` held out); the dev
     split (the data set's own, else ``dev_fraction`` held out, seeded ``split_seed`` (+ fold - 1
-    under cross-validation)). All are seeded, so the same arguments give the same rows.
+    under cross-validation, which uses none of the data set's own dev and test parts)). All are
+    seeded, so the same arguments give the same rows.
     """
     origin = _where(bundle.train, bundle.name)
     data, rows = bundle.train, np.arange(len(bundle.train))
@@ -245,11 +246,11 @@ def run_splits(
         data, rows = data.subset(keep), rows[keep]
         origin += f" (stratified subset of {limit}, --limit)"
     splits: dict[str, Split] = {}
-    own = {name for name in ("dev", "test") if getattr(bundle, name) is not None}
-    if fold is not None and folds:
-        own.discard("test")
+    cross_validation = fold is not None and bool(folds)  # the data set's dev/test unused
+    own = set() if cross_validation else {name for name in ("dev", "test")
+                                          if getattr(bundle, name) is not None}
     dev_seed = split_seed
-    if fold is not None and folds:
+    if cross_validation:
         train_idx, test_idx = stratified_kfold(data.labels, folds, split_seed)[fold - 1]
         where = f"{origin}, fold {fold} of {folds} (--folds {folds}, split seed {split_seed})"
         splits["test"] = Split("test", data.subset(test_idx), where, rows[test_idx])
@@ -263,7 +264,7 @@ def run_splits(
                                f"held out by train (--test-fraction {test_fraction}, split seed "
                                f"{split_seed})", rows[test_idx])
         data, rows = data.subset(train_idx), rows[train_idx]
-    if bundle.dev is not None:
+    if "dev" in own:
         splits["dev"] = Split("dev", bundle.dev, _where(bundle.dev, f"{bundle.name} dev"),
                               np.arange(len(bundle.dev)))
     elif dev_fraction:
