@@ -220,8 +220,9 @@ def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, a
     if out.size == 0:
         return _restore(out, input)
     if _backend.compiled(x):
-        _backend.roi_kernels().roi_align_forward(x, plan.batch_index, plan.ay, plan.ax,
-                                                 *plan.rows, *plan.cols, plan.count, out)
+        _backend.roi_kernels().roi_align_forward(
+            np.ascontiguousarray(x.transpose(0, 2, 3, 1)), plan.batch_index, plan.ay, plan.ax,
+            *plan.rows, *plan.cols, plan.count, out)  # input channels last
         return _restore(out, input)
     c, (ph, pw) = x.shape[1], args.output_size
     for k in range(len(out)):
@@ -249,10 +250,11 @@ def roi_align_backward(grad_output, input, boxes, output_size, spatial_scale=1.0
     if grad.size == 0:
         return _restore(grad_input, input)
     if _backend.compiled(x):
-        _backend.roi_kernels().roi_align_backward(grad, plan.batch_index, plan.ay, plan.ax,
-                                                  *plan.rows, *plan.cols, plan.count,
-                                                  grad_input)
-        return _restore(grad_input, input)
+        last = np.zeros(x.transpose(0, 2, 3, 1).shape, x.dtype)  # channels last
+        _backend.roi_kernels().roi_align_backward(
+            grad, plan.batch_index, plan.ay,
+            plan.ax, *plan.rows, *plan.cols, plan.count, last)
+        return _restore(np.ascontiguousarray(last.transpose(0, 3, 1, 2)), input)
     c, (ph, pw) = x.shape[1], args.output_size
     for k in range(len(grad)):
         r0, r1, c0, c1 = plan.box_span(k)
