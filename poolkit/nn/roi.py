@@ -21,9 +21,10 @@ the feature map, on any device:
 
 The sampling weights of each box factor into rows and columns (``A_y (PH, H)``,
 ``A_x (PW, W)``, built by the NumPy engine's :func:`poolkit.numpy.roi.align_plan` from the
-boxes, which carry no gradient, as in torchvision); the layer computes
-``A_y X A_x^T / count`` with two batched matrix products per image, so autograd gives the
-exact backward (and double backward). :class:`MultiScaleRoIAlign` assigns each box to a
+boxes, which carry no gradient, as in torchvision). RoI Align is then one sparse matrix (a row
+per output bin, ``A_y[h] A_x[w] / count`` at each position it reads) times the channels-last
+map; PS RoI Align computes ``A_y X A_x^T / count`` per image with two einsums. Autograd gives
+the exact backward (and double backward). :class:`MultiScaleRoIAlign` assigns each box to a
 feature-pyramid level as torchvision's ``LevelMapper`` (Lin et al., FPN, 2017, eq. 1).
 
 Shape:
@@ -115,8 +116,14 @@ def roi_align(input: Tensor, boxes, output_size, spatial_scale: float = 1.0,
     rois = _rois(input, boxes)
     x = _compute(input)
     plan = align_plan(rois, args, tuple(input.shape[2:]), bool(aligned))
-    out = _apply_plan(x, plan, args.output_size)
-    return out.to(input.dtype)
+    (n, c, h, w), (ph, pw) = x.shape, args.output_size
+    row, column, weight = (torch.as_tensor(a, device=x.device) for a in plan.entries())
+    # one sparse (K PH PW, N H W) matrix times the channels-last map (N H W, C)
+    matrix = torch.sparse_coo_tensor(torch.stack([row, column]), weight.to(x.dtype),
+                                     (len(plan.count) * ph * pw, n * h * w), is_coalesced=True,
+                                     check_invariants=False)
+    out = torch.sparse.mm(matrix, x.permute(0, 2, 3, 1).reshape(n * h * w, c))
+    return out.view(-1, ph, pw, c).permute(0, 3, 1, 2).contiguous().to(input.dtype)
 
 
 def _apply_plan(x: Tensor, plan, output_size, position_sensitive: bool = False) -> Tensor:

@@ -188,6 +188,30 @@ class AlignPlan:
                 int(clo[k][cols].min()), int(chi[k][cols].max()))
 
 
+    def entries(self):
+        """The plan as a sparse matrix from the input, channels last ``(N * H * W, C)``, to the
+        output ``(K * PH * PW, C)``: ``(row, column, weight)``, sorted by row then column, each
+        weight ``ay[h] ax[w] / count`` (zero-count bins have no entries)."""
+        (rlo, rhi), (clo, chi) = self.rows, self.cols
+        (n_boxes, ph, height), (pw, width) = self.ay.shape, self.ax.shape[1:]
+        tall, wide = int((rhi - rlo).max(initial=0)), int((chi - clo).max(initial=0))
+        h = rlo[:, :, None] + np.arange(tall)  # (K, PH, tall)
+        w = clo[:, :, None] + np.arange(wide)  # (K, PW, wide)
+        h_in, w_in = h < rhi[:, :, None], w < chi[:, :, None]
+        h, w = np.minimum(h, height - 1), np.minimum(w, width - 1)
+        wy = np.take_along_axis(self.ay, h, axis=2) * h_in
+        wx = np.take_along_axis(self.ax, w, axis=2) * w_in
+        count = np.where(self.count == 0, np.inf, self.count)
+        weight = wy[:, :, None, :, None] * wx[:, None, :, None, :] \
+            / count[:, None, None, None, None]  # (K, PH, PW, tall, wide)
+        column = (self.batch_index[:, None, None, None, None] * height + h[:, :, None, :, None]) \
+            * width + w[:, None, :, None, :]
+        row = np.arange(n_boxes * ph * pw).reshape(n_boxes, ph, pw, 1, 1)
+        keep = weight != 0
+        return (np.broadcast_to(row, keep.shape)[keep], np.broadcast_to(column, keep.shape)[keep],
+                weight[keep])
+
+
 def align_plan(rois: RoIs, args: RoIArgs, spatial: tuple[int, int], aligned: bool,
                position_sensitive: bool = False) -> AlignPlan:
     """The sampling weights of RoI Align (``position_sensitive``: of PS RoI Align, which is
