@@ -272,9 +272,11 @@ def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, a
     if out.size == 0:
         return _restore(out, input)
     if _backend.compiled(x):
-        _backend.roi_kernels().roi_align_forward(
-            np.ascontiguousarray(x.transpose(0, 2, 3, 1)), plan.batch_index, plan.ay, plan.ax,
-            *plan.rows, *plan.cols, plan.count, out)  # input channels last
+        kernels = _backend.roi_kernels()
+        last = np.empty(x.transpose(0, 2, 3, 1).shape, x.dtype)  # the input, channels last
+        kernels.to_channels_last(x, last)
+        kernels.roi_align_forward(last, plan.batch_index, plan.ay, plan.ax, *plan.rows,
+                                  *plan.cols, plan.count, out)
         return _restore(out, input)
     c, (ph, pw) = x.shape[1], args.output_size
     for k in range(len(out)):
@@ -302,11 +304,12 @@ def roi_align_backward(grad_output, input, boxes, output_size, spatial_scale=1.0
     if grad.size == 0:
         return _restore(grad_input, input)
     if _backend.compiled(x):
+        kernels = _backend.roi_kernels()
         last = np.zeros(x.transpose(0, 2, 3, 1).shape, x.dtype)  # channels last
-        _backend.roi_kernels().roi_align_backward(
-            grad, plan.batch_index, plan.ay,
-            plan.ax, *plan.rows, *plan.cols, plan.count, last)
-        return _restore(np.ascontiguousarray(last.transpose(0, 3, 1, 2)), input)
+        kernels.roi_align_backward(grad, plan.batch_index, plan.ay, plan.ax, *plan.rows,
+                                   *plan.cols, plan.count, last)
+        kernels.to_channels_first(last, grad_input)
+        return _restore(grad_input, input)
     c, (ph, pw) = x.shape[1], args.output_size
     for k in range(len(grad)):
         r0, r1, c0, c1 = plan.box_span(k)
