@@ -237,6 +237,8 @@ def test_registry_errors():
         create_roi_pool("roi_allign")
     with pytest.raises(TypeError, match="fixes"):
         create_roi_pool("roi_align_aligned", 7, aligned=False)
+    with pytest.raises(TypeError, match=r"accepts \['spatial_scale'\]"):
+        create_roi_pool("roi_pool", 7, sampling_ratio=2)
     layer = RoIAlign(7)
     assert create_roi_pool(layer) is layer
 
