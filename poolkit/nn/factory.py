@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from poolkit.geometry import check_dims
 from poolkit.nn import (
     attention,
     basic,
@@ -45,7 +46,6 @@ from poolkit.nn import (
     pyramid,
     stochastic,
 )
-from poolkit.nn._utils import check_dims
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from poolkit.geometry import check_dims, normalize_sizes
 from poolkit.nn._base import PoolModule, bind_dims
-from poolkit.nn._utils import check_dims, check_input, ntuple
+from poolkit.nn._utils import check_input
 
 
 def fractional_output_size(
@@ -45,7 +46,7 @@ def fractional_output_size(
             "must be given"
         )
     if output_size is not None:
-        sizes = ntuple(output_size, dims, "output_size")
+        sizes = normalize_sizes(output_size, dims, "output_size")
     else:
         ratios = (output_ratio,) * dims if isinstance(output_ratio, (int, float)) else tuple(
             output_ratio
@@ -203,7 +204,7 @@ def fractional_max_pool(
 
 
 def _torch_fractional(input, kernel_size, sizes, return_indices, samples, dims):
-    kernel = ntuple(kernel_size, dims, "kernel_size")
+    kernel = normalize_sizes(kernel_size, dims, "kernel_size")
     for d in range(dims):
         if sizes[d] + kernel[d] - 1 > input.shape[2 + d]:
             raise ValueError(
@@ -243,7 +244,7 @@ class _FractionalMaxPoolNd(PoolModule):
                 f"exactly one of output_size ({output_size!r}) and output_ratio "
                 f"({output_ratio!r}) must be given"
             )
-        self.kernel_size = None if kernel_size is None else ntuple(
+        self.kernel_size = None if kernel_size is None else normalize_sizes(
             kernel_size, self.dims, "kernel_size"
         )
         self.output_size, self.output_ratio = output_size, output_ratio

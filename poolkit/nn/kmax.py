@@ -13,8 +13,9 @@ import math
 import torch.nn.functional as F
 from torch import Tensor
 
+from poolkit.geometry import check_dims
 from poolkit.nn._base import PoolModule
-from poolkit.nn._utils import check_dims, check_input
+from poolkit.nn._utils import check_input
 
 
 def _check_k(k: object, name: str = "k") -> int:

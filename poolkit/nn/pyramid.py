@@ -12,8 +12,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from poolkit.geometry import check_dims
 from poolkit.nn._base import PoolModule, bind_dims
-from poolkit.nn._utils import ADAPTIVE_AVG, ADAPTIVE_MAX, check_choice, check_dims, check_input
+from poolkit.nn._utils import ADAPTIVE_AVG, ADAPTIVE_MAX, check_choice, check_input
 
 
 def _check_levels(levels: object) -> tuple[int, ...]:

@@ -1,0 +1,94 @@
+"""One parser for window arguments: ``poolkit.nn``, ``poolkit.numpy`` and ``poolkit.geometry``
+accept what ``torch.nn`` accepts and refuse the rest with the same exception and message."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import poolkit.nn as pnn
+import poolkit.nn.functional as PF
+import poolkit.numpy as pnp
+from poolkit.geometry import check_dims, normalize_window, pool_geometry
+
+X = torch.arange(64.0).reshape(1, 1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "kernel_size", [(2,), np.int64(2), (np.int64(3), 2), [2, 2]], ids=repr
+)
+def test_kernel_size_spellings_accepted_as_torch_does(kernel_size):
+    expected = torch.nn.MaxPool2d(kernel_size)(X)
+    torch.testing.assert_close(pnn.MaxPool2d(kernel_size)(X), expected)
+    torch.testing.assert_close(PF.max_pool2d(X, kernel_size), expected)
+    np.testing.assert_array_equal(pnp.max_pool2d(X.numpy(), kernel_size), expected.numpy())
+
+
+def test_numpy_integer_dims_accepted_by_the_factory():
+    assert pnn.create_pool("max", dims=np.int64(1), kernel_size=2).dims == 1
+
+
+BAD_WINDOWS = [  # window arguments that PyTorch refuses as well
+    {"kernel_size": 0},
+    {"kernel_size": (2, 0)},
+    {"kernel_size": (2, 2, 2)},
+    {"kernel_size": ()},
+    {"kernel_size": 2.0},
+    {"kernel_size": True},
+    {"kernel_size": "2"},
+    {"kernel_size": (2, 2.5)},
+    {"kernel_size": 2, "stride": 0},
+    {"kernel_size": 2, "stride": (1, -1)},
+    {"kernel_size": 2, "stride": 1.0},
+    {"kernel_size": 3, "padding": -1},
+    {"kernel_size": 3, "padding": 2},
+    {"kernel_size": (3, 4), "padding": (1, 3)},
+    {"kernel_size": 2, "dilation": 0},
+    {"kernel_size": 2, "dilation": (1, 2, 3)},
+]
+
+
+def _error(call):
+    with pytest.raises((TypeError, ValueError)) as info:
+        call()
+    return type(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("window", BAD_WINDOWS, ids=repr)
+def test_same_error_from_geometry_numpy_and_nn(window):
+    expected = _error(lambda: pool_geometry((8, 8), **window))
+    assert _error(lambda: normalize_window(**window, dims=2)) == expected
+    assert _error(lambda: pnp.max_pool2d(X.numpy(), **window)) == expected
+    assert _error(lambda: pnn.MaxPool2d(**window)) == expected
+    assert _error(lambda: PF.max_pool2d(X, **window)) == expected
+    assert _error(lambda: pnn.create_pool("max", **window)) == expected
+
+
+@given(
+    kernel=st.integers(-1, 3), stride=st.one_of(st.none(), st.integers(-1, 3)),
+    padding=st.integers(-1, 2), dilation=st.integers(0, 2),
+)
+def test_nn_and_numpy_accept_and_refuse_the_same_windows(kernel, stride, padding, dilation):
+    window = {"kernel_size": kernel, "stride": stride, "padding": padding, "dilation": dilation}
+    x = np.arange(2 * 12 * 12, dtype=np.float64).reshape(2, 12, 12)  # every window fits
+    try:
+        expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), **window)
+    except RuntimeError:  # torch refuses: poolkit must too, with the same message everywhere
+        refused = _error(lambda: normalize_window(**window, dims=2))
+        assert _error(lambda: pnp.max_pool2d(x, **window)) == refused
+        assert _error(lambda: pnn.MaxPool2d(**window)) == refused
+        return
+    np.testing.assert_array_equal(pnp.max_pool2d(x, **window), expected.numpy())
+    torch.testing.assert_close(pnn.MaxPool2d(**window)(torch.from_numpy(x)[None]), expected[None])
+
+
+@pytest.mark.parametrize(
+    "dims, error", [(0, ValueError), (4, ValueError), (2.0, TypeError), (True, TypeError)]
+)
+def test_dims_refused_alike(dims, error):
+    expected = _error(lambda: check_dims(dims))
+    assert expected[0] is error and "dims" in expected[1]
+    assert _error(lambda: pnn.create_pool("max", dims=dims, kernel_size=2)) == expected
