@@ -7,11 +7,9 @@ from pathlib import Path
 import typer
 
 from poolkit.cli._app import app, print_json, stderr_console, stdout_console
+from poolkit.pools import explained_names
 
-_OPS_HELP = (
-    "Pooling op to explain: max, avg, lp, adaptive_max, adaptive_avg, fractional_max, "
-    "stochastic, softpool, gem, lse, mixed. Omit with --model."
-)
+_OPS_HELP = f"Pooling op to explain: {', '.join(explained_names())}. Omit with --model."
 
 
 def _parse_size(text: str | None):

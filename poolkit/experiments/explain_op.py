@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from poolkit.pools import POOLS
+
 WORKED_EXAMPLE = "1 2 3 4; 5 6 7 8; 9 10 11 12; 13 14 15 16"
 TUTORIAL_NOTE = (
     "The tutorial we start from prints 3 5 / 11 13 for average pooling of this grid; that is "
@@ -71,17 +73,15 @@ def parse_grid(text: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class OpSpec:
-    """How to explain one operation: formula, the kind of windows, and the engine call."""
+    """How to explain one operation: the kind of windows and the engine call (its title,
+    formula and paper are the op's entry in :data:`poolkit.pools.POOLS`)."""
 
     name: str
-    title: str
-    formula: str
     windows: str  # "window" (kernel/stride/padding), "adaptive" (bins) or "fractional"
     arguments: tuple[str, ...]  # the CLI arguments it takes
     call: Callable[..., Any]  # (x, dims, args) -> (output, flat winner indices or None)
     has_winner: bool = False
     weights: str | None = None  # "probabilities" (stochastic) or "softmax" (SoftPool)
-    paper: str = ""
 
 
 def _engine(name: str, dims: int):
@@ -181,142 +181,24 @@ def _call_mixed(x, dims, args):
     return _family("mixed_pool", dims)(x, **_family_window(args), alpha=args["alpha"]), None
 
 
-OPS: dict[str, OpSpec] = {}
-
-
-def _register(spec: OpSpec) -> None:
-    OPS[spec.name] = spec
-
-
 _WINDOWED = ("kernel_size", "stride", "padding", "ceil_mode")
-_register(
-    OpSpec(
-        "max",
-        "Max pooling",
-        "y[o] = max_{i in window(o)} x[i]",
-        "window",
-        (*_WINDOWED, "dilation"),
-        _call_max,
-        has_winner=True,
-    )
-)
-_register(
-    OpSpec(
-        "avg",
-        "Average pooling",
-        "y[o] = (1/n) * sum_{i in window(o)} x[i]   (n = window size; with count_include_pad off, "
-        "the number of real elements)",
-        "window",
-        (*_WINDOWED, "count_include_pad"),
-        _call_avg,
-    )
-)
-_register(
-    OpSpec(
-        "lp",
-        "Power-average (Lp) pooling",
-        "y[o] = (sum_{i in window(o)} x[i]^p)^(1/p)",
-        "window",
-        ("kernel_size", "stride", "ceil_mode", "p"),
-        _call_lp,
-        paper="Boureau, Ponce & LeCun, ICML 2010",
-    )
-)
-_register(
-    OpSpec(
-        "adaptive_max",
-        "Adaptive max pooling",
-        "y[o] = max over bin o; bin o spans floor(o*L/O) .. ceil((o+1)*L/O) - 1",
-        "adaptive",
-        ("output_size",),
-        _call_adaptive_max,
-        has_winner=True,
-    )
-)
-_register(
-    OpSpec(
-        "adaptive_avg",
-        "Adaptive average pooling",
-        "y[o] = mean over bin o; bin o spans floor(o*L/O) .. ceil((o+1)*L/O) - 1",
-        "adaptive",
-        ("output_size",),
-        _call_adaptive_avg,
-    )
-)
-_register(
-    OpSpec(
-        "fractional_max",
-        "Fractional max pooling",
-        "y[o] = max over a k x k window starting at floor((o+u)*a) - floor(u*a), "
-        "a = (L - k)/(O - 1), u ~ U[0, 1) per plane (seeded); the last window starts at L - k",
-        "fractional",
-        ("kernel_size", "output_size", "seed"),
-        _call_fractional,
-        has_winner=True,
-        paper="Graham, arXiv:1412.6071 (2014)",
-    )
-)
-
-
 _FAMILY_WINDOW = ("kernel_size", "stride", "padding")
-_register(
-    OpSpec(
-        "stochastic",
-        "Stochastic pooling (training: one sample per window)",
-        "a = max(x, 0); p_i = a_i / sum_{window} a; training: y = a_j with j ~ p (seeded); "
-        "eval: y = sum p_i a_i",
-        "window",
-        (*_FAMILY_WINDOW, "seed"),
-        _call_stochastic,
-        has_winner=True,
-        weights="probabilities",
-        paper="Zeiler & Fergus, ICLR 2013",
-    )
-)
-_register(
-    OpSpec(
-        "softpool",
-        "SoftPool",
-        "w_i = exp(x_i) / sum_{window} exp(x); y = sum w_i x_i",
-        "window",
-        _FAMILY_WINDOW,
-        _call_softpool,
-        weights="weights",
-        paper="Stergiou et al., ICCV 2021",
-    )
-)
-_register(
-    OpSpec(
-        "gem",
-        "Generalized-mean (GeM) pooling",
-        "y = (mean_{window} max(x, eps)^p)^(1/p)",
-        "window",
-        (*_FAMILY_WINDOW, "p"),
-        _call_gem,
-        paper="Radenović, Tolias & Chum, TPAMI 2018",
-    )
-)
-_register(
-    OpSpec(
-        "lse",
-        "Log-sum-exp pooling",
-        "y = (1/r) log(mean_{window} exp(r x))   (r = --p)",
-        "window",
-        (*_FAMILY_WINDOW, "p"),
-        _call_lse,
-    )
-)
-_register(
-    OpSpec(
-        "mixed",
-        "Mixed pooling",
-        "y = alpha * max_{window} x + (1 - alpha) * mean_{window} x",
-        "window",
-        (*_FAMILY_WINDOW, "alpha"),
-        _call_mixed,
-        paper="Yu et al., RSKT 2014",
-    )
-)
+# Every key is an entry of poolkit.pools.POOLS with a formula (tests/test_explain.py checks it).
+OPS: dict[str, OpSpec] = {spec.name: spec for spec in (
+    OpSpec("max", "window", (*_WINDOWED, "dilation"), _call_max, has_winner=True),
+    OpSpec("avg", "window", (*_WINDOWED, "count_include_pad"), _call_avg),
+    OpSpec("lp", "window", ("kernel_size", "stride", "ceil_mode", "p"), _call_lp),
+    OpSpec("adaptive_max", "adaptive", ("output_size",), _call_adaptive_max, has_winner=True),
+    OpSpec("adaptive_avg", "adaptive", ("output_size",), _call_adaptive_avg),
+    OpSpec("fractional_max", "fractional", ("kernel_size", "output_size", "seed"),
+           _call_fractional, has_winner=True),
+    OpSpec("stochastic", "window", (*_FAMILY_WINDOW, "seed"), _call_stochastic,
+           has_winner=True, weights="probabilities"),
+    OpSpec("softpool", "window", _FAMILY_WINDOW, _call_softpool, weights="weights"),
+    OpSpec("gem", "window", (*_FAMILY_WINDOW, "p"), _call_gem),
+    OpSpec("lse", "window", (*_FAMILY_WINDOW, "p"), _call_lse),
+    OpSpec("mixed", "window", (*_FAMILY_WINDOW, "alpha"), _call_mixed),
+)}
 
 
 def list_ops() -> list[str]:
@@ -452,11 +334,12 @@ def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any)
     shown = {k: args[k] for k in spec.arguments if k in args}
     if spec.windows == "fractional":
         shown["samples (u per dim)"] = [float(v) for v in args["samples"][0, 0][::-1]]
+    info = POOLS[op]
     return OpExplanation(
         op=op,
-        title=spec.title,
-        formula=spec.formula,
-        paper=spec.paper,
+        title=info.title,
+        formula=info.formula,
+        paper=info.paper,
         input=x,
         arguments=shown,
         output_size=sizes,
