@@ -467,7 +467,7 @@ class _Progress:
             TimeRemainingColumn,
         )
 
-        from poolkit.cli._app import stderr_console
+        from poolkit._console import stderr_console
 
         console = self.console or stderr_console()
         if self.reused:

@@ -189,6 +189,16 @@ def _reuse_gguf_reader():
         gguf.GGUFReader = original
 
 
+def _source_kwargs(source: str, gguf_file: str | None) -> dict[str, Any]:
+    """``from_pretrained`` options: the GGUF file, and ``local_files_only`` for a model on disk
+    (the shipped ones included: nothing to ask the hub, so it loads offline without touching
+    the process environment)."""
+    kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    if Path(source).is_dir():
+        kwargs["local_files_only"] = True
+    return kwargs
+
+
 def load_backbone(
     model: str | os.PathLike, gguf_file: str | None = None, dtype: torch.dtype = torch.float32
 ) -> nn.Module:
@@ -201,9 +211,10 @@ def load_backbone(
     from transformers import AutoModel
 
     source, gguf_file = resolve_model_source(model, gguf_file)
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     with _reuse_gguf_reader():
-        return AutoModel.from_pretrained(source, **kwargs, **_dtype_kwarg(dtype))
+        return AutoModel.from_pretrained(
+            source, **_source_kwargs(source, gguf_file), **_dtype_kwarg(dtype)
+        )
 
 
 def load_tokenizer(
@@ -213,9 +224,8 @@ def load_tokenizer(
     from transformers import AutoTokenizer
 
     source, gguf_file = resolve_model_source(model, gguf_file)
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     with _reuse_gguf_reader():
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, **_source_kwargs(source, gguf_file))
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:
             raise ValueError(f"tokenizer of {model} has neither a pad nor an eos token")

@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from poolkit._console import stderr_console
 from poolkit.train import checkpoint as ckpt
 from poolkit.train.distributed import (
     DistInfo,
@@ -372,7 +373,7 @@ class Trainer:
         start_epoch = state["epoch"]
         best_weights = self._best_weights_at_start(out_dir, state)
 
-        console = _stderr_console() if (cfg.progress and main) else None
+        console = stderr_console() if (cfg.progress and main) else None
         for epoch in range(start_epoch, cfg.epochs):
             if state["stopped_early"]:
                 break
@@ -674,12 +675,6 @@ def _json_safe(value):
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
-
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def _progress(console):
