@@ -105,7 +105,7 @@ class TextData:
 # Line-level decoding shared by all readers
 
 
-def _open_bytes(path: Path) -> bytes:
+def open_bytes(path: Path) -> bytes:
     """The file's bytes, transparently decompressing ``.gz`` and ``.bz2``."""
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
@@ -127,7 +127,7 @@ def read_lines(path: str | os.PathLike, encoding: str = "utf-8") -> list[str]:
     (UTF-16 text read as 8-bit, say) and raises :class:`DataFormatError` as well.
     """
     path = Path(path)
-    raw = _open_bytes(path)
+    raw = open_bytes(path)
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()

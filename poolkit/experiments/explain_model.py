@@ -422,9 +422,9 @@ def plot_win_map(explanation: ImageExplanation, path, *, title: str = "") -> Any
     import io
 
     from poolkit.experiments._io import atomic_write_bytes
-    from poolkit.experiments.plots import _pyplot
+    from poolkit.experiments.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     panels = [("input", None)] + [(layer["layer"], layer) for layer in explanation.layers]
     if len(explanation.layers) > 1:
         panels.append(("all layers", {"counts": explanation.total, "windows": None}))

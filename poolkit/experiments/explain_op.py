@@ -469,9 +469,9 @@ def plot_op(explanation: OpExplanation, path) -> Any:
     from matplotlib.patches import Rectangle
 
     from poolkit.experiments._io import atomic_write_bytes
-    from poolkit.experiments.plots import _pyplot
+    from poolkit.experiments.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     x = explanation.input
     grid = x if x.ndim == 2 else x[None]
     out = explanation.output
@@ -513,7 +513,7 @@ def plot_op(explanation: OpExplanation, path) -> Any:
             ax_in.text(
                 c,
                 r,
-                _fmt(grid[r, c]) if inside else "pad",
+                short_number(grid[r, c]) if inside else "pad",
                 ha="center",
                 va="center",
                 fontsize=9 if inside else 7,
@@ -562,7 +562,8 @@ def plot_op(explanation: OpExplanation, path) -> Any:
                 linewidth=2,
             )
         )
-        ax_out.text(o[1], o[0], _fmt(window["result"]), ha="center", va="center", fontsize=9)
+        ax_out.text(o[1], o[0], short_number(window["result"]), ha="center", va="center",
+                    fontsize=9)
     ax_out.set_title(f"{explanation.op} output {'x'.join(map(str, out.shape))}", fontsize=9)
     for ax in (ax_in, ax_out):
         ax.set_aspect("equal")
@@ -577,7 +578,7 @@ def plot_op(explanation: OpExplanation, path) -> Any:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def _fmt(value: float) -> str:
+def short_number(value: float) -> str:
     """Short number: integers without decimals, else up to 4 significant digits."""
     if value is None:
         return "·"

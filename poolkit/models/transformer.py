@@ -65,7 +65,7 @@ import torch
 from torch import Tensor, nn
 
 from poolkit.models.registry import register_model
-from poolkit.nn.sequence import SequencePool, _parse_mode
+from poolkit.nn.sequence import SequencePool, parse_mode
 
 __all__ = [
     "FINETUNE_MODES",
@@ -269,7 +269,8 @@ def _base_model(backbone: nn.Module) -> nn.Module:
     return get_base() if callable(get_base) else backbone
 
 
-def _accepted_arguments(backbone: nn.Module) -> set[str]:
+def accepted_arguments(backbone: nn.Module) -> set[str]:
+    """The keyword arguments the backbone's ``forward`` takes (``token_type_ids``…)."""
     parameters = inspect.signature(_base_model(backbone).forward).parameters
     return set(parameters)
 
@@ -281,7 +282,7 @@ def backbone_hidden_states(
     accepted: set[str] | None = None,
 ) -> Tensor:
     """Last-layer token states ``(B, T, H)``, with mask-derived ``position_ids`` and no cache."""
-    accepted = _accepted_arguments(backbone) if accepted is None else accepted
+    accepted = accepted_arguments(backbone) if accepted is None else accepted
     kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
     if "position_ids" in accepted:
         kwargs["position_ids"] = position_ids_from_mask(attention_mask)
@@ -343,7 +344,7 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         self.base_model = os.fspath(self.base_model)
-        _parse_mode(self.pool)
+        parse_mode(self.pool)
         if not isinstance(self.pool_kwargs, Mapping):
             raise TypeError(f"pool_kwargs must be a dict, got {type(self.pool_kwargs).__name__}")
         self.pool_kwargs = dict(self.pool_kwargs)
@@ -436,7 +437,7 @@ class TransformerClassifier(nn.Module):
         self.pool = SequencePool(config.pool, hidden_size, **config.pool_kwargs)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(self.pool.output_dim, config.num_classes)
-        self._accepted = _accepted_arguments(backbone)
+        self._accepted = accepted_arguments(backbone)
         # What state_dict() leaves out: frozen backbone weights and backbone buffers.
         self._rebuilt_keys = {
             f"backbone.{name}"

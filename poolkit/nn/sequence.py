@@ -390,7 +390,8 @@ class _LatentAttention(nn.Module):
 # The module
 
 
-def _parse_mode(mode: Any) -> tuple[str, ...]:
+def parse_mode(mode: Any) -> tuple[str, ...]:
+    """``"mean+max"`` -> ``("mean", "max")``, each a name of :data:`POOLING_MODES`."""
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a string such as 'mean' or 'mean+max', got {mode!r}")
     parts = tuple(part.strip() for part in mode.split("+"))
@@ -450,7 +451,7 @@ class SequencePool(nn.Module):
 
     def __init__(self, mode: str = "mean", hidden_size: int | None = None, **kwargs: Any):
         super().__init__()
-        self.modes = _parse_mode(mode)
+        self.modes = parse_mode(mode)
         self.mode = "+".join(self.modes)
         if hidden_size is not None:
             hidden_size = _positive_int("hidden_size", hidden_size)
