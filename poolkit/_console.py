@@ -20,3 +20,25 @@ def stdout_console():
     from rich.console import Console
 
     return Console()
+
+
+def progress_bar(head: str, tail: str = "", *, console=None, transient: bool = True,
+                 disable: bool = False):
+    """A rich progress bar on ``console`` (default: stderr): ``head``, the bar, done/total,
+    elapsed, ``eta`` remaining, ``tail``. ``head``/``tail`` are rich column templates such as
+    ``"{task.description}"`` or ``"loss {task.fields[loss]}"``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn(head), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn()]
+    if tail:
+        columns.append(TextColumn(tail))
+    return Progress(*columns, console=console or stderr_console(), transient=transient,
+                    disable=disable)

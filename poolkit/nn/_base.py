@@ -62,6 +62,17 @@ class WindowPoolNd(PoolModule):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
+def finish_bins(pooled: Tensor, is_global: bool, flatten: bool, dims: int) -> Tensor:
+    """The output of a pool that emits bins ``(N, C, bins)`` (k-max, spatial pyramid): as is for
+    the windowed form; the global form flattened to ``(N, C * bins)``, or ``(N, C * bins, 1,
+    ...)`` with ``flatten=False``."""
+    if not is_global:
+        return pooled
+    if flatten:
+        return pooled.flatten(1)
+    return pooled.reshape(pooled.shape[0], -1, *([1] * dims))
+
+
 def bind_dims(nd_function, name: str, dims: int):
     """``name`` = ``nd_function`` with ``dims`` fixed (the public 1d/2d/3d functional forms)."""
 
@@ -77,4 +88,4 @@ def bind_dims(nd_function, name: str, dims: int):
     return function
 
 
-__all__ = ["PoolModule", "WindowPoolNd", "bind_dims"]
+__all__ = ["PoolModule", "WindowPoolNd", "bind_dims", "finish_bins"]

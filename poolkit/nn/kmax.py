@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from poolkit.geometry import check_dims
-from poolkit.nn._base import PoolModule
+from poolkit.nn._base import PoolModule, finish_bins
 from poolkit.nn._utils import check_input
 
 
@@ -114,11 +114,7 @@ class _KMaxPoolNd(PoolModule):
         return self.k
 
     def _finish(self, pooled: Tensor) -> Tensor:  # pooled: (N, C, k)
-        if not self.is_global:
-            return pooled
-        if self.flatten:
-            return pooled.flatten(1)
-        return pooled.reshape(pooled.shape[0], -1, *([1] * self.dims))
+        return finish_bins(pooled, self.is_global, self.flatten, self.dims)
 
     def extra_repr(self) -> str:
         return f"k={self.k}, global_pool={self.is_global}, flatten={self.flatten}"

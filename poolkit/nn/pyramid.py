@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from poolkit.geometry import check_dims
-from poolkit.nn._base import PoolModule, bind_dims
+from poolkit.nn._base import PoolModule, bind_dims, finish_bins
 from poolkit.nn._utils import ADAPTIVE_AVG, ADAPTIVE_MAX, check_choice, check_input
 
 
@@ -83,11 +83,7 @@ class _SpatialPyramidPoolNd(PoolModule):
         return pyramid_bins(self.levels, self.dims)
 
     def _finish(self, pooled: Tensor) -> Tensor:  # (N, C, bins)
-        if not self.is_global:
-            return pooled
-        if self.flatten:
-            return pooled.flatten(1)
-        return pooled.reshape(pooled.shape[0], -1, *([1] * self.dims))
+        return finish_bins(pooled, self.is_global, self.flatten, self.dims)
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, mode={self.mode!r}, global_pool={self.is_global}"

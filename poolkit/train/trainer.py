@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from poolkit._console import stderr_console
+from poolkit._console import progress_bar, stderr_console
 from poolkit.train import checkpoint as ckpt
 from poolkit.train.distributed import (
     DistInfo,
@@ -680,20 +680,7 @@ def _json_safe(value):
 def _progress(console):
     if console is None or not console.is_terminal:  # no bars in log files
         return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
-    )
+    return progress_bar("{task.description}", "loss {task.fields[loss]}", console=console)
 
 
 def _epoch_line(record: dict, epochs: int, monitor: str) -> str:
