@@ -92,3 +92,30 @@ def test_dims_refused_alike(dims, error):
     expected = _error(lambda: check_dims(dims))
     assert expected[0] is error and "dims" in expected[1]
     assert _error(lambda: pnn.create_pool("max", dims=dims, kernel_size=2)) == expected
+
+
+BAD_FRACTIONAL = [  # fractional max pooling with PyTorch's windows, on a (1, 1, 10, 9) input
+    {"kernel_size": 3},
+    {"kernel_size": 3, "output_ratio": 1.5},
+    {"kernel_size": 3, "output_ratio": (0.5, 0.5, 0.5)},
+    {"kernel_size": 3, "output_size": 8},
+    {"kernel_size": 0, "output_size": 2},
+    {"kernel_size": (3, 3, 3), "output_size": 2},
+    {"kernel_size": 3, "output_size": 2.0},
+]
+
+
+@pytest.mark.parametrize("arguments", BAD_FRACTIONAL, ids=repr)
+def test_fractional_sizes_refused_alike_by_numpy_and_nn(arguments):
+    x = torch.rand(1, 1, 10, 9, dtype=torch.float64)
+    expected = _error(lambda: pnp.fractional_max_pool2d(x.numpy(), **arguments, generator=0))
+    assert _error(lambda: PF.fractional_max_pool2d(x, **arguments)) == expected
+
+
+def test_fractional_output_size_wins_over_the_ratio_as_in_torch():
+    x = torch.rand(1, 1, 10, 9, dtype=torch.float64)
+    samples = torch.full((1, 1, 2), 0.5, dtype=torch.float64)
+    both = PF.fractional_max_pool2d(x, 2, output_size=(3, 4), output_ratio=0.5, samples=samples)
+    expected = torch.nn.functional.fractional_max_pool2d(
+        x, 2, output_size=(3, 4), output_ratio=0.5, _random_samples=samples)
+    torch.testing.assert_close(both, expected)
