@@ -73,6 +73,8 @@ __all__ = [
     "pool_geometry",
     "adaptive_bins",
     "adaptive_windows",
+    "check_count",
+    "pyramid_levels",
     "fractional_output_size",
     "fractional_intervals",
     "check_fractional_sizes",
@@ -566,6 +568,36 @@ def adaptive_windows(input_size: int, output_size: int) -> DimWindows:
         lengths=None if regular else lengths,
         stride=input_size // output_size if regular else None,
     )
+
+
+def check_count(value, name: str, minimum: int = 1) -> int:
+    """A count such as k-max's ``k``: an int (NumPy ints too) ``>= minimum``.
+
+    >>> check_count(2, "k")
+    2
+    """
+    count = _as_int(value, name)
+    if count < minimum:
+        raise ValueError(f"{name} ({count}) must be >= {minimum}")
+    return count
+
+
+def pyramid_levels(levels) -> tuple[int, ...]:
+    r"""Spatial pyramid levels: an int or a non-empty sequence of ints ``>= 1``; level
+    :math:`l` pools an :math:`l \times \dots \times l` grid of adaptive bins.
+
+    >>> pyramid_levels(2), pyramid_levels((1, 2, 4))
+    ((2,), (1, 2, 4))
+    """
+    if not isinstance(levels, Sequence):
+        levels = (levels,)
+    ints = tuple(
+        operator.index(v) if not isinstance(v, bool) and hasattr(v, "__index__") else None
+        for v in (() if isinstance(levels, str) else levels)
+    )
+    if not ints or any(v is None or v < 1 for v in ints):
+        raise ValueError(f"levels ({levels!r}) must be a non-empty sequence of ints >= 1")
+    return ints
 
 
 # --------------------------------------------------------------------------------------------

@@ -119,3 +119,31 @@ def test_fractional_output_size_wins_over_the_ratio_as_in_torch():
     expected = torch.nn.functional.fractional_max_pool2d(
         x, 2, output_size=(3, 4), output_ratio=0.5, _random_samples=samples)
     torch.testing.assert_close(both, expected)
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True, "2"], ids=repr)
+def test_kmax_k_refused_alike_by_numpy_and_nn(k):
+    from poolkit.numpy import families
+
+    x = torch.rand(1, 2, 5, dtype=torch.float64)
+    expected = _error(lambda: families.kmax_pool1d(x.numpy(), k))
+    assert expected[1].startswith("k ")
+    assert _error(lambda: PF.kmax_pool1d(x, k)) == expected
+
+
+@pytest.mark.parametrize("levels", [(), 0, (1, 0), (1.5,), "12", (True,)], ids=repr)
+def test_pyramid_levels_refused_alike_by_numpy_and_nn(levels):
+    from poolkit.numpy import families
+
+    x = torch.rand(1, 2, 4, 4, dtype=torch.float64)
+    expected = _error(lambda: families.spatial_pyramid_pool2d(x.numpy(), levels))
+    assert expected[0] is ValueError and expected[1].startswith("levels (")
+    assert _error(lambda: PF.spatial_pyramid_pool2d(x, levels)) == expected
+
+
+def test_numpy_integers_accepted_for_k_and_levels():
+    x = torch.rand(1, 2, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(PF.spatial_pyramid_pool2d(x, (np.int64(1), 2)),
+                               PF.spatial_pyramid_pool2d(x, (1, 2)))
+    torch.testing.assert_close(PF.kmax_pool1d(x[..., 0], np.int64(2)),
+                               PF.kmax_pool1d(x[..., 0], 2))
