@@ -466,27 +466,16 @@ def plot_op(explanation: OpExplanation, path) -> Any:
     beside it, each output cell in its window's colour. PNG, written atomically."""
     import io
 
-    from matplotlib.patches import Rectangle
-
     from poolkit.experiments._io import atomic_write_bytes
     from poolkit.experiments.plots import pyplot
 
     plt = pyplot()
-    x = explanation.input
+    x, out = explanation.input, explanation.output
     grid = x if x.ndim == 2 else x[None]
-    out = explanation.output
     out_grid = out if out.ndim == 2 else out[None]
-    rows, cols = grid.shape
-    pad_lo = [0, 0]
-    pad_hi = [0, 0]
-    for window in explanation.windows:
-        for position in window["positions"]:
-            position = position if x.ndim == 2 else [0, *position]
-            for d in range(2):
-                pad_lo[d] = max(pad_lo[d], -position[d])
-                pad_hi[d] = max(pad_hi[d], position[d] - grid.shape[d] + 1)
-    width_in = cols + pad_lo[1] + pad_hi[1]
-    height_in = rows + pad_lo[0] + pad_hi[0]
+    pad_lo, pad_hi = _padding_extent(explanation, grid.shape)
+    width_in = grid.shape[1] + pad_lo[1] + pad_hi[1]
+    height_in = grid.shape[0] + pad_lo[0] + pad_hi[0]
     scale = 0.62
     figure, (ax_in, ax_out) = plt.subplots(
         1,
@@ -495,76 +484,9 @@ def plot_op(explanation: OpExplanation, path) -> Any:
         gridspec_kw={"width_ratios": [max(width_in, 1), max(out_grid.shape[1], 1)]},
     )
     colours = plt.get_cmap("tab10").colors
-    ax_in.set_xlim(-pad_lo[1] - 0.5, cols + pad_hi[1] - 0.5)
-    ax_in.set_ylim(rows + pad_hi[0] - 0.5, -pad_lo[0] - 0.5)
-    for r in range(-pad_lo[0], rows + pad_hi[0]):
-        for c in range(-pad_lo[1], cols + pad_hi[1]):
-            inside = 0 <= r < rows and 0 <= c < cols
-            ax_in.add_patch(
-                Rectangle(
-                    (c - 0.5, r - 0.5),
-                    1,
-                    1,
-                    facecolor="white" if inside else "#eeeeee",
-                    edgecolor="#bbbbbb",
-                    linewidth=0.8,
-                )
-            )
-            ax_in.text(
-                c,
-                r,
-                short_number(grid[r, c]) if inside else "pad",
-                ha="center",
-                va="center",
-                fontsize=9 if inside else 7,
-                color="black" if inside else "#999999",
-            )
-    for number, window in enumerate(explanation.windows):
-        colour = colours[number % len(colours)]
-        positions = [p if x.ndim == 2 else [0, *p] for p in window["positions"]]
-        r0 = min(p[0] for p in positions)
-        r1 = max(p[0] for p in positions)
-        c0 = min(p[1] for p in positions)
-        c1 = max(p[1] for p in positions)
-        inset = 0.06 + 0.05 * (number % 3)
-        ax_in.add_patch(
-            Rectangle(
-                (c0 - 0.5 + inset, r0 - 0.5 + inset),
-                c1 - c0 + 1 - 2 * inset,
-                r1 - r0 + 1 - 2 * inset,
-                fill=False,
-                edgecolor=colour,
-                linewidth=2,
-            )
-        )
-        winner = window.get("winner")
-        if winner is not None:
-            wr, wc = winner if x.ndim == 2 else (0, winner[0])
-            ax_in.add_patch(Rectangle((wc - 0.5, wr - 0.5), 1, 1, facecolor=colour, alpha=0.3))
-    ax_in.set_title(
-        f"input {'x'.join(map(str, x.shape))}: windows outlined"
-        + (", winners filled" if any("winner" in w for w in explanation.windows) else ""),
-        fontsize=9,
-    )
-    ax_out.set_xlim(-0.5, out_grid.shape[1] - 0.5)
-    ax_out.set_ylim(out_grid.shape[0] - 0.5, -0.5)
-    for number, window in enumerate(explanation.windows):
-        o = window["output"] if out.ndim == 2 else [0, *window["output"]]
-        colour = colours[number % len(colours)]
-        ax_out.add_patch(
-            Rectangle(
-                (o[1] - 0.5, o[0] - 0.5),
-                1,
-                1,
-                facecolor=colour,
-                alpha=0.25,
-                edgecolor=colour,
-                linewidth=2,
-            )
-        )
-        ax_out.text(o[1], o[0], short_number(window["result"]), ha="center", va="center",
-                    fontsize=9)
-    ax_out.set_title(f"{explanation.op} output {'x'.join(map(str, out.shape))}", fontsize=9)
+    _draw_input_grid(ax_in, grid, pad_lo, pad_hi)
+    _draw_windows(ax_in, explanation, colours)
+    _draw_output_grid(ax_out, explanation, out_grid.shape, colours)
     for ax in (ax_in, ax_out):
         ax.set_aspect("equal")
         ax.set_xticks([])
@@ -576,6 +498,81 @@ def plot_op(explanation: OpExplanation, path) -> Any:
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     plt.close(figure)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _as_2d(position, ndim: int) -> list[int]:
+    """A position of a 1-D or 2-D grid as (row, column); 1-D grids are drawn as one row."""
+    return list(position) if ndim == 2 else [0, *position]
+
+
+def _padding_extent(explanation: OpExplanation, shape) -> tuple[list[int], list[int]]:
+    """How many padding cells the windows reach before and after the grid, per dim."""
+    pad_lo, pad_hi = [0, 0], [0, 0]
+    for window in explanation.windows:
+        for position in window["positions"]:
+            position = _as_2d(position, explanation.input.ndim)
+            for d in range(2):
+                pad_lo[d] = max(pad_lo[d], -position[d])
+                pad_hi[d] = max(pad_hi[d], position[d] - shape[d] + 1)
+    return pad_lo, pad_hi
+
+
+def _draw_input_grid(ax, grid: np.ndarray, pad_lo, pad_hi) -> None:
+    """The input values, and the padding cells around them, as a table of cells."""
+    from matplotlib.patches import Rectangle
+
+    rows, cols = grid.shape
+    ax.set_xlim(-pad_lo[1] - 0.5, cols + pad_hi[1] - 0.5)
+    ax.set_ylim(rows + pad_hi[0] - 0.5, -pad_lo[0] - 0.5)
+    for r in range(-pad_lo[0], rows + pad_hi[0]):
+        for c in range(-pad_lo[1], cols + pad_hi[1]):
+            inside = 0 <= r < rows and 0 <= c < cols
+            ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, linewidth=0.8, edgecolor="#bbbbbb",
+                                   facecolor="white" if inside else "#eeeeee"))
+            ax.text(c, r, short_number(grid[r, c]) if inside else "pad", ha="center",
+                    va="center", fontsize=9 if inside else 7,
+                    color="black" if inside else "#999999")
+
+
+def _draw_windows(ax, explanation: OpExplanation, colours) -> None:
+    """Each window outlined in its colour (nested insets keep overlaps apart), winners filled."""
+    from matplotlib.patches import Rectangle
+
+    ndim = explanation.input.ndim
+    for number, window in enumerate(explanation.windows):
+        colour = colours[number % len(colours)]
+        positions = [_as_2d(p, ndim) for p in window["positions"]]
+        r0, r1 = min(p[0] for p in positions), max(p[0] for p in positions)
+        c0, c1 = min(p[1] for p in positions), max(p[1] for p in positions)
+        inset = 0.06 + 0.05 * (number % 3)
+        ax.add_patch(Rectangle((c0 - 0.5 + inset, r0 - 0.5 + inset), c1 - c0 + 1 - 2 * inset,
+                               r1 - r0 + 1 - 2 * inset, fill=False, edgecolor=colour,
+                               linewidth=2))
+        winner = window.get("winner")
+        if winner is not None:
+            wr, wc = _as_2d(winner, ndim)
+            ax.add_patch(Rectangle((wc - 0.5, wr - 0.5), 1, 1, facecolor=colour, alpha=0.3))
+    ax.set_title(
+        f"input {'x'.join(map(str, explanation.input.shape))}: windows outlined"
+        + (", winners filled" if any("winner" in w for w in explanation.windows) else ""),
+        fontsize=9,
+    )
+
+
+def _draw_output_grid(ax, explanation: OpExplanation, shape, colours) -> None:
+    """The output values, each cell in its window's colour."""
+    from matplotlib.patches import Rectangle
+
+    ax.set_xlim(-0.5, shape[1] - 0.5)
+    ax.set_ylim(shape[0] - 0.5, -0.5)
+    for number, window in enumerate(explanation.windows):
+        o = _as_2d(window["output"], explanation.output.ndim)
+        colour = colours[number % len(colours)]
+        ax.add_patch(Rectangle((o[1] - 0.5, o[0] - 0.5), 1, 1, facecolor=colour, alpha=0.25,
+                               edgecolor=colour, linewidth=2))
+        ax.text(o[1], o[0], short_number(window["result"]), ha="center", va="center", fontsize=9)
+    ax.set_title(f"{explanation.op} output {'x'.join(map(str, explanation.output.shape))}",
+                 fontsize=9)
 
 
 def short_number(value: float) -> str:
