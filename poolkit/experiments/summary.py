@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -198,7 +199,11 @@ def welch_significant(best: Sequence[float], other: Sequence[float]) -> bool:
     except ImportError:
         t, df = _welch_t(best, other)
         return t > t_quantile_975(df)
-    return bool(ttest_ind(best, other, equal_var=False).pvalue < 0.05)
+    with warnings.catch_warnings():
+        # Seeds often score (nearly) the same; SciPy then warns of precision loss in the
+        # variance, which the fallback computes the same way. One warning per row is noise.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return bool(ttest_ind(best, other, equal_var=False).pvalue < 0.05)
 
 
 def _welch_t(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
