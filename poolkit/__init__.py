@@ -15,7 +15,7 @@ checks every import, function-level ones included; docs/architecture.md says mor
     poolkit.geometry       pure argument handling and window arithmetic
 
 Every other top-level module (``poolkit.errors``, ``poolkit._console``…) is a leaf below all
-of them: anything may import it and it imports nothing from poolkit.
+of them: anything may import it and it imports only other leaves.
 
 Importing ``poolkit`` imports nothing heavy; import the layer you need.
 """

@@ -120,6 +120,10 @@ def open_bytes(path: Path) -> bytes:
     return raw
 
 
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_open_bytes = open_bytes
+
+
 def read_lines(path: str | os.PathLike, encoding: str = "utf-8") -> list[str]:
     """Decode ``path`` line by line (``\\n`` or ``\\r\\n``), failing with the line number.
 

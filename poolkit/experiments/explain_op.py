@@ -582,3 +582,8 @@ def short_number(value: float) -> str:
     if math.isfinite(value) and float(value).is_integer() and abs(value) < 1e9:
         return str(int(value))
     return f"{value:.4g}"
+
+
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_fmt = short_number
+

@@ -27,6 +27,10 @@ def pyplot():
     return plt
 
 
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_pyplot = pyplot
+
+
 def _save(figure, path: str | Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")

@@ -265,6 +265,10 @@ def level_header(label: str) -> str:
     return label
 
 
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_pct, _num, _level_header = format_percent, format_number, level_header
+
+
 def to_markdown(
     rows: Sequence[dict],
     *,

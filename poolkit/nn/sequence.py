@@ -406,6 +406,10 @@ def parse_mode(mode: Any) -> tuple[str, ...]:
     return parts
 
 
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_parse_mode = parse_mode
+
+
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {value!r}")
