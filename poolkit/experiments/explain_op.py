@@ -586,4 +586,3 @@ def short_number(value: float) -> str:
 
 # The old private spelling, still used by branches not merged yet; remove once none does.
 _fmt = short_number
-
