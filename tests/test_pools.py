@@ -20,6 +20,11 @@ def test_catalogue_imports_neither_numpy_nor_torch():
 
 
 def test_factory_builds_exactly_the_catalogue_entries():
+    outside = sorted(set(list_pools()) - set(factory_names()))
+    assert not outside, (
+        f"pools registered outside the catalogue: {outside}; give each a PoolInfo entry in "
+        "poolkit/pools.py and its constructor in poolkit/nn/factory.py's _CONSTRUCTORS"
+    )
     assert sorted(factory_names()) == list_pools()
     assert NNPoolInfo is PoolInfo
     for name in list_pools():
