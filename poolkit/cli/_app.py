@@ -26,6 +26,7 @@ from typing import Any
 import typer
 
 from poolkit import __version__
+from poolkit._console import stderr_console, stdout_console  # noqa: F401  (the commands' consoles)
 from poolkit.errors import DataFormatError
 
 app = typer.Typer(
@@ -162,19 +163,6 @@ def print_json(payload: Any) -> None:
     text = json.dumps(_finite(json.loads(json.dumps(payload, default=_json_default))), indent=2)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
-
-
-def stderr_console():
-    """A rich console on stderr, for progress bars and notes that must not mix with results."""
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def stdout_console():
-    from rich.console import Console
-
-    return Console()
 
 
 def per_class_table(label_names: Sequence[str], metrics: dict, title: str | None = None):

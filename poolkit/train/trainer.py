@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from poolkit._console import progress_bar, stderr_console
 from poolkit.errors import PoolkitError
 from poolkit.train import checkpoint as ckpt
 from poolkit.train.distributed import (
@@ -420,7 +421,7 @@ class Trainer:
         start_epoch = state["epoch"]
         best_weights = self._best_weights_at_start(out_dir, state)
 
-        console = _stderr_console() if (cfg.progress and main) else None
+        console = stderr_console() if (cfg.progress and main) else None
         for epoch in range(start_epoch, cfg.epochs):
             if state["stopped_early"]:
                 break
@@ -831,29 +832,10 @@ def _json_safe(value):
     return value
 
 
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
 def _progress(console):
     if console is None or not console.is_terminal:  # no bars in log files
         return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
-    )
+    return progress_bar("{task.description}", "loss {task.fields[loss]}", console=console)
 
 
 def _epoch_line(record: dict, epochs: int, monitor: str) -> str:
