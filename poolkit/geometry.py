@@ -62,7 +62,10 @@ __all__ = [
     "OutputSize",
     "PoolGeometry",
     "DimWindows",
+    "check_dims",
     "normalize_tuple",
+    "normalize_sizes",
+    "normalize_window",
     "normalize_output_size",
     "check_input_shape",
     "pool_output_size",
@@ -70,6 +73,8 @@ __all__ = [
     "pool_geometry",
     "adaptive_bins",
     "adaptive_windows",
+    "check_count",
+    "pyramid_levels",
     "fractional_output_size",
     "fractional_intervals",
     "check_fractional_sizes",
@@ -119,6 +124,69 @@ def normalize_tuple(value, dims: int, name: str) -> tuple[int, ...]:
     if hasattr(value, "shape") and hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:
         return normalize_tuple(value.tolist(), dims, name)  # a NumPy array of ints
     return (_as_int(value, name, " or a sequence of ints"),) * dims
+
+
+def check_dims(dims, allowed: Sequence[int] = (1, 2, 3), name: str = "dims") -> int:
+    """The number of spatial dimensions of a pooling op, as an int in ``allowed``.
+
+    >>> check_dims(2)
+    2
+    """
+    value = _as_int(dims, name)
+    if value not in allowed:
+        raise ValueError(f"{name} ({value}) must be one of {tuple(allowed)}")
+    return value
+
+
+def _bound(minimum: int) -> str:
+    return {0: "non-negative", 1: "greater than zero"}.get(minimum, f">= {minimum}")
+
+
+def normalize_sizes(value, dims: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
+    """:func:`normalize_tuple`, then every entry must be ``>= minimum``.
+
+    >>> normalize_sizes((3,), 2, "spatial_size")
+    (3, 3)
+    """
+    values = normalize_tuple(value, dims, name)
+    for d, v in enumerate(values):
+        if v < minimum:
+            raise ValueError(f"{name} ({v}) must be {_bound(minimum)} in dim {d}")
+    return values
+
+
+def normalize_window(
+    kernel_size, stride=None, padding=0, dilation=1, *, dims: int
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Normalise and validate the window of a pooling op: ``(kernel, stride, padding,
+    dilation)`` as tuples of ``dims`` ints, without the input size (see :func:`pool_geometry`).
+
+    ``stride`` of ``None`` or an empty sequence means ``kernel_size``. Raises, where PyTorch
+    refuses: ``kernel_size``, ``stride``, ``dilation`` must be ``>= 1``; ``padding`` must be
+    ``>= 0`` and at most ``kernel_size // 2``. The PyTorch layers of :mod:`poolkit.nn` and the
+    NumPy engine both validate here, so both raise the same messages.
+
+    >>> normalize_window(3, padding=1, dims=2)
+    ((3, 3), (3, 3), (1, 1), (1, 1))
+    """
+    kernel = normalize_tuple(kernel_size, dims, "kernel_size")
+    if stride is None or (isinstance(stride, Sequence) and len(stride) == 0):
+        stride_t = kernel
+    else:
+        stride_t = normalize_tuple(stride, dims, "stride")
+    pad = normalize_tuple(padding, dims, "padding")
+    dil = normalize_tuple(dilation, dims, "dilation")
+    for name, values in (("kernel_size", kernel), ("stride", stride_t), ("dilation", dil)):
+        normalize_sizes(values, dims, name)
+    for d, (p, k) in enumerate(zip(pad, kernel, strict=True)):
+        if p < 0:
+            raise ValueError(f"padding ({p}) must be {_bound(0)} in dim {d}")
+        if p > k // 2:
+            raise ValueError(
+                f"padding ({p}) must be at most half the kernel size ({k} // 2 = {k // 2}) "
+                f"in dim {d}"
+            )
+    return kernel, stride_t, pad, dil
 
 
 def normalize_output_size(
@@ -443,26 +511,9 @@ def pool_geometry(
     (2, 2)
     """
     input_size = tuple(int(v) for v in input_size)
-    dims = len(input_size)
-    kernel = normalize_tuple(kernel_size, dims, "kernel_size")
-    if stride is None or (isinstance(stride, Sequence) and len(stride) == 0):
-        stride_t = kernel
-    else:
-        stride_t = normalize_tuple(stride, dims, "stride")
-    pad = normalize_tuple(padding, dims, "padding")
-    dil = normalize_tuple(dilation, dims, "dilation")
-    for name, values in (("kernel_size", kernel), ("stride", stride_t), ("dilation", dil)):
-        for d, v in enumerate(values):
-            if v <= 0:
-                raise ValueError(f"{name} ({v}) must be greater than zero in dim {d}")
-    for d, (p, k) in enumerate(zip(pad, kernel, strict=True)):
-        if p < 0:
-            raise ValueError(f"padding ({p}) must be non-negative in dim {d}")
-        if p > k // 2:
-            raise ValueError(
-                f"padding ({p}) must be at most half the kernel size ({k} // 2 = {k // 2}) "
-                f"in dim {d}"
-            )
+    kernel, stride_t, pad, dil = normalize_window(
+        kernel_size, stride, padding, dilation, dims=len(input_size)
+    )
     sizes = tuple(
         pool_output_size(L, k, s, p, d, bool(ceil_mode))
         for L, k, s, p, d in zip(input_size, kernel, stride_t, pad, dil, strict=True)
@@ -517,6 +568,36 @@ def adaptive_windows(input_size: int, output_size: int) -> DimWindows:
         lengths=None if regular else lengths,
         stride=input_size // output_size if regular else None,
     )
+
+
+def check_count(value, name: str, minimum: int = 1) -> int:
+    """A count such as k-max's ``k``: an int (NumPy ints too) ``>= minimum``.
+
+    >>> check_count(2, "k")
+    2
+    """
+    count = _as_int(value, name)
+    if count < minimum:
+        raise ValueError(f"{name} ({count}) must be >= {minimum}")
+    return count
+
+
+def pyramid_levels(levels) -> tuple[int, ...]:
+    r"""Spatial pyramid levels: an int or a non-empty sequence of ints ``>= 1``; level
+    :math:`l` pools an :math:`l \times \dots \times l` grid of adaptive bins.
+
+    >>> pyramid_levels(2), pyramid_levels((1, 2, 4))
+    ((2,), (1, 2, 4))
+    """
+    if not isinstance(levels, Sequence):
+        levels = (levels,)
+    ints = tuple(
+        operator.index(v) if not isinstance(v, bool) and hasattr(v, "__index__") else None
+        for v in (() if isinstance(levels, str) else levels)
+    )
+    if not ints or any(v is None or v < 1 for v in ints):
+        raise ValueError(f"levels ({levels!r}) must be a non-empty sequence of ints >= 1")
+    return ints
 
 
 # --------------------------------------------------------------------------------------------
@@ -689,3 +770,43 @@ def unpool_output_size(
                 f"(from kernel_size={kernel[d]}, stride={stride_t[d]}, padding={pad[d]})"
             )
     return sizes
+
+
+# --------------------------------------------------------------------------------------------
+# Region-of-interest pooling (RoI pool, RoI Align, position-sensitive RoI Align)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoIArgs:
+    """The validated scalar arguments of an RoI op (torchvision.ops' names)."""
+
+    output_size: tuple[int, int]  # (pooled height, pooled width)
+    spatial_scale: float
+    sampling_ratio: int  # > 0: that many samples per bin and axis; <= 0: adaptive
+
+
+def roi_args(output_size, spatial_scale=1.0, sampling_ratio=-1) -> RoIArgs:
+    """Normalise ``output_size`` (int or pair), check ``spatial_scale`` and ``sampling_ratio``.
+
+    >>> roi_args(7)
+    RoIArgs(output_size=(7, 7), spatial_scale=1.0, sampling_ratio=-1)
+    >>> roi_args((0, 2))
+    Traceback (most recent call last):
+    ...
+    ValueError: output_size ((0, 2)) must be positive in both dims (pooled height, width)
+    """
+    size = normalize_tuple(output_size, 2, "output_size")
+    if min(size) <= 0:
+        raise ValueError(
+            f"output_size ({size}) must be positive in both dims (pooled height, width)"
+        )
+    if isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)) and not (
+        hasattr(spatial_scale, "dtype") and getattr(spatial_scale, "ndim", 1) == 0
+    ):
+        raise TypeError(f"spatial_scale must be a number, got {spatial_scale!r}")
+    scale = float(spatial_scale)
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"spatial_scale ({spatial_scale!r}) must be a positive finite number")
+    ratio = _as_int(sampling_ratio, "sampling_ratio")
+    return RoIArgs(size, scale, ratio)

@@ -1,9 +1,10 @@
 """The `poolkit` command: the Typer app, exit codes and shared output helpers.
 
 Contract: every command exits 0 on success, 2 on bad usage (unknown option, invalid argument
-value), 1 on a runtime failure, printing a one-line ``poolkit: error: ...`` (the traceback only
-with ``--debug`` or ``POOLKIT_DEBUG=1``). Commands that produce results accept ``--json`` and then
-print nothing but JSON on stdout; progress bars and notes go to stderr.
+value), 1 on a runtime failure (a ``ValueError`` from data or a model included: commands run
+that part inside :func:`at_run_time`), printing a one-line ``poolkit: error: ...`` (the
+traceback only with ``--debug`` or ``POOLKIT_DEBUG=1``). Commands that produce results accept
+``--json`` and then print nothing but JSON on stdout; progress bars and notes go to stderr.
 
 Each command lives in its own module of this package and registers itself on :data:`app`; the
 modules import heavy libraries (torch, transformers) inside the command functions so that
@@ -12,6 +13,7 @@ modules import heavy libraries (torch, transformers) inside the command function
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -24,6 +26,7 @@ from typing import Any
 import typer
 
 from poolkit import __version__
+from poolkit._console import stderr_console, stdout_console  # noqa: F401  (the commands' consoles)
 from poolkit.errors import DataFormatError
 
 app = typer.Typer(
@@ -57,9 +60,27 @@ def _root(
     _debug = _debug or debug
 
 
+class UsageError(ValueError):
+    """Bad usage found after the options were parsed (a split that does not exist, an option
+    that does not apply to the data): exit 2 even inside :func:`at_run_time`."""
+
+
+@contextlib.contextmanager
+def at_run_time():
+    """Mark the part of a command that runs (loading data, building and training a model):
+    a ``ValueError``/``TypeError`` raised there is a runtime failure (exit 1), not bad usage."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if not isinstance(exc, UsageError):
+            exc.poolkit_runtime = True
+        raise
+
+
 def exit_code_for(exc: BaseException) -> int:
-    """2 for an invalid argument value (bad usage), 1 for anything that failed at run time."""
-    if isinstance(exc, DataFormatError):
+    """2 for an invalid argument value (bad usage), 1 for anything that failed at run time:
+    every exception but a ``ValueError``/``TypeError`` raised while the options are checked."""
+    if isinstance(exc, DataFormatError) or getattr(exc, "poolkit_runtime", False):
         return 1
     if isinstance(exc, (ValueError, TypeError)):
         return 2
@@ -144,14 +165,17 @@ def print_json(payload: Any) -> None:
     sys.stdout.flush()
 
 
-def stderr_console():
-    """A rich console on stderr, for progress bars and notes that must not mix with results."""
-    from rich.console import Console
+def per_class_table(label_names: Sequence[str], metrics: dict, title: str | None = None):
+    """A rich table: precision, recall, F1 and support of each class (from
+    :func:`~poolkit.train.metrics.classification_metrics`)."""
+    from rich.table import Table
 
-    return Console(stderr=True)
-
-
-def stdout_console():
-    from rich.console import Console
-
-    return Console()
+    table = Table(title=title)
+    table.add_column("class")
+    for column in ("precision", "recall", "F1", "support"):
+        table.add_column(column, justify="right")
+    rows = zip(label_names, metrics["precision_per_class"], metrics["recall_per_class"],
+               metrics["f1_per_class"], metrics["support_per_class"], strict=True)
+    for name, precision, recall, f1, support in rows:
+        table.add_row(str(name), f"{precision:.4f}", f"{recall:.4f}", f"{f1:.4f}", str(support))
+    return table

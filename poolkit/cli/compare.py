@@ -31,7 +31,7 @@ def render_table(rows, console) -> None:
     """The summary as a rich table: best row green, losing rows dim."""
     from rich.table import Table
 
-    from poolkit.experiments.summary import _level_header, _num, _pct
+    from poolkit.experiments.summary import format_number, format_percent, level_header
 
     labels = [k[: -len("_mean")] for k in rows[0] if k.endswith("_mean")] if rows else []
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
@@ -41,7 +41,7 @@ def render_table(rows, console) -> None:
         "pooling",
         "accuracy %",
         "macro-F1 %",
-        *[_level_header(x) for x in labels],
+        *[level_header(x) for x in labels],
         "train s",
         "params",
         "verdict",
@@ -58,10 +58,10 @@ def render_table(rows, console) -> None:
         table.add_row(
             str(row.get("rank") or "–"),
             row["pool"],
-            _pct(row["accuracy_mean"], row["accuracy_std"]),
-            _pct(row["macro_f1_mean"], row["macro_f1_std"]),
-            *[_pct(row.get(f"{x}_mean"), row.get(f"{x}_std")) for x in labels],
-            _num(row.get("train_time_s_mean"), ".1f"),
+            format_percent(row["accuracy_mean"], row["accuracy_std"]),
+            format_percent(row["macro_f1_mean"], row["macro_f1_std"]),
+            *[format_percent(row.get(f"{x}_mean"), row.get(f"{x}_std")) for x in labels],
+            format_number(row.get("train_time_s_mean"), ".1f"),
             f"{row['params']:,}" if row.get("params") is not None else "–",
             row["verdict"],
             style=style,

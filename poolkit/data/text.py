@@ -105,7 +105,7 @@ class TextData:
 # Line-level decoding shared by all readers
 
 
-def _open_bytes(path: Path) -> bytes:
+def open_bytes(path: Path) -> bytes:
     """The file's bytes, transparently decompressing ``.gz`` and ``.bz2``."""
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
@@ -120,6 +120,10 @@ def _open_bytes(path: Path) -> bytes:
     return raw
 
 
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_open_bytes = open_bytes
+
+
 def read_lines(path: str | os.PathLike, encoding: str = "utf-8") -> list[str]:
     """Decode ``path`` line by line (``\\n`` or ``\\r\\n``), failing with the line number.
 
@@ -127,7 +131,7 @@ def read_lines(path: str | os.PathLike, encoding: str = "utf-8") -> list[str]:
     (UTF-16 text read as 8-bit, say) and raises :class:`DataFormatError` as well.
     """
     path = Path(path)
-    raw = _open_bytes(path)
+    raw = open_bytes(path)
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()

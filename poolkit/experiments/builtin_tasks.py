@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from poolkit.experiments.tasks import Task, TaskData
+from poolkit.experiments.task_types import Task, TaskData
 
 SPLIT_SEED = 0
 
@@ -216,8 +216,8 @@ def load_transformer_task(
     dev_fraction: float = 0.1,
 ) -> TaskData:
     """A text data set tokenised for a pretrained transformer (its own tokenizer; batches carry
-    ``input_ids`` and ``attention_mask``). The shipped MiniLM loads offline."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    ``input_ids`` and ``attention_mask``). The shipped MiniLM loads offline (a model on disk
+    is loaded with ``local_files_only``; the process environment is left alone)."""
     from poolkit.data import load_dataset
     from poolkit.models.transformer import (
         TransformerConfig,

@@ -17,7 +17,8 @@ from typing import Any
 from poolkit.experiments._io import atomic_write_bytes
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -26,10 +27,14 @@ def _pyplot():
     return plt
 
 
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_pyplot = pyplot
+
+
 def _save(figure, path: str | Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -41,7 +46,7 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], path: str | Path, *, title: st
     """Accuracy (%) per pooling type, best at the top: mean ± std as a point with error bars, each
     seed as a small dot. A dot plot, not bars, because the axis is zoomed to the results (bars on
     a cut axis exaggerate gaps); the majority-class baseline is named in the axis label."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [row for row in rows if row["runs"] > 0]
     figure, axes = plt.subplots(figsize=(7.0, 0.42 * len(rows) + 1.6))
     colour_of = {"best": "#2b8a3e", "tie": "#4c6ef5"}
@@ -87,7 +92,7 @@ def plot_robustness(
     rows: Sequence[dict[str, Any]], path: str | Path, *, title: str, xlabel: str
 ) -> Path | None:
     """Accuracy (%) against the perturbation level, one line per pooling type."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [row for row in rows if row["runs"] > 0]
     labels = [key[: -len("_mean")] for key in rows[0] if key.endswith("_mean")] if rows else []
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]

@@ -458,16 +458,7 @@ class _Progress:
     def __enter__(self):
         if not self.enabled:
             return self
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        from poolkit.cli._app import stderr_console
+        from poolkit._console import progress_bar, stderr_console
 
         console = self.console or stderr_console()
         if self.reused:
@@ -475,15 +466,8 @@ class _Progress:
                 f"[dim]{self.spec.task.name}: {self.reused} finished run(s) found in "
                 f"{self.spec.out_dir / RESULTS_FILE}, not repeated[/dim]"
             )
-        self.progress = Progress(
-            TextColumn("[bold]{task.fields[name]}[/bold]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"),
-            console=console,
+        self.progress = progress_bar(
+            "[bold]{task.fields[name]}[/bold]", "{task.fields[status]}", console=console,
             transient=False,
         )
         self.progress.__enter__()

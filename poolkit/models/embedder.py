@@ -35,12 +35,12 @@ import numpy as np
 import torch
 
 from poolkit.models.transformer import (
-    _accepted_arguments,
+    accepted_arguments,
     backbone_hidden_states,
     load_tokenizer_and_backbone,
     resolve_model_source,
 )
-from poolkit.nn.sequence import LEARNED_MODES, SequencePool, _parse_mode
+from poolkit.nn.sequence import LEARNED_MODES, SequencePool, parse_mode
 
 __all__ = ["Embedder", "sentence_transformers_settings"]
 
@@ -112,7 +112,7 @@ class Embedder:
         if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
             raise ValueError(f"max_length ({max_length!r}) must be a positive integer or None")
         if isinstance(pool, str):
-            learned = [part for part in _parse_mode(pool) if part in LEARNED_MODES]
+            learned = [part for part in parse_mode(pool) if part in LEARNED_MODES]
             if learned:
                 raise ValueError(
                     f"pool mode {pool!r} has learned weights ({', '.join(learned)}); pass a "
@@ -136,7 +136,7 @@ class Embedder:
         self.max_length = max_length or limit
         self.batch_size = batch_size
         self.source = source
-        self._accepted = _accepted_arguments(self.model)
+        self._accepted = accepted_arguments(self.model)
 
     @property
     def dimension(self) -> int:
@@ -187,15 +187,6 @@ class Embedder:
 
 
 def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from poolkit._console import progress_bar
 
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-        transient=True,
-    )
+    return progress_bar("[progress.description]{task.description}", disable=not enabled)

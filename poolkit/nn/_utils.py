@@ -1,4 +1,8 @@
-"""Argument checks and small helpers shared by the pooling families of :mod:`poolkit.nn`.
+"""Tensor checks and small helpers shared by the pooling families of :mod:`poolkit.nn`.
+
+The window arguments (``dims``, ``kernel_size``, ``stride``, ``padding``, ``dilation``) are
+parsed and validated by :mod:`poolkit.geometry`, the same functions the NumPy engine calls, so
+both raise the same messages; what is here needs a tensor.
 
 Every family validates its arguments here so that a bad call raises a ``ValueError`` (or
 ``TypeError``) that names the argument, the value received and what is allowed, and never an
@@ -14,52 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from poolkit.geometry import check_dims, normalize_window, pool_output_size
+
 _HALF_TYPES = (torch.float16, torch.bfloat16)
-
-
-def check_dims(dims: object, allowed: Sequence[int] = (1, 2, 3), what: str = "dims") -> int:
-    """``dims`` as an int in ``allowed``."""
-    if isinstance(dims, bool) or not isinstance(dims, int):
-        raise TypeError(f"{what} must be an int in {tuple(allowed)}, got {dims!r}")
-    if dims not in allowed:
-        raise ValueError(f"{what} ({dims}) must be one of {tuple(allowed)}")
-    return dims
-
-
-def ntuple(value: object, dims: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
-    """``value`` (an int or ``dims`` ints, each ``>= minimum``) as a ``dims``-tuple."""
-    if isinstance(value, (int,)) and not isinstance(value, bool):
-        values: tuple = (value,) * dims
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        values = tuple(value)
-        if len(values) != dims:
-            raise ValueError(
-                f"{name} ({value!r}) must be an int or a sequence of {dims} ints, "
-                f"got {len(values)} values"
-            )
-    else:
-        raise TypeError(f"{name} must be an int or a sequence of {dims} ints, got {value!r}")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name} must contain ints, got {value!r}")
-        if v < minimum:
-            raise ValueError(f"{name} ({value!r}) must be >= {minimum} in every dim")
-    return values
-
-
-def window_args(
-    kernel_size: object, stride: object, padding: object, dims: int
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """Normalise and validate ``(kernel_size, stride, padding)``; ``stride=None`` means kernel."""
-    kernel = ntuple(kernel_size, dims, "kernel_size")
-    step = kernel if stride is None else ntuple(stride, dims, "stride")
-    pad = ntuple(padding, dims, "padding", minimum=0)
-    for d in range(dims):
-        if pad[d] > kernel[d] // 2:
-            raise ValueError(
-                f"padding ({pad[d]}) must be at most half the kernel size ({kernel[d]}) in dim {d}"
-            )
-    return kernel, step, pad
 
 
 def check_input(input: object, dims: int, name: str = "input") -> Tensor:
@@ -85,11 +46,6 @@ def check_fits(input: Tensor, kernel: Sequence[int], padding: Sequence[int], dim
                 f"kernel_size ({kernel[d]}) is larger than the padded input "
                 f"({spatial[d]} + 2*{padding[d]}) in dim {d}"
             )
-
-
-def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Number of windows along one dim (floor mode): ``floor((size + 2p - k) / s) + 1``."""
-    return (size + 2 * padding - kernel) // stride + 1
 
 
 def check_positive(value: object, name: str, *, allow_zero: bool = False) -> float:
@@ -220,7 +176,10 @@ def plane_chunks(planes: Tensor, parts: int = 16) -> list[slice]:
 
 def pooled_empty(planes: Tensor, kernel, stride, padding, dims: int) -> Tensor:
     """An uninitialised ``(P, 1, *out)`` tensor for the pooled planes (filled chunk by chunk)."""
-    out = [output_size(planes.shape[2 + d], kernel[d], stride[d], padding[d]) for d in range(dims)]
+    out = [
+        pool_output_size(planes.shape[2 + d], kernel[d], stride[d], padding[d]).size
+        for d in range(dims)
+    ]
     return planes.new_empty((planes.shape[0], 1, *out))
 
 
@@ -243,6 +202,6 @@ def resolve_window(
         if stride is not None or padding not in (0, None):
             raise ValueError("stride and padding need kernel_size (kernel_size=None is global)")
         return global_window(input, dims)
-    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
+    kernel, step, pad, _ = normalize_window(kernel_size, stride, padding, dims=dims)
     check_fits(input, kernel, pad, dims)
     return kernel, step, pad

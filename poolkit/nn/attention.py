@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from poolkit.geometry import normalize_sizes
 from poolkit.nn._base import PoolModule
-from poolkit.nn._utils import check_choice, check_input, ntuple
+from poolkit.nn._utils import check_choice, check_input
 
 _INTERPOLATION = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
@@ -53,7 +54,7 @@ class _AttentionPoolNd(PoolModule):
         if spatial_size is None:
             self.pos_embed = None
         else:
-            size = ntuple(spatial_size, self.dims, "spatial_size")
+            size = normalize_sizes(spatial_size, self.dims, "spatial_size")
             self.pos_embed = nn.Parameter(torch.randn(channels, *size) * scale)
 
     def feat_mult(self) -> int:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from poolkit.geometry import check_dims
 from poolkit.nn._base import WindowPoolNd, bind_dims
 from poolkit.nn._utils import (
     MAX_POOL,
     as_planes,
-    check_dims,
     check_positive,
     plane_chunks,
     plane_max,

@@ -390,7 +390,8 @@ class _LatentAttention(nn.Module):
 # The module
 
 
-def _parse_mode(mode: Any) -> tuple[str, ...]:
+def parse_mode(mode: Any) -> tuple[str, ...]:
+    """``"mean+max"`` -> ``("mean", "max")``, each a name of :data:`POOLING_MODES`."""
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a string such as 'mean' or 'mean+max', got {mode!r}")
     parts = tuple(part.strip() for part in mode.split("+"))
@@ -403,6 +404,10 @@ def _parse_mode(mode: Any) -> tuple[str, ...]:
     if len(set(parts)) != len(parts):
         raise ValueError(f"mode {mode!r} repeats a mode; each may appear once")
     return parts
+
+
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_parse_mode = parse_mode
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -450,7 +455,7 @@ class SequencePool(nn.Module):
 
     def __init__(self, mode: str = "mean", hidden_size: int | None = None, **kwargs: Any):
         super().__init__()
-        self.modes = _parse_mode(mode)
+        self.modes = parse_mode(mode)
         self.mode = "+".join(self.modes)
         if hidden_size is not None:
             hidden_size = _positive_int("hidden_size", hidden_size)

@@ -57,6 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from poolkit._console import progress_bar, stderr_console
+from poolkit.errors import PoolkitError
 from poolkit.train import checkpoint as ckpt
 from poolkit.train.distributed import (
     DistInfo,
@@ -77,13 +79,47 @@ from poolkit.train.optim import (
     lr_factor,
 )
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "MONITORS"]
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "MONITORS", "NonFiniteLossError",
+           "RunFolderError", "check_run_folder"]
 
 MONITORS = ("accuracy", "macro_f1", "loss")
 STATE_STEM = "trainer_state"
 BEST_FILE = "best.safetensors"  # inside a checkpoint: the best model up to that epoch
 LOG_FILE = "log.jsonl"
 RESULT_FILE = "result.json"
+
+
+class NonFiniteLossError(PoolkitError, RuntimeError):
+    """Training produced a NaN or infinite loss (or weights): the run stops, nothing is saved."""
+
+
+class RunFolderError(PoolkitError, RuntimeError):
+    """``out_dir`` holds another run: refused without ``overwrite``, or a resume whose settings
+    differ from the checkpoint's without ``force_resume``."""
+
+
+#: Train settings a resumed run must share with its checkpoint (others, like ``epochs`` or
+#: ``patience``, may change: a run can be extended).
+RESUME_KEYS = ("batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup", "monitor",
+               "grad_clip", "seed", "group_by_length", "layer_lr_decay", "ema")
+#: ... and the parts of config.json that describe the model and its data.
+RESUME_METADATA = ("model_type", "model_config", "label_names", "data", "text_encoder", "image")
+
+
+def check_run_folder(config: TrainConfig) -> None:
+    """Refuse to start a new run (no ``resume``) in an ``out_dir`` that holds a trained model or
+    checkpoints, unless ``config.overwrite``."""
+    if config.out_dir is None or config.resume or config.overwrite:
+        return
+    out_dir = Path(config.out_dir)
+    found = [name for name in (ckpt.MODEL_FILE, "cv_result.json") if (out_dir / name).is_file()]
+    found += sorted(str(p.relative_to(out_dir)) for pattern in ("checkpoints/epoch-*", "fold-*")
+                    for p in out_dir.glob(pattern))[:3]
+    if found:
+        raise RunFolderError(
+            f"{out_dir} already holds a run ({', '.join(found)}); pass --resume to continue it, "
+            "--overwrite to replace it, or another --out"
+        )
 
 
 @dataclass
@@ -121,6 +157,15 @@ class TrainConfig:
             every step and bias-corrected (None = off; 0.99 averages over about the last 100
             steps). Dev evaluation, the best checkpoint and the returned model use the average
             (:class:`~poolkit.train.optim.WeightAverage`).
+        skip_nonfinite: how many batches with a NaN or infinite loss may be skipped (no update)
+            over the whole run; the next one stops it with :class:`NonFiniteLossError` naming
+            the epoch and step. Weights that become non-finite stop it too, and are never saved.
+        overwrite: start a new run in an ``out_dir`` that holds one (its checkpoints are
+            replaced by this run's first save, not deleted before); without it such a folder
+            is refused with :class:`RunFolderError`.
+        force_resume: resume even where the settings that define the model, its training or
+            its data differ from the checkpoint's (listed in the :class:`RunFolderError`
+            otherwise).
     """
 
     epochs: int = 10
@@ -144,6 +189,9 @@ class TrainConfig:
     group_by_length: bool = False
     layer_lr_decay: float = 1.0
     ema: float | None = None
+    skip_nonfinite: int = 0
+    overwrite: bool = False
+    force_resume: bool = False
 
     def __post_init__(self) -> None:
         if self.out_dir is not None:
@@ -170,6 +218,9 @@ class TrainConfig:
             raise ValueError(f"layer_lr_decay ({self.layer_lr_decay}) must be in (0, 1]")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ValueError(f"ema ({self.ema}) must be in (0, 1) or None")
+        if (not isinstance(self.skip_nonfinite, int) or isinstance(self.skip_nonfinite, bool)
+                or self.skip_nonfinite < 0):
+            raise ValueError(f"skip_nonfinite ({self.skip_nonfinite!r}) must be an integer >= 0")
         if self.resume and self.out_dir is None:
             raise ValueError("resume=True needs out_dir (the folder of the checkpoints)")
 
@@ -249,6 +300,7 @@ class Trainer:
         self.device = resolve_device(config.device)
         self.optimizer: torch.optim.Optimizer | None = None
         self.step = 0
+        self.nonfinite_skipped = 0  # batches skipped for a NaN/inf loss, over the whole run
 
     # -----------------------------------------------------------------------------------------
     # Public API
@@ -297,12 +349,7 @@ class Trainer:
     def evaluate(self, data, batch_size: int | None = None) -> dict:
         """``{"accuracy", "macro_f1", "f1_per_class", "confusion_matrix", "loss",
         "num_examples"}`` of the model on ``data``."""
-        logits, labels = self.predict_logits(data, batch_size)
-        if len(labels) == 0:
-            raise ValueError("data is empty: nothing to evaluate")
-        loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
-        metrics = classification_metrics(labels, logits.argmax(axis=1), logits.shape[1])
-        return {**metrics, "loss": float(loss)}
+        return metrics_from_logits(*self.predict_logits(data, batch_size))
 
     # -----------------------------------------------------------------------------------------
     # The loop
@@ -366,13 +413,15 @@ class Trainer:
         state = self._fresh_state()
         if cfg.resume:
             state = self._load_last_checkpoint(out_dir, state)
-        elif out_dir is not None and main:
-            shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+        else:  # every process checks, so that all stop together
+            # an old run's checkpoints go when this run saves its first one (_save_checkpoint)
+            check_run_folder(cfg)
         self.step = state["step"]
+        self.nonfinite_skipped = state.get("nonfinite_skipped", 0)
         start_epoch = state["epoch"]
         best_weights = self._best_weights_at_start(out_dir, state)
 
-        console = _stderr_console() if (cfg.progress and main) else None
+        console = stderr_console() if (cfg.progress and main) else None
         for epoch in range(start_epoch, cfg.epochs):
             if state["stopped_early"]:
                 break
@@ -385,6 +434,8 @@ class Trainer:
             record = {"event": "epoch", "epoch": epoch + 1, **train_stats}
             state["epoch"] = epoch + 1
             state["step"] = self.step
+            state["nonfinite_skipped"] = self.nonfinite_skipped
+            _check_finite_weights(self.model, epoch)
             # with a weight average, the average is what is evaluated and kept as the best
             averaged = self.average.swapped() if self.average else contextlib.nullcontext()
             with averaged:
@@ -392,7 +443,9 @@ class Trainer:
                     dev = self.evaluate(self.dev_data)
                     record["dev"] = {k: dev[k] for k in ("accuracy", "macro_f1", "loss")}
                     score = dev[cfg.monitor]
-                    better = _is_better(score, state["best_score"], cfg.monitor)
+                    # a dev loss of NaN/inf means NaN/inf logits: never the best model
+                    better = math.isfinite(dev["loss"]) and _is_better(
+                        score, state["best_score"], cfg.monitor)
                 else:
                     dev, better = {}, True  # no dev data: the last epoch is the best
                 if better:
@@ -447,7 +500,7 @@ class Trainer:
         # running sums stay on the device: no host sync per step on a GPU
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        seen = 0
+        seen = skipped = 0
         progress = _progress(console)
         task = None
         if progress is not None:
@@ -456,7 +509,7 @@ class Trainer:
                 f"epoch {epoch + 1}/{cfg.epochs}", total=len(loader), loss="-"
             )
         try:
-            for batch in loader:
+            for position, batch in enumerate(loader):
                 batch = _to_device(batch, self.device)
                 labels = batch.pop("labels")
                 lr = cfg.base_lr * lr_factor(self.step, total_steps, cfg.schedule, warmup_steps)
@@ -465,6 +518,11 @@ class Trainer:
                 logits = model(**batch)
                 loss = F.cross_entropy(logits, labels)
                 self.optimizer.zero_grad(set_to_none=True)
+                if not self._all_finite(loss):  # one host sync per step, as the progress bar's
+                    self._skip_nonfinite(loss, epoch, position, len(loader))
+                    self.step += 1
+                    skipped += 1
+                    continue
                 loss.backward()
                 if cfg.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -494,7 +552,39 @@ class Trainer:
             "train_accuracy": correct_total / max(seen_total, 1),
             "lr": self.optimizer.param_groups[-1]["lr"],  # the head's under layer lr decay
             "steps": self.step,
+            "skipped_nonfinite": skipped,
         }
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is finite in every process (under torchrun all skip a batch
+        together, or none does: DDP needs every process in each backward pass)."""
+        finite = torch.isfinite(loss.detach()).to(torch.int32)
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite)
+
+    def _skip_nonfinite(self, loss, epoch: int, position: int, batches: int) -> None:
+        """Count a batch whose loss is NaN/inf; past ``skip_nonfinite`` such batches, stop."""
+        self.nonfinite_skipped += 1
+        value = loss.item()
+        value = value if not math.isfinite(value) else "not finite in another process"
+        where = (f"epoch {epoch + 1}, step {self.step + 1} (batch {position + 1} of "
+                 f"{batches} of the epoch)")
+        if self.nonfinite_skipped > self.config.skip_nonfinite:
+            allowed = self.config.skip_nonfinite
+            raise NonFiniteLossError(
+                f"the training loss is {value} at {where}"
+                + (f", after {allowed} skipped non-finite batches (--skip-nonfinite {allowed})"
+                   if allowed else "")
+                + "; lower the learning rate, clip gradients (--grad-clip) or check the data. "
+                "Nothing from this step on was saved."
+            )
+        if self.dist.is_main and self.config.progress:
+            print(f"poolkit: skipped a batch whose loss is {value} at {where} "
+                  f"({self.nonfinite_skipped} of at most {self.config.skip_nonfinite})",
+                  file=sys.stderr)
 
     # -----------------------------------------------------------------------------------------
     # State, checkpoints, logs
@@ -509,6 +599,7 @@ class Trainer:
             "bad_epochs": 0,
             "stopped_early": False,
             "train_time_s": 0.0,
+            "nonfinite_skipped": 0,
             "history": [],
         }
 
@@ -564,15 +655,17 @@ class Trainer:
                 print(f"poolkit: no checkpoint in {root}; starting from scratch", file=sys.stderr)
             return state
         last = found[-1]
-        saved = ckpt.load_state(last / STATE_STEM)
-        previous = saved["train_config"]
-        defaults = {"layer_lr_decay": 1.0, "ema": None}  # checkpoints from before these keys
-        for key in ("batch_size", "optimizer", "seed", "layer_lr_decay", "ema"):
-            if previous.get(key, defaults.get(key)) != getattr(self.config, key):
-                raise ValueError(
-                    f"cannot resume {last}: it was trained with {key}={previous.get(key)!r}, "
-                    f"now {key}={getattr(self.config, key)!r} (start without resume instead)"
-                )
+        try:
+            saved = ckpt.load_state(last / STATE_STEM)
+        except (OSError, ValueError, KeyError) as exc:  # JSON, safetensors header, missing key
+            raise RunFolderError(f"cannot resume from {last}: its trainer state is unreadable "
+                                 f"({type(exc).__name__}: {exc})") from exc
+        differences = self._resume_differences(saved["train_config"], last)
+        if differences and not self.config.force_resume:
+            raise RunFolderError(
+                f"cannot resume {last}: this run differs from it in {'; '.join(differences)} "
+                "(--force-resume to continue anyway, --overwrite to start again)"
+            )
         from safetensors.torch import load_model
 
         load_model(self.model, last / ckpt.MODEL_FILE, strict=True, device=str(self.device))
@@ -595,6 +688,23 @@ class Trainer:
             config.update(self._metadata(restored))
             ckpt.atomic_write_json(out_dir / ckpt.CONFIG_FILE, config)
         return restored
+
+    def _resume_differences(self, previous: dict, last: Path) -> list[str]:
+        """``["lr 0.001 -> 0.01", "model_config.pool 'max' -> 'avg'", ...]``: the settings of this
+        run that differ from the checkpoint's (model, data, training)."""
+        defaults = {"layer_lr_decay": 1.0, "ema": None}  # checkpoints from before these keys
+        current = self.config.to_dict()
+        differences = [f"{key} {previous.get(key, defaults.get(key))!r} -> {current[key]!r}"
+                       for key in RESUME_KEYS
+                       if key in previous or key in defaults
+                       if previous.get(key, defaults.get(key)) != current[key]]
+        saved = ckpt.read_checkpoint_config(last)
+        ours = _jsonable({**self.metadata, "model_type": saved["model_type"],
+                          "model_config": _model_config_dict(self.model)})
+        for key in RESUME_METADATA:
+            if key in saved or key in ours:
+                differences += _dict_differences(key, saved.get(key), ours.get(key))
+        return differences
 
     def _best_weights_at_start(self, out_dir: Path | None, state: dict) -> dict | None:
         if state["best_epoch"] == 0 or not self.config.restore_best:
@@ -645,6 +755,52 @@ class LengthGroupedBatches(Sampler):
             yield batches[position]
 
 
+def _model_config_dict(model: torch.nn.Module) -> dict:
+    from poolkit.models.registry import config_to_dict
+
+    return config_to_dict(_unwrap(model).config)
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _dict_differences(prefix: str, old, new, limit: int = 6) -> list[str]:
+    """Dotted keys whose values differ (a vocabulary or other long list as one entry)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new), key=str):
+            found += _dict_differences(f"{prefix}.{key}", old.get(key), new.get(key), limit)
+        return found[:limit]
+    if old == new:
+        return []
+    if isinstance(old, list) and isinstance(new, list) and max(len(old), len(new)) > 8:
+        sizes = (f"{len(old)} items -> {len(new)}" if len(old) != len(new)
+                 else f"other items, {len(old)} in both")
+        return [f"{prefix} ({sizes})"]
+    return [f"{prefix} {old!r} -> {new!r}"]
+
+
+def _check_finite_weights(model: torch.nn.Module, epoch: int) -> None:
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise NonFiniteLossError(
+                f"the weights are no longer finite after epoch {epoch + 1} ({name} holds NaN or "
+                "inf); lower the learning rate or clip gradients (--grad-clip). Nothing from "
+                "this epoch was saved."
+            )
+
+
+def metrics_from_logits(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """:func:`~poolkit.train.metrics.classification_metrics` of ``logits (N, K)`` against
+    ``labels (N,)``, plus the mean cross-entropy ``"loss"``."""
+    if len(labels) == 0:
+        raise ValueError("data is empty: nothing to evaluate")
+    loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
+    metrics = classification_metrics(labels, logits.argmax(axis=1), logits.shape[1])
+    return {**metrics, "loss": float(loss)}
+
+
 def _to_optimizer_device(state: dict, device: torch.device) -> dict:
     """Optimizer moments onto the model's device (``step`` counters stay on the CPU)."""
     moved = {}
@@ -676,29 +832,10 @@ def _json_safe(value):
     return value
 
 
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
 def _progress(console):
     if console is None or not console.is_terminal:  # no bars in log files
         return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
-    )
+    return progress_bar("{task.description}", "loss {task.fields[loss]}", console=console)
 
 
 def _epoch_line(record: dict, epochs: int, monitor: str) -> str:
