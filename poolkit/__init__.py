@@ -9,6 +9,7 @@ checks every import, function-level ones included; docs/architecture.md says mor
     poolkit.train          trainer, metrics, checkpoints, resume, DDP
     poolkit.models         TextCNN, ConvNet, transformer pooling heads, Embedder
     poolkit.data           text and image data sets, tokenisers, splits
+    poolkit.keras          the same pooling layers for Keras 3 (keras.ops, any backend)
     poolkit.nn             PyTorch pooling layers, sequence pooling, the factory
     poolkit.numpy          the from-scratch NumPy engine (no torch)
     poolkit.pools          pure: the catalogue of pooling types (names, titles, formulas)

@@ -63,6 +63,10 @@ __all__ = [
     "PoolGeometry",
     "DimWindows",
     "check_dims",
+    "check_positive",
+    "check_unit",
+    "check_choice",
+    "dynamic_k",
     "normalize_tuple",
     "normalize_sizes",
     "normalize_window",
@@ -136,6 +140,33 @@ def check_dims(dims, allowed: Sequence[int] = (1, 2, 3), name: str = "dims") -> 
     if value not in allowed:
         raise ValueError(f"{name} ({value}) must be one of {tuple(allowed)}")
     return value
+
+
+def check_positive(value: object, name: str, *, allow_zero: bool = False) -> float:
+    """A finite real number ``> 0`` (or ``>= 0``), e.g. GeM's ``p``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or not math.isfinite(value):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} ({value!r}) must be a finite number {bound}")
+    return float(value)
+
+
+def check_unit(value: object, name: str) -> float:
+    """A number in ``[0, 1]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} ({value!r}) must be in [0, 1]")
+    return float(value)
+
+
+def check_choice(value: object, name: str, allowed: Sequence[str]) -> str:
+    """``value`` if it is one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"{name} ({value!r}) must be one of {tuple(allowed)}")
+    return value  # type: ignore[return-value]
 
 
 def _bound(minimum: int) -> str:
@@ -580,6 +611,25 @@ def check_count(value, name: str, minimum: int = 1) -> int:
     if count < minimum:
         raise ValueError(f"{name} ({count}) must be >= {minimum}")
     return count
+
+
+def dynamic_k(length: int, k_top: int, layer: int, num_layers: int) -> int:
+    r"""Kalchbrenner et al.'s :math:`k_l = \max(k_{top}, \lceil \frac{L - l}{L} s \rceil)`.
+
+    ``length`` is the sentence length :math:`s`, ``layer`` the 1-based index :math:`l` of the
+    convolutional layer, ``num_layers`` the total :math:`L`.
+
+    Example::
+
+        >>> dynamic_k(18, 3, 1, 3)   # ceil(2/3 * 18) = 12
+        12
+    """
+    k_top = check_count(k_top, "k_top")
+    num_layers = check_count(num_layers, "num_layers")
+    layer = check_count(layer, "layer")
+    if layer > num_layers:
+        raise ValueError(f"layer ({layer}) must be at most num_layers ({num_layers})")
+    return max(k_top, math.ceil((num_layers - layer) / num_layers * length))
 
 
 def pyramid_levels(levels) -> tuple[int, ...]:

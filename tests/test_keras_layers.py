@@ -44,8 +44,8 @@ def keras_forward_and_grads(layer, x: np.ndarray, upstream: np.ndarray, training
             out, _ = layer.stateless_call(trainable, non_trainable, inputs, training=training)
             return jnp.sum(out * upstream), out
 
-        (_, out), (grad_w, grad_x) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
-            [v.value for v in variables], jnp.asarray(x))
+        gradient = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))
+        (_, out), (grad_w, grad_x) = gradient([v.value for v in variables], jnp.asarray(x))
         return np.asarray(out), np.asarray(grad_x), [np.asarray(g) for g in grad_w]
     if BACKEND == "torch":
         inputs = torch.tensor(x, requires_grad=True)
@@ -405,10 +405,19 @@ def test_errors_match_poolkit_nn(label, bad):
     assert message_nn.split(":")[-1].strip()[:40] in message_keras
 
 
-def test_unknown_spatial_size_is_refused_with_advice():
-    layer = pk.MaxPool2D(2)
-    with pytest.raises(ValueError, match="known spatial size"):
-        keras.Model(inp := keras.Input((None, None, 3)), layer(inp))
+@pytest.mark.parametrize("name,kwargs", [("max", {"kernel_size": 2}), ("gem", {}),
+                                         ("kmax", {"k": 2}), ("spp", {"levels": (1, 2)}),
+                                         ("softpool", {"kernel_size": 3, "stride": 2})])
+def test_unknown_spatial_size_in_a_model(name, kwargs):
+    inputs = keras.Input((None, None, 3))
+    layer = pk.create_pool(name, **kwargs)
+    model = keras.Model(inputs, layer(inputs))
+    x = np.random.default_rng(0).standard_normal((2, 9, 7, 3)).astype(np.float32)
+    reference = pnn.create_pool(name, **kwargs)(torch.tensor(channels_first(x)))
+    out = to_numpy(model(x))
+    if out.ndim > 2:  # channels-last spatial or (N, bins, C)
+        out = channels_first(out)
+    np.testing.assert_allclose(out, reference.detach().numpy(), **TOL)
 
 
 def test_import_poolkit_does_not_import_keras():

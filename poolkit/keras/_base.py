@@ -9,46 +9,21 @@ in :mod:`poolkit.nn`.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
 import numpy as np
 from keras import ops
 
-from poolkit.geometry import normalize_tuple, pool_geometry
+from poolkit.geometry import (
+    check_choice,
+    check_dims,
+    normalize_tuple,
+    pool_geometry,
+)
 from poolkit.keras import _windows as W
 
 _FORMATS = ("channels_last", "channels_first")
-
-
-def check_dims(dims: object) -> int:
-    if isinstance(dims, bool) or not isinstance(dims, int) or dims not in (1, 2, 3):
-        raise ValueError(f"dims ({dims!r}) must be one of (1, 2, 3)")
-    return dims
-
-
-def check_positive(value: object, name: str) -> float:
-    """A finite real number ``> 0`` (the messages of :mod:`poolkit.nn`)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not value > 0 or not math.isfinite(value):
-        raise ValueError(f"{name} ({value!r}) must be a finite number > 0")
-    return float(value)
-
-
-def check_unit(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} ({value!r}) must be in [0, 1]")
-    return float(value)
-
-
-def check_choice(value: object, name: str, allowed) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} ({value!r}) must be one of {tuple(allowed)}")
-    return value  # type: ignore[return-value]
 
 
 def check_channels(channels: object, name: str = "channels") -> int | None:
@@ -127,6 +102,28 @@ class PoolLayer(keras.layers.Layer):
 
     def pool(self, x, training: bool):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def compute_output_spec(self, inputs, training=None):
+        """Unknown spatial sizes (``Input((None, None, 3))``): the output spec of a stand-in
+        size, with the axes that follow the input's size left unknown."""
+        shape = tuple(inputs.shape)
+        spatial = range(2, self.dims + 2) if self.channels_first else range(1, self.dims + 1)
+        if all(shape[i] is not None for i in spatial):
+            return super().compute_output_spec(inputs, training=training)
+        stand_in = tuple(128 if i in spatial and shape[i] is None else size
+                         for i, size in enumerate(shape))
+        spec = super().compute_output_spec(
+            keras.KerasTensor(stand_in, dtype=inputs.dtype), training=training)
+        out = list(spec.shape)
+        if self.size_follows_input(len(out)):
+            out_spatial = range(2, len(out)) if self.channels_first else range(1, len(out) - 1)
+            for i in out_spatial:
+                out[i] = None
+        return keras.KerasTensor(tuple(out), dtype=spec.dtype)
+
+    def size_follows_input(self, rank: int) -> bool:
+        """Whether the output's non-channel axes follow the input's spatial size."""
+        return not self.is_global and rank == self.dims + 2
 
     # -- weights from poolkit.nn -----------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """``create_pool(name, dims=2, **kwargs)`` for Keras: the same names, forms and rules as
-:func:`poolkit.nn.create_pool`.
+:func:`poolkit.nn.create_pool`, read from the same catalogue (:data:`poolkit.pools.POOLS`).
 
 With the family's size argument (``kernel_size``; ``output_size``/``output_ratio`` for
 fractional max; ``levels`` for the spatial pyramid; ``layer``/``num_layers`` for dynamic k-max)
@@ -11,59 +11,37 @@ Keras layer passes through; an unknown name raises ``ValueError`` listing the va
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
 import keras
 
+from poolkit.geometry import check_dims
 from poolkit.keras import pooling as P
 from poolkit.keras import shaped as S
-from poolkit.keras._base import check_dims
+from poolkit.pools import POOLS, factory_names
 
-_WINDOW = ("kernel_size",)
-
-
-@dataclass(frozen=True)
-class _Family:
-    cls: type
-    size_args: tuple[str, ...] = _WINDOW
-    dims: tuple[int, ...] = (1, 2, 3)
-    local: bool = True
-    global_: bool = True
-    local_dims: tuple[int, ...] | None = None
-    flag: bool = False  # the class takes global_pool itself (k-max, pyramid)
-
-
-_FAMILIES: dict[str, _Family] = {
-    "max": _Family(P.MaxPool),
-    "avg": _Family(P.AvgPool),
-    "lp": _Family(P.LPPool),
-    "avgmax": _Family(P.AvgMaxPool),
-    "catavgmax": _Family(P.CatAvgMaxPool),
-    "kmax": _Family(S.KMaxPool, (), local_dims=(1,), flag=True),
-    "dynamic_kmax": _Family(S.DynamicKMaxPool, ("layer", "num_layers"), dims=(1,)),
-    "lp_abs": _Family(P.LpAbsPool),
-    "stochastic": _Family(P.StochasticPool),
-    "fractional_max": _Family(S.FractionalMaxPool, ("kernel_size", "output_size",
-                                                     "output_ratio"), global_=False),
-    "mixed": _Family(P.MixedPool),
-    "gated": _Family(P.GatedPool, global_=False),
-    "tree": _Family(P.TreePool, global_=False),
-    "softpool": _Family(P.SoftPool),
-    "lip": _Family(P.LIPPool),
-    "gem": _Family(P.GeMPool),
-    "lse": _Family(P.LSEPool),
-    "blur": _Family(S.BlurPool, global_=False),
-    "maxblur": _Family(S.MaxBlurPool, global_=False),
-    "spp": _Family(S.SpatialPyramidPool, ("levels",), flag=True),
-    "attention": _Family(S.AttentionPool, (), local=False),
+# name -> layer class; the forms, dims and size arguments come from poolkit.pools
+_CLASSES: dict[str, type] = {
+    "max": P.MaxPool, "avg": P.AvgPool, "lp": P.LPPool, "avgmax": P.AvgMaxPool,
+    "catavgmax": P.CatAvgMaxPool, "kmax": S.KMaxPool, "dynamic_kmax": S.DynamicKMaxPool,
+    "lp_abs": P.LpAbsPool, "stochastic": P.StochasticPool, "fractional_max": S.FractionalMaxPool,
+    "mixed": P.MixedPool, "gated": P.GatedPool, "tree": P.TreePool, "softpool": P.SoftPool,
+    "lip": P.LIPPool, "gem": P.GeMPool, "lse": P.LSEPool, "blur": S.BlurPool,
+    "maxblur": S.MaxBlurPool, "spp": S.SpatialPyramidPool, "attention": S.AttentionPool,
 }
+# families whose class takes global_pool itself (k-max, pyramid)
+_FLAG_CLASSES = (S.KMaxPool, S.SpatialPyramidPool)
 _IDENTITY_NAMES = ("", "identity")
 _LAYER_KEYWORDS = {"name", "dtype", "trainable", "autocast"}
+
+if sorted(_CLASSES) != factory_names():  # a new catalogue entry needs its Keras class
+    raise ImportError(
+        f"poolkit.keras has no layer for {sorted(set(factory_names()) - set(_CLASSES))}"
+    )
 
 
 def list_pools(include_identity: bool = False) -> list[str]:
     """The pool names (sorted), the same as :func:`poolkit.nn.list_pools`."""
-    names = sorted(_FAMILIES)
+    names = sorted(_CLASSES)
     return [*_IDENTITY_NAMES, *names] if include_identity else names
 
 
@@ -71,10 +49,27 @@ def pool_class(name: str) -> type:
     """The layer class of a family name (``ValueError`` listing the names if unknown)."""
     if name in _IDENTITY_NAMES:
         return S.Identity
-    if name not in _FAMILIES:
+    if name not in _CLASSES:
         valid = ", ".join(repr(n) for n in list_pools(include_identity=True))
         raise ValueError(f"unknown pool name {name!r}; valid names: {valid}")
-    return _FAMILIES[name].cls
+    return _CLASSES[name]
+
+
+def _check_form(name: str, dims: int, global_pool: bool) -> None:
+    info = POOLS[name]
+    if dims not in info.dims:
+        raise ValueError(f"pool {name!r} supports dims {info.dims}, got dims={dims}")
+    if global_pool and not info.global_:
+        raise ValueError(
+            f"pool {name!r} has no global form; give one of its size arguments "
+            f"{info.size_args} for the windowed form"
+        )
+    if not global_pool and not info.local:
+        raise ValueError(f"pool {name!r} has only a global form (global_pool must not be False)")
+    if not global_pool and dims not in info.windowed_dims:
+        raise ValueError(
+            f"pool {name!r} has a windowed form for dims {info.windowed_dims} only, got dims={dims}"
+        )
 
 
 def create_pool(name, dims: int = 2, global_pool: bool | None = None, **kwargs):
@@ -92,39 +87,28 @@ def create_pool(name, dims: int = 2, global_pool: bool | None = None, **kwargs):
     check_dims(dims)
     cls = pool_class(name)
     if name in _IDENTITY_NAMES:
-        extra = sorted(set(kwargs) - {"data_format", "name"})
+        extra = sorted(set(kwargs) - {"data_format"} - _LAYER_KEYWORDS)
         if extra:
             raise TypeError(f"identity pooling takes no arguments, got {extra}")
         return cls(dims=dims, **kwargs)
-    family = _FAMILIES[name]
-    if dims not in family.dims:
-        raise ValueError(f"pool {name!r} supports dims {family.dims}, got dims={dims}")
+    info = POOLS[name]
     if global_pool is None:
-        global_pool = not any(kwargs.get(arg) is not None for arg in family.size_args)
-    if global_pool and not family.global_:
-        raise ValueError(
-            f"pool {name!r} has no global form; give one of its size arguments "
-            f"{family.size_args} for the windowed form"
-        )
-    if not global_pool and not family.local:
-        raise ValueError(f"pool {name!r} has only a global form (global_pool must not be False)")
-    local_dims = family.dims if family.local_dims is None else family.local_dims
-    if not global_pool and dims not in local_dims:
-        raise ValueError(
-            f"pool {name!r} has a windowed form for dims {local_dims} only, got dims={dims}"
-        )
-    if family.flag:
+        global_pool = not any(kwargs.get(arg) is not None for arg in info.size_args)
+    _check_form(name, dims, bool(global_pool))
+    if issubclass(cls, _FLAG_CLASSES):
         kwargs["global_pool"] = bool(global_pool)
-    elif global_pool and "kernel_size" in family.size_args and kwargs.get("kernel_size"):
+    elif global_pool and kwargs.get("kernel_size") is not None:
         raise ValueError(
             f"kernel_size ({kwargs['kernel_size']!r}) selects the windowed form; "
             "it cannot be combined with global_pool=True"
         )
-    if not family.global_:
+    if not info.global_:
         kwargs.pop("flatten", None)  # a windowed-only family has nothing to flatten
     accepted = [p for p in inspect.signature(cls.__init__).parameters
                 if p not in ("self", "kwargs", "dims")]
     unknown = sorted(set(kwargs) - set(accepted) - _LAYER_KEYWORDS)
     if unknown:
-        raise TypeError(f"pool {name!r} got unexpected argument(s) {unknown}; it accepts {accepted}")
+        raise TypeError(
+            f"pool {name!r} got unexpected argument(s) {unknown}; it accepts {accepted}"
+        )
     return cls(dims=dims, **kwargs)

@@ -29,15 +29,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from poolkit.geometry import check_choice, check_positive, check_unit, normalize_tuple
 from poolkit.keras import _windows as W
-from poolkit.keras._base import (
-    WindowPool,
-    check_channels,
-    check_choice,
-    check_positive,
-    check_unit,
-)
-from poolkit.geometry import normalize_tuple
+from poolkit.keras._base import WindowPool, check_channels
 
 _PACKAGE = "poolkit"
 
@@ -237,6 +231,11 @@ class LSEPool(WindowPool):
         return ops.where(positive, smooth, self.reduce_max(x, geometry) - ops.log(count) / self.r)
 
 
+def _conv_kernel(weight: np.ndarray) -> np.ndarray:
+    """A torch convolution weight ``(out, in, *k)`` as a Keras kernel ``(*k, in, out)``."""
+    return np.moveaxis(weight, (0, 1), (-1, -2))
+
+
 @_register
 class LIPPool(WindowPool):
     r"""Local importance-based pooling (Gao et al. 2019): :math:`\sum_w x e^{\ell}/\sum_w e^{\ell}`
@@ -294,8 +293,7 @@ class LIPPool(WindowPool):
         return _weighted_average(self, x, self.logits(x, training), self.windows(x))
 
     def torch_weight_map(self):
-        conv = (lambda a: np.moveaxis(a, (0, 1), (-1, -2)))  # (out, in, *k) -> (*k, in, out)
-        mapping = {"logit.conv.weight": (self.kernel, conv)}
+        mapping = {"logit.conv.weight": (self.kernel, _conv_kernel)}
         if self.norm == "instance":
             mapping.update({"logit.norm.weight": (self.gamma, lambda a: a),
                             "logit.norm.bias": (self.beta, lambda a: a)})

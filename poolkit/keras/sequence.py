@@ -61,8 +61,19 @@ def _positive_int(name: str, value: Any) -> int:
 # Functional forms on (B, T, H) states and a float 0/1 mask (B, T)
 
 
+def dtype_name(x) -> str:
+    return keras.backend.standardize_dtype(x.dtype)
+
+
+def dtype_limit(x, largest: bool) -> float:
+    """The dtype's largest (or most negative) finite value, written out of place at pads."""
+    name = dtype_name(x)
+    top = 3.3895313892515355e38 if name == "bfloat16" else float(np.finfo(name).max)
+    return top if largest else -top
+
+
 def _accumulate(x):
-    return ops.cast(x, "float32") if str(x.dtype) in ("float16", "bfloat16") else x
+    return ops.cast(x, "float32") if dtype_name(x) in ("float16", "bfloat16") else x
 
 
 def _weighted_sum(x, weights):
@@ -100,12 +111,12 @@ def _fill_pads(x, mask, value):
 
 
 def masked_max(x, mask):
-    return _zero_empty_rows(ops.max(_fill_pads(x, mask, np.finfo(str(x.dtype)).min), axis=1),
+    return _zero_empty_rows(ops.max(_fill_pads(x, mask, dtype_limit(x, False)), axis=1),
                             mask)
 
 
 def masked_min(x, mask):
-    return _zero_empty_rows(ops.min(_fill_pads(x, mask, np.finfo(str(x.dtype)).max), axis=1),
+    return _zero_empty_rows(ops.min(_fill_pads(x, mask, dtype_limit(x, True)), axis=1),
                             mask)
 
 
@@ -133,7 +144,7 @@ def masked_kmax(x, mask, k: int):
     if taken == 0:
         return ops.zeros((ops.shape(x)[0], k * hidden), x.dtype)
     real_token = ops.expand_dims(mask > 0, -1)
-    filled = _fill_pads(x, mask, np.finfo(str(x.dtype)).min)
+    filled = _fill_pads(x, mask, dtype_limit(x, False))
     top = ops.argsort(-ops.stop_gradient(filled), axis=1)[:, :taken]  # (B, taken, H), stable
     real = ops.take_along_axis(ops.broadcast_to(real_token, ops.shape(x)), top, axis=1)
     order = ops.argsort(top + ops.cast(ops.logical_not(real), top.dtype) * length, axis=1)
@@ -181,7 +192,7 @@ class MaskedMultiHeadAttention(keras.layers.Layer):
         scores = _accumulate(scores) / math.sqrt(int(q.shape[-1]))
         if key_mask is not None:
             keep = ops.reshape(key_mask > 0, (-1, 1, 1, int(key_mask.shape[1])))
-            scores = ops.where(keep, scores, ops.full_like(scores, np.finfo(str(scores.dtype)).min))
+            scores = ops.where(keep, scores, ops.full_like(scores, dtype_limit(scores, False)))
             weights = ops.softmax(scores, axis=-1) * ops.cast(keep, scores.dtype)
         else:
             weights = ops.softmax(scores, axis=-1)

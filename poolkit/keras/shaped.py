@@ -16,22 +16,18 @@ import numpy as np
 from keras import ops
 
 from poolkit.geometry import (
+    check_choice,
+    check_count,
     check_fractional_sizes,
+    dynamic_k,
     fractional_intervals,
     fractional_output_size,
     normalize_tuple,
+    pyramid_levels,
 )
 from poolkit.keras import _windows as W
-from poolkit.keras._base import PoolLayer, check_channels, check_choice
+from poolkit.keras._base import PoolLayer, check_channels
 from poolkit.keras.pooling import _register
-
-
-def _check_k(k: object, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"{name} must be an int >= 1, got {k!r}")
-    if k < 1:
-        raise ValueError(f"{name} ({k}) must be >= 1")
-    return k
 
 
 def kmax_last_axis(x, k: int):
@@ -85,7 +81,7 @@ class KMaxPool(_ChannelMajorPool):
 
     def __init__(self, k=1, global_pool=True, flatten=True, dims=2, data_format=None, **kwargs):
         super().__init__(dims, data_format, flatten, **kwargs)
-        self.k = _check_k(k)
+        self.k = check_count(k, "k")
         self.is_global = bool(global_pool)
         if not self.is_global and self.dims != 1:
             raise ValueError(
@@ -96,18 +92,11 @@ class KMaxPool(_ChannelMajorPool):
     def feat_mult(self) -> int:
         return self.k
 
+    def size_follows_input(self, rank: int) -> bool:
+        return False
+
     def channel_major(self, x, training):
         return kmax_last_axis(self.planes(x), self.k)
-
-
-def dynamic_k(length: int, k_top: int, layer: int, num_layers: int) -> int:
-    r""":math:`k_l = \max(k_{top}, \lceil \frac{L - l}{L} s \rceil)` (Kalchbrenner et al. 2014)."""
-    k_top = _check_k(k_top, "k_top")
-    num_layers = _check_k(num_layers, "num_layers")
-    layer = _check_k(layer, "layer")
-    if layer > num_layers:
-        raise ValueError(f"layer ({layer}) must be at most num_layers ({num_layers})")
-    return max(k_top, math.ceil((num_layers - layer) / num_layers * length))
 
 
 @_register
@@ -121,7 +110,7 @@ class DynamicKMaxPool(_ChannelMajorPool):
         if dims != 1:
             raise ValueError(f"pool 'dynamic_kmax' supports dims (1,), got dims={dims}")
         super().__init__(dims, data_format, flatten, **kwargs)
-        self.k_top = _check_k(k_top, "k_top")
+        self.k_top = check_count(k_top, "k_top")
         if (layer is None) != (num_layers is None):
             raise ValueError(
                 f"layer ({layer!r}) and num_layers ({num_layers!r}) must be given together"
@@ -136,6 +125,9 @@ class DynamicKMaxPool(_ChannelMajorPool):
     def feat_mult(self) -> int:
         return self.k_top
 
+    def size_follows_input(self, rank: int) -> bool:
+        return not self.is_global  # k grows with the length
+
     def channel_major(self, x, training):
         planes = self.planes(x)
         if self.is_global:
@@ -143,16 +135,6 @@ class DynamicKMaxPool(_ChannelMajorPool):
         length = int(planes.shape[-1])
         return kmax_last_axis(planes, dynamic_k(length, self.k_top, self.layer_index,
                                                 self.num_layers))
-
-
-def _check_levels(levels: object) -> tuple[int, ...]:
-    if isinstance(levels, int) and not isinstance(levels, bool):
-        levels = (levels,)
-    if not isinstance(levels, (list, tuple)) or not levels or any(
-        isinstance(level, bool) or not isinstance(level, int) or level < 1 for level in levels
-    ):
-        raise ValueError(f"levels ({levels!r}) must be a non-empty sequence of ints >= 1")
-    return tuple(levels)
 
 
 @_register
@@ -164,7 +146,7 @@ class SpatialPyramidPool(_ChannelMajorPool):
     def __init__(self, levels=(1, 2, 4), mode="max", global_pool=False, flatten=True, dims=2,
                  data_format=None, **kwargs):
         super().__init__(dims, data_format, flatten, **kwargs)
-        self.levels = _check_levels(levels)
+        self.levels = pyramid_levels(levels)
         self.mode = check_choice(mode, "mode", ("max", "avg"))
         self.is_global = bool(global_pool)
         self.remember(levels=self.levels, mode=self.mode, global_pool=self.is_global,
@@ -172,6 +154,9 @@ class SpatialPyramidPool(_ChannelMajorPool):
 
     def feat_mult(self) -> int:
         return sum(level ** self.dims for level in self.levels)
+
+    def size_follows_input(self, rank: int) -> bool:
+        return False
 
     def channel_major(self, x, training):
         W.spatial_shape(x, self.dims)
@@ -397,7 +382,8 @@ class FractionalMaxPool(PoolLayer):
     def _index(self, length, size, kernel, random, dtype):
         if not random:  # the fixed grid, exactly poolkit.nn's (u = 1/2 in the input's precision)
             if kernel is not None:
-                precision = {"float16": "float16", "float64": "float64"}.get(str(dtype), "float32")
+                name = keras.backend.standardize_dtype(dtype)
+                precision = name if name in ("float16", "float64") else "float32"
                 starts = np.array(fractional_intervals(0.5, length, size, kernel, precision))
                 return ops.convert_to_tensor(starts[:, None] + np.arange(kernel)[None], "int32")
             return ops.convert_to_tensor(_static_region_index(length, size, self.overlapping),

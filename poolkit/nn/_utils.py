@@ -18,7 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from poolkit.geometry import check_dims, normalize_window, pool_output_size
+from poolkit.geometry import (  # noqa: F401  (argument checks shared with poolkit.keras)
+    check_choice,
+    check_dims,
+    check_positive,
+    check_unit,
+    normalize_window,
+    pool_output_size,
+)
 
 _HALF_TYPES = (torch.float16, torch.bfloat16)
 
@@ -46,32 +53,6 @@ def check_fits(input: Tensor, kernel: Sequence[int], padding: Sequence[int], dim
                 f"kernel_size ({kernel[d]}) is larger than the padded input "
                 f"({spatial[d]} + 2*{padding[d]}) in dim {d}"
             )
-
-
-def check_positive(value: object, name: str, *, allow_zero: bool = False) -> float:
-    """A finite real number ``> 0`` (or ``>= 0``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    ok = value >= 0 if allow_zero else value > 0
-    if not ok or not math.isfinite(value):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} ({value!r}) must be a finite number {bound}")
-    return float(value)
-
-
-def check_unit(value: object, name: str) -> float:
-    """A number in ``[0, 1]``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} ({value!r}) must be in [0, 1]")
-    return float(value)
-
-
-def check_choice(value: object, name: str, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} ({value!r}) must be one of {tuple(allowed)}")
-    return value  # type: ignore[return-value]
 
 
 # The primitives every family is composed from, by number of spatial dims.

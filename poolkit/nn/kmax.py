@@ -8,12 +8,10 @@ layer's depth.
 
 from __future__ import annotations
 
-import math
-
 import torch.nn.functional as F
 from torch import Tensor
 
-from poolkit.geometry import check_count, check_dims
+from poolkit.geometry import check_count, check_dims, dynamic_k  # noqa: F401  (public here too)
 from poolkit.nn._base import PoolModule, finish_bins
 from poolkit.nn._utils import check_input
 
@@ -47,25 +45,6 @@ def kmax_pool(input: Tensor, k: int, dim: int = -1) -> Tensor:
         pad = [0, 0] * (input.dim() - 1 - dim) + [0, k - length]
         output = F.pad(output, pad)
     return output
-
-
-def dynamic_k(length: int, k_top: int, layer: int, num_layers: int) -> int:
-    r"""Kalchbrenner et al.'s :math:`k_l = \max(k_{top}, \lceil \frac{L - l}{L} s \rceil)`.
-
-    ``length`` is the sentence length :math:`s`, ``layer`` the 1-based index :math:`l` of the
-    convolutional layer, ``num_layers`` the total :math:`L`.
-
-    Example::
-
-        >>> dynamic_k(18, 3, 1, 3)   # ceil(2/3 * 18) = 12
-        12
-    """
-    k_top = check_count(k_top, "k_top")
-    num_layers = check_count(num_layers, "num_layers")
-    layer = check_count(layer, "layer")
-    if layer > num_layers:
-        raise ValueError(f"layer ({layer}) must be at most num_layers ({num_layers})")
-    return max(k_top, math.ceil((num_layers - layer) / num_layers * length))
 
 
 def dynamic_kmax_pool1d(input: Tensor, k_top: int, layer: int, num_layers: int) -> Tensor:
