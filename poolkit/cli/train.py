@@ -204,6 +204,23 @@ def train(
         help="Skip up to N batches whose loss is NaN/inf (counted, said on stderr); the next "
         "one stops the run with exit 1. Default 0: the first one stops it.",
     ),
+    grad_accum: int = typer.Option(
+        1, min=1, rich_help_panel=TRAIN_PANEL,
+        help="Sum the gradients of N batches per optimizer step (a batch N times as large).",
+    ),
+    precision: str = typer.Option(
+        "fp32", rich_help_panel=TRAIN_PANEL,
+        help="fp32, bf16 or fp16: autocast the forward pass (bf16 also on CPU).",
+    ),
+    save_total_limit: int = typer.Option(
+        1, min=1, rich_help_panel=TRAIN_PANEL,
+        help="Keep the last N epoch checkpoints (with optimizer state).",
+    ),
+    resume_state: bool = typer.Option(
+        True, "--resume-state/--no-resume-state", rich_help_panel=TRAIN_PANEL,
+        help="Write epoch checkpoints; --no-resume-state keeps only the best model (no "
+        "--resume).",
+    ),
     seed: int = typer.Option(0, rich_help_panel=TRAIN_PANEL),
     device: str = typer.Option("auto", rich_help_panel=TRAIN_PANEL),
     group_by_length: bool = typer.Option(
@@ -284,6 +301,8 @@ def train(
         grad_clip=grad_clip, seed=seed, out_dir=str(out), resume=resume, device=device,
         progress=not quiet, group_by_length=group_by_length, layer_lr_decay=layer_lr_decay,
         ema=ema, skip_nonfinite=skip_nonfinite, overwrite=overwrite, force_resume=force_resume,
+        grad_accum=grad_accum, precision=precision, save_total_limit=save_total_limit,
+        resume_state=resume_state,
     )
     if layer_lr_decay != 1.0 and model != "transformer":
         raise ValueError(f"--layer-lr-decay applies to model 'transformer' (it needs the "
