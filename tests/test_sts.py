@@ -206,6 +206,13 @@ def test_a_pair_task_through_compare(tmp_path):
     assert again.outcome.reused == 6 and again.outcome.ran == 0
 
 
+def test_a_metric_other_than_accuracy_needs_an_evaluate():
+    with pytest.raises(ValueError, match=r"metric \('spearman'\) needs an evaluate"):
+        Task("t", "pairs", synthetic_sts_task, build_sts_pool, metric="spearman")
+    with pytest.raises(ValueError, match="kind"):
+        Task("t", "audio", synthetic_sts_task, build_sts_pool)
+
+
 def test_the_builtin_stsb_task_is_registered():
     from poolkit.experiments import get_task
 

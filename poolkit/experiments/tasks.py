@@ -104,6 +104,11 @@ class Task:
             raise ValueError(f"task name must be a non-empty string, got {self.name!r}")
         if self.kind not in KINDS:
             raise ValueError(f"task kind ({self.kind!r}) must be one of {', '.join(KINDS)}")
+        if self.metric != "accuracy" and self.evaluate is None:
+            raise ValueError(
+                f"task {self.name!r}: metric ({self.metric!r}) needs an evaluate function that "
+                "returns it (the default test measures accuracy)"
+            )
         if self.perturbation is None and not self.levels and self.kind != "pairs":
             default = "shift" if self.kind == "image" else "word_dropout"
             levels = (1, 2, 3) if self.kind == "image" else (0.1, 0.2, 0.3)
