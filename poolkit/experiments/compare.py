@@ -5,7 +5,8 @@ Files written in ``out_dir`` (each atomically):
 - ``results.jsonl``: one line per run (task, pool, seed, accuracy, macro_f1, train_time_s,
   inference_time_s, throughput_samples_s, params, epochs, robustness, versions, …);
 - ``summary.csv`` and ``summary.md``: per pooling type, mean ± std over seeds, rank and verdict;
-- ``accuracy.png`` and ``robustness.png``.
+- ``accuracy.png`` (``<metric>.png`` for a task scored otherwise, e.g. ``spearman.png``) and
+  ``robustness.png``.
 
 Example:
     >>> from poolkit.experiments import CompareSpec, compare, get_task   # doctest: +SKIP
@@ -63,12 +64,18 @@ def _notes(spec: CompareSpec, records: list[dict[str, Any]]) -> list[str]:
     notes = []
     if spec.task.description:
         notes.append(f"Task: {spec.task.description}.")
-    if ok:
+    if ok and "num_classes" in ok[0]:
         first = ok[0]
         notes.append(
             f"Data: {first['n_train']:,} training, {first['n_dev']:,} dev, "
             f"{first['n_test']:,} test examples, {first['num_classes']} classes; "
             f"majority-class baseline {100 * first['chance_accuracy']:.1f}%."
+        )
+    elif ok:
+        first = ok[0]
+        notes.append(
+            f"Data: {first['n_train']:,} training, {first['n_dev']:,} dev, "
+            f"{first['n_test']:,} test examples; metric: {spec.task.metric_label} on test."
         )
     settings = ", ".join(f"{k}={v}" for k, v in train.items() if k != "eval_batch_size")
     notes.append(f"Training: {settings}; seeds {', '.join(map(str, spec.seeds))}.")
@@ -85,7 +92,8 @@ def _notes(spec: CompareSpec, records: list[dict[str, Any]]) -> list[str]:
 def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
     """Write ``summary.csv``, ``summary.md`` and the plots for ``outcome``'s records."""
     records = outcome.records
-    rows = summarize(records, spec.pools)
+    task = spec.task
+    rows = summarize(records, spec.pools, metric=task.metric)
     out = spec.out_dir
     title = (
         f"Which pooling for `{spec.task.name}`? {len(spec.pools)} pooling types x "
@@ -93,7 +101,8 @@ def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
     )
     failures = [r for r in records if r.get("status") != "ok"]
     markdown_args = dict(
-        title=title, command=spec.command, notes=_notes(spec, records), failures=failures
+        title=title, command=spec.command, notes=_notes(spec, records), failures=failures,
+        metric=task.metric, metric_label=task.metric_label,
     )
     files = {
         "results": out / RESULTS_FILE,
@@ -102,8 +111,10 @@ def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
     }
     write_summary(rows, files["summary_csv"], files["summary_md"], **markdown_args)
     if any(row["runs"] > 0 for row in rows):
-        files["accuracy_png"] = plot_accuracy(
-            rows, out / "accuracy.png", title=f"{spec.task.name}: accuracy by pooling type"
+        files[f"{task.metric}_png"] = plot_accuracy(
+            rows, out / f"{task.metric}.png", title=f"{task.name}: {task.metric} by pooling type",
+            metric=task.metric,
+            label=f"test {task.metric_label}" if task.metric != "accuracy" else "test accuracy (%)",
         )
         xlabel = (
             "shift (pixels, random direction, zero fill)"
@@ -135,5 +146,9 @@ def compare(
     ``jobs`` worker processes (default: one per core, at most one per run) with ``threads`` torch
     threads each (default: cores // jobs).
     """
+    if spec.task.preload:  # once, here, with every thread; the runs then read its cache
+        from poolkit.experiments.runner import load_task_data
+
+        load_task_data(spec.task)
     outcome = run_grid(spec, jobs=jobs, threads=threads, progress=progress, console=console)
     return write_report(spec, outcome)

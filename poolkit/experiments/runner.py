@@ -213,6 +213,19 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
     fit = task.fit or default_fit
     fitted = fit(model, data, dict(train), seed)
     eval_batch = int(train.get("eval_batch_size", 256))
+    if task.evaluate is not None:  # a task with its own metric (Spearman for STS-B)
+        scores = task.evaluate(model, data, eval_batch)
+        return {
+            **scores,
+            "train_time_s": float(fitted.get("train_time_s", float("nan"))),
+            "epochs": int(fitted.get("epochs", train.get("epochs", 0))),
+            f"best_dev_{task.metric}": fitted.get("best_dev_score"),
+            "params": int(params),
+            "trainable_params": int(trainable),
+            "model_pools": getattr(model, "model_pools", {"pool": pool}),
+            "n_train": len(data.train),
+            "n_dev": len(data.dev) if data.dev is not None else 0,
+        }
     clean = evaluate(
         model, data.test, data.collate_fn, batch_size=eval_batch, num_classes=data.num_classes
     )
@@ -493,8 +506,11 @@ class _Progress:
         label = f"{record['pool']}/{record['seed']}"
         if label in self.running:
             self.running.remove(label)
-        if record["status"] == "ok":
+        metric = self.spec.task.metric
+        if record["status"] == "ok" and metric == "accuracy":
             last = f"{label}: acc {100 * record['accuracy']:.1f}%"
+        elif record["status"] == "ok":
+            last = f"{label}: {metric} {100 * record[metric]:.1f}"
         else:
             last = f"[red]{label} failed[/red]"
         self.done += 1

@@ -9,13 +9,15 @@ A leaf of :mod:`poolkit.experiments`: it imports nothing from poolkit, so that t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-__all__ = ["KINDS", "Task", "TaskData"]
+__all__ = ["KINDS", "Task", "TaskData", "data_path"]
 
-KINDS = ("image", "text")
+KINDS = ("image", "text", "pairs")
 
 
 @dataclass
@@ -43,7 +45,8 @@ class Task:
 
     Args:
         name: registry key (``digits``, ``mr``…).
-        kind: ``"image"`` or ``"text"``; picks the default perturbation.
+        kind: ``"image"``, ``"text"`` (these pick the default perturbation) or ``"pairs"``
+            (scored sentence pairs, no perturbation).
         load: ``load(**options) -> TaskData``; the split must not depend on the run's seed, so that
             every pooling type sees the same data.
         build_model: ``build_model(pool, data, **model) -> nn.Module`` whose
@@ -58,6 +61,15 @@ class Task:
         model: keyword arguments for ``build_model`` (sizes such as ``embed_dim``).
         fit: optional ``fit(model, data, train_config, seed) -> dict`` replacing the default
             trainer (must return ``train_time_s`` and ``epochs``).
+        metric: the record key that ranks pooling types (a fraction, shown x100): ``accuracy``,
+            or what ``evaluate`` returns (``spearman`` for STS-B).
+        metric_label: its column header (``accuracy %``, ``Spearman x100``).
+        evaluate: optional ``evaluate(model, data, batch_size) -> dict`` replacing the
+            classification test (accuracy, macro-F1, perturbations); it returns ``metric``,
+            ``n_test``, ``inference_time_s`` and may add an ``extra`` dict of numbers, which the
+            summary averages over seeds like the metric.
+        preload: load the data once in the parent process before the runs start, with every
+            thread (an expensive load that caches to disk, such as a frozen encoder's pass).
     """
 
     name: str
@@ -72,13 +84,22 @@ class Task:
     options: dict[str, Any] = field(default_factory=dict)
     fit: Callable[..., dict] | None = None
     model: dict[str, Any] = field(default_factory=dict)
+    metric: str = "accuracy"
+    metric_label: str = "accuracy %"
+    evaluate: Callable[..., dict] | None = None
+    preload: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"task name must be a non-empty string, got {self.name!r}")
         if self.kind not in KINDS:
             raise ValueError(f"task kind ({self.kind!r}) must be one of {', '.join(KINDS)}")
-        if self.perturbation is None and not self.levels:
+        if self.metric != "accuracy" and self.evaluate is None:
+            raise ValueError(
+                f"task {self.name!r}: metric ({self.metric!r}) needs an evaluate function that "
+                "returns it (the default test measures accuracy)"
+            )
+        if self.perturbation is None and not self.levels and self.kind != "pairs":
             default = "shift" if self.kind == "image" else "word_dropout"
             levels = (1, 2, 3) if self.kind == "image" else (0.1, 0.2, 0.3)
             object.__setattr__(self, "perturbation", default)
@@ -96,3 +117,14 @@ class Task:
         return replace(
             self, train={**self.train, **(train or {})}, model={**self.model, **(model or {})}
         )
+
+
+def data_path(name: str) -> str | None:
+    """``$POOLKIT_DATA/<name>``, or the ``shared/data`` folder beside a source checkout."""
+    root = os.environ.get("POOLKIT_DATA")
+    candidates = [Path(root) / name] if root else []
+    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data" / name)
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate)
+    return None

@@ -173,6 +173,42 @@ class Embedder:
                     progress.advance(task, len(rows))
         return output
 
+    def token_states(
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        show_progress: bool = True,
+    ) -> list[torch.Tensor]:
+        """The encoder's last-layer states of each text's real tokens, before any pooling.
+
+        One ``float32 (n_i, H)`` tensor per text, in input order (``n_i`` tokens after
+        truncation to ``max_length``, special tokens included). Pooling these with a
+        ``SequencePool`` gives what :meth:`encode` gives (before normalisation), so one
+        encoder pass can serve every pooling mode, or train a learned one on a frozen encoder.
+        """
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings, not one string")
+        batch_size = batch_size or self.batch_size
+        ids = self.tokenize(texts)
+        states: list[torch.Tensor] = [torch.zeros(0)] * len(ids)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        with _progress(show_progress and len(batches) > 0) as progress:
+            task = progress.add_task("encoding", total=len(ids))
+            with torch.inference_mode():
+                for rows in batches:
+                    padded = self.tokenizer.pad(
+                        {"input_ids": [ids[i] for i in rows]}, return_tensors="pt"
+                    )
+                    mask = padded["attention_mask"].to(self.device)
+                    hidden = backbone_hidden_states(
+                        self.model, padded["input_ids"].to(self.device), mask, self._accepted
+                    ).float()  # (B, T, H)
+                    for row, one, real in zip(rows, hidden, mask.bool(), strict=True):
+                        states[row] = one[real].cpu().clone()  # (n_i, H), either padding side
+                    progress.advance(task, len(rows))
+        return states
+
     def _embed(self, rows: list[list[int]]) -> np.ndarray:
         padded = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt")
         input_ids = padded["input_ids"].to(self.device)

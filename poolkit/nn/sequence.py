@@ -302,7 +302,8 @@ class _MaskedMultiHeadAttention(nn.Module):
               + \\log m\\big) V W^V_j, \\quad \\mathrm{out} = [\\mathrm{head}_1..] W^O
 
     A query whose keys are all masked gets a zero output (not NaN).
-    Shape: queries ``(B, Q, H)``, keys_values ``(B, S, H)``, key_mask ``(B, S)`` -> ``(B, Q, H)``.
+    Shape: queries ``(B, Q, H)``, keys_values ``(B, S, H)`` or ``(1, S, H)`` (shared by every
+    row, broadcast), key_mask ``(B, S)`` -> ``(B, Q, H)``.
     """
 
     def __init__(self, hidden_size: int, num_heads: int):
@@ -380,8 +381,10 @@ class _LatentAttention(nn.Module):
         )
 
     def forward(self, hidden_states: Tensor, mask: Tensor) -> Tensor:
-        latents = self.latents.expand(hidden_states.shape[0], -1, -1)  # (B, r, H)
-        attended = hidden_states + self.attention(hidden_states, latents, None)  # (B, T, H)
+        # The latents' keys and values are the same for every row: project them once, (1, r, H),
+        # and let the attention's matmuls broadcast over the batch (B times fewer FLOPs than
+        # expanding the latents to (B, r, H) first).
+        attended = hidden_states + self.attention(hidden_states, self.latents, None)  # (B, T, H)
         attended = attended + self.mlp(attended)
         return masked_mean(attended, mask)
 
