@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from poolkit._io import read_jsonl  # noqa: E402
 from poolkit.experiments import CompareSpec, Task, TaskData, compare  # noqa: E402
-from poolkit.experiments._io import read_jsonl  # noqa: E402
 from poolkit.experiments.runner import plan_workers  # noqa: E402
 from poolkit.experiments.summary import BASE_COLUMNS, summarize  # noqa: E402
 

@@ -12,18 +12,16 @@ modules import heavy libraries (torch, transformers) inside the command function
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from poolkit import __version__
+from poolkit._io import dumps
 from poolkit.errors import DataFormatError
 
 app = typer.Typer(
@@ -116,30 +114,9 @@ def main() -> None:
 # Output helpers shared by the commands
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # NumPy arrays and scalars, torch tensors
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
-
-
 def print_json(payload: Any) -> None:
     """Print ``payload`` as JSON on stdout (the only thing a ``--json`` command prints there)."""
-    text = json.dumps(_finite(json.loads(json.dumps(payload, default=_json_default))), indent=2)
+    text = dumps(payload, indent=2)  # NaN/infinity as null
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
 

@@ -585,7 +585,7 @@ def plot_op(explanation: OpExplanation, path) -> Any:
 
     from matplotlib.patches import Rectangle
 
-    from poolkit.experiments._io import atomic_write_bytes
+    from poolkit._io import atomic_write_bytes
     from poolkit.experiments.plots import _pyplot
 
     plt = _pyplot()

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from poolkit.experiments._io import read_jsonl, write_jsonl
+from poolkit._io import read_jsonl, to_jsonable, write_jsonl
 from poolkit.experiments.tasks import Task, TaskData
 
 RESULTS_FILE = "results.jsonl"
@@ -84,9 +84,9 @@ class CompareSpec:
         """Everything but pool and seed that decides a run's result."""
         return {
             "task": self.task.name,
-            "options": {k: _jsonable(v) for k, v in sorted(self.task.options.items())},
-            "model": {k: _jsonable(v) for k, v in sorted(self.task.model.items())},
-            "train": {k: _jsonable(v) for k, v in sorted(self.train.items())},
+            "options": {k: _jsonable_str(v) for k, v in sorted(self.task.options.items())},
+            "model": {k: _jsonable_str(v) for k, v in sorted(self.task.model.items())},
+            "train": {k: _jsonable_str(v) for k, v in sorted(self.train.items())},
             "perturbation": self.task.perturbation,
             "levels": list(self.task.levels),
         }
@@ -103,14 +103,8 @@ class CompareSpec:
         return [(pool, seed) for pool in self.pools for seed in self.seeds]
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return str(value)
+def _jsonable_str(value: Any) -> Any:
+    return to_jsonable(value, default=str)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +115,7 @@ _DATA_CACHE: dict[str, TaskData] = {}
 
 def load_task_data(task: Task) -> TaskData:
     """Load a task's data once per process (every run of a grid shares the split)."""
-    key = json.dumps([task.name, _jsonable(task.options)], sort_keys=True)
+    key = json.dumps([task.name, _jsonable_str(task.options)], sort_keys=True)
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one task per grid: keep memory flat
         _DATA_CACHE[key] = task.load(**task.options)

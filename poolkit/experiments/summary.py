@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from poolkit.experiments._io import atomic_write_text
+from poolkit._io import atomic_write_text
 
 BASE_COLUMNS = (
     "rank",

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import random
@@ -57,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from poolkit._io import dumps
 from poolkit.train import checkpoint as ckpt
 from poolkit.train.distributed import (
     DistInfo,
@@ -609,7 +609,7 @@ class Trainer:
                 for k in reference}
 
     def _write_log(self, out_dir: Path, records: list[dict]) -> None:
-        lines = "".join(json.dumps(_json_safe(r)) + "\n" for r in records)
+        lines = "".join(dumps(r) + "\n" for r in records)
         ckpt.atomic_write_text(out_dir / LOG_FILE, lines)
 
 
@@ -664,16 +664,6 @@ def _is_better(score: float, best: float | None, monitor: str) -> bool:
     if best is None:
         return True
     return score < best if monitor == "loss" else score > best
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _stderr_console():
