@@ -52,7 +52,7 @@ def render_table(rows, console) -> None:
             "bold green"
             if row["verdict"] == "best"
             else "dim"
-            if row["verdict"].startswith(("loses", "at chance", "failed"))
+            if row["verdict"].startswith(("loses", "at chance", "failed", "not finished"))
             else None
         )
         table.add_row(
@@ -114,15 +114,25 @@ def compare_command(
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1),
     lr: float | None = typer.Option(None, "--lr", min=0.0),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        help="K/N: run only the K-th of N slices of the grid (several machines or a cluster "
+        "array job sharing one --out). Default in a SLURM array job: "
+        "$SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON only."),
 ) -> None:
     """Train the task's model with each pooling type over several seeds; write results.jsonl,
     summary.csv, summary.md and plots (accuracy with error bars, accuracy under shifts or word
-    dropout). Resumable: re-run the same command to finish an interrupted grid."""
+    dropout). Resumable: re-run the same command to finish an interrupted grid. Any number of
+    compare processes may write to one --out: each run is recorded once, a run in progress
+    elsewhere is skipped, and the summary covers every run finished so far."""
     from poolkit.experiments import CompareSpec, compare, get_task
-    from poolkit.experiments.runner import command_line
+    from poolkit.experiments.runner import command_line, parse_shard, shard_from_env
     from poolkit.experiments.tasks import parse_pools
 
+    grid_shard = parse_shard(shard) if shard is not None else shard_from_env()
     file_options = {
         "text_column": text_column,
         "label_column": label_column,
@@ -145,7 +155,7 @@ def compare_command(
         out_dir=out_dir,
         command=command_line(),
     )
-    report = compare(spec, jobs=jobs, threads=threads, console=stderr_console())
+    report = compare(spec, jobs=jobs, threads=threads, console=stderr_console(), shard=grid_shard)
     if as_json:
         print_json(report.to_json())
     else:
@@ -158,6 +168,10 @@ def compare_command(
             f"{outcome.ran} run(s) done, {outcome.reused} reused, {outcome.failed} "
             f"failed in {outcome.wall_time_s:.0f} s ({outcome.jobs} job(s) x "
             f"{outcome.threads} thread(s))"
+            + (f"; shard {grid_shard[0]}/{grid_shard[1]}" if grid_shard else "")
+            + (f"; {outcome.busy} left to another process" if outcome.busy else "")
+            + (f"; {outcome.unfinished} of {outcome.total} not finished yet"
+               if outcome.unfinished else "")
         )
     if report.outcome.failed:
         failures = [r for r in report.outcome.records if r.get("status") != "ok"]

@@ -108,7 +108,8 @@ def _rank_and_judge(rows: list[dict]) -> None:
         row["rank"] = rank
     for row in rows:
         if row["runs"] == 0:
-            row.update(rank=None, delta_pp=None, verdict="failed")
+            verdict = "failed" if row["failed"] else "not finished"
+            row.update(rank=None, delta_pp=None, verdict=verdict)
     if not scored:
         return
     best = scored[0]
