@@ -12,6 +12,7 @@ modules import heavy libraries (torch, transformers) inside the command function
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -35,6 +36,10 @@ app = typer.Typer(
 )
 
 _debug = False
+
+#: Help of the --encoding and --skip-bad-lines options of the commands that read data files.
+ENCODING_HELP = "Text encoding of the data files (default UTF-8; MR: UTF-8, else Windows-1252)."
+SKIP_HELP = "Leave malformed data lines out (and say how many) instead of stopping at them."
 
 
 def _version_callback(value: bool) -> None:
@@ -70,6 +75,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _debug = "--debug" in args or os.environ.get("POOLKIT_DEBUG", "") not in ("", "0")
     command = typer.main.get_command(app)
+    _show_notes()
     try:
         command.main(args=args, prog_name="poolkit", standalone_mode=True)
     except SystemExit as stop:
@@ -88,6 +94,22 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"poolkit: error: {message}", file=sys.stderr)
         return exit_code_for(exc)
     return 0
+
+
+class _NoteHandler(logging.Handler):
+    """Log records of ``poolkit.*`` as ``poolkit: message`` lines on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"poolkit: {record.getMessage()}", file=sys.stderr)
+
+
+def _show_notes() -> None:
+    """Show the notes the library logs (class counts at load, an encoding fallback, skipped
+    lines) on stderr, once per process."""
+    logger = logging.getLogger("poolkit")
+    if not any(isinstance(handler, _NoteHandler) for handler in logger.handlers):
+        logger.addHandler(_NoteHandler())
+        logger.setLevel(logging.INFO)
 
 
 #: The extra of pyproject.toml that brings each optional top-level package.

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from poolkit.cli._app import app, print_json, stderr_console, stdout_console
+from poolkit.cli._app import (
+    ENCODING_HELP,
+    SKIP_HELP,
+    app,
+    print_json,
+    stderr_console,
+    stdout_console,
+)
 
 _TASK_HELP = (
     "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt) or your file: "
@@ -121,6 +128,8 @@ def compare_command(
         "array job sharing one --out). Default in a SLURM array job: "
         "$SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT.",
     ),
+    encoding: str | None = typer.Option(None, "--encoding", help=ENCODING_HELP),
+    skip_bad_lines: bool = typer.Option(False, "--skip-bad-lines", help=SKIP_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON only."),
 ) -> None:
     """Train the task's model with each pooling type over several seeds; write results.jsonl,
@@ -144,6 +153,10 @@ def compare_command(
             raise ValueError("--text-column/--label-column apply to csv:/tsv:/jsonl: tasks only")
         resolved = resolved.with_options(tokenizer=tokenizer)
     resolved = resolved.with_options(path=data, train_size=train_size, test_size=test_size)
+    if encoding is not None or skip_bad_lines:
+        if resolved.kind != "text":
+            raise ValueError("--encoding/--skip-bad-lines apply to text tasks only")
+        resolved = resolved.with_options(encoding=encoding, skip_bad_lines=skip_bad_lines or None)
     pool_names = parse_pools(pools, resolved)
     _check_pools(pool_names, resolved)
     out_dir = out or Path("runs") / f"compare-{resolved.name.replace(':', '-').replace('/', '_')}"

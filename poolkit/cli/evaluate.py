@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typer
 
-from poolkit.cli._app import app, print_json, stdout_console
+from poolkit.cli._app import ENCODING_HELP, SKIP_HELP, app, print_json, stdout_console
 
 SPLITS = ("auto", "train", "dev", "test", "heldout")
 
@@ -36,6 +36,8 @@ def evaluate(
     batch_size: int = typer.Option(256, min=1),
     device: str = typer.Option("auto"),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
+    encoding: str | None = typer.Option(None, help=ENCODING_HELP),
+    skip_bad_lines: bool = typer.Option(False, help=SKIP_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a checkpoint on labelled data."""
@@ -63,6 +65,7 @@ def evaluate(
     bundle = load_dataset(
         name, path, text_column=text_column or trained_on.get("text_column", "text"),
         label_column=label_column or trained_on.get("label_column", "label"),
+        encoding=encoding, skip_bad_lines=skip_bad_lines,
     )
     if split == "heldout":
         fraction = trained_on.get("test_fraction") or 0

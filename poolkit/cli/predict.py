@@ -15,6 +15,7 @@ import sys
 import typer
 
 from poolkit.cli._app import app, print_json, stdout_console
+from poolkit.errors import DataFormatError
 
 
 @app.command("predict")
@@ -27,6 +28,7 @@ def predict(
     batch_size: int = typer.Option(256, min=1),
     device: str = typer.Option("auto"),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
+    encoding: str = typer.Option("utf-8", help="Text encoding of stdin."),
     json_output: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
 ) -> None:
     """Predict labels with a trained checkpoint."""
@@ -39,7 +41,17 @@ def predict(
     predictor = Predictor(checkpoint, device=device)
     items = list(inputs or [])
     if not items:
-        items = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+        from poolkit.data.text import decode_lines
+
+        stream = getattr(sys.stdin, "buffer", None)
+        if stream is None:  # a text stream (tests, embedding): already decoded
+            raw, encoding = sys.stdin.read().encode("utf-8"), "utf-8"
+        else:
+            raw = stream.read()
+        lines, problems = decode_lines(raw, "<stdin>", encoding)
+        if problems:
+            raise DataFormatError("<stdin>", problems[0][0], problems[0][1])
+        items = [text.strip() for _, text in lines if text.strip()]
     if not items:
         raise ValueError("nothing to predict: give inputs as arguments or on stdin")
     if predictor.kind == "text":

@@ -20,7 +20,14 @@ from pathlib import Path
 
 import typer
 
-from poolkit.cli._app import app, print_json, stderr_console, stdout_console
+from poolkit.cli._app import (
+    ENCODING_HELP,
+    SKIP_HELP,
+    app,
+    print_json,
+    stderr_console,
+    stdout_console,
+)
 
 MODELS = ("textcnn", "convnet", "transformer")
 DATA_PANEL = "Data"
@@ -86,6 +93,8 @@ def train(
     ),
     text_column: str = typer.Option("text", rich_help_panel=DATA_PANEL),
     label_column: str = typer.Option("label", rich_help_panel=DATA_PANEL),
+    encoding: str | None = typer.Option(None, rich_help_panel=DATA_PANEL, help=ENCODING_HELP),
+    skip_bad_lines: bool = typer.Option(False, rich_help_panel=DATA_PANEL, help=SKIP_HELP),
     dev_fraction: float = typer.Option(
         0.1, min=0.0, max=0.9, rich_help_panel=DATA_PANEL,
         help="Stratified share of the training data held out as dev when there is no dev split.",
@@ -220,6 +229,7 @@ def train(
         raise ValueError("give --dataset (mr, sst2, digits, ...) and/or --data PATH")
     bundle = load_dataset(
         name, data, text_column=text_column, label_column=label_column, dev_path=dev_data,
+        encoding=encoding, skip_bad_lines=skip_bad_lines,
     )
     options = _model_options(
         model, pool, pool_arg, global_pool, global_pool_arg, embed_dim, filter_widths,
