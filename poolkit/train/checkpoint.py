@@ -53,6 +53,8 @@ __all__ = [
     "read_checkpoint_config",
     "save_state",
     "load_state",
+    "load_tensors",
+    "load_weights",
     "atomic_write_text",
     "atomic_write_json",
 ]
@@ -134,6 +136,38 @@ def read_checkpoint_config(directory: str | os.PathLike) -> dict:
     return config
 
 
+def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu"
+                 ) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; a corrupt file raises :class:`DataFormatError`
+    naming it (safetensors alone says only "Error while deserializing header")."""
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        return load_file(path, device=str(device))
+    except SafetensorError as exc:
+        raise DataFormatError(path, None, f"not a readable safetensors file ({exc})") from None
+
+
+def load_weights(model: torch.nn.Module, path: str | os.PathLike,
+                 device: str | torch.device = "cpu") -> None:
+    """Load a safetensors file into ``model`` (strict); errors name the file."""
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        load_model(model, path, strict=True, device=str(device))
+    except SafetensorError as exc:
+        raise DataFormatError(path, None, f"not a readable safetensors file ({exc})") from None
+    except RuntimeError as exc:  # missing/unexpected keys or shapes: not this model's weights
+        reason = " ".join(str(exc).split())
+        raise DataFormatError(path, None, f"weights do not fit the model: {reason}") from None
+
+
 def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "cpu"
                     ) -> Checkpoint:
     """Rebuild the model of a checkpoint folder (in eval mode) with its ``config.json``."""
@@ -142,7 +176,7 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "
         directory = directory.parent
     config = read_checkpoint_config(directory)
     model = build_model(config["model_type"], config["model_config"])
-    load_model(model, directory / MODEL_FILE, strict=True, device=str(device))
+    load_weights(model, directory / MODEL_FILE, device)
     model.to(device)
     model.eval()
     return Checkpoint(model, config, directory)
@@ -211,6 +245,18 @@ def save_state(path_stem: str | os.PathLike, state: Any) -> None:
 def load_state(path_stem: str | os.PathLike) -> Any:
     """Read what :func:`save_state` wrote (tensors on the CPU)."""
     stem = Path(path_stem)
-    tensors = load_file(stem.with_suffix(".safetensors"), device="cpu")
-    structure = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
-    return _unflatten(structure, tensors)
+    tensors = load_tensors(stem.with_suffix(".safetensors"))
+    path = stem.with_suffix(".json")
+    if not path.is_file():
+        raise FileNotFoundError(f"trainer state file not found: {path}")
+    try:
+        structure = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(path, None, f"not UTF-8 ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
+    try:
+        return _unflatten(structure, tensors)
+    except KeyError as exc:
+        raise DataFormatError(path, None, f"names tensor {exc} that {stem.name}.safetensors "
+                                          "lacks (files from two different saves?)") from None

@@ -573,9 +573,7 @@ class Trainer:
                     f"cannot resume {last}: it was trained with {key}={previous.get(key)!r}, "
                     f"now {key}={getattr(self.config, key)!r} (start without resume instead)"
                 )
-        from safetensors.torch import load_model
-
-        load_model(self.model, last / ckpt.MODEL_FILE, strict=True, device=str(self.device))
+        ckpt.load_weights(self.model, last / ckpt.MODEL_FILE, self.device)
         self.optimizer.load_state_dict(_to_optimizer_device(saved["optimizer"], self.device))
         if self.average is not None:
             self.average.load_state_dict(saved["ema"])
@@ -600,9 +598,7 @@ class Trainer:
         if state["best_epoch"] == 0 or not self.config.restore_best:
             return None
         last = out_dir / "checkpoints" / f"epoch-{state['epoch']:04d}"
-        from safetensors.torch import load_file
-
-        best = load_file(last / BEST_FILE, device="cpu")
+        best = ckpt.load_tensors(last / BEST_FILE)
         reference = self.model.state_dict()
         # safetensors stores shared tensors once; fill the aliases back from the live model
         return {k: best[k] if k in best else reference[k].detach().cpu().clone()
