@@ -180,16 +180,7 @@ def load_dataset(
         raise ValueError(f"dataset {name!r} needs a path (--data)")
     dev = test = None
     if name == "sst2" and path is not None and Path(path).is_dir():
-        folder = Path(path)
-        train = read_sst2(folder / "train.tsv")
-        if (folder / "dev.tsv").is_file():
-            dev = read_sst2(folder / "dev.tsv")
-        if (folder / "test.tsv").is_file():
-            if _has_label_column(folder / "test.tsv"):
-                test = read_sst2(folder / "test.tsv")
-            else:  # GLUE's own test.tsv: "index<TAB>sentence", no labels
-                log.info("%s has no label column (GLUE's unlabelled test set); not used",
-                         folder / "test.tsv")
+        train, dev, test = _sst2_folder(Path(path), read_sst2)
     elif name == "mnist":
         splits = image_readers.available_mnist_splits(path)
         if "train" in splits:
@@ -201,6 +192,28 @@ def load_dataset(
         train = read(path)
     if dev_path is not None:
         dev = read(dev_path)
+    _check_splits(name, train, dev, test)
+    return DataBundle(name, kind, train, dev, test)
+
+
+def _sst2_folder(folder: Path, read_sst2):
+    """train/dev/test of an SST-2 folder. A test.tsv with a label column is read like the
+    others (a malformed line is an error); GLUE's own, ``index<TAB>sentence``, is left out."""
+    train = read_sst2(folder / "train.tsv")
+    dev = read_sst2(folder / "dev.tsv") if (folder / "dev.tsv").is_file() else None
+    test = None
+    if (folder / "test.tsv").is_file():
+        if _has_label_column(folder / "test.tsv"):
+            test = read_sst2(folder / "test.tsv")
+        else:
+            log.info("%s has no label column (GLUE's unlabelled test set); not used",
+                     folder / "test.tsv")
+    return train, dev, test
+
+
+def _check_splits(name: str, train, dev, test) -> None:
+    """Label checks (train: :func:`check_labels`; dev/test: only train's classes, remapped onto
+    train's ids), then the class counts of each split logged."""
     check_labels(train, what="train")
     for part, what in ((dev, "dev"), (test, "test")):
         if part is not None and part.label_names != train.label_names:
@@ -219,7 +232,6 @@ def load_dataset(
         if part is not None:
             log.info("%s %s: %d examples; %s", name, what, len(part.labels),
                      describe_classes(part))
-    return DataBundle(name, kind, train, dev, test)
 
 
 def _has_label_column(path: Path) -> bool:

@@ -373,61 +373,17 @@ def run_grid(
     mine = shard_of(spec.grid(), shard)
     todo = [(pool, seed) for pool, seed in mine if spec.run_key(pool, seed) not in done]
     n_jobs, threads = plan_workers(len(todo), jobs, threads=threads)
-    tally = {"reused": len(mine) - len(todo), "ran": 0, "failed": 0, "busy": 0}
-    claims: dict[str, Any] = {}
-    config = spec.config
     bar = _Progress(spec, len(todo), len(done), n_jobs, threads, enabled=progress, console=console)
-
-    def claim(pool: str, seed: int) -> bool:
-        """Whether this process runs (pool, seed) now: not running or finished elsewhere."""
-        key = spec.run_key(pool, seed)
-        lock = store.claim(key)
-        if lock is None:
-            tally["busy"] += 1
-            bar.skipped(pool, seed, "running in another process")
-            return False
-        found = store.read_run(key)
-        if found is not None and found.get("status") == "ok":  # finished meanwhile
-            lock.release()
-            tally["reused"] += 1
-            bar.skipped(pool, seed, "finished by another process")
-            return False
-        claims[key] = lock
-        return True
-
-    def finish(pool: str, seed: int, outcome: dict[str, Any]) -> dict[str, Any]:
-        key = spec.run_key(pool, seed)
-        record = {
-            "task": spec.task.name,
-            "pool": pool,
-            "seed": seed,
-            **outcome,
-            "run_key": key,
-            "config_id": spec.config_id,
-            "config": config,
-            "jobs": n_jobs,
-            "threads": threads,
-            "versions": versions(),
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        store.save(record)
-        claims.pop(key).release()
-        store.publish()
-        tally["ran"] += 1
-        tally["failed"] += record["status"] != "ok"
-        if on_record is not None:
-            on_record(record)
-        return record
-
+    book = _Bookkeeper(spec, store, bar, (n_jobs, threads), on_record)
+    book.tally["reused"] = len(mine) - len(todo)
     try:
         with bar:
             if todo and n_jobs == 1:
-                _run_serial(spec, todo, threads, claim, finish, bar)
+                _run_serial(spec, todo, threads, book.claim, book.finish, bar)
             elif todo:
-                _run_parallel(spec, todo, n_jobs, threads, claim, finish, bar)
+                _run_parallel(spec, todo, n_jobs, threads, book.claim, book.finish, bar)
     finally:
-        for lock in claims.values():  # interrupted: the runs in flight are free again
-            lock.release()
+        book.release_all()  # interrupted: the runs in flight are free again
     keys = [spec.run_key(pool, seed) for pool, seed in spec.grid()]
     return GridOutcome(
         records=grid_records(store.records(), keys),
@@ -436,8 +392,66 @@ def run_grid(
         wall_time_s=time.perf_counter() - started,
         total=len(keys),
         shard=shard,
-        **tally,
+        **book.tally,
     )
+
+
+class _Bookkeeper:
+    """Claims runs before they start and records them when they finish (one grid, one call)."""
+
+    def __init__(self, spec: CompareSpec, store: ResultStore, bar, workers, on_record) -> None:
+        self.spec, self.store, self.bar, self.on_record = spec, store, bar, on_record
+        self.jobs, self.threads = workers
+        self.config = spec.config
+        self.claims: dict[str, Any] = {}
+        self.tally = {"reused": 0, "ran": 0, "failed": 0, "busy": 0}
+
+    def claim(self, pool: str, seed: int) -> bool:
+        """Whether this process runs (pool, seed) now: not running or finished elsewhere."""
+        key = self.spec.run_key(pool, seed)
+        lock = self.store.claim(key)
+        if lock is None:
+            self.tally["busy"] += 1
+            self.bar.skipped(pool, seed, "running in another process")
+            return False
+        found = self.store.read_run(key)
+        if found is not None and found.get("status") == "ok":  # finished meanwhile
+            lock.release()
+            self.tally["reused"] += 1
+            self.bar.skipped(pool, seed, "finished by another process")
+            return False
+        self.claims[key] = lock
+        return True
+
+    def finish(self, pool: str, seed: int, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Save the record of a finished (or failed) run, free its claim, refresh the merge."""
+        key = self.spec.run_key(pool, seed)
+        record = {
+            "task": self.spec.task.name,
+            "pool": pool,
+            "seed": seed,
+            **outcome,
+            "run_key": key,
+            "config_id": self.spec.config_id,
+            "config": self.config,
+            "jobs": self.jobs,
+            "threads": self.threads,
+            "versions": versions(),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        self.store.save(record)
+        self.claims.pop(key).release()
+        self.store.publish()
+        self.tally["ran"] += 1
+        self.tally["failed"] += record["status"] != "ok"
+        if self.on_record is not None:
+            self.on_record(record)
+        return record
+
+    def release_all(self) -> None:
+        for lock in self.claims.values():
+            lock.release()
+        self.claims.clear()
 
 
 def _run_serial(spec, todo, threads, claim, finish, bar) -> None:
