@@ -60,6 +60,9 @@ def test_cli_resume_with_a_broken_state_exits_1_naming_the_file(tmp_path, capsys
     assert run([*argv[:4], "--epochs", "3", *argv[6:], "--resume"]) == 1
     err = capsys.readouterr().err
     assert "trainer_state.json:1: invalid JSON" in err and str(states[-1]) in err
+    # An empty text is predicted, with a warning.
+    assert run(["predict", str(out), "", "good"]) == 0
+    assert "input 1 is empty" in capsys.readouterr().err
     # A cut model file in the run folder: predict names it, exit 1.
     (out / "model.safetensors").write_bytes(b"\x00" * 10)
     assert run(["predict", str(out), "good"]) == 1

@@ -55,6 +55,10 @@ def predict(
     if not items:
         raise ValueError("nothing to predict: give inputs as arguments or on stdin")
     if predictor.kind == "text":
+        for number, item in enumerate(items, start=1):
+            if not item.strip():
+                print(f"poolkit: warning: input {number} is empty; its prediction shows only "
+                      "what the model predicts for no text", file=sys.stderr)
         rows = predictor.predict_texts(items, batch_size)
     else:
         rows = predictor.predict_images(items, batch_size)
