@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import sys
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -45,7 +48,7 @@ def test_a_broken_state_file_is_named_with_its_line(tmp_path):
         load_state(stem)
 
 
-def test_cli_resume_with_a_broken_state_exits_1_naming_the_file(tmp_path, capsys):
+def test_cli_resume_with_a_broken_state_exits_1_naming_the_file(tmp_path, capsys, monkeypatch):
     data = tmp_path / "x.csv"
     data.write_text("text,label\n" + "".join(f"good film {i},pos\nbad film {i},neg\n"
                                              for i in range(10)))
@@ -60,6 +63,14 @@ def test_cli_resume_with_a_broken_state_exits_1_naming_the_file(tmp_path, capsys
     assert run([*argv[:4], "--epochs", "3", *argv[6:], "--resume"]) == 1
     err = capsys.readouterr().err
     assert "trainer_state.json:1: invalid JSON" in err and str(states[-1]) in err
+    # stdin in another encoding: named with its line, then read with --encoding.
+    for extra, code in (([], 1), (["--encoding", "cp1252"], 0)):
+        stdin = io.TextIOWrapper(io.BytesIO("good\ncaf\u00e9\n".encode("cp1252")))
+        monkeypatch.setattr(sys, "stdin", stdin)
+        assert run(["predict", str(out), *extra]) == code
+        if code:
+            assert "<stdin>:2: cannot decode byte 0xe9" in capsys.readouterr().err
+    capsys.readouterr()
     # An empty text is predicted, with a warning.
     assert run(["predict", str(out), "", "good"]) == 0
     assert "input 1 is empty" in capsys.readouterr().err
