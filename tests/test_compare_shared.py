@@ -1,7 +1,8 @@
 """compare with many writers: shards, claims, 4 processes into one --out, kill -9 and resume.
 
-The processes run the tiny fake task of test_compare.py (a 4-filter CNN, plain SGD, no plots of
-note), registered by a small driver script, so each run takes a fraction of a second.
+The processes run the tiny fake task of test_compare.py (a 4-filter CNN, plain SGD), forked by
+tests/forker.py from one process that imported torch once, so each run takes a fraction of a
+second.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -27,85 +27,19 @@ from poolkit.experiments.results import ResultStore  # noqa: E402
 from poolkit.experiments.runner import parse_shard, shard_from_env, shard_of  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+from forker import Forker  # noqa: E402
 from test_compare import _spec  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-
-# A process that imports torch, matplotlib and poolkit once, then forks one `poolkit compare`
-# process per request (one JSON line on stdin: argv, env, output files) and prints its pid; a
-# request {"wait": pid} prints that process's exit status. The forked processes are real,
-# separate compare processes; forking spares each one the seconds of importing torch.
-FORKER = """
-import json, os, sys
-sys.path.insert(0, {tests!r})
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot
-import torch
+FAKE_TASK = """
 from test_compare import FAKE
 from poolkit.experiments import register_task
 register_task(FAKE, overwrite=True)
-import poolkit.cli.compare, poolkit.experiments.compare, poolkit.experiments.plots
-from poolkit.cli import run
-for line in sys.stdin:
-    job = json.loads(line)
-    if "wait" in job:
-        _, status = os.waitpid(job["wait"], 0)
-        print(-os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status),
-              flush=True)
-        continue
-    pid = os.fork()
-    if pid == 0:
-        os.environ.update(job["env"])
-        for fd, name in ((1, "stdout"), (2, "stderr")):
-            os.dup2(os.open(job[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
-        code = run(job["argv"])
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    print(pid, flush=True)
 """
-
-
-class Forker:
-    """Start, kill and wait for compare processes (see FORKER)."""
-
-    def __init__(self, folder: Path) -> None:
-        script = folder / "forker.py"
-        script.write_text(FORKER.format(tests=str(Path(__file__).parent)))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-        env["POOLKIT_PROGRESS"] = "0"
-        self.folder = folder
-        self.process = subprocess.Popen([sys.executable, str(script)], env=env, text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.started = 0
-
-    def _ask(self, request: dict) -> int:
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        answer = self.process.stdout.readline()
-        assert answer, "the forker process died"
-        return int(answer)
-
-    def start(self, argv: list[str], **env: str) -> tuple[int, Path, Path]:
-        self.started += 1
-        stdout = self.folder / f"out-{self.started}.json"
-        stderr = self.folder / f"err-{self.started}.txt"
-        job = {"argv": argv, "env": env, "stdout": str(stdout), "stderr": str(stderr)}
-        return self._ask(job), stdout, stderr
-
-    def wait(self, pid: int) -> int:
-        return self._ask({"wait": pid})
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(60)
 
 
 @pytest.fixture
 def forker(tmp_path):
-    started = Forker(tmp_path)
+    started = Forker(tmp_path, setup=FAKE_TASK)
     yield started
     started.close()
 
