@@ -153,6 +153,14 @@ def test_cli_json_lines_from_stdin(monkeypatch, capsys):
     assert len(rows[0]["embedding"]) == 768
 
 
+def test_max_length_beyond_the_model_is_clamped_with_a_warning(sentences, tmp_path, capsys):
+    out = tmp_path / "emb.npy"
+    assert run(["embed", "-m", MINILM, str(sentences), "-o", str(out), "--max-length",
+                "1000"]) == 0  # before: "index 512 is out of bounds"
+    assert "max_length (1000) is more than the model's 512 positions" in capsys.readouterr().err
+    assert np.load(out).shape == (2, 384)
+
+
 def test_cli_jsonl_file(sentences, tmp_path):
     out = tmp_path / "emb.jsonl"
     assert run(["embed", "-m", MINILM, str(sentences), "-o", str(out), "--max-length", "8"]) == 0

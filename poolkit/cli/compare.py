@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from poolkit.cli._app import app, print_json, stderr_console, stdout_console
+from poolkit.cli._app import (
+    ENCODING_HELP,
+    SKIP_HELP,
+    app,
+    print_json,
+    stderr_console,
+    stdout_console,
+)
 
 _TASK_HELP = (
     "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt, minilm-mr, stsb) or your "
@@ -71,7 +78,7 @@ def render_table(rows, console, metric: str = "accuracy", metric_label: str = "a
             "bold green"
             if row["verdict"] == "best"
             else "dim"
-            if row["verdict"].startswith(("loses", "at chance", "failed"))
+            if row["verdict"].startswith(("loses", "at chance", "failed", "not finished"))
             else None
         )
         table.add_row(
@@ -136,15 +143,27 @@ def compare_command(
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1),
     lr: float | None = typer.Option(None, "--lr", min=0.0),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        help="K/N: run only the K-th of N slices of the grid (several machines or a cluster "
+        "array job sharing one --out). Default in a SLURM array job: "
+        "$SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT.",
+    ),
+    encoding: str | None = typer.Option(None, "--encoding", help=ENCODING_HELP),
+    skip_bad_lines: bool = typer.Option(False, "--skip-bad-lines", help=SKIP_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON only."),
 ) -> None:
     """Train the task's model with each pooling type over several seeds; write results.jsonl,
     summary.csv, summary.md and plots (accuracy with error bars, accuracy under shifts or word
-    dropout). Resumable: re-run the same command to finish an interrupted grid."""
+    dropout). Resumable: re-run the same command to finish an interrupted grid. Any number of
+    compare processes may write to one --out: each run is recorded once, a run in progress
+    elsewhere is skipped, and the summary covers every run finished so far."""
     from poolkit.experiments import CompareSpec, compare, get_task
-    from poolkit.experiments.runner import command_line
+    from poolkit.experiments.runner import command_line, parse_shard, shard_from_env
     from poolkit.experiments.tasks import parse_pools
 
+    grid_shard = parse_shard(shard) if shard is not None else shard_from_env()
     file_options = {
         "text_column": text_column,
         "label_column": label_column,
@@ -158,6 +177,10 @@ def compare_command(
     resolved = resolved.with_options(
         path=data, train_size=train_size, dev_size=dev_size, test_size=test_size
     )
+    if encoding is not None or skip_bad_lines:
+        if resolved.kind != "text":
+            raise ValueError("--encoding/--skip-bad-lines apply to text tasks only")
+        resolved = resolved.with_options(encoding=encoding, skip_bad_lines=skip_bad_lines or None)
     pool_names = parse_pools(pools, resolved)
     _check_pools(pool_names, resolved)
     out_dir = out or Path("runs") / f"compare-{resolved.name.replace(':', '-').replace('/', '_')}"
@@ -171,7 +194,7 @@ def compare_command(
         out_dir=out_dir,
         command=command_line(),
     )
-    report = compare(spec, jobs=jobs, threads=threads, console=stderr_console())
+    report = compare(spec, jobs=jobs, threads=threads, console=stderr_console(), shard=grid_shard)
     if as_json:
         print_json(report.to_json())
     else:
@@ -184,6 +207,10 @@ def compare_command(
             f"{outcome.ran} run(s) done, {outcome.reused} reused, {outcome.failed} "
             f"failed in {outcome.wall_time_s:.0f} s ({outcome.jobs} job(s) x "
             f"{outcome.threads} thread(s))"
+            + (f"; shard {grid_shard[0]}/{grid_shard[1]}" if grid_shard else "")
+            + (f"; {outcome.busy} left to another process" if outcome.busy else "")
+            + (f"; {outcome.unfinished} of {outcome.total} not finished yet"
+               if outcome.unfinished else "")
         )
     if report.outcome.failed:
         failures = [r for r in report.outcome.records if r.get("status") != "ok"]

@@ -23,6 +23,8 @@ from pathlib import Path
 import typer
 
 from poolkit.cli._app import (
+    ENCODING_HELP,
+    SKIP_HELP,
     UsageError,
     app,
     at_run_time,
@@ -101,6 +103,8 @@ def train(
         "(e.g. negative,positive): shown by eval and predict. In a csv/tsv/jsonl file a label "
         "may be the name or its number.",
     ),
+    encoding: str | None = typer.Option(None, rich_help_panel=DATA_PANEL, help=ENCODING_HELP),
+    skip_bad_lines: bool = typer.Option(False, rich_help_panel=DATA_PANEL, help=SKIP_HELP),
     dev_fraction: float = typer.Option(
         0.1, min=0.0, max=0.9, rich_help_panel=DATA_PANEL,
         help="Stratified share of the training data held out as dev when there is no dev split.",
@@ -314,6 +318,7 @@ def train(
         "dataset": name, "path": _recorded_path(data), "dev_path": _recorded_path(dev_data),
         "text_column": text_column, "label_column": label_column, "limit": limit,
         "split_seed": split_seed, "dev_fraction": dev_fraction, "test_fraction": test_fraction,
+        "encoding": encoding,
     }
     names = [part.strip() for part in label_names.split(",")] if label_names else None
     if names is not None and (len(set(names)) != len(names) or "" in names):
@@ -322,6 +327,7 @@ def train(
         bundle = load_dataset(
             name, data, text_column=text_column, label_column=label_column, dev_path=dev_data,
             label_names=names if (name or _guess(data)) in NAMED_LABEL_FORMATS else None,
+            encoding=encoding, skip_bad_lines=skip_bad_lines,
         )
         if names is not None:
             _rename_labels(bundle, names)

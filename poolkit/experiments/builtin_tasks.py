@@ -166,9 +166,12 @@ def load_text_task(
     label_column: str = "label",
     label_names: list[str] | None = None,
     binary: bool = False,
+    encoding: str | None = None,
+    skip_bad_lines: bool = False,
 ) -> TaskData:
     """Load a text data set (``mr``, ``sst2``, ``chnsenti``, ``rt``, ``csv``…) into a
-    :class:`TaskData` of token ids (vocabulary from the training part only)."""
+    :class:`TaskData` of token ids (vocabulary from the training part only); ``encoding`` and
+    ``skip_bad_lines`` go to :func:`poolkit.data.load_dataset`."""
     from poolkit.data import TextEncoder, load_dataset
     from poolkit.data.dataset import TextCollator
 
@@ -185,6 +188,8 @@ def load_text_task(
             text_column=text_column,
             label_column=label_column,
             label_names=label_names,
+            encoding=encoding,
+            skip_bad_lines=skip_bad_lines,
         )
     train, dev, test = _limited_parts(bundle, test_fraction=test_fraction,
                                       dev_fraction=dev_fraction,
@@ -214,6 +219,8 @@ def load_transformer_task(
     test_size: int | None = None,
     test_fraction: float = 0.1,
     dev_fraction: float = 0.1,
+    encoding: str | None = None,
+    skip_bad_lines: bool = False,
 ) -> TaskData:
     """A text data set tokenised for a pretrained transformer (its own tokenizer; batches carry
     ``input_ids`` and ``attention_mask``). The shipped MiniLM loads offline (a model on disk
@@ -227,7 +234,7 @@ def load_transformer_task(
 
     if path is None and dataset in ("mr", "sst2"):
         path = data_path(dataset)
-    bundle = load_dataset(dataset, path)
+    bundle = load_dataset(dataset, path, encoding=encoding, skip_bad_lines=skip_bad_lines)
     train, dev, test = _limited_parts(bundle, test_fraction=test_fraction,
                                       dev_fraction=dev_fraction,
                                       sizes=(train_size, dev_size, test_size))

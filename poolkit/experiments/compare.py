@@ -3,7 +3,8 @@
 Files written in ``out_dir`` (each atomically):
 
 - ``results.jsonl``: one line per run (task, pool, seed, accuracy, macro_f1, train_time_s,
-  inference_time_s, throughput_samples_s, params, epochs, robustness, versions, …);
+  inference_time_s, throughput_samples_s, params, epochs, robustness, versions, …), merged from
+  ``runs/`` (one file per run, see :mod:`poolkit.experiments.results`);
 - ``summary.csv`` and ``summary.md``: per pooling type, mean ± std over seeds, rank and verdict;
 - ``accuracy.png`` (``<metric>.png`` for a task scored otherwise, e.g. ``spearman.png``) and
   ``robustness.png``.
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from poolkit.experiments.plots import plot_accuracy, plot_robustness
-from poolkit.experiments.runner import RESULTS_FILE, CompareSpec, GridOutcome, run_grid
+from poolkit.experiments.results import RESULTS_FILE, ResultStore, grid_records
+from poolkit.experiments.runner import CompareSpec, GridOutcome, run_grid
 from poolkit.experiments.summary import public_rows, summarize, to_markdown, write_summary
 
 
@@ -44,8 +46,10 @@ class CompareReport:
             "config_id": self.spec.config_id,
             "train": self.spec.train,
             "out_dir": str(self.spec.out_dir),
+            "unfinished": self.outcome.unfinished,
+            "shard": "/".join(map(str, self.outcome.shard)) if self.outcome.shard else None,
             "runs": {
-                "total": len(self.outcome.records),
+                "total": self.outcome.total or len(self.outcome.records),
                 "ran": self.outcome.ran,
                 "reused": self.outcome.reused,
                 "failed": self.outcome.failed,
@@ -62,6 +66,12 @@ def _notes(spec: CompareSpec, records: list[dict[str, Any]]) -> list[str]:
     ok = [r for r in records if r.get("status") == "ok"]
     train = spec.train
     notes = []
+    total = len(spec.pools) * len(spec.seeds)
+    if len(records) < total:
+        notes.append(
+            f"Partial: {len(records)} of {total} runs finished (the rest are running in another "
+            "process or belong to another shard); the same command again updates this table."
+        )
     if spec.task.description:
         notes.append(f"Task: {spec.task.description}.")
     if ok and "num_classes" in ok[0]:
@@ -140,15 +150,24 @@ def compare(
     threads: int | None = None,
     progress: bool = True,
     console=None,
+    shard: tuple[int, int] | None = None,
 ) -> CompareReport:
-    """Run the grid of ``spec`` (resuming from ``results.jsonl``) and write the report.
+    """Run the grid of ``spec`` (resuming from what ``spec.out_dir`` holds) and write the report.
 
     ``jobs`` worker processes (default: one per core, at most one per run) with ``threads`` torch
-    threads each (default: cores // jobs).
+    threads each (default: cores // jobs). ``shard=(K, N)`` runs the K-th of N slices of the
+    grid; any number of processes may share ``spec.out_dir``, and the report covers every run
+    finished there so far.
     """
     if spec.task.preload:  # once, here, with every thread; the runs then read its cache
         from poolkit.experiments.runner import load_task_data
 
         load_task_data(spec.task)
-    outcome = run_grid(spec, jobs=jobs, threads=threads, progress=progress, console=console)
-    return write_report(spec, outcome)
+    outcome = run_grid(
+        spec, jobs=jobs, threads=threads, progress=progress, console=console, shard=shard
+    )
+    store = ResultStore(spec.out_dir)
+    with store.lock():  # one writer at a time, each from the newest records of every process
+        keys = [spec.run_key(pool, seed) for pool, seed in spec.grid()]
+        outcome.records = grid_records(store.records(), keys)
+        return write_report(spec, outcome)

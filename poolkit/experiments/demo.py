@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from poolkit.experiments._io import atomic_write_text
+from poolkit._io import atomic_write_text
 from poolkit.experiments.compare import CompareReport, compare
 from poolkit.experiments.runner import CompareSpec
 from poolkit.experiments.tasks import Task, get_task

@@ -436,7 +436,7 @@ def plot_win_map(explanation: ImageExplanation, path, *, title: str = "") -> Any
     """Draw the image and each layer's win map side by side (PNG, written atomically)."""
     import io
 
-    from poolkit.experiments._io import atomic_write_bytes
+    from poolkit._io import atomic_write_bytes
     from poolkit.experiments.plots import pyplot
 
     plt = pyplot()

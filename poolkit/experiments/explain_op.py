@@ -466,7 +466,7 @@ def plot_op(explanation: OpExplanation, path) -> Any:
     beside it, each output cell in its window's colour. PNG, written atomically."""
     import io
 
-    from poolkit.experiments._io import atomic_write_bytes
+    from poolkit._io import atomic_write_bytes
     from poolkit.experiments.plots import pyplot
 
     plt = pyplot()

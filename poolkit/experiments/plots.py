@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from poolkit.experiments._io import atomic_write_bytes
+from poolkit._io import atomic_write_bytes
 
 
 def pyplot():

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from poolkit.experiments._io import atomic_write_text
+from poolkit._io import atomic_write_text
 
 BASE_COLUMNS = (
     "rank",
@@ -141,7 +141,8 @@ def _rank_and_judge(rows: list[dict], metric: str = "accuracy") -> None:
         row["rank"] = rank
     for row in rows:
         if row["runs"] == 0:
-            row.update(rank=None, delta_pp=None, verdict="failed")
+            verdict = "failed" if row["failed"] else "not finished"
+            row.update(rank=None, delta_pp=None, verdict=verdict)
     if not scored:
         return
     best = scored[0]

@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,7 +134,7 @@ class Embedder:
         self.pool = pool.to(self.device).eval()
         self.normalize = settings["normalize"] if normalize is None else bool(normalize)
         limit = settings["max_seq_length"] or min(self.tokenizer.model_max_length, 512)
-        self.max_length = max_length or limit
+        self.max_length = _clamped_length(max_length or limit, self.model.config)
         self.batch_size = batch_size
         self.source = source
         self._accepted = accepted_arguments(self.model)
@@ -220,6 +221,19 @@ class Embedder:
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return pooled.cpu().numpy()
+
+
+def _clamped_length(max_length: int, config) -> int:
+    """``max_length``, at most the model's position embeddings (with a warning): more tokens
+    would index past them ("index 512 is out of bounds")."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        logging.getLogger("poolkit.models").warning(
+            "max_length (%d) is more than the model's %d positions; using %d",
+            max_length, positions, positions,
+        )
+        return positions
+    return max_length
 
 
 def _progress(enabled: bool):

@@ -127,12 +127,14 @@ def window_count(input: Tensor, kernel, stride, padding, dims: int) -> Tensor:
 
 
 def plane_max(input: Tensor, dims: int) -> Tensor:
-    """Maximum of each ``(n, c)`` plane, shape ``(N, C, 1, ...)``, detached, ``-inf``-safe.
+    """Maximum of the finite values of each ``(n, c)`` plane, shape ``(N, C, 1, ...)``,
+    detached (0 for a plane without finite values).
 
     An upper bound of every window's maximum: subtracting it before ``exp`` keeps every
     exponent ``<= 0`` so nothing overflows in any dtype.
     """
-    m = input.detach().flatten(2).amax(-1)
+    flat = input.detach().flatten(2)
+    m = torch.where(torch.isfinite(flat), flat, -torch.inf).amax(-1)  # of the finite values
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
     return m.reshape(*m.shape, *([1] * dims))
 

@@ -79,8 +79,9 @@ class _AttentionPoolNd(PoolModule):
             tokens = torch.cat([query, tokens], 1)
         heads, width = self.num_heads, c // self.num_heads
         q = self.q_proj(query).view(n, 1, heads, width).transpose(1, 2)  # (N, h, 1, d)
-        k = self.k_proj(tokens).view(n, -1, heads, width).transpose(1, 2)  # (N, h, L, d)
-        v = self.v_proj(tokens).view(n, -1, heads, width).transpose(1, 2)
+        length = tokens.shape[1]  # not -1: an empty batch must keep its shape
+        k = self.k_proj(tokens).view(n, length, heads, width).transpose(1, 2)  # (N, h, L, d)
+        v = self.v_proj(tokens).view(n, length, heads, width).transpose(1, 2)
         pooled = F.scaled_dot_product_attention(q, k, v).reshape(n, c)  # (N, C)
         out = self.out_proj(pooled)
         return out if self.flatten else out.reshape(n, -1, *([1] * self.dims))

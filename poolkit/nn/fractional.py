@@ -103,7 +103,7 @@ def _region_argmax(
         starts = bounds[d][..., :-1]  # (N, C, out_d)
         ends = bounds[d][..., 1:] if overlapping else bounds[d][..., 1:] - 1
         ends = ends.clamp_max(spatial[d] - 1)
-        width = int((ends - starts).max()) + 1
+        width = int((ends - starts).max()) + 1 if starts.numel() else 1  # empty batch: 1
         view = [*starts.shape[:2]] + [1] * dims
         view[axis] = starts.shape[-1]
         target = list(values.shape)

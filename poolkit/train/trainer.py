@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from poolkit._console import progress_bar, stderr_console
+from poolkit._io import dumps
 from poolkit.errors import PoolkitError
 from poolkit.train import checkpoint as ckpt
 from poolkit.train.distributed import (
@@ -746,9 +747,7 @@ class Trainer:
                 f"cannot resume {last}: this run differs from it in {'; '.join(differences)} "
                 "(--force-resume to continue anyway, --overwrite to start again)"
             )
-        from safetensors.torch import load_model
-
-        load_model(self.model, last / ckpt.MODEL_FILE, strict=True, device=str(self.device))
+        ckpt.load_weights(self.model, last / ckpt.MODEL_FILE, self.device)
         self.optimizer.load_state_dict(_to_optimizer_device(saved["optimizer"], self.device))
         if self.average is not None:
             self.average.load_state_dict(saved["ema"])
@@ -793,16 +792,14 @@ class Trainer:
         if state["best_epoch"] == 0 or not self.config.restore_best:
             return None
         last = out_dir / "checkpoints" / f"epoch-{state['epoch']:04d}"
-        from safetensors.torch import load_file
-
-        best = load_file(last / BEST_FILE, device="cpu")
+        best = ckpt.load_tensors(last / BEST_FILE)
         reference = self.model.state_dict()
         # safetensors stores shared tensors once; fill the aliases back from the live model
         return {k: best[k] if k in best else reference[k].detach().cpu().clone()
                 for k in reference}
 
     def _write_log(self, out_dir: Path, records: list[dict]) -> None:
-        lines = "".join(json.dumps(_json_safe(r)) + "\n" for r in records)
+        lines = "".join(dumps(r) + "\n" for r in records)
         ckpt.atomic_write_text(out_dir / LOG_FILE, lines)
 
 
