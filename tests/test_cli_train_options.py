@@ -84,7 +84,7 @@ def runs(tmp_path_factory):
         "--warmup", "0.1", "--patience", "2", "--grad-clip", "1.5", "--ema", "0.9",
         "--skip-nonfinite", "2", "--seed", "5", "--device", "cpu", "--no-group-by-length",
         "--grad-accum", "2", "--precision", "bf16", "--save-total-limit", "2",
-        "--threads", "2", "--out", str(root / "textcnn"), "--quiet", "--json",
+        "--encoding", "utf-8", "--skip-bad-lines", "--threads", "2", "--out", str(root / "textcnn"), "--quiet", "--json",
     ])
     go("resumed", ["train", "textcnn", "--format", "csv", "--data", str(train), "--dev-data",
                    str(dev), *text, "--test-fraction", "0.25", "--limit", "36", "--split-seed",
@@ -96,7 +96,8 @@ def runs(tmp_path_factory):
                    "0.01", "--schedule", "cosine", "--warmup", "0.1", "--patience", "5",
                    "--grad-clip", "1.5", "--ema", "0.9", "--seed", "5", "--device", "cpu",
                    "--no-group-by-length", "--grad-accum", "2", "--precision", "bf16",
-                   "--save-total-limit", "2", "--out", str(root / "textcnn"), "--resume",
+                   "--save-total-limit", "2", "--encoding", "utf-8", "--skip-bad-lines",
+                   "--out", str(root / "textcnn"), "--resume",
                    "--json"])
     go("vectors", ["train", "textcnn", "--data", str(train), *text, "--vectors", str(vectors),
                    "--epochs", "1", "--dev-fraction", "0.25", "--out", str(root / "vectors"),
@@ -206,6 +207,8 @@ def test_every_train_option_reaches_the_run(runs, tmp_path, monkeypatch, capsys)
         and json.loads((root / "textcnn" / "log.jsonl").read_text().splitlines()[0])["steps"]
         == 2,  # 4 batches of 7, two per step
         "--precision": train_config["precision"] == "bf16",
+        "--encoding": data["encoding"] == "utf-8",
+        "--skip-bad-lines": data["skip_bad_lines"] is True,
         "--save-total-limit": sorted(p.name for p in (root / "textcnn" / "checkpoints").iterdir())
         == ["epoch-0002", "epoch-0003"],
         "--resume-state": not (root / "no-state" / "checkpoints").exists()

@@ -96,7 +96,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _debug = "--debug" in args or os.environ.get("POOLKIT_DEBUG", "") not in ("", "0")
     command = typer.main.get_command(app)
-    _show_notes()
+    _show_notes(quiet=bool({"--quiet", "-q"} & set(args)))
     try:
         command.main(args=args, prog_name="poolkit", standalone_mode=True)
     except SystemExit as stop:
@@ -124,13 +124,13 @@ class _NoteHandler(logging.Handler):
         print(f"poolkit: {record.getMessage()}", file=sys.stderr)
 
 
-def _show_notes() -> None:
+def _show_notes(quiet: bool = False) -> None:
     """Show the notes the library logs (class counts at load, an encoding fallback, skipped
-    lines) on stderr, once per process."""
+    lines) on stderr; with ``--quiet``/``-q`` only its warnings."""
     logger = logging.getLogger("poolkit")
     if not any(isinstance(handler, _NoteHandler) for handler in logger.handlers):
         logger.addHandler(_NoteHandler())
-        logger.setLevel(logging.INFO)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 #: The extra of pyproject.toml that brings each optional top-level package.

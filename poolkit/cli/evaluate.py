@@ -128,6 +128,7 @@ def _candidate_splits(predictor, data, dataset, text_column, label_column, encod
         label_column=label_column or trained_on.get("label_column", "label"),
         dev_path=trained_on.get("dev_path") if own else None,
         encoding=encoding or trained_on.get("encoding"), skip_bad_lines=skip_bad_lines,
+        min_classes=2 if own else 1,  # a file only scored may hold one class
     )
     if own:
         return run_splits(

@@ -318,7 +318,7 @@ def train(
         "dataset": name, "path": _recorded_path(data), "dev_path": _recorded_path(dev_data),
         "text_column": text_column, "label_column": label_column, "limit": limit,
         "split_seed": split_seed, "dev_fraction": dev_fraction, "test_fraction": test_fraction,
-        "encoding": encoding,
+        "encoding": encoding, "skip_bad_lines": skip_bad_lines,
     }
     names = [part.strip() for part in label_names.split(",")] if label_names else None
     if names is not None and (len(set(names)) != len(names) or "" in names):

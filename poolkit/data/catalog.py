@@ -122,6 +122,7 @@ def load_dataset(
     dev_path: str | os.PathLike | None = None,
     encoding: str | None = None,
     skip_bad_lines: bool = False,
+    min_classes: int = 2,
 ) -> DataBundle:
     """Load ``name`` (or the format guessed from ``path``) into a :class:`DataBundle`.
 
@@ -129,6 +130,8 @@ def load_dataset(
     ``dev_path`` adds a dev split read the same way as ``path``; ``encoding`` sets the encoding
     of the text files (default UTF-8; MR: UTF-8, else its original Windows-1252);
     ``skip_bad_lines`` leaves malformed lines out (logging how many) instead of failing.
+    ``min_classes``: the classes the first split must have (2 to train a classifier; 1 for a
+    file that is only scored, which may hold one class).
 
     The labels are checked (:func:`poolkit.data.text.check_labels`: no stray class id, at least
     two classes in train) and the class counts of each split logged to ``poolkit.data``.
@@ -192,7 +195,7 @@ def load_dataset(
         train = read(path)
     if dev_path is not None:
         dev = read(dev_path)
-    _check_splits(name, train, dev, test)
+    _check_splits(name, train, dev, test, min_classes)
     return DataBundle(name, kind, train, dev, test)
 
 
@@ -211,10 +214,10 @@ def _sst2_folder(folder: Path, read_sst2):
     return train, dev, test
 
 
-def _check_splits(name: str, train, dev, test) -> None:
+def _check_splits(name: str, train, dev, test, min_classes: int = 2) -> None:
     """Label checks (train: :func:`check_labels`; dev/test: only train's classes, remapped onto
     train's ids), then the class counts of each split logged."""
-    check_labels(train, what="train")
+    check_labels(train, what="train", min_classes=min_classes)
     for part, what in ((dev, "dev"), (test, "test")):
         if part is not None and part.label_names != train.label_names:
             # align dev/test labels onto train's names where the names agree as sets

@@ -723,7 +723,10 @@ class Trainer:
                 shutil.copyfile(best, temp / BEST_FILE)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(temp, final)  # the folder appears complete or not at all
-        kept = sorted(p for p in root.glob("epoch-*") if p.is_dir())[-self.config.save_total_limit:]
+        # the newest save_total_limit of this run's epochs; a later epoch of an older run that
+        # this one overwrites goes now, at this run's first save
+        ours = sorted(p for p in root.glob("epoch-*") if p.is_dir() and p.name <= final.name)
+        kept = ours[-self.config.save_total_limit:]
         for old in root.iterdir():
             if old not in kept and old.name.startswith(("epoch-", ".epoch-")):
                 shutil.rmtree(old, ignore_errors=True)
