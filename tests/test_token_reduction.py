@@ -58,7 +58,7 @@ def naive_strided(states, mask, sizes, ratio, mode, cls=True, sep=True):
     return _naive_rows(states, mask, sizes, groups)
 
 
-def naive_merge(states, mask, sizes, metric, r, cls=True, sep=True):
+def naive_merge(states, mask, sizes, metric, r=None, cls=True, sep=True, rate=None):
     def groups(b, real, n):
         head, free, tail = _protected(n, cls, sep)
         a_set, b_set = free[0::2], free[1::2]
@@ -69,7 +69,8 @@ def naive_merge(states, mask, sizes, metric, r, cls=True, sep=True):
             if sims:
                 best.append((max(sims), a, b_set[sims.index(max(sims))]))
         best.sort(key=lambda item: -item[0])  # stable: ties keep the earlier token
-        merged = {a: dst for _, a, dst in best[: min(r, len(b_set))]}
+        wanted = r if rate is None else math.floor(rate * len(free) + 1e-9)
+        merged = {a: dst for _, a, dst in best[: min(wanted, len(b_set))]}
         return [([i] + [a for a, dst in merged.items() if dst == i], "mean")
                 for i in range(n) if i not in merged]
     return _naive_rows(states, mask, sizes, groups)
@@ -156,6 +157,8 @@ CASES = [
     ("merge", {"r": 2}),
     ("merge", {"r": 100}),
     ("merge", {"r": 3, "sep": False}),
+    ("merge", {"rate": 0.3}),
+    ("merge", {"rate": 0.5, "cls": False}),
     ("prune", {"keep": 0.5}),
     ("prune", {"keep": 0.25, "cls": False}),
     ("prune", {"keep": 1.0}),
@@ -167,7 +170,7 @@ def _naive(kind, states, mask, sizes, extra, **kwargs):
         return naive_strided(states, mask, sizes, kwargs.pop("ratio"), kwargs.pop("mode"),
                              **kwargs)
     if kind == "merge":
-        return naive_merge(states, mask, sizes, extra, kwargs.pop("r"), **kwargs)
+        return naive_merge(states, mask, sizes, extra, **kwargs)
     return naive_prune(states, mask, sizes, extra, kwargs.pop("keep"), **kwargs)
 
 
@@ -309,6 +312,9 @@ def test_property_against_naive(lengths, extra_width, side, case, seed):
         (lambda x, m: merge_tokens(x, m, x, r=-1), "r"),
         (lambda x, m: merge_tokens(x, m, x, r=True), "r"),
         (lambda x, m: merge_tokens(x, m, x[:, :2], r=1), "metric"),
+        (lambda x, m: merge_tokens(x, m, x, rate=0.6), "rate"),
+        (lambda x, m: merge_tokens(x, m, x, r=1, rate=0.2), "exactly one of r"),
+        (lambda x, m: merge_tokens(x, m, x), "exactly one of r"),
         (lambda x, m: prune_tokens(x, m, m.double(), keep=0.0), "keep"),
         (lambda x, m: prune_tokens(x, m, m.double(), keep=1.5), "keep"),
         (lambda x, m: prune_tokens(x, m, m[:, :1].double(), keep=0.5), "importance"),

@@ -49,6 +49,7 @@ __all__ = [
     "REDUCERS",
     "Reduced",
     "attention_bias",
+    "pool_reduced",
     "merge_tokens",
     "protected_tokens",
     "prune_tokens",
@@ -220,13 +221,27 @@ def _rows(values: Tensor, positions: Tensor) -> Tensor:
     return values.gather(1, positions.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
 
 
+def _merge_count(free: Tensor, r: int | None, rate: float | None) -> Tensor:
+    """Merges wanted per row ``(B, 1)``: ``r``, or ``floor(rate * free tokens)``."""
+    if (r is None) == (rate is None):
+        raise ValueError(f"give exactly one of r ({r!r}) and rate ({rate!r})")
+    if r is not None:
+        return torch.full_like(free[:, :1], _check_int("r", r, 0), dtype=torch.long)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 0.5:
+        raise ValueError(f"rate ({rate!r}) must be a fraction in [0, 0.5] (bipartite matching "
+                         "merges at most half the tokens)")
+    count = free.sum(1, keepdim=True).to(torch.float64)
+    return torch.floor(count * rate + 1e-9).long()
+
+
 def merge_tokens(
     states: Tensor,
     attention_mask: Tensor | None,
     metric: Tensor,
-    r: int,
+    r: int | None = None,
     sizes: Tensor | None = None,
     *,
+    rate: float | None = None,
     cls: bool = True,
     sep: bool = True,
 ) -> Reduced:
@@ -237,19 +252,21 @@ def merge_tokens(
     ``(B, T, C)`` (ToMe uses the attention keys, averaged over heads); the
     :math:`\\min(r, \\lfloor n/2 \\rfloor)` A tokens with the highest scores (ties: the earlier
     token) are merged into their partners by size-weighted average; all other tokens stay.
+    Give ``rate`` in [0, 0.5] instead of ``r`` to merge :math:`\\lfloor \\text{rate} \\cdot n
+    \\rfloor` tokens of a row with n free tokens (the same fraction for short and long rows).
     """
     mask, sizes = _check_inputs(states, attention_mask, sizes)
     if not isinstance(metric, Tensor) or metric.dim() != 3 or metric.shape[:2] != mask.shape:
         got = tuple(metric.shape) if isinstance(metric, Tensor) else type(metric).__name__
         raise ValueError(f"metric must have shape (B, T, C) with (B, T) = {tuple(mask.shape)}, "
                          f"got {got}")
-    r = _check_int("r", r, 0)
     first, last = protected_tokens(mask, cls, sep)
     free = mask & ~first & ~last
     parity = (free.long().cumsum(1) - 1) % 2
     a_pos, a_valid = _positions_of(free & (parity == 0))
     b_pos, b_valid = _positions_of(free & (parity == 1))
-    merges = torch.clamp(b_valid.sum(1, keepdim=True), max=r)  # (B, 1) per-row r
+    merges = torch.minimum(b_valid.sum(1, keepdim=True), _merge_count(free, r, rate))  # (B, 1)
+    r = int(merges.max()) if merges.numel() else 0
     if r == 0 or b_pos.shape[1] == 0:
         slots, width = _slots_of_kept(mask)
         return reduce_into_slots(states, sizes, slots, width)
@@ -310,3 +327,40 @@ def prune_tokens(
         slots = torch.where(fused, kept.expand_as(slots), slots)
         width = int((kept + fused.any(1, keepdim=True)).max()) if mask.numel() else 0
     return reduce_into_slots(states, sizes, slots, width)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pooling reduced tokens
+
+
+_SIZE_WEIGHTED_MODES = ("mean", "mean_sqrt_len")
+
+
+def pool_reduced(pool, states: Tensor, attention_mask: Tensor, sizes: Tensor | None) -> Tensor:
+    """A :class:`~poolkit.nn.SequencePool` over reduced tokens, each weighted by its size.
+
+    ``mean`` becomes :math:`\\sum_t s_t x_t / \\sum_t s_t` and ``mean_sqrt_len``
+    :math:`\\sum_t s_t x_t / \\sqrt{\\sum_t s_t}`: since a merged token is the size-weighted mean
+    of its originals, mean pooling after ``merge`` or mean-``strided`` equals mean pooling of the
+    original tokens at that layer (ToMe's ``patch/mae.py`` does the same). The other modes
+    (max, cls, last, kmax, learned) read the reduced tokens as they are; ``weighted_mean`` ranks
+    the reduced tokens. ``sizes=None``: plain ``pool(states, attention_mask)``.
+    """
+    pooled = pool(states, attention_mask)
+    if sizes is None:
+        return pooled
+    mask = attention_mask != 0
+    weights = torch.where(mask, sizes.to(states.dtype), 0.0)
+    total = torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, H)
+    count = weights.sum(1, keepdim=True).clamp_min(1.0)
+    hidden, pieces, start = states.shape[-1], [], 0
+    for part in pool.modes:
+        width = hidden * (pool.options.get("k", 1) if part == "kmax" else
+                          pool.options.get("num_queries", 1) if part == "attention" else 1)
+        if part in _SIZE_WEIGHTED_MODES:
+            divisor = count if part == "mean" else count.sqrt()
+            pieces.append((total / divisor).to(pooled.dtype))
+        else:
+            pieces.append(pooled[:, start : start + width])
+        start += width
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
