@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"),
                         help="folder with mr/ (or sst2/) and stsb/")
-    parser.add_argument("--levels", default=",".join(LEVELS).replace(",", ";"),
+    parser.add_argument("--levels", default=";".join(LEVELS),
                         help="schedules separated by ';'")
     parser.add_argument("--lengths", default="32,128,512")
     parser.add_argument("--threads", default=f"1,{torch.get_num_threads()}",

@@ -17,6 +17,10 @@ absolute-position encoders (BERT) as well as for RoPE decoders (Llama). Decoder 
 often have no pad token; ``pad = eos`` is then used, and ``last`` still picks the last *real*
 token (found from the mask, never ``sum(mask) - 1`` and never "the first EOS").
 
+Token reduction. ``config.reduce`` (e.g. ``"merge:rate=0.15"``) merges, pools or prunes tokens
+between the backbone's layers (:mod:`poolkit.models.token_patch`, BERT backbones); pooling then
+weighs each reduced token by the number of tokens it stands for.
+
 Checkpoints. ``state_dict()`` holds what training changed and nothing that can be rebuilt from
 ``config.base_model``: the pooling and classification head, the LoRA adapters (LoRA), every
 trainable backbone weight (full fine-tuning; frozen layers are left out). The frozen base
