@@ -108,6 +108,12 @@ def test_cli_train_transformer_with_reduce(tmp_path, capsys):
 
     loaded = load_checkpoint(out)
     assert type(loaded.model.backbone).__name__ == "TokenReducedBertModel"
+    assert run(["eval", str(out), "--data", str(data), "--dataset", "tsv", "--reduce",
+                "strided:after=2", "--json"]) == 0
+    assert 0.0 <= json.loads(capsys.readouterr().out)["accuracy"] <= 1.0
+    assert run(["eval", str(out), "--data", str(data), "--dataset", "tsv", "--reduce",
+                "merge:r=99"]) == 2
+    assert "r (99) is larger than the sequence allows" in capsys.readouterr().err
     assert run(["train", "textcnn", "--dataset", "tsv", "--data", str(data), "--reduce",
                 "merge:r=2", "--quiet"]) == 2
     assert "--reduce does not apply to model 'textcnn'" in capsys.readouterr().err

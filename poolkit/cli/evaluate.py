@@ -6,6 +6,7 @@ Examples::
     poolkit eval runs/sst2 --data ../shared/data/sst2            # SST-2's dev split
     poolkit eval runs/mnist --data ../shared/data/mnist --split heldout --json
     poolkit eval runs/reviews --data test.csv --text-column review --label-column stars
+    poolkit eval runs/sst2-minilm --data ../shared/data/sst2 --reduce merge:rate=0.15
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ def evaluate(
     batch_size: int = typer.Option(256, min=1),
     device: str = typer.Option("auto"),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
+    reduce: str | None = typer.Option(
+        None, "--reduce", help="transformer (BERT backbones): evaluate with this token-reduction "
+        "schedule instead of the checkpoint's (none, merge:rate=0.15, strided:after=2, ...).",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a checkpoint on labelled data."""
@@ -48,6 +53,10 @@ def evaluate(
         raise ValueError(f"split ({split!r}) must be one of {list(SPLITS)}")
     _set_threads(threads)
     predictor = Predictor(checkpoint, device=device)
+    if reduce is not None:
+        from poolkit.models import reduce_tokens
+
+        reduce_tokens(predictor.model, reduce)
     trained_on = predictor.config.get("data") or {}
     path = data or trained_on.get("path")
     if path is None and dataset is None and not trained_on.get("dataset"):
