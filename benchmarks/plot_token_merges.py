@@ -27,8 +27,9 @@ from poolkit.models.transformer import (  # noqa: E402
     load_tokenizer_and_backbone,
 )
 
-SENTENCE = ("the film is a charming , funny and often touching story about a family that "
-            "learns to laugh again , even if the ending feels a little too neat .")
+SENTENCE = ("the rock is destined to be the 21st century's new \" conan \" and that he's going "
+            "to make a splash even greater than arnold schwarzenegger , jean-claud van damme or "
+            "steven segal .")  # the first line of MR's rt-polarity.pos (Pang & Lee 2005)
 SCHEDULES = ["merge:rate=0.2", "strided:after=2", "prune:keep=0.5,after=2"]
 
 
@@ -71,14 +72,16 @@ def draw(tokens: list[str], panels: dict[str, list[list[int]]], out: Path) -> No
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgba
 
-    palette = plt.get_cmap("tab20").colors
-    figure, axes = plt.subplots(len(panels), 1, figsize=(12, 2.0 * len(panels)), squeeze=False)
+    palette = [colour for name in ("tab20", "tab20b", "tab20c")
+               for colour in plt.get_cmap(name).colors
+               if max(colour) - min(colour) > 0.05]  # no greys: grey means "alone"
+    figure, axes = plt.subplots(len(panels), 1, figsize=(14, 2.0 * len(panels)), squeeze=False)
     for axis, (schedule, rows) in zip(axes[:, 0], panels.items(), strict=True):
         for layer, group in enumerate(rows):
             counts = {g: group.count(g) for g in group}
             leader = {g: group.index(g) for g in group}  # a group's colour: its first token's
             for position, g in enumerate(group):
-                colour = palette[leader[g] % 20] if counts[g] > 1 else to_rgba("0.88")
+                colour = palette[leader[g] % len(palette)] if counts[g] > 1 else to_rgba("0.88")
                 axis.add_patch(plt.Rectangle((position, layer), 0.95, 0.9, color=colour))
         axis.set_xlim(0, len(tokens))
         axis.set_ylim(len(rows), 0)
@@ -94,7 +97,7 @@ def draw(tokens: list[str], panels: dict[str, list[list[int]]], out: Path) -> No
             side.set_visible(False)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=80)
+    figure.savefig(out, dpi=72)
 
 
 def main(argv: list[str] | None = None) -> int:
