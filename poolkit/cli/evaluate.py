@@ -12,6 +12,7 @@ Examples::
     poolkit eval runs/reviews                      # the held-out split of the training data
     poolkit eval runs/reviews --data new.csv --predictions scored.csv
     poolkit eval runs/mnist --split test --json
+    poolkit eval runs/sst2-minilm --reduce merge:rate=0.15  # off the shelf, fewer tokens
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ def evaluate(
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
     encoding: str | None = typer.Option(None, help=ENCODING_HELP),
     skip_bad_lines: bool = typer.Option(False, help=SKIP_HELP),
+    reduce: str | None = typer.Option(
+        None, "--reduce", help="transformer (BERT backbones): evaluate with this token-reduction "
+        "schedule instead of the checkpoint's (none, merge:rate=0.15, strided:after=2, ...).",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a trained model on held-out labelled data."""
@@ -74,6 +79,10 @@ def evaluate(
     _set_threads(threads)
     with at_run_time():
         predictor = Predictor(checkpoint, device=device)
+        if reduce is not None:
+            from poolkit.models import reduce_tokens
+
+            reduce_tokens(predictor.model, reduce)
         splits, own, dataset_name = _candidate_splits(predictor, data, dataset, text_column,
                                                       label_column, encoding, skip_bad_lines)
         chosen = _choose(split, splits, own, predictor.path)

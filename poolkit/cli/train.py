@@ -171,6 +171,11 @@ def train(
     finetune: str | None = typer.Option(
         None, rich_help_panel=MODEL_PANEL, help="transformer: full, lora or head."
     ),
+    reduce: str | None = typer.Option(
+        None, "--reduce", rich_help_panel=MODEL_PANEL,
+        help="transformer (BERT backbones): token reduction between layers, trained with and "
+        "saved in the checkpoint: merge:r=8, strided:after=2,ratio=2, prune:keep=0.7,after=3.",
+    ),
     model_arg: list[str] | None = typer.Option(
         None, "--model-arg", rich_help_panel=MODEL_PANEL,
         help="key=value for any field of the model's config (repeat).",
@@ -287,7 +292,7 @@ def train(
             raise ValueError(f"{flag} does not apply to model {model!r}")
     options = _model_options(
         model, pool, pool_arg, global_pool, global_pool_arg, embed_dim, filter_widths,
-        num_filters, channels, dropout, max_norm, base_model, finetune, model_arg,
+        num_filters, channels, dropout, max_norm, base_model, finetune, model_arg, reduce,
     )
     if model == "transformer" and max_length is not None:
         if options.get("max_length", max_length) != max_length:
@@ -447,8 +452,8 @@ def _recorded_path(path: str | None) -> str | None:
 
 
 def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_dim, filter_widths,
-                   num_filters, channels, dropout, max_norm, base_model, finetune, model_arg
-                   ) -> dict:
+                   num_filters, channels, dropout, max_norm, base_model, finetune, model_arg,
+                   reduce=None) -> dict:
     """Model config fields from the flags; a flag of another model is refused, not ignored."""
     flags = {
         "textcnn": {"--embed-dim": ("embed_dim", embed_dim),
@@ -462,7 +467,8 @@ def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_di
                                           parse_assignments(global_pool_arg, "--global-pool-arg")
                                           or None)},
         "transformer": {"--base-model": ("base_model", base_model),
-                        "--finetune": ("finetune", finetune)},
+                        "--finetune": ("finetune", finetune),
+                        "--reduce": ("reduce", reduce)},
     }
     options: dict = {"pool": pool or ("mean" if model == "transformer" else "max")}
     pool_kwargs = parse_assignments(pool_arg, "--pool-arg")

