@@ -70,8 +70,9 @@ _ENTRIES = (
     ),
     PoolInfo(
         name="avg", title="Average pooling", summary="y = mean_{i in w} x_i",
-        formula="y[o] = (1/n) * sum_{i in window(o)} x[i]   (n = window size; with "
-                "count_include_pad off, the number of real elements)",
+        formula="y[o] = (1/n(o)) * sum_{i in window(o)} x[i]   (n(o), per window: its cells "
+                "inside the padded input; only the real ones with count_include_pad off; or "
+                "divisor_override)",
     ),
     PoolInfo(
         name="lp", title="Power-average (Lp) pooling, PyTorch's", paper=_BOUREAU,

@@ -28,6 +28,20 @@ def _parse_box(text: str | None):
     return box
 
 
+def _parse_ints(text: str | None, option: str):
+    """``"2"`` -> 2, ``"2,3"`` (or ``2x3``) -> (2, 3): one int, or one per dimension."""
+    if text is None:
+        return None
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if not values:
+        raise ValueError(f"{option} ({text!r}) must be an int or one int per dim, like 2 or 2,3")
+    return values[0] if len(values) == 1 else values
+
+
 def _parse_size(text: str | None):
     if text is None:
         return None
@@ -50,15 +64,20 @@ def explain_command(
         "-i",
         help="Grid, rows split by ';' (default: the 4x4 worked example 1..16). One row: 1-D.",
     ),
-    kernel: int | None = typer.Option(None, "--kernel", "-k", help="Window size (default 2)."),
-    stride: int | None = typer.Option(None, "--stride", "-s", help="Step (default: kernel)."),
-    padding: int | None = typer.Option(None, "--padding", help="Implicit padding each side."),
-    dilation: int | None = typer.Option(None, "--dilation", help="Spacing of window elements."),
+    kernel: str | None = typer.Option(
+        None, "--kernel", "-k", help="Window size, one int or one per dim: 2 or 2,3 (default 2)."
+    ),
+    stride: str | None = typer.Option(None, "--stride", "-s", help="Step (default: kernel)."),
+    padding: str | None = typer.Option(None, "--padding", help="Implicit padding each side."),
+    dilation: str | None = typer.Option(None, "--dilation", help="Spacing of window elements."),
     ceil_mode: bool | None = typer.Option(
         None, "--ceil-mode/--floor-mode", help="Round the output size up (keeps a partial window)."
     ),
     count_include_pad: bool | None = typer.Option(
         None, "--count-include-pad/--no-count-include-pad", help="avg: divide by the padding too."
+    ),
+    divisor_override: int | None = typer.Option(
+        None, "--divisor-override", min=1, help="avg: divide every window by this number."
     ),
     p: float | None = typer.Option(None, "--p", help="Exponent: lp (norm_type), gem, lse (r)."),
     output_size: str | None = typer.Option(
@@ -112,12 +131,13 @@ def explain_command(
     explanation = explain_op(
         op,
         input,
-        kernel_size=kernel,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
+        kernel_size=_parse_ints(kernel, "--kernel"),
+        stride=_parse_ints(stride, "--stride"),
+        padding=_parse_ints(padding, "--padding"),
+        dilation=_parse_ints(dilation, "--dilation"),
         ceil_mode=ceil_mode,
         count_include_pad=count_include_pad,
+        divisor_override=divisor_override,
         p=p,
         output_size=_parse_size(output_size),
         alpha=alpha,
@@ -238,6 +258,10 @@ def _render_op(explanation, console) -> None:
     has_eval = "eval_result" in e.windows[0]
     if has_eval:
         table.add_column("eval result", justify="right")
+    computed = "divisor" in e.windows[0] or "scale" in e.windows[0]
+    if computed:
+        table.add_column("sum / n" if "divisor" in e.windows[0] else "(scale * sum x^p)^(1/p)",
+                         justify="right")
     for window in e.windows:
         values = Text()
         winner = window.get("winner")
@@ -265,6 +289,8 @@ def _render_op(explanation, console) -> None:
             row.append(" ".join(f"{v:.2f}" if v is not None else "-" for v in window[extra]))
         if has_eval:
             row.append(short_number(window["eval_result"]))
+        if computed:
+            row.append(_computation(window, e.arguments, short_number))
         table.add_row(*row)
     console.print("windows:")
     console.print(table)
@@ -272,6 +298,15 @@ def _render_op(explanation, console) -> None:
     console.print(_grid(e.output, short_number, style="bold green"))
     for note in e.notes:
         console.print(Text(f"note: {note}", style="yellow"))
+
+
+def _computation(window, arguments, fmt) -> str:
+    """How the result follows from the values: ``12 / 6`` (avg), ``(1.5 * 66)^(1/2)`` (lp)."""
+    if "divisor" in window:
+        return f"{fmt(window['sum'])} / {window['divisor']}"
+    powered = sum(v ** arguments["p"] for v in window["values"] if v is not None)
+    scale = "" if window["scale"] == 1 else f"{fmt(window['scale'])} * "
+    return f"({scale}{fmt(powered)})^(1/{fmt(arguments['p'])})"
 
 
 def _span(positions) -> str:
