@@ -25,7 +25,7 @@ def _real(window) -> list[float]:
     return [v for v in window["values"] if v is not None]
 
 
-def _recompute(op: str, window, arguments) -> float:
+def _recompute(op: str, window, arguments, parameters=None) -> float:
     """A window's result from the numbers ``explain --json`` prints, and nothing else."""
     real = np.array(_real(window))
     p, alpha = arguments.get("p"), arguments.get("alpha")
@@ -52,6 +52,53 @@ def _recompute(op: str, window, arguments) -> float:
         return float(np.log(np.mean(np.exp(p * real))) / p)
     if op == "mixed":
         return float(alpha * real.max() + (1 - alpha) * real.mean())
+    return _recompute_family(op, window, arguments, real, parameters)
+
+
+def _sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+def _dot(mask, values) -> float:
+    return float(np.dot(np.ravel(mask), [0.0 if v is None else v for v in values]))
+
+
+def _recompute_family(op: str, window, arguments, real, parameters) -> float:
+    """The families explained by explain_families, from their printed windows and parameters."""
+    if op in ("avgmax", "catavgmax"):
+        assert (window["max"], window["mean"]) == pytest.approx((real.max(), real.mean()))
+        if op == "catavgmax":
+            return window["mean"] if window["half"] == "avg" else window["max"]
+        return (real.max() + real.mean()) / 2
+    if op == "lp_abs":
+        return float(np.sum(np.abs(real) ** arguments["p"]) ** (1 / arguments["p"]))
+    if op == "gated":
+        gate = _sigmoid(_dot(parameters["gate_mask"], window["values"]))
+        return gate * real.max() + (1 - gate) * real.mean()
+    if op == "tree":
+        gate = _sigmoid(_dot(parameters["gate_mask"], window["values"]))
+        left, right = (_dot(v, window["values"]) for v in parameters["leaf_filters"])
+        return gate * left + (1 - gate) * right
+    if op == "lip":
+        logits = np.array([parameters["logits"][p[0]][p[1]] if len(p) == 2
+                           else parameters["logits"][p[0]]
+                           for p, v in zip(window["positions"], window["values"], strict=True)
+                           if v is not None])
+        weights = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        return float(weights @ real)
+    if op in ("blur", "maxblur"):
+        return float(np.dot(window["weights"], window["values"]))
+    if op in ("kmax", "dynamic_kmax"):
+        return float(window["values"][window["positions"].index(window["winner"])])
+    if op == "spp":
+        return float(real.max())
+    if op == "attention":
+        (qw, qb), (kw, kb), (vw, vb), (ow, ob) = (
+            parameters[n] for n in ("q_proj", "k_proj", "v_proj", "out_proj"))
+        scores = (qw * parameters["query"] + qb) * (kw * real + kb)
+        weights = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+        assert weights == pytest.approx(window["weights"], rel=1e-9, abs=1e-12)
+        return float(ow * (weights @ (vw * real + vb)) + ob)
     raise AssertionError(f"no recomputation for {op}")
 
 
@@ -110,11 +157,15 @@ def _cases(draw, ops=tuple(sorted(OPS))):
         "alpha": lambda: draw(st.sampled_from([0.0, 0.3, 1.0])),
         "seed": lambda: draw(st.integers(0, 5)),
         "output_size": lambda: tuple(draw(st.integers(1, n)) for n in shape),
+        "k": lambda: draw(st.integers(1, 3)),
+        "levels": lambda: draw(st.sampled_from([(1,), (1, 2), (2, 3)])),
+        "layer": lambda: draw(st.integers(1, 2)),
+        "num_layers": lambda: draw(st.integers(2, 3)),
     }
     for name in spec.arguments:
         if name in options and name != "kernel_size":
             arguments[name] = options[name]()
-    if spec.windows == "adaptive":
+    if "kernel_size" not in spec.arguments:
         arguments.pop("kernel_size")
     if op == "fractional_max":
         arguments["kernel_size"] = tuple(min(k, n) for k, n in zip(kernel_t, shape, strict=True))
@@ -129,7 +180,7 @@ def _cli_options(arguments) -> list[str]:
     for name, value in arguments.items():
         if value is None:
             continue
-        flag = {"kernel_size": "--kernel", "p": "--p"}.get(name, "--" + name.replace("_", "-"))
+        flag = {"kernel_size": "--kernel"}.get(name, "--" + name.replace("_", "-"))
         if isinstance(value, bool):
             on = {"ceil_mode": "--ceil-mode", "count_include_pad": "--count-include-pad"}[name]
             off = {"ceil_mode": "--floor-mode", "count_include_pad": "--no-count-include-pad"}
@@ -160,7 +211,7 @@ def test_every_shown_window_recomputes_from_the_printed_numbers(case, capsys):
     payload = json.loads(capsys.readouterr().out)
     output = np.array(payload["output"], dtype=np.float64)
     for window in payload["windows"]:
-        shown = _recompute(op, window, payload["arguments"])
+        shown = _recompute(op, window, payload["arguments"], payload["parameters"])
         result = math.nan if window["result"] is None else window["result"]  # JSON: NaN is null
         assert result == pytest.approx(shown, rel=1e-9, abs=1e-9, nan_ok=True)
         assert output[tuple(window["output"])] == pytest.approx(shown, rel=1e-9, nan_ok=True)
@@ -171,6 +222,11 @@ def test_every_shown_window_recomputes_from_the_printed_numbers(case, capsys):
             counted = (len(window["positions"]) if payload["arguments"]["count_include_pad"]
                        else len(_real(window)))
             assert window["divisor"] == counted
+    if "winner" in payload["windows"][0] and op in ("kmax", "dynamic_kmax"):
+        kept = [x[tuple(w["winner"])] for w in payload["windows"]]  # the k largest, in order
+        assert sorted(kept) == sorted(np.sort(x.ravel())[::-1][:len(kept)])
+        flat = [np.ravel_multi_index(w["winner"], x.shape) for w in payload["windows"]]
+        assert flat == sorted(flat)
     reference = _torch_reference(op, x, payload["arguments"])
     if reference is not None:
         np.testing.assert_allclose(output, reference, rtol=1e-6, atol=1e-9)
@@ -252,3 +308,20 @@ def test_golden_outputs(name, argv, capsys):
     if os.environ.get("POOLKIT_REGENERATE_GOLDEN"):
         path.write_text(text)
     assert text == path.read_text()
+
+
+def test_every_registered_pool_is_explained():
+    """Iterates list_pools(): each family has a formula, a worked example computed by the real
+    op, and says per window what decided the output."""
+    from poolkit.nn import list_pools
+    from poolkit.pools import POOLS
+
+    deciders = {"winner", "weights", "probabilities", "divisor", "scale", "max", "gate", "leaves"}
+    pure = {"lp_abs", "gem", "lse"}  # a fixed function of every value in the window
+    for name in list_pools():
+        assert name in OPS and POOLS[name].formula, name
+        e = explain_op(name)
+        assert e.windows and e.title == POOLS[name].title
+        for window in e.windows:
+            assert window["result"] == pytest.approx(e.output[tuple(window["output"])])
+            assert name in pure or deciders & set(window), (name, window)

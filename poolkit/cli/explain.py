@@ -84,7 +84,17 @@ def explain_command(
         None, "--output-size", help="adaptive_*, fractional_max: output size, e.g. 2 or 2,3."
     ),
     alpha: float | None = typer.Option(None, "--alpha", help="mixed: weight of max (0..1)."),
-    seed: int | None = typer.Option(None, "--seed", help="fractional_max, stochastic: seed."),
+    seed: int | None = typer.Option(
+        None, "--seed", help="fractional_max, stochastic: seed; gated, tree, lip, attention: "
+        "seed of the layer's parameters."
+    ),
+    k: int | None = typer.Option(None, "--k", help="kmax: values kept (default 2); "
+                                 "dynamic_kmax: k_top (default 1)."),
+    levels: str | None = typer.Option(None, "--levels", help="spp: pyramid levels (default 1,2)."),
+    layer: int | None = typer.Option(None, "--layer", help="dynamic_kmax: layer l (default 1)."),
+    num_layers: int | None = typer.Option(
+        None, "--num-layers", help="dynamic_kmax: number of layers (default 2)."
+    ),
     box: str | None = typer.Option(
         None, "--box", help="roi_*: the box x1,y1,x2,y2 (default 0.5,0.5,3.5,3.5)."
     ),
@@ -142,6 +152,10 @@ def explain_command(
         output_size=_parse_size(output_size),
         alpha=alpha,
         seed=seed,
+        k=k,
+        levels=_parse_ints(levels, "--levels"),
+        layer=layer,
+        num_layers=num_layers,
     )
     written = plot_op(explanation, png) if png is not None else None
     if as_json:
@@ -242,6 +256,8 @@ def _render_op(explanation, console) -> None:
         console.print(Text(f"({e.paper})", style="dim"))
     arguments = ", ".join(f"{k}={v}" for k, v in e.arguments.items())
     console.print(f"arguments: {arguments}")
+    for name, value in e.parameters.items():
+        console.print(f"parameter {name}: {_rounded(value)}")
     console.print("input:")
     console.print(_grid(e.input, short_number))
     console.print("output size:")
@@ -258,6 +274,9 @@ def _render_op(explanation, console) -> None:
     has_eval = "eval_result" in e.windows[0]
     if has_eval:
         table.add_column("eval result", justify="right")
+    decided = any(_decision(w) for w in e.windows)
+    if decided:
+        table.add_column("decided by")
     computed = "divisor" in e.windows[0] or "scale" in e.windows[0]
     if computed:
         table.add_column("sum / n" if "divisor" in e.windows[0] else "(scale * sum x^p)^(1/p)",
@@ -273,7 +292,9 @@ def _render_op(explanation, console) -> None:
                 new_row = len(position) == 2 and position[0] != previous_row
                 values.append(" | " if new_row else " ", style="dim" if new_row else None)
             previous_row = position[0]
-            if padded:
+            if padded and value is not None:  # reflect padding (blur): the mirrored value
+                values.append(f"({short_number(value)})", style="dim")
+            elif padded:
                 values.append("pad", style="dim")
             elif winner is not None and list(position) == list(winner):
                 values.append(f"[{short_number(value)}]", style="bold red")
@@ -289,6 +310,8 @@ def _render_op(explanation, console) -> None:
             row.append(" ".join(f"{v:.2f}" if v is not None else "-" for v in window[extra]))
         if has_eval:
             row.append(short_number(window["eval_result"]))
+        if decided:
+            row.append(_decision(window))
         if computed:
             row.append(_computation(window, e.arguments, short_number))
         table.add_row(*row)
@@ -298,6 +321,29 @@ def _render_op(explanation, console) -> None:
     console.print(_grid(e.output, short_number, style="bold green"))
     for note in e.notes:
         console.print(Text(f"note: {note}", style="yellow"))
+
+
+def _rounded(value):
+    """Parameters for display: nested lists of floats to 4 digits."""
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _decision(window) -> str:
+    """What decided a family's window besides its values: halves, gates, leaves, level."""
+    parts = []
+    if "leaves" in window:
+        parts.append("v1.x " + ", v2.x ".join(f"{v:.3g}" for v in window["leaves"]))
+    if "max" in window:
+        parts.append(f"max {window['max']:.4g}, mean {window['mean']:.4g}")
+    if "gate" in window:
+        parts.append(f"g = sigmoid({window['response']:.3g}) = {window['gate']:.3f}")
+    if "half" in window:
+        parts.append(f"{window['half']} half")
+    if "level" in window:
+        parts.append(f"level {window['level']}")
+    return "; ".join(parts)
 
 
 def _computation(window, arguments, fmt) -> str:

@@ -33,6 +33,7 @@ import numpy as np
 from poolkit.pools import POOLS
 
 WORKED_EXAMPLE = "1 2 3 4; 5 6 7 8; 9 10 11 12; 13 14 15 16"
+SEQUENCE_EXAMPLE = "3 1 4 1 5 9 2 6"
 TUTORIAL_NOTE = (
     "The tutorial we start from prints 3 5 / 11 13 for average pooling of this grid; that is "
     "wrong: (1+2+5+6)/4 = 3.5, (3+4+7+8)/4 = 5.5, (9+10+13+14)/4 = 11.5, (11+12+15+16)/4 = 13.5."
@@ -188,6 +189,10 @@ def _call_mixed(x, dims, args):
     return _family("mixed_pool", dims)(x, **_family_window(args), alpha=args["alpha"]), None
 
 
+def _call_family(x, dims, args):
+    raise AssertionError("family ops are explained by explain_families.explain_family")
+
+
 _WINDOWED = ("kernel_size", "stride", "padding", "ceil_mode")
 _FAMILY_WINDOW = ("kernel_size", "stride", "padding")
 # Every key is an entry of poolkit.pools.POOLS with a formula (tests/test_explain.py checks it).
@@ -205,6 +210,15 @@ OPS: dict[str, OpSpec] = {spec.name: spec for spec in (
     OpSpec("gem", "window", (*_FAMILY_WINDOW, "p"), _call_gem),
     OpSpec("lse", "window", (*_FAMILY_WINDOW, "p"), _call_lse),
     OpSpec("mixed", "window", (*_FAMILY_WINDOW, "alpha"), _call_mixed),
+    # Explained by explain_families: the real poolkit.nn layer, window by window.
+    *(OpSpec(name, "family", arguments, _call_family) for name, arguments in (
+        ("avgmax", _FAMILY_WINDOW), ("catavgmax", _FAMILY_WINDOW),
+        ("lp_abs", (*_FAMILY_WINDOW, "p")), ("gated", (*_FAMILY_WINDOW, "seed")),
+        ("tree", (*_FAMILY_WINDOW, "seed")), ("lip", (*_FAMILY_WINDOW, "seed")),
+        ("blur", ("kernel_size", "stride")), ("maxblur", ("kernel_size", "stride")),
+        ("kmax", ("k",)), ("dynamic_kmax", ("k", "layer", "num_layers")),
+        ("spp", ("levels",)), ("attention", ("seed",)),
+    )),
 )}
 
 
@@ -229,6 +243,7 @@ class OpExplanation:
     output: np.ndarray
     notes: list[str] = field(default_factory=list)
     padding: list[int] = field(default_factory=list)  # padding drawn around the grid, per dim
+    parameters: dict[str, Any] = field(default_factory=dict)  # learned weights (seeded), shown
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -243,6 +258,7 @@ class OpExplanation:
             "output": self.output.tolist(),
             "notes": self.notes,
             "padding": self.padding,
+            "parameters": self.parameters,
         }
 
 
@@ -258,6 +274,10 @@ _DEFAULTS = {
     "output_size": None,
     "seed": 0,
     "alpha": None,
+    "k": None,
+    "levels": None,
+    "layer": None,
+    "num_layers": None,
 }
 
 
@@ -295,6 +315,8 @@ def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any)
         )
     x = _input_grid(input, op, named_dims)
     args = _arguments(op, spec, given)
+    if spec.windows == "family":
+        return _explain_family(op, x, args)
     notes: list[str] = []
     table = _windows(spec, x, args, notes)
     output, index = spec.call(x[None], x.ndim, args)  # (1, *out): one channel, unbatched
@@ -320,7 +342,23 @@ def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any)
     )
 
 
+def _explain_family(op: str, x: np.ndarray, args: dict[str, Any]) -> OpExplanation:
+    from poolkit.experiments.explain_families import explain_family
+
+    family = explain_family(op, x, args)
+    info = POOLS[op]
+    return OpExplanation(
+        op=op, title=info.title, formula=info.formula, paper=info.paper,
+        input=x if family.input is None else family.input,
+        arguments={k: args[k] for k in OPS[op].arguments if args.get(k) is not None},
+        output_size=family.lines, windows=family.windows, output=family.output,
+        notes=family.notes, padding=list(family.padding), parameters=family.parameters,
+    )
+
+
 def _input_grid(input, op: str, named_dims: int | None) -> np.ndarray:
+    if input is None and POOLS[op].dims == (1,):
+        input = SEQUENCE_EXAMPLE  # a 1-D-only family (dynamic k-max) gets a sequence
     x = (
         parse_grid(WORKED_EXAMPLE if input is None else input)
         if input is None or isinstance(input, str)
@@ -343,6 +381,9 @@ def _arguments(op: str, spec: OpSpec, given: dict[str, Any]) -> dict[str, Any]:
         k: v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v for k, v in given.items()
     }
     args = {**_DEFAULTS, **given}
+    if op in ("blur", "maxblur"):  # taps (blur: 3) or the max window (maxblur: 2), stride 2
+        args["kernel_size"] = given.get("kernel_size", 3 if op == "blur" else 2)
+        args["stride"] = given.get("stride", 2)
     if args["p"] is None:
         args["p"] = {"gem": 3.0, "lse": 1.0}.get(op, 2.0)
     if args["alpha"] is None:
@@ -370,6 +411,9 @@ def _window(spec, x, args, table, output, index, out_index) -> dict[str, Any]:
         padded, real = table.counts(out_index)
         divisor = args["divisor_override"] or (padded if args["count_include_pad"] else real)
         window.update(sum=real_sum, divisor=int(divisor))
+    elif spec.name == "mixed":  # the two halves alpha mixes (padding in neither)
+        real = [v for v in values if v is not None]
+        window.update(max=max(real), mean=real_sum / len(real))
     elif spec.name == "lp":
         _, real = table.counts(out_index)
         window["scale"] = math.prod(_as_tuple(args["kernel_size"], x.ndim)) / real
@@ -598,7 +642,7 @@ def plot_op(explanation: OpExplanation, path) -> Any:
         gridspec_kw={"width_ratios": [max(width_in, 1), max(out_grid.shape[1], 1)]},
     )
     colours = plt.get_cmap("tab10").colors
-    _draw_input_grid(ax_in, grid, pad_lo, pad_hi)
+    _draw_input_grid(ax_in, grid, pad_lo, pad_hi, reflect=explanation.op in _REFLECT)
     _draw_windows(ax_in, explanation, colours)
     _draw_output_grid(ax_out, explanation, out_grid.shape, colours)
     for ax in (ax_in, ax_out):
@@ -618,9 +662,12 @@ def plot_op(explanation: OpExplanation, path) -> Any:
 
 def _legend(explanation: OpExplanation) -> str:
     """What every colour of the picture means."""
-    parts = ["each coloured outline is one window; its output cell has the same colour",
-             "grey 'pad' cells: padding (-inf for max, 0 and counted or not for avg, "
-             "taking no part in the others)"]
+    parts = ["each coloured outline is one window; its output cell has the same colour"]
+    if explanation.op in _REFLECT:
+        parts.append("grey cells in (): reflect padding, holding the mirrored value")
+    elif any(any(w["padding"]) for w in explanation.windows):
+        parts.append("grey 'pad' cells: padding (-inf for max, 0 and counted or not for avg, "
+                     "taking no part in the others)")
     if any("winner" in w for w in explanation.windows):
         parts.append("filled cell: the window's winner (its value is the output)")
     if any("divisor" in w for w in explanation.windows):
@@ -640,7 +687,14 @@ def _padding_extent(explanation: OpExplanation, shape) -> tuple[list[int], list[
     return list(pad), list(pad)
 
 
-def _draw_input_grid(ax, grid: np.ndarray, pad_lo, pad_hi) -> None:
+_REFLECT = ("blur", "maxblur")  # reflect padding: a padding cell holds the mirrored value
+
+
+def _mirror(i: int, n: int) -> int:
+    return -i if i < 0 else 2 * (n - 1) - i if i >= n else i
+
+
+def _draw_input_grid(ax, grid: np.ndarray, pad_lo, pad_hi, reflect: bool = False) -> None:
     """The input values, and the padding cells around them, as a table of cells."""
     from matplotlib.patches import Rectangle
 
@@ -652,7 +706,10 @@ def _draw_input_grid(ax, grid: np.ndarray, pad_lo, pad_hi) -> None:
             inside = 0 <= r < rows and 0 <= c < cols
             ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, linewidth=0.8, edgecolor="#bbbbbb",
                                    facecolor="white" if inside else "#eeeeee"))
-            ax.text(c, r, short_number(grid[r, c]) if inside else "pad", ha="center",
+            label = short_number(grid[r, c]) if inside else "pad"
+            if reflect and not inside:
+                label = f"({short_number(grid[_mirror(r, rows), _mirror(c, cols)])})"
+            ax.text(c, r, label, ha="center",
                     va="center", fontsize=9 if inside else 7,
                     color="black" if inside else "#999999")
 
