@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from poolkit.cli import run
+from poolkit.experiments.explain_backward import BACKWARD_OPS, explain_backward
 from poolkit.experiments.explain_op import OPS, explain_op
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -325,3 +326,111 @@ def test_every_registered_pool_is_explained():
         for window in e.windows:
             assert window["result"] == pytest.approx(e.output[tuple(window["output"])])
             assert name in pure or deciders & set(window), (name, window)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backward: the shares explain shows, summed, are the engine's gradient
+
+
+def _engine_backward(op: str, g: np.ndarray, x: np.ndarray, a) -> np.ndarray:
+    """The NumPy engine's own ``*_backward`` for the explained call (one channel, unbatched)."""
+    import poolkit.numpy as pnp
+    from poolkit.numpy import families
+
+    dims, xs, gs = x.ndim, x[None], g[None]
+    window = (a.get("kernel_size"), a.get("stride"), a.get("padding"))
+    if op == "max":
+        f = getattr(pnp, f"max_pool{dims}d_backward")
+        grad = f(gs, xs, *window, a["dilation"], a["ceil_mode"])
+    elif op == "avg":
+        f = getattr(pnp, f"avg_pool{dims}d_backward")
+        extra = (a.get("divisor_override"),) if dims > 1 else ()
+        grad = f(gs, xs, *window, a["ceil_mode"], a["count_include_pad"], *extra)
+    elif op == "lp":
+        f = getattr(pnp, f"lp_pool{dims}d_backward")
+        grad = f(gs, xs, a["p"], a["kernel_size"], a["stride"], a["ceil_mode"])
+    elif op in ("adaptive_max", "adaptive_avg"):
+        grad = getattr(pnp, f"{op}_pool{dims}d_backward")(gs, xs, tuple(a["output_size"]))
+    elif op == "fractional_max":
+        samples = np.array(a["samples (u per dim)"][::-1])[None, None]
+        grad = pnp.fractional_max_pool2d_backward(
+            gs[None], xs[None], a["kernel_size"], output_size=tuple(a["output_size"]),
+            _random_samples=samples)[0]
+    elif op == "stochastic":
+        noise = np.random.default_rng(a["seed"]).random(xs.shape)
+        f = getattr(families, f"stochastic_pool{dims}d_backward")
+        grad = f(gs, xs, *window, training=True, noise=noise)
+    else:
+        name, extra = {"softpool": ("soft_pool", {}), "gem": ("gem_pool", {"p": a.get("p")}),
+                       "lse": ("lse_pool", {"r": a.get("p")}),
+                       "mixed": ("mixed_pool", {"alpha": a.get("alpha")})}[op]
+        grad = getattr(families, f"{name}{dims}d_backward")(gs, xs, *window, **extra)
+    return np.asarray(grad)[0]
+
+
+@_FIXTURE_OK
+@given(case=_cases(ops=BACKWARD_OPS), seed=st.integers(0, 2**16))
+def test_backward_shares_sum_to_the_engine_gradient(case, seed, capsys):
+    op, x, arguments = case
+    try:
+        e = explain_op(op, x, **arguments)
+    except ValueError:
+        assume(False)
+    g = np.random.default_rng(seed).integers(-3, 4, e.output.shape).astype(np.float64)
+    argv = ["explain", op, "--input", _grid_text(x), *_cli_options(arguments), "--backward",
+            "--grad-output", _grid_text(g), "--json"]
+    if g.ndim == 2 and g.shape[0] == 1:  # one row of gradient would read as 1-D: use the API
+        payload = explain_backward(e, g).to_json()
+    else:
+        assert run(argv) == 0, capsys.readouterr().err
+        payload = json.loads(capsys.readouterr().out)
+    want = _engine_backward(op, g, x, payload["arguments"])
+    got = np.array(payload["grad_input"], dtype=np.float64)
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-7, atol=1e-9)
+    total = np.zeros_like(x)
+    for window in payload["windows"]:
+        for position, share in zip(window["positions"], window["gradient"], strict=True):
+            if not _inside(position, x.shape):
+                assert share is None  # padding takes no gradient (null is also JSON's NaN)
+            elif share is not None:
+                total[tuple(position)] += share
+    np.testing.assert_allclose(total[np.isfinite(got)], got[np.isfinite(got)], rtol=1e-9,
+                               atol=1e-12)
+
+
+def _inside(position, shape) -> bool:
+    return all(0 <= p < n for p, n in zip(position, shape, strict=True))
+
+
+def test_backward_hand_worked_shares():
+    """max: the winner takes it all; avg: 1/n per counted cell (12/6 window: 1/6 each);
+    SoftPool: w_i (1 + x_i - y)."""
+    e = explain_backward(explain_op("max"))
+    assert e.grad_input.tolist() == [[0, 0, 0, 0], [0, 1, 0, 1], [0, 0, 0, 0], [0, 1, 0, 1]]
+    corner = explain_backward(explain_op("avg", kernel_size=3, stride=2, padding=1,
+                                         ceil_mode=True)).windows[2]
+    assert corner["gradient"] == [None, None, pytest.approx(1 / 6), None, pytest.approx(1 / 6),
+                                  None]
+    soft = explain_backward(explain_op("softpool"), "2 0; 0 0").windows[0]
+    w = np.exp([1.0, 2, 5, 6]) / np.exp([1.0, 2, 5, 6]).sum()
+    y = float(w @ [1, 2, 5, 6])
+    assert soft["gradient"] == pytest.approx((2 * w * (1 + np.array([1, 2, 5, 6]) - y)).tolist())
+
+
+@pytest.mark.parametrize("argv", [
+    ["explain", "max", "--grad-output", "1 1; 1 1"],               # needs --backward
+    ["explain", "max", "--backward", "--grad-output", "1 1 1"],    # wrong shape
+    ["explain", "kmax", "--backward"],                             # not covered
+])
+def test_backward_bad_usage_exits_2(argv, capsys):
+    assert run(argv) == 2
+    assert "poolkit: error:" in capsys.readouterr().err
+
+
+def test_backward_png_and_text(tmp_path, capsys):
+    png = tmp_path / "back.png"
+    assert run(["explain", "avg", "--backward", "--png", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "gradient with respect to the input" in out and "(0, 0):0.25" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -107,6 +107,13 @@ def explain_command(
     aligned: bool | None = typer.Option(
         None, "--aligned/--no-aligned", help="roi_align: the half-pixel offset (default off)."
     ),
+    backward: bool = typer.Option(
+        False, "--backward", help="Also show where the gradient of each output goes."
+    ),
+    grad_output: str | None = typer.Option(
+        None, "--grad-output", help="--backward: the upstream gradient, a grid of the output's "
+        "shape (default: ones)."
+    ),
     png: Path | None = typer.Option(None, "--png", help="Also draw the explanation as a PNG."),
     model: Path | None = typer.Option(
         None, "--model", "-m", help="A checkpoint folder from `poolkit train` (textcnn/convnet)."
@@ -157,6 +164,12 @@ def explain_command(
         layer=layer,
         num_layers=num_layers,
     )
+    if grad_output is not None and not backward:
+        raise ValueError("--grad-output needs --backward")
+    if backward:
+        from poolkit.experiments.explain_backward import explain_backward
+
+        explain_backward(explanation, grad_output)
     written = plot_op(explanation, png) if png is not None else None
     if as_json:
         payload = explanation.to_json()
@@ -319,8 +332,38 @@ def _render_op(explanation, console) -> None:
     console.print(table)
     console.print("output:")
     console.print(_grid(e.output, short_number, style="bold green"))
+    if e.grad_input is not None:
+        _render_backward(e, console)
     for note in e.notes:
         console.print(Text(f"note: {note}", style="yellow"))
+
+
+def _render_backward(e, console) -> None:
+    """Each window's upstream gradient and the share reaching each of its cells, then the sum."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from poolkit.experiments.explain_op import short_number
+
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
+    for name in ("output", "g\\[o]", "share reaching each cell (padding: -)"):
+        table.add_column(name, justify="right" if name.startswith("g") else "left")
+    for window in e.windows:
+        shares = Text()
+        for position, share in zip(window["positions"], window["gradient"], strict=True):
+            if shares:
+                shares.append(" ")
+            if share is None:
+                shares.append("-", style="dim")
+            else:
+                cell = f"{tuple(position)}:{short_number(share)}"
+                shares.append(cell, style="bold blue" if share else "dim")
+        table.add_row(str(tuple(window["output"])), short_number(window["grad_output"]), shares)
+    console.print("backward (upstream gradient g\\[o] per output):")
+    console.print(_grid(e.grad_output, short_number))
+    console.print(table)
+    console.print("gradient with respect to the input (the shares summed per cell):")
+    console.print(_grid(e.grad_input, short_number, style="bold blue"))
 
 
 def _rounded(value):

@@ -244,9 +244,14 @@ class OpExplanation:
     notes: list[str] = field(default_factory=list)
     padding: list[int] = field(default_factory=list)  # padding drawn around the grid, per dim
     parameters: dict[str, Any] = field(default_factory=dict)  # learned weights (seeded), shown
+    grad_output: np.ndarray | None = None  # set by explain_backward
+    grad_input: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
+        backward = {} if self.grad_input is None else {
+            "grad_output": self.grad_output.tolist(), "grad_input": self.grad_input.tolist()}
         return {
+            **backward,
             "op": self.op,
             "title": self.title,
             "formula": self.formula,
@@ -643,6 +648,8 @@ def plot_op(explanation: OpExplanation, path) -> Any:
     )
     colours = plt.get_cmap("tab10").colors
     _draw_input_grid(ax_in, grid, pad_lo, pad_hi, reflect=explanation.op in _REFLECT)
+    if explanation.grad_input is not None:
+        _draw_gradient(ax_in, explanation)
     _draw_windows(ax_in, explanation, colours)
     _draw_output_grid(ax_out, explanation, out_grid.shape, colours)
     for ax in (ax_in, ax_out):
@@ -670,6 +677,10 @@ def _legend(explanation: OpExplanation) -> str:
                      "taking no part in the others)")
     if any("winner" in w for w in explanation.windows):
         parts.append("filled cell: the window's winner (its value is the output)")
+    if explanation.grad_input is not None:
+        parts.append("backward: 'g' over an output is its upstream gradient; blue (red) shade and "
+                     "'grad' under an input value: the gradient reaching that cell, positive "
+                     "(negative), the shares of all its windows summed")
     if any("divisor" in w for w in explanation.windows):
         parts.append("small numbers under an output: sum / n, n the divisor PyTorch uses")
     return "legend: " + "; ".join(parts)
@@ -714,6 +725,22 @@ def _draw_input_grid(ax, grid: np.ndarray, pad_lo, pad_hi, reflect: bool = False
                     color="black" if inside else "#999999")
 
 
+def _draw_gradient(ax, explanation: OpExplanation) -> None:
+    """Backward: each input cell shaded by the gradient reaching it (blue +, red -), the number
+    under its value."""
+    from matplotlib.patches import Rectangle
+
+    grad = explanation.grad_input if explanation.grad_input.ndim == 2 else \
+        explanation.grad_input[None]
+    scale = float(np.abs(grad).max()) or 1.0
+    for (r, c), value in np.ndenumerate(grad):
+        colour = "#1f77b4" if value >= 0 else "#d62728"
+        ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor=colour,
+                               alpha=0.45 * abs(value) / scale, linewidth=0))
+        ax.text(c, r + 0.3, f"grad {short_number(float(value))}", ha="center", va="center",
+                fontsize=6.5, color=colour)
+
+
 def _draw_windows(ax, explanation: OpExplanation, colours) -> None:
     """Each window outlined in its colour (nested insets keep overlaps apart), winners filled."""
     from matplotlib.patches import Rectangle
@@ -751,6 +778,9 @@ def _draw_output_grid(ax, explanation: OpExplanation, shape, colours) -> None:
         ax.add_patch(Rectangle((o[1] - 0.5, o[0] - 0.5), 1, 1, facecolor=colour, alpha=0.25,
                                edgecolor=colour, linewidth=2))
         ax.text(o[1], o[0], short_number(window["result"]), ha="center", va="center", fontsize=9)
+        if "grad_output" in window:
+            ax.text(o[1], o[0] - 0.3, f"g {short_number(window['grad_output'])}", ha="center",
+                    va="center", fontsize=7, color="#1f77b4")
         if "divisor" in window:  # how the result follows from its window: sum / n
             ax.text(o[1], o[0] + 0.3, f"{short_number(window['sum'])} / {window['divisor']}",
                     ha="center", va="center", fontsize=7, color="#444444")
