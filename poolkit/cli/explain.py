@@ -11,7 +11,8 @@ from poolkit.pools import explained_names
 
 _OPS_HELP = (
     f"Pooling op to explain: {', '.join(explained_names())}; roi_align, roi_pool (one box: "
-    "--box). Omit with --model."
+    "--box); seq:MODE, a SequencePool mode on a masked batch (seq:mean, seq:cls, ...). Omit "
+    "with --model."
 )
 _ROI_OPS = ("roi_align", "roi_pool")
 
@@ -136,6 +137,14 @@ def explain_command(
         raise ValueError("give an op to explain (e.g. `poolkit explain max`) or --model")
     if text is not None or image is not None:
         raise ValueError("--text/--image need --model CHECKPOINT")
+    if op.startswith("seq:"):
+        others = (input, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
+                  divisor_override, p, output_size, alpha, levels, layer, num_layers, box,
+                  spatial_scale, sampling_ratio, aligned, grad_output)
+        if backward or any(v is not None for v in others):
+            raise ValueError(f"{op} takes only --k (seq:kmax), --seed, --png and --json")
+        _explain_sequence(op[len("seq:"):], k, seed, png, as_json)
+        return
     if op in _ROI_OPS:
         _explain_roi(op, input, _parse_box(box), _parse_size(output_size), spatial_scale,
                      sampling_ratio, aligned, png, as_json)
@@ -182,6 +191,70 @@ def explain_command(
     _render_op(explanation, wide_console())
     if written is not None:
         stderr_console().print(f"figure: {written}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequence pooling modes
+
+
+def _explain_sequence(mode, k, seed, png, as_json) -> None:
+    from poolkit.experiments.explain_sequence import explain_sequence, plot_sequence
+
+    explanation = explain_sequence(mode, k=k, seed=0 if seed is None else seed)
+    written = plot_sequence(explanation, png) if png is not None else None
+    if as_json:
+        payload = explanation.to_json()
+        if written is not None:
+            payload["png"] = str(written)
+        print_json(payload)
+        return
+    from poolkit.cli.compare import wide_console
+
+    _render_sequence(explanation, wide_console())
+    if written is not None:
+        stderr_console().print(f"figure: {written}")
+
+
+def _render_sequence(e, console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from poolkit.experiments.explain_op import short_number
+
+    console.print(Text(f"SequencePool({e.mode!r})", style="bold") + Text(f"   {e.formula}",
+                                                                          style="cyan"))
+    for row in e.rows:
+        console.print(Text(f"{row['padding']}-padded row", style="bold") +
+                      Text(f"   mask {' '.join(map(str, row['mask']))}"))
+        table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
+        for name in ("t", "token", "hidden", "counts"):
+            table.add_column(name)
+        for t, (token, state, m) in enumerate(zip(row["tokens"], row["hidden"], row["mask"],
+                                                  strict=True)):
+            table.add_row(str(t), Text(token, style=None if m else "dim"),
+                          " ".join(short_number(v) for v in state), _counts(row, t))
+        console.print(table)
+        result = " ".join(short_number(v) for v in row["result"])
+        console.print(Text("  pooled: ") + Text(result, style="bold green"))
+        naive = row["ignoring_the_mask"]
+        while naive is not None:
+            console.print(Text(f"  ignoring the mask, {naive['rule']}: "
+                               f"{' '.join(short_number(v) for v in naive['result'])}",
+                               style="red" if naive["result"] != row["result"] else "dim"))
+            naive = naive.get("also")
+    for note in e.notes:
+        console.print(Text(f"note: {note}", style="yellow"))
+
+
+def _counts(row, t) -> str:
+    """How token t takes part: its weight, or the features it wins."""
+    if not row["mask"][t]:
+        return "no (pad)"
+    if "weights" in row:
+        weight = row["weights"][t]
+        return f"weight {weight:.4g}" if weight else "no (weight 0)"
+    won = [h for h, positions in enumerate(row["winners"]) if t in positions]
+    return f"wins feature(s) {', '.join(map(str, won))}" if won else "yes, wins no feature"
 
 
 # ---------------------------------------------------------------------------------------------
