@@ -573,12 +573,18 @@ def _render_text(result, console) -> None:
     for position, token in enumerate(result.tokens):
         tokens.append(token + " ", style="dim" if position in result.unknown else None)
     console.print(tokens)
+    shares = result.explained_by == "shares"
     console.print(
+        f"pooling over time: {result.pool}: every n-gram's filter activations count 1/L in "
+        "its width's features; push = sum over filters of weight x activation / L (its share "
+        "of the logit)" if shares else
         f"pooling over time: {result.pool}: each feature is one filter's activation at the "
         f"n-gram that won the pooling; push = activation x classifier weight (logit share)"
     )
     table = Table(header_style="bold")
-    for name in ("#", "width", "filter", "n-gram", "at", "activation"):
+    columns = ("#", "width", "n-gram", "at", "share 1/L") if shares else (
+        "#", "width", "filter", "n-gram", "at", "activation")
+    for name in columns:
         table.add_column(name, justify="left" if name == "n-gram" else "right")
     for name in result.label_names:
         table.add_column(f"push {name}", justify="right")
@@ -587,15 +593,14 @@ def _render_text(result, console) -> None:
             Text(f"{v:+.3f}", style="green" if v > 0 else "red" if v < 0 else None)
             for v in feature["push"].values()
         ]
-        table.add_row(
-            str(feature["rank"]),
-            str(feature["width"]),
-            str(feature["filter"]),
-            Text(feature["ngram_text"] or "(none)", style="bold"),
-            str(feature["position"]),
-            f"{feature['activation']:.3f}",
-            *pushes,
-        )
+        gram = Text(feature["ngram_text"] or "(none)", style="bold")
+        cells = [str(feature["rank"]), str(feature["width"])]
+        if shares:
+            cells += [gram, str(feature["position"]), f"{feature['share']:.3g}"]
+        else:
+            cells += [str(feature["filter"]), gram, str(feature["position"]),
+                      f"{feature['activation']:.3f}"]
+        table.add_row(*cells, *pushes)
     console.print(table)
     if result.truncated:
         console.print("note: the text was truncated to the model's max length", style="yellow")
