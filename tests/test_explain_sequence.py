@@ -77,3 +77,24 @@ def test_sequence_png(tmp_path, capsys):
 def test_sequence_bad_usage_exits_2(argv, capsys):
     assert run(argv) == 2
     assert "poolkit: error:" in capsys.readouterr().err
+
+
+def test_attention_weights_recompute_the_pma_output():
+    """PMA with one head and one seed s: h = q + W_o (sum_i a_i v_i) + b_o, p = h + relu(W h + b),
+    q = W_q s + b_q, v_i = W_v x_i + b_v; a from the printed weights."""
+    import torch
+
+    from poolkit.nn import SequencePool
+
+    e = explain_sequence("attention", seed=0)
+    torch.manual_seed(0)  # the same construction as explain_sequence's
+    module = SequencePool("attention", hidden_size=2).double().learned["attention"]
+    with torch.no_grad():
+        attention = module.attention
+        for row in e.rows:
+            hidden = torch.tensor(row["hidden"], dtype=torch.float64)
+            weights = torch.tensor(row["weights"], dtype=torch.float64)
+            q = attention.query(module.seeds[0, 0])
+            h = q + attention.out(weights @ attention.value(hidden))
+            p = h + torch.relu(module.feed_forward(h))
+            np.testing.assert_allclose(p.numpy(), row["result"], rtol=1e-10)

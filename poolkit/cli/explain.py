@@ -117,9 +117,12 @@ def explain_command(
     ),
     png: Path | None = typer.Option(None, "--png", help="Also draw the explanation as a PNG."),
     model: Path | None = typer.Option(
-        None, "--model", "-m", help="A checkpoint folder from `poolkit train` (textcnn/convnet)."
+        None, "--model", "-m",
+        help="A checkpoint folder from `poolkit train` (textcnn, convnet, transformer)."
     ),
-    text: str | None = typer.Option(None, "--text", help="Text to explain (TextCNN)."),
+    text: str | None = typer.Option(
+        None, "--text", help="Text to explain (TextCNN, transformer)."
+    ),
     image: Path | None = typer.Option(
         None, "--image", help="Image file (.png, .npy…) to explain (ConvNet)."
     ),
@@ -532,9 +535,18 @@ def _explain_model(model: Path, text, image, top, png, as_json) -> None:
 
             png = png or Path(f"{Path(image).stem}-winmap.png")
             plot_win_map(result, png, title=f"{model.name}: which pixels won the pooling windows")
+    elif model_type == "transformer":
+        if text is None or image is not None or png is not None:
+            raise ValueError('a transformer checkpoint needs --text "…" (and no --image/--png)')
+        from poolkit.experiments.explain_transformer import explain_transformer
+        from poolkit.models.transformer import transformer_text_encoder
+
+        encoder = transformer_text_encoder(checkpoint.model.config)
+        result = explain_transformer(checkpoint.model, encoder, text, labels)
     else:
         raise ValueError(
-            f"explain --model supports textcnn and convnet checkpoints, got {model_type!r}"
+            "explain --model supports textcnn, convnet and transformer checkpoints, got "
+            f"{model_type!r}"
         )
     if isinstance(result, NoWinners):
         if as_json:
@@ -551,7 +563,9 @@ def _explain_model(model: Path, text, image, top, png, as_json) -> None:
     from poolkit.cli.compare import wide_console
 
     console = wide_console()
-    if model_type == "textcnn":
+    if model_type == "transformer":
+        _render_transformer(result, console)
+    elif model_type == "textcnn":
         _render_text(result, console)
     else:
         _render_image(result, console, png)
@@ -604,6 +618,36 @@ def _render_text(result, console) -> None:
     console.print(table)
     if result.truncated:
         console.print("note: the text was truncated to the model's max length", style="yellow")
+
+
+def _render_transformer(result, console) -> None:
+    """One row per token: its weight or its feature wins in each pooling mode of the head."""
+    from rich.table import Table
+    from rich.text import Text
+
+    probabilities = ", ".join(f"{name} {p:.2f}" for name, p in
+                              zip(result.label_names, result.probabilities, strict=True))
+    console.print(Text("prediction: ", style="bold")
+                  + Text(result.label_names[result.predicted], style="bold green")
+                  + Text(f"   ({probabilities})"))
+    console.print(f"pooling head: SequencePool({result.pool!r}) over {len(result.tokens)} tokens")
+    table = Table(header_style="bold")
+    table.add_column("t", justify="right")
+    table.add_column("token")
+    for part in result.parts:
+        title = "weight" if "weights" in part else f"features won (of {part['features']})"
+        table.add_column(f"{part['mode']}: {title}", justify="right")
+    for t, token in enumerate(result.tokens):
+        cells = []
+        for part in result.parts:
+            value = part["weights"][t] if "weights" in part else part["wins"][t]
+            strongest = value == max(part.get("weights") or part["wins"]) and value
+            text = f"{value:.3f}" if "weights" in part else str(value)
+            cells.append(Text(text, style="bold green" if strongest else None))
+        table.add_row(str(t), token, *cells)
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}", style="yellow")
 
 
 def _render_image(result, console, png) -> None:

@@ -141,16 +141,23 @@ def _winners(mode, hidden, real, options) -> list[list[int]]:
 
 
 def _attention_weights(pool, hidden, mask_row) -> list[float]:
-    """The learned seed's softmax over the real tokens (one head, one query)."""
+    """The learned seeds' softmax over the real tokens, averaged over heads and seeds (one of
+    each: exactly the weights of the pooled sum)."""
     import torch
 
     module = pool.learned["attention"]
+    heads = module.attention.num_heads
+    parameter = next(module.parameters())
     with torch.no_grad():
-        q = module.attention.query(module.seeds[0])  # (1, H)
-        k = module.attention.key(torch.from_numpy(hidden))  # (T, H)
-        scores = (k @ q.T)[:, 0] / math.sqrt(hidden.shape[1])
-        scores = scores.masked_fill(~torch.from_numpy(mask_row.astype(bool)), -math.inf)
-        return scores.softmax(0).tolist()
+        states = torch.as_tensor(hidden, dtype=parameter.dtype)
+        q = module.attention.query(module.seeds[0])  # (Q, H)
+        k = module.attention.key(states)  # (T, H)
+        width = q.shape[-1] // heads
+        q, k = q.view(-1, heads, width), k.view(-1, heads, width)  # (Q, h, d), (T, h, d)
+        scores = torch.einsum("qhd,thd->qht", q, k).double() / math.sqrt(width)
+        keep = torch.as_tensor(np.asarray(mask_row).astype(bool))
+        scores = scores.masked_fill(~keep, -math.inf)
+        return scores.softmax(-1).mean((0, 1)).tolist()
 
 
 def _naive(mode, hidden, mask_row, options) -> dict[str, Any] | None:
