@@ -263,7 +263,7 @@ def _blur(name, x, args):
         pool = max_pool2d if x.ndim == 2 else max_pool1d
         grid = pool(torch.from_numpy(x)[None, None], taps, 1).numpy()[0, 0]
         notes = [f"step 1: M = max_pool(x, kernel {taps}, stride 1), shown as the input; "
-                 f"step 2 blurs M with 3 binomial taps and keeps every {stride}th cell"]
+                 f"step 2 blurs M with 3 binomial taps, subsampled with stride {stride}"]
         taps = 3  # blur_size, the layer's default
     out = _run(module, x)[0]
     before, after = (taps - 1) // 2, taps // 2
