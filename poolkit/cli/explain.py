@@ -129,8 +129,9 @@ def explain_command(
     top: int = typer.Option(5, "--top", min=1, help="TextCNN: strongest filters shown."),
     as_json: bool = typer.Option(False, "--json", help="Print the explanation as JSON only."),
 ) -> None:
-    """Explain a pooling op on a small grid (formula, output size, every window, the result), or
-    --model: which n-grams (TextCNN) or pixels (ConvNet) won the pooling and decided."""
+    """Explain a pooling op on a small grid (formula, output size, every window, the result;
+    --backward: where the gradient goes), a sequence pooling mode (seq:MODE), or --model: which
+    n-grams (TextCNN), pixels (ConvNet) or tokens (transformer) the pooling used."""
     if model is not None:
         if op is not None:
             raise ValueError(f"give either an op ({op!r}) or --model, not both")
