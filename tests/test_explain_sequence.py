@@ -42,6 +42,21 @@ def test_every_mode_is_explained_and_padding_side_does_not_matter(mode, capsys):
     assert "pooled:" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("mode", POOLING_MODES)
+def test_the_empty_row_note_holds(mode):
+    """The note every mode prints: an all-padding row pools to zeros."""
+    import torch
+
+    from poolkit.nn import SequencePool
+
+    assert any("all zero" in note for note in explain_sequence(mode).notes)
+    kwargs = {"num_latents": 4, "num_heads": 1, "mlp_dim": 4} if mode == "latent_attention" else {}
+    pool = SequencePool(mode, hidden_size=2, **kwargs).double().eval()
+    with torch.no_grad():
+        out = pool(torch.full((1, 3, 2), 9.0, dtype=torch.float64), torch.zeros(1, 3))
+    assert (out == 0).all()
+
+
 def test_hand_worked_values():
     # real tokens [1 0] [4 -2] [2 3] [-1 5]: mean (6/4, 6/4); weighted (1*1+2*4+3*2-1*4)/10 ...
     assert explain_sequence("mean").rows[0]["result"] == [1.5, 1.5]

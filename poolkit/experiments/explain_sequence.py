@@ -179,7 +179,8 @@ def _naive(mode, hidden, mask_row, options) -> dict[str, Any] | None:
 
 
 def _notes(mode, rows, seed) -> list[str]:
-    notes = ["the pad positions hold 9 9: finite garbage that a masked pooling never reads"]
+    notes = ["the pad positions hold 9 9: finite garbage that a masked pooling never reads",
+             "a row whose mask is all zero (nothing to pool) gives a zero vector, not NaN"]
     same = np.allclose(rows[0]["result"], rows[1]["result"])
     notes.append("left and right padding give the same vector" if same else
                  "left and right padding differ (a bug: SequencePool promises the same vector)")
