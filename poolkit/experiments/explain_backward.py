@@ -22,8 +22,12 @@ from typing import Any
 
 import numpy as np
 
-BACKWARD_OPS = ("max", "avg", "lp", "adaptive_max", "adaptive_avg", "fractional_max",
-                "stochastic", "softpool", "gem", "lse", "mixed")
+ENGINE_OPS = ("max", "avg", "lp", "adaptive_max", "adaptive_avg", "fractional_max",
+              "stochastic", "softpool", "gem", "lse", "mixed")
+# Families computed by poolkit.nn layers (checked against torch autograd of that layer).
+FAMILY_OPS = ("avgmax", "catavgmax", "lp_abs", "gated", "tree", "blur", "kmax",
+              "dynamic_kmax", "spp")
+BACKWARD_OPS = ENGINE_OPS + FAMILY_OPS
 RULES = {
     "max": "the winner takes g[o]; every other cell 0",
     "adaptive_max": "the winner takes g[o]; every other cell 0",
@@ -36,6 +40,16 @@ RULES = {
     "gem": "cell i takes g[o] * x_i^(p-1) * y^(1-p) / n (0 where x_i <= eps)",
     "lse": "cell i takes g[o] * softmax(r x)_i",
     "mixed": "the winner takes alpha * g[o], every real cell (1 - alpha) * g[o] / n",
+    "avgmax": "the winner takes g[o] / 2, every real cell g[o] / (2n)",
+    "catavgmax": "average half: every real cell g[o] / n; max half: the winner g[o]",
+    "lp_abs": "cell i takes g[o] * sign(x_i) |x_i|^(p-1) * y^(1-p)",
+    "gated": "cell i takes g[o] * (g [i wins] + (1 - g) / n + g (1 - g) w_i (max - mean)): "
+             "the gate moves with x too",
+    "tree": "cell i takes g[o] * (g v1_i + (1 - g) v2_i + g (1 - g) w_i (v1.x - v2.x))",
+    "blur": "cell i takes g[o] * its tap b_j (a padding tap goes to the cell it mirrors)",
+    "kmax": "each kept value's cell takes its g[o]",
+    "dynamic_kmax": "each kept value's cell takes its g[o]",
+    "spp": "the winner of each bin takes g[o]",
 }
 _GEM_EPS = 1e-6
 
@@ -62,11 +76,13 @@ def explain_backward(explanation, grad_output: np.ndarray | str | None = None):
     grad_input = np.zeros_like(x, dtype=np.float64)
     for window in explanation.windows:
         upstream = float(g[tuple(window["output"])])
-        local = local_derivatives(explanation.op, window, explanation.arguments)
+        local = local_derivatives(explanation.op, window, explanation.arguments,
+                                  explanation.parameters)
         shares = [None if d is None else upstream * d for d in local]
         for position, share in zip(window["positions"], shares, strict=True):
-            if share is not None:
-                grad_input[tuple(position)] += share
+            if share is not None:  # blur's reflect padding: the mirrored cell
+                grad_input[tuple(_mirror(i, n) for i, n in zip(position, x.shape,
+                                                                strict=True))] += share
         window["grad_output"] = upstream
         window["gradient"] = shares
     explanation.grad_output = g
@@ -76,9 +92,12 @@ def explain_backward(explanation, grad_output: np.ndarray | str | None = None):
     return explanation
 
 
-def local_derivatives(op: str, window: dict[str, Any], arguments: dict[str, Any]):
+def local_derivatives(op: str, window: dict[str, Any], arguments: dict[str, Any],
+                      parameters: dict[str, Any] | None = None):
     """``dy[o]/dx[i]`` for every cell of the window (``None`` for padding), from the numbers the
-    forward explanation shows."""
+    forward explanation shows (and its printed ``parameters``, for the learned families)."""
+    if op in FAMILY_OPS:
+        return _family_derivatives(op, window, arguments, parameters or {})
     values = window["values"]
     real = [v for v in values if v is not None]
     y = window["result"]
@@ -112,6 +131,46 @@ def local_derivatives(op: str, window: dict[str, Any], arguments: dict[str, Any]
         first_max = next(i for i, v in enumerate(values) if v is not None and v == max(real))
         return _each(values, lambda i, v: alpha * (i == first_max) + (1 - alpha) / len(real))
     raise ValueError(f"no backward rule for {op!r}")
+
+
+def _family_derivatives(op, window, arguments, parameters):
+    values = [None if padded else v
+              for v, padded in zip(window["values"], window["padding"], strict=True)]
+    real = [v for v in values if v is not None]
+    n, y = len(real), window["result"]
+    first_max = next((i for i, v in enumerate(values) if v is not None and v == max(real)), None)
+    if op in ("kmax", "dynamic_kmax", "spp"):
+        winner = window["positions"].index(window["winner"])
+        return _each(values, lambda i, v: float(i == winner))
+    if op == "avgmax":
+        return _each(values, lambda i, v: 0.5 * (i == first_max) + 0.5 / n)
+    if op == "catavgmax":
+        if window["half"] == "avg":
+            return _each(values, lambda i, v: 1.0 / n)
+        return _each(values, lambda i, v: float(i == first_max))
+    if op == "lp_abs":
+        p = arguments["p"]
+        return _each(values, lambda i, v: 0.0 if y == 0 else
+                     math.copysign(1.0, v) * (v != 0) * _pow(abs(v), p - 1) * _pow(y, 1 - p))
+    if op in ("gated", "tree"):
+        gate = window["gate"]
+        mask = np.ravel(parameters["gate_mask"])
+        if op == "gated":
+            spread = window["max"] - window["mean"]
+            return _each(values, lambda i, v: gate * (i == first_max) + (1 - gate) / n
+                         + gate * (1 - gate) * mask[i] * spread)
+        left, right = (np.ravel(leaf) for leaf in parameters["leaf_filters"])
+        spread = window["leaves"][0] - window["leaves"][1]
+        return _each(values, lambda i, v: gate * left[i] + (1 - gate) * right[i]
+                     + gate * (1 - gate) * mask[i] * spread)
+    if op == "blur":  # every tap, padding ones included: they read (and send back to) a mirror
+        return [float(w) for w in window["weights"]]
+    raise ValueError(f"no backward rule for {op!r}")
+
+
+def _mirror(i: int, n: int) -> int:
+    """Where a reflect-padding position reads (inside positions are unchanged)."""
+    return -i if i < 0 else 2 * (n - 1) - i if i >= n else i
 
 
 def _each(values, rule) -> list[float | None]:

@@ -12,6 +12,7 @@ every result can be recomputed from what is shown (``tests/test_explain_edges.py
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import numpy as np
 from poolkit import geometry
 
 _LEARNED = ("gated", "tree", "lip", "attention")
+_BUILT: contextvars.ContextVar[list] = contextvars.ContextVar("explain_family_layers")
 
 
 @dataclass
@@ -33,11 +35,19 @@ class FamilyExplanation:
     padding: tuple[int, ...] = ()
     parameters: dict[str, Any] = field(default_factory=dict)  # learned weights, shown
     input: np.ndarray | None = None  # the grid explained, when it is not the given one
+    layer: Any = None  # the poolkit.nn layer that computed the output (float64, eval)
 
 
 def explain_family(name: str, x: np.ndarray, args: dict[str, Any]) -> FamilyExplanation:
     """Explain pooling family ``name`` on the grid ``x`` (1-D or 2-D) with ``args``."""
-    return _HANDLERS[name](name, x, args)
+    built: list = []
+    token = _BUILT.set(built)
+    try:
+        explanation = _HANDLERS[name](name, x, args)
+    finally:
+        _BUILT.reset(token)
+    explanation.layer = built[-1] if built else None
+    return explanation
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,6 +67,7 @@ def _module(name: str, dims: int, args: dict[str, Any], **kwargs):
             with torch.no_grad():
                 for parameter in module.parameters():
                     parameter.copy_(torch.randn_like(parameter) * 0.5)
+    _BUILT.get([]).append(module)
     return module
 
 

@@ -246,6 +246,7 @@ class OpExplanation:
     parameters: dict[str, Any] = field(default_factory=dict)  # learned weights (seeded), shown
     grad_output: np.ndarray | None = None  # set by explain_backward
     grad_input: np.ndarray | None = None
+    layer: Any = field(default=None, repr=False)  # families: the poolkit.nn layer used
 
     def to_json(self) -> dict[str, Any]:
         backward = {} if self.grad_input is None else {
@@ -358,6 +359,7 @@ def _explain_family(op: str, x: np.ndarray, args: dict[str, Any]) -> OpExplanati
         arguments={k: args[k] for k in OPS[op].arguments if args.get(k) is not None},
         output_size=family.lines, windows=family.windows, output=family.output,
         notes=family.notes, padding=list(family.padding), parameters=family.parameters,
+        layer=family.layer,
     )
 
 
