@@ -368,7 +368,8 @@ def _attention(name, x, args):
     lines = [f"one learned query attends to all {x.size} cells: one output per channel"]
     notes = [f"query and projections seeded (--seed {args['seed']}): q = q_proj(query), "
              "k_i = k_proj(x_i), a = softmax(q k_i), y = out_proj(sum a_i v_proj(x_i))",
-             "the weights say which cells the pooling looked at; a trained layer learns them"]
+             "the weights say which cells the pooling looked at; a trained layer learns them",
+             "one channel: each projection is printed as [weight, bias]"]
     parameters = {"query": float(module.query.detach()), **projections}
     return FamilyExplanation(lines, [window], out, notes, (0,) * x.ndim, parameters)
 

@@ -388,6 +388,11 @@ def _arguments(op: str, spec: OpSpec, given: dict[str, Any]) -> dict[str, Any]:
         k: v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v for k, v in given.items()
     }
     args = {**_DEFAULTS, **given}
+    family_defaults = {"kmax": {"k": 2}, "dynamic_kmax": {"k": 1, "layer": 1, "num_layers": 2},
+                       "spp": {"levels": (1, 2)}}.get(op, {})
+    for name, value in family_defaults.items():  # shown on the arguments line
+        if args[name] is None:
+            args[name] = value
     if op in ("blur", "maxblur"):  # taps (blur: 3) or the max window (maxblur: 2), stride 2
         args["kernel_size"] = given.get("kernel_size", 3 if op == "blur" else 2)
         args["stride"] = given.get("stride", 2)
