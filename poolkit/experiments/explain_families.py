@@ -267,6 +267,7 @@ def _blur(name, x, args):
     else:
         taps = 2 if args["kernel_size"] is None else args["kernel_size"]  # the max window
         module = _module(name, x.ndim, args, kernel_size=taps, stride=stride)
+        out = _run(module, x)[0]  # first: the layer checks its arguments (ValueError)
         import torch
 
         from poolkit.nn.functional import max_pool1d, max_pool2d
@@ -276,7 +277,8 @@ def _blur(name, x, args):
         notes = [f"step 1: M = max_pool(x, kernel {taps}, stride 1), shown as the input; "
                  f"step 2 blurs M with 3 binomial taps, subsampled with stride {stride}"]
         taps = 3  # blur_size, the layer's default
-    out = _run(module, x)[0]
+    if name == "blur":
+        out = _run(module, x)[0]
     before, after = (taps - 1) // 2, taps // 2
     lines = [f"dim {d}: L={n}, padding {before} before and {after} after (reflect), taps={taps}, "
              f"s={s}: ceil(L / s) = {out.shape[d]}"
