@@ -70,8 +70,9 @@ _ENTRIES = (
     ),
     PoolInfo(
         name="avg", title="Average pooling", summary="y = mean_{i in w} x_i",
-        formula="y[o] = (1/n) * sum_{i in window(o)} x[i]   (n = window size; with "
-                "count_include_pad off, the number of real elements)",
+        formula="y[o] = (1/n(o)) * sum_{i in window(o)} x[i]   (n(o), per window: its cells "
+                "inside the padded input; only the real ones with count_include_pad off; or "
+                "divisor_override)",
     ),
     PoolInfo(
         name="lp", title="Power-average (Lp) pooling, PyTorch's", paper=_BOUREAU,
@@ -80,24 +81,31 @@ _ENTRIES = (
     ),
     PoolInfo(
         name="avgmax", title="Average + max / 2", summary="y = (max_w x + mean_w x) / 2",
+        formula="y[o] = (max_{window(o)} x + mean_{window(o)} x) / 2   (padding in neither)",
     ),
     PoolInfo(
         name="catavgmax", title="Concatenated average and max", summary="y = [mean_w x ; max_w x]",
         notes="feat_mult() == 2",
+        formula="y[o] = [mean_{window(o)} x ; max_{window(o)} x]   (two channels per input "
+                "channel)",
     ),
     PoolInfo(
         name="kmax", title="k-max pooling", paper=_KALCHBRENNER,
         summary="the k largest values, in their original order", has_winners=True, size_args=(),
         notes="feat_mult() == k; windowed form (N, C, k) with global_pool=False", local_dims=(1,),
+        formula="y = the k largest x, kept in their original order",
     ),
     PoolInfo(
         name="dynamic_kmax", title="Dynamic k-max pooling", paper=_KALCHBRENNER,
         summary="k-max with k = max(k_top, ceil((L - l) / L * s))", dims=(1,), has_winners=True,
         size_args=("layer", "num_layers"), notes="global form = top layer, k = k_top",
+        formula="y = the k largest x in order, k = max(k_top, ceil((num_layers - layer) / "
+                "num_layers * L))",
     ),
     PoolInfo(
         name="lp_abs", title="Lp pooling of |x|", paper=_BOUREAU,
         summary="y = (sum_{i in w} |x_i|^p)^(1/p); safe on signed input",
+        formula="y[o] = (sum_{i in window(o)} |x[i]|^p)^(1/p)",
     ),
     PoolInfo(
         name="stochastic", title="Stochastic pooling", paper="Zeiler & Fergus, ICLR 2013",
@@ -127,11 +135,15 @@ _ENTRIES = (
         name="gated", title="Gated max-average pooling", paper=_LEE,
         summary="g = sigmoid(w . x_w); y = g * max + (1 - g) * avg (learned mask w)",
         global_=False, learnable=True,
+        formula="g = sigmoid(w . x_window(o)); y[o] = g * max_{window(o)} x + (1 - g) * "
+                "mean_{window(o)} x   (w learned)",
     ),
     PoolInfo(
         name="tree", title="Tree pooling", paper=_LEE,
         summary="learned pooling filters (leaves) mixed by learned sigmoid gates (nodes)",
         global_=False, learnable=True,
+        formula="g = sigmoid(w . x_window(o)); y[o] = g * (v1 . x_window(o)) + (1 - g) * (v2 . "
+                "x_window(o))   (v1, v2, w learned)",
     ),
     PoolInfo(
         name="softpool", title="SoftPool", paper="Stergiou, Poppe & Kalliatakis, ICCV 2021",
@@ -142,6 +154,7 @@ _ENTRIES = (
         name="lip", title="Local importance-based pooling (LIP)", paper="Gao, Wang & Wu, ICCV 2019",
         summary="y = avgpool(x e^l) / avgpool(e^l), l = 12 sigmoid(IN(conv(x)))",
         learnable=True, notes="needs channels=C", needs_channels=True,
+        formula="l = 12 sigmoid(IN(conv(x))); y[o] = sum_{window(o)} e^l x / sum_{window(o)} e^l",
     ),
     PoolInfo(
         name="gem", title="Generalised-mean (GeM) pooling",
@@ -158,11 +171,15 @@ _ENTRIES = (
         name="blur", title="BlurPool (anti-aliased)", paper=_ZHANG,
         summary="binomial low-pass filter (kernel_size taps, reflect padding), then subsample",
         global_=False, notes="stride defaults to 2",
+        formula="y[o] = sum_j b_j x[o*s - floor((k-1)/2) + j]   (b binomial taps, reflect "
+                "padding)",
     ),
     PoolInfo(
         name="maxblur", title="MaxBlurPool (anti-aliased max)", paper=_ZHANG,
         summary="max pool with stride 1, then binomial blur and subsample", global_=False,
         notes="stride defaults to 2; blur_size taps (default 3)",
+        formula="M = max_pool(x, k, stride 1); y[o] = sum_j b_j M[o*s - 1 + j]   (3 binomial "
+                "taps b, reflect padding)",
     ),
     PoolInfo(
         name="spp", title="Spatial pyramid pooling", paper="He, Zhang, Ren & Sun, ECCV 2014",
@@ -170,12 +187,16 @@ _ENTRIES = (
         has_winners=True, size_args=("levels",),
         notes="windowed: (N, C, bins); global: (N, C * bins), default levels (1, 2, 4); "
               "winners with mode='max'",
+        formula="y = [max over bin b of level l]_{l in levels, b in the l x l grid of adaptive "
+                "bins}",
     ),
     PoolInfo(
         name="attention", title="Attention pooling", paper="Radford et al. (CLIP), ICML 2021",
         summary="a learned query attends to all positions (multi-head), optional pos. embedding",
         local=False, learnable=True, size_args=(), notes="needs channels=C",
         needs_channels=True,
+        formula="a_i = softmax_i(q_proj(query) . k_proj(x_i)); y = out_proj(sum_i a_i "
+                "v_proj(x_i))",
     ),
     PoolInfo(
         name="adaptive_max", title="Adaptive max pooling", summary="max over each of O bins",

@@ -73,6 +73,7 @@ class TextExplanation:
     bias: list[float]
     features: list[dict[str, Any]] = field(default_factory=list)  # ranked, strongest first
     truncated: bool = False
+    explained_by: str = "winners"  # or "shares": average pooling, every n-gram's part
 
     @property
     def predicted_label(self) -> str:
@@ -80,7 +81,8 @@ class TextExplanation:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "has_winners": True,
+            "has_winners": self.explained_by == "winners",
+            "explained_by": self.explained_by,
             "text": self.text,
             "tokens": self.tokens,
             "unknown_positions": self.unknown,
@@ -136,7 +138,8 @@ def explain_text(model, encoder, text: str, label_names: list[str] | None = None
     from poolkit.nn import pool_info
 
     config = model.config
-    if not pool_info(config.pool).has_winners:
+    shares = config.pool == "avg"  # linear: the logit splits exactly over the n-grams
+    if not pool_info(config.pool).has_winners and not shares:
         return NoWinners(config.pool, _no_winners_message(config.pool, "over time"))
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"top ({top!r}) must be a positive integer")
@@ -152,7 +155,7 @@ def explain_text(model, encoder, text: str, label_names: list[str] | None = None
     unknown = [t for t, i in enumerate(ids) if i == encoder.vocab.unk_id]
     logits, captured = _forward_capturing(model, model.pools, torch.tensor([ids]))
     probabilities = F.softmax(logits, dim=-1)
-    features = _text_features(model, captured, tokens)
+    features = (_share_features if shares else _text_features)(model, captured, tokens)
     predicted = int(probabilities.argmax())
     names = list(label_names or [str(c) for c in range(len(logits))])
     features.sort(key=lambda f: -f["push"][predicted])
@@ -171,6 +174,7 @@ def explain_text(model, encoder, text: str, label_names: list[str] | None = None
         bias=[float(v) for v in model.classifier.bias.detach()],
         features=features[:top],
         truncated=truncated,
+        explained_by="shares" if shares else "winners",
     )
 
 
@@ -233,6 +237,42 @@ def _text_features(model, captured: list[tuple], tokens: list[str]) -> list[dict
                     "push": [float(w) * value for w in weight[:, index]],
                 })
         offset += config.num_filters * mult
+    return features
+
+
+def _share_features(model, captured: list[tuple], tokens: list[str]) -> list[dict[str, Any]]:
+    """Average pooling over time: one entry per n-gram (filter width, time step), its share of
+    every feature (activation / number of windows) and its push on each class,
+    ``sum_j W_cj a_jt / L``; the pushes of all n-grams and the bias add up to the logits."""
+    config = model.config
+    lead = model.min_length - 1 if getattr(config, "edge_padding", False) else 0
+    weight = model.classifier.weight.detach().double()  # (num_classes, features)
+    features, offset = [], 0
+    for width, (maps, pooled) in zip(config.filter_widths, captured, strict=True):
+        activations = maps[0].double()  # (F, L): the windows the pool saw
+        if not np.allclose(activations.mean(-1).numpy(), pooled[0].double().numpy(), atol=1e-5):
+            raise ValueError("the average pool's output is not the mean of the maps it saw; "
+                             "cannot split it into n-gram shares")
+        # The model averages over the windows that hold a token (a padded short text's other
+        # windows are zero and do not count): window t covers tokens t - lead .. + width - 1.
+        real = [t for t in range(activations.shape[-1])
+                if t - lead <= len(tokens) - 1 and t - lead + width - 1 >= 0]
+        steps = len(real)
+        block = weight[:, offset : offset + config.num_filters]  # (classes, F)
+        pushes = (block @ activations / steps).T  # (L, classes)
+        for step in real:
+            window = [step - lead + k for k in range(width)]
+            gram = [tokens[t] if 0 <= t < len(tokens) else "<pad>" for t in window]
+            features.append({
+                "width": int(width),
+                "position": step - lead,
+                "ngram": gram,
+                "ngram_text": " ".join(t for t in gram if t != "<pad>"),
+                "share": 1.0 / steps,
+                "activation": float(activations[:, step].mean()),
+                "push": [float(v) for v in pushes[step]],
+            })
+        offset += config.num_filters
     return features
 
 
@@ -472,6 +512,9 @@ def plot_win_map(explanation: ImageExplanation, path, *, title: str = "") -> Any
         ax.set_yticks([])
     if title:
         figure.suptitle(title, fontsize=10)
+    figure.text(0.5, -0.04, "legend: grey is the image itself (faded in the win maps): a pixel "
+                "left grey won no window of that layer; yellow to red: how many windows it won "
+                "(colour bar)", ha="center", va="top", fontsize=8, wrap=True)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     plt.close(figure)
