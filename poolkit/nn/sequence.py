@@ -45,6 +45,9 @@ from torch import Tensor, nn
 __all__ = [
     "LEARNED_MODES",
     "POOLING_MODES",
+    "SENTENCE_TRANSFORMERS_MODES",
+    "mode_from_sentence_transformers",
+    "sentence_transformers_config",
     "SequencePool",
     "first_token",
     "last_token",
@@ -393,20 +396,78 @@ class _LatentAttention(nn.Module):
 # The module
 
 
+#: sentence-transformers' names of the same modes (``Pooling(pooling_mode=...)`` and the
+#: ``pooling_mode_*`` keys of its ``1_Pooling/config.json``), accepted wherever a mode is.
+SENTENCE_TRANSFORMERS_MODES: dict[str, str] = {
+    "cls": "cls", "cls_token": "cls", "max": "max", "max_tokens": "max", "mean": "mean",
+    "mean_tokens": "mean", "mean_sqrt_len_tokens": "mean_sqrt_len", "weightedmean": "weighted_mean",
+    "weightedmean_tokens": "weighted_mean", "lasttoken": "last",
+}
+
+
 def parse_mode(mode: Any) -> tuple[str, ...]:
-    """``"mean+max"`` -> ``("mean", "max")``, each a name of :data:`POOLING_MODES`."""
+    """``"mean+max"`` -> ``("mean", "max")``, each a name of :data:`POOLING_MODES`.
+
+    sentence-transformers' spellings (``lasttoken``, ``weightedmean``, ``mean_sqrt_len_tokens``,
+    ``cls_token``, ...) are read as poolkit's modes (:data:`SENTENCE_TRANSFORMERS_MODES`).
+    ``weightedmean`` weighs tokens by their rank among the real ones, which is
+    sentence-transformers' position weight under right padding.
+    """
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a string such as 'mean' or 'mean+max', got {mode!r}")
     parts = tuple(part.strip() for part in mode.split("+"))
+    parts = tuple(part if part in POOLING_MODES else SENTENCE_TRANSFORMERS_MODES.get(part, part)
+                  for part in parts)
     for part in parts:
         if part not in POOLING_MODES:
             raise ValueError(
                 f"mode {mode!r}: unknown pooling mode {part!r}; valid modes are "
-                f"{', '.join(POOLING_MODES)} (combine with '+', e.g. 'mean+max')"
+                f"{', '.join(POOLING_MODES)} (combine with '+', e.g. 'mean+max'; "
+                f"sentence-transformers' names work too: {', '.join(ST_ONLY_NAMES)})"
             )
     if len(set(parts)) != len(parts):
         raise ValueError(f"mode {mode!r} repeats a mode; each may appear once")
     return parts
+
+
+ST_ONLY_NAMES = tuple(name for name in SENTENCE_TRANSFORMERS_MODES if name not in POOLING_MODES)
+
+#: The order in which sentence-transformers' legacy ``pooling_mode_*`` keys concatenate.
+_ST_LEGACY_KEYS = (
+    ("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"),
+    ("pooling_mode_mean_tokens", "mean"), ("pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len"),
+    ("pooling_mode_weightedmean_tokens", "weighted_mean"), ("pooling_mode_lasttoken", "last"),
+)
+
+
+def mode_from_sentence_transformers(config: Mapping[str, Any]) -> str | None:
+    """The mode of a sentence-transformers ``Pooling`` config (``1_Pooling/config.json``):
+    its ``pooling_mode`` (a name or a list, current versions) or its ``pooling_mode_*`` flags
+    (older ones, concatenated in sentence-transformers' order). ``None`` when it names none."""
+    named = config.get("pooling_mode")
+    if isinstance(named, str):
+        return "+".join(parse_mode(named))
+    if isinstance(named, (list, tuple)) and named:
+        return "+".join(parse_mode("+".join(str(part) for part in named)))
+    modes = [mode for key, mode in _ST_LEGACY_KEYS if config.get(key) is True]
+    return "+".join(modes) or None
+
+
+def sentence_transformers_config(pool: SequencePool) -> dict[str, Any] | None:
+    """The ``1_Pooling/config.json`` of sentence-transformers' own ``Pooling`` for ``pool``, in
+    the legacy keys every version reads, or ``None`` where its ``Pooling`` cannot express the
+    mode (min, kmax, the learned modes, or a concatenation in another order than
+    sentence-transformers' fixed cls, max, mean, mean_sqrt_len, weighted_mean, last)."""
+    names = dict((mode, key) for key, mode in _ST_LEGACY_KEYS)
+    modes = ["cls" if part == "first" else part for part in pool.modes]
+    if pool.hidden_size is None or any(part not in names for part in modes):
+        return None
+    order = [mode for _, mode in _ST_LEGACY_KEYS if mode in modes]
+    if order != modes or len(set(modes)) != len(modes):
+        return None
+    config: dict[str, Any] = {"word_embedding_dimension": pool.hidden_size}
+    config.update({key: mode in modes for key, mode in _ST_LEGACY_KEYS})
+    return config
 
 
 # The old private spelling, still used by branches not merged yet; remove once none does.
@@ -538,9 +599,18 @@ class SequencePool(nn.Module):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SequencePool:
+        """Rebuild from :meth:`get_config`, or from a sentence-transformers ``Pooling`` config
+        (``word_embedding_dimension``/``embedding_dimension``, ``pooling_mode`` or the
+        ``pooling_mode_*`` flags; ``include_prompt`` is a call-time matter here: pass an
+        ``exclude_mask``)."""
         config = dict(config)
         if "mode" not in config:
-            raise ValueError(f"config {config!r} has no 'mode'")
+            mode = mode_from_sentence_transformers(config)
+            if mode is None:
+                raise ValueError(f"config {config!r} has no 'mode' (nor sentence-transformers' "
+                                 "pooling_mode keys)")
+            hidden = config.get("embedding_dimension", config.get("word_embedding_dimension"))
+            return cls(mode, hidden)
         return cls(config.pop("mode"), config.pop("hidden_size", None), **config)
 
     def extra_repr(self) -> str:
