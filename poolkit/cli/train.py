@@ -2,9 +2,9 @@
 
 Examples::
 
-    poolkit train textcnn --dataset mr --data ../shared/data/mr --folds 10 --optimizer adadelta
-    poolkit train textcnn --dataset sst2 --data ../shared/data/sst2 --pool kmax --pool-arg k=2
-    poolkit train convnet --dataset mnist --data ../shared/data/mnist --test-fraction 0.2 \\
+    poolkit train textcnn --dataset mr --data rt-polaritydata --folds 10 --optimizer adadelta
+    poolkit train textcnn --dataset sst2 --data SST-2 --pool kmax --pool-arg k=2
+    poolkit train convnet --dataset mnist --data mnist --test-fraction 0.2 \\
         --pool gem --global-pool catavgmax --out runs/mnist
     poolkit train textcnn --data reviews.csv --text-column review --label-column stars --json
 
