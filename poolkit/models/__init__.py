@@ -2,6 +2,8 @@
 
 - :class:`TextCNN` (Kim 2014) — :mod:`poolkit.models.textcnn`
 - :class:`ConvNet` (small VGG-style image CNN) — :mod:`poolkit.models.convnet`
+- :class:`MetaFormer` (PoolFormer-style blocks, token mixer by name: a pooling, self-attention
+  or identity) — :mod:`poolkit.models.metaformer`
 - the transformer pooling-head classifier — :mod:`poolkit.models.transformer` (imported on
   demand: ``build_model("transformer", ...)``)
 
@@ -14,6 +16,7 @@ checkpoint's ``config.json``.
 from __future__ import annotations
 
 from poolkit.models.convnet import ConvNet, ConvNetConfig
+from poolkit.models.metaformer import MetaFormer, MetaFormerConfig
 from poolkit.models.registry import (
     build_model,
     config_from_dict,
@@ -29,6 +32,8 @@ __all__ = [
     "TextCNNConfig",
     "ConvNet",
     "ConvNetConfig",
+    "MetaFormer",
+    "MetaFormerConfig",
     "build_model",
     "list_models",
     "model_type_of",
