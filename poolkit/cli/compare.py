@@ -9,16 +9,23 @@ import typer
 from poolkit.cli._app import app, print_json, stderr_console, stdout_console
 
 _TASK_HELP = (
-    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt) or your file: "
+    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt; digits-metaformer and "
+    "mnist-metaformer compare token mixers: pool, attention, identity, max...) or your file: "
     "csv:PATH, tsv:PATH, jsonl:PATH (with --text-column/--label-column) or images:PATH.npz."
 )
 
 
 def _check_pools(pools: list[str], task) -> None:
     """Unknown pooling names are bad usage (exit 2), before any run starts."""
-    from poolkit.experiments.builtin_tasks import build_convnet, build_textcnn
+    from poolkit.experiments.builtin_tasks import build_convnet, build_metaformer, build_textcnn
 
     builder = getattr(task.build_model, "func", task.build_model)
+    if builder is build_metaformer:
+        from poolkit.models.metaformer import check_mixer
+
+        for name in pools:
+            check_mixer(name)  # ValueError listing the valid mixers
+        return
     if builder not in (build_convnet, build_textcnn):
         return  # a user's task may use names of its own
     from poolkit.nn import pool_info

@@ -214,8 +214,10 @@ class MetaFormerConfig:
     def __post_init__(self) -> None:
         if isinstance(self.image_size, (list, tuple)):
             self.image_size = tuple(int(s) for s in self.image_size)
-        self.dims = tuple(int(d) for d in self.dims)
-        self.depths = tuple(int(d) for d in self.depths)
+        for name in ("dims", "depths"):  # one stage may be given as a number
+            value = getattr(self, name)
+            setattr(self, name, (int(value),) if isinstance(value, int) else
+                    tuple(int(v) for v in value))
         for name in ("in_channels", "num_classes", "pool_size", "head_dim", "stem_kernel",
                      "stem_stride"):
             value = getattr(self, name)
