@@ -214,6 +214,8 @@ def test_wrong_input_shape_and_bad_head_dim():
         MetaFormer(MetaFormerConfig(**SMALL))(torch.rand(1, 3, 8, 8))
     with pytest.raises(ValueError, match=r"dim \(12\) must be a multiple of head_dim \(8\)"):
         SelfAttentionMixer(12, head_dim=8)
+    with pytest.raises(ValueError, match="'pool' is not a zoo family: use build_mixer"):
+        ZooPoolMixer("pool", 4)
     with pytest.raises(TypeError, match="unexpected argument"):
         build_mixer("max", 4, bogus=1)
     with pytest.raises(ValueError, match=r"norm_type \(3\) of the lp mixer must be even"):

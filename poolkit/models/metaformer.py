@@ -132,6 +132,8 @@ class ZooPoolMixer(nn.Module):
     def __init__(self, name: str, channels: int, pool_size: int = 3, **kwargs):
         super().__init__()
         check_mixer(name)
+        if name in OWN_MIXERS:
+            raise ValueError(f"{name!r} is not a zoo family: use build_mixer({name!r}, ...)")
         self.name, self.pad = name, 0
         norm_type = kwargs.get("norm_type", 2.0)
         if name == "lp" and (float(norm_type) % 2 != 0):
