@@ -16,22 +16,34 @@ from poolkit.cli._app import (
 )
 
 _TASK_HELP = (
-    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt, minilm-mr, stsb) or your "
-    "file: "
+    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt, minilm-mr, stsb; "
+    "digits-metaformer and mnist-metaformer compare token mixers: pool, attention, identity, "
+    "max...) or your file: "
     "csv:PATH, tsv:PATH, jsonl:PATH (with --text-column/--label-column) or images:PATH.npz."
 )
 
 
 def _check_pools(pools: list[str], task) -> None:
     """Unknown pooling names are bad usage (exit 2), before any run starts."""
-    from poolkit.experiments.builtin_tasks import build_convnet, build_textcnn, build_transformer
+    from poolkit.experiments.builtin_tasks import (
+        build_convnet,
+        build_metaformer,
+        build_textcnn,
+        build_transformer,
+    )
 
     builder = getattr(task.build_model, "func", task.build_model)
-    if task.kind == "pairs" or builder is build_transformer:  # SequencePool modes
-        from poolkit.nn.sequence import _parse_mode
+    if builder is build_metaformer:
+        from poolkit.models.metaformer import check_mixer
 
         for name in pools:
-            _parse_mode(name)  # ValueError listing the valid modes
+            check_mixer(name)  # ValueError listing the valid mixers
+        return
+    if task.kind == "pairs" or builder is build_transformer:  # SequencePool modes
+        from poolkit.nn.sequence import parse_mode
+
+        for name in pools:
+            parse_mode(name)  # ValueError listing the valid modes
         return
     if builder not in (build_convnet, build_textcnn):
         return  # a user's task may use names of its own
