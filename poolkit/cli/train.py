@@ -306,7 +306,8 @@ def train(
         options["max_length"] = max_length  # subword tokens, the model's own tokenizer
     default_out = out is None
     if default_out:
-        out = default_run_folder(model, name if data is None else data, options["pool"])
+        out = default_run_folder(model, name if data is None else data,
+                                 options.get("pool", options.get("mixer")))
     if lr is None and model == "transformer" and optimizer == "adamw":
         lr = 5e-5
     config = TrainConfig(
@@ -496,7 +497,15 @@ def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_di
     if options.get("max_norm") == 0:
         options["max_norm"] = None  # --max-norm 0 turns the constraint off
     options.update(parse_assignments(model_arg, "--model-arg"))
-    _check_pool_name(model, "--pool", options["pool"])
+    if model == "metaformer":
+        from poolkit.models.metaformer import OWN_MIXERS, check_mixer
+
+        check_mixer(options["mixer"])  # ValueError listing the valid mixers: bad usage
+        if options["mixer"] in OWN_MIXERS and options.get("mixer_kwargs"):
+            raise ValueError(f"--pool-arg ({options['mixer_kwargs']}) apply to zoo families "
+                             f"only, not to the {options['mixer']!r} mixer")
+    else:
+        _check_pool_name(model, "--pool", options["pool"])
     if options.get("global_pool") is not None:
         _check_pool_name(model, "--global-pool", options["global_pool"])
     return options
