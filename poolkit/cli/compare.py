@@ -28,25 +28,26 @@ def _check_pools(pools: list[str], task) -> None:
 
 
 def render_table(rows, console) -> None:
-    """The summary as a rich table: best row green, losing rows dim."""
+    """The summary as a rich table: best row green, losing rows dim. Headers take two lines and
+    numbers never wrap, so that the cost columns fit beside the accuracy ones."""
     from rich.table import Table
 
-    from poolkit.experiments.summary import _level_header, _num, _pct
+    from poolkit.experiments.summary import _level_header, _num, _pct, throughput_header
 
     labels = [k[: -len("_mean")] for k in rows[0] if k.endswith("_mean")] if rows else []
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
     table = Table(show_lines=False, header_style="bold")
-    for name in (
-        "#",
-        "pooling",
-        "accuracy %",
-        "macro-F1 %",
-        *[_level_header(x) for x in labels],
-        "train s",
-        "params",
-        "verdict",
-    ):
-        table.add_column(name, justify="left" if name in ("pooling", "verdict") else "right")
+    samples, _, threads = throughput_header(rows).partition(" ")
+    headers = ["#", "pooling", "accuracy\n%", "macro-F1\n%"]
+    headers += [_level_header(x).replace(" ", "\n", 1) for x in labels]
+    headers += ["train\ns", f"{samples}\n{threads}".rstrip(), "peak\nMiB", "params", "verdict"]
+    for name in headers:
+        left = name in ("pooling", "verdict")
+        table.add_column(name, justify="left" if left else "right", no_wrap=name != "verdict")
+
+    def pct(mean, std):
+        return _pct(mean, std).replace(" ± ", "±")
+
     for row in rows:
         style = (
             "bold green"
@@ -58,10 +59,12 @@ def render_table(rows, console) -> None:
         table.add_row(
             str(row.get("rank") or "–"),
             row["pool"],
-            _pct(row["accuracy_mean"], row["accuracy_std"]),
-            _pct(row["macro_f1_mean"], row["macro_f1_std"]),
-            *[_pct(row.get(f"{x}_mean"), row.get(f"{x}_std")) for x in labels],
+            pct(row["accuracy_mean"], row["accuracy_std"]),
+            pct(row["macro_f1_mean"], row["macro_f1_std"]),
+            *[pct(row.get(f"{x}_mean"), row.get(f"{x}_std")) for x in labels],
             _num(row.get("train_time_s_mean"), ".1f"),
+            _num(row.get("throughput_samples_s_mean"), ",.0f"),
+            _num(row.get("peak_memory_mib"), ".2f"),
             f"{row['params']:,}" if row.get("params") is not None else "–",
             row["verdict"],
             style=style,
@@ -92,6 +95,12 @@ def compare_command(
     ),
     threads: int | None = typer.Option(
         None, "--threads", min=1, help="Torch threads per worker (default: cores // jobs)."
+    ),
+    throughput_threads: int = typer.Option(
+        1,
+        "--throughput-threads",
+        min=1,
+        help="Torch threads for timing inference (samples/s), the same for every run.",
     ),
     out: Path | None = typer.Option(
         None,
@@ -141,7 +150,12 @@ def compare_command(
         resolved,
         pool_names,
         list(range(seeds)),
-        train={"epochs": epochs, "batch_size": batch_size, "lr": lr},
+        train={
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "throughput_threads": throughput_threads,
+        },
         out_dir=out_dir,
         command=command_line(),
     )

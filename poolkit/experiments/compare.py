@@ -3,9 +3,10 @@
 Files written in ``out_dir`` (each atomically):
 
 - ``results.jsonl``: one line per run (task, pool, seed, accuracy, macro_f1, train_time_s,
-  inference_time_s, throughput_samples_s, params, epochs, robustness, versions, …);
+  inference_time_s, throughput_samples_s and the throughput_threads it was timed with,
+  peak_memory_bytes, params, epochs, robustness, versions, …);
 - ``summary.csv`` and ``summary.md``: per pooling type, mean ± std over seeds, rank and verdict;
-- ``accuracy.png`` and ``robustness.png``.
+- ``accuracy.png``, ``robustness.png`` and ``pareto.png`` (accuracy against throughput).
 
 Example:
     >>> from poolkit.experiments import CompareSpec, compare, get_task   # doctest: +SKIP
@@ -20,9 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from poolkit.experiments.plots import plot_accuracy, plot_robustness
+from poolkit.experiments.plots import plot_accuracy, plot_pareto, plot_robustness
 from poolkit.experiments.runner import RESULTS_FILE, CompareSpec, GridOutcome, run_grid
-from poolkit.experiments.summary import public_rows, summarize, to_markdown, write_summary
+from poolkit.experiments.summary import (
+    public_rows,
+    summarize,
+    throughput_header,
+    to_markdown,
+    write_summary,
+)
 
 
 @dataclass
@@ -70,7 +77,8 @@ def _notes(spec: CompareSpec, records: list[dict[str, Any]]) -> list[str]:
             f"{first['n_test']:,} test examples, {first['num_classes']} classes; "
             f"majority-class baseline {100 * first['chance_accuracy']:.1f}%."
         )
-    settings = ", ".join(f"{k}={v}" for k, v in train.items() if k != "eval_batch_size")
+    settings = ", ".join(f"{k}={v}" for k, v in train.items()
+                         if k not in ("eval_batch_size", "throughput_threads"))
     notes.append(f"Training: {settings}; seeds {', '.join(map(str, spec.seeds))}.")
     if ok:
         versions = ok[-1].get("versions", {})
@@ -79,6 +87,9 @@ def _notes(spec: CompareSpec, records: list[dict[str, Any]]) -> list[str]:
             + ", ".join(f"{k} {v}" for k, v in versions.items())
             + f"; {ok[-1].get('jobs', 1)} job(s) x {ok[-1].get('threads', 1)} thread(s)."
         )
+        batch = first.get("memory_batch_size")
+        if batch:
+            notes.append(f"Peak memory: one forward pass over the first {batch} test examples.")
     return notes
 
 
@@ -119,6 +130,14 @@ def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
         )
         if robustness is not None:
             files["robustness_png"] = robustness
+        pareto = plot_pareto(
+            rows,
+            out / "pareto.png",
+            title=f"{spec.task.name}: accuracy against inference speed",
+            xlabel=f"inference throughput, test {throughput_header(rows)}",
+        )
+        if pareto is not None:
+            files["pareto_png"] = pareto
     return CompareReport(spec, outcome, rows, to_markdown(rows, **markdown_args), files)
 
 

@@ -4,6 +4,7 @@
   seed as a dot, best first, the majority-class baseline as a dashed line.
 - :func:`plot_robustness`: accuracy against the perturbation level (0 = clean), one line per
   pooling type with ±1 std error bars.
+- :func:`plot_pareto`: accuracy against inference throughput with the Pareto front.
 """
 
 from __future__ import annotations
@@ -127,3 +128,63 @@ def _level_value(label: str) -> float:
     if label.startswith("word_dropout_"):
         return float(label[len("word_dropout_") :])
     return float(label.rsplit("_", 1)[-1])
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points ``(throughput, accuracy)`` that no other point beats on both
+    (higher or equal on both, higher on one), fastest first.
+
+    Example:
+        >>> pareto_front([(10, 0.9), (20, 0.8), (5, 0.85), (20, 0.7)])
+        [1, 0]
+    """
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for index in order:
+        if points[index][1] > best:
+            front.append(index)
+            best = points[index][1]
+    return front
+
+
+def plot_pareto(
+    rows: Sequence[dict[str, Any]], path: str | Path, *, title: str, xlabel: str
+) -> Path | None:
+    """Accuracy (%) against inference throughput, one point per row (pooling type, or pooling
+    type and setting of a sweep) with ±1 std error bars over seeds on both axes; the Pareto front
+    (no other row both faster and more accurate) joined by a line and labelled in bold."""
+    plt = _pyplot()
+    rows = [r for r in rows if r["runs"] > 0 and _finite(r.get("throughput_samples_s_mean"))]
+    if not rows:
+        return None
+    points = [(r["throughput_samples_s_mean"], 100 * r["accuracy_mean"]) for r in rows]
+    front = pareto_front(points)
+    figure, axes = plt.subplots(figsize=(7.2, 5.0))
+    for index, row in enumerate(rows):
+        on_front = index in front
+        colour = "#2b8a3e" if on_front else "#868e96"
+        x, y = points[index]
+        xerr = row.get("throughput_samples_s_std")
+        yerr = 100 * row["accuracy_std"] if _finite(row["accuracy_std"]) else 0.0
+        axes.errorbar(
+            x, y, xerr=xerr if _finite(xerr) else 0.0, yerr=yerr, fmt="o", color=colour,
+            capsize=3, markersize=6 if on_front else 5, zorder=3,
+        )
+        axes.annotate(
+            row["pool"], (x, y), xytext=(6, 7 if index % 2 == 0 else -11),
+            textcoords="offset points", fontsize=8, color=colour,
+            fontweight="bold" if on_front else "normal", zorder=4,
+        )
+    front_points = sorted(points[i] for i in front)
+    axes.plot(*zip(*front_points, strict=True), color="#2b8a3e", linewidth=1, alpha=0.6,
+              linestyle="--", zorder=2, label="Pareto front (nothing both faster and better)")
+    speeds = [x for x, _ in points]
+    if min(speeds) > 0 and max(speeds) / min(speeds) > 5:
+        axes.set_xscale("log")
+    axes.margins(x=0.15, y=0.15)
+    axes.set_xlabel(xlabel, fontsize=9)
+    axes.set_ylabel("test accuracy (%)", fontsize=9)
+    axes.set_title(title + "\n(mean ± std over seeds; green = on the Pareto front)", fontsize=9)
+    axes.grid(alpha=0.3, zorder=0)
+    axes.legend(fontsize=8, loc="best")
+    return _save(figure, path)

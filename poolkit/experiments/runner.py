@@ -1,7 +1,9 @@
 """Run the grid pooling types x seeds of ``poolkit compare``: in parallel, resumable.
 
 Each run trains one model (the task's model with one pooling type, one seed), evaluates it on the
-test split, times inference, and measures accuracy under the task's perturbation at each level.
+test split, times inference (with the same thread count for every run), measures the peak memory
+of one forward pass (:mod:`poolkit.experiments.cost`), and measures accuracy under the task's
+perturbation at each level.
 A finished run is one line of ``results.jsonl``; a run whose line is there is not repeated, and a
 run that was killed (no line) is done again. The file is rewritten atomically after every run.
 
@@ -86,7 +88,9 @@ class CompareSpec:
             "task": self.task.name,
             "options": {k: _jsonable(v) for k, v in sorted(self.task.options.items())},
             "model": {k: _jsonable(v) for k, v in sorted(self.task.model.items())},
-            "train": {k: _jsonable(v) for k, v in sorted(self.train.items())},
+            "train": {
+                k: _jsonable(v) for k, v in sorted(self.train.items()) if k not in _TIMING_ONLY
+            },
             "perturbation": self.task.perturbation,
             "levels": list(self.task.levels),
         }
@@ -101,6 +105,10 @@ class CompareSpec:
 
     def grid(self) -> list[tuple[str, int]]:
         return [(pool, seed) for pool in self.pools for seed in self.seeds]
+
+
+# Settings that change how a run is timed, not its result: outside the config (and the run key).
+_TIMING_ONLY = ("throughput_threads",)
 
 
 def _jsonable(value: Any) -> Any:
@@ -203,6 +211,13 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
     """Train and evaluate one (pool, seed); returns the results.jsonl record (without keys)."""
     import torch
 
+    from poolkit.experiments.cost import (
+        DEFAULT_THROUGHPUT_THREADS,
+        memory_batch,
+        peak_forward_bytes,
+        time_inference,
+        torch_threads,
+    )
     from poolkit.experiments.robustness import PERTURBATIONS, perturbation_label
 
     data = load_task_data(task)
@@ -211,11 +226,16 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     fit = task.fit or default_fit
-    fitted = fit(model, data, dict(train), seed)
+    fitted = fit(model, data, {k: v for k, v in train.items() if k not in _TIMING_ONLY}, seed)
     eval_batch = int(train.get("eval_batch_size", 256))
+    timing_threads = int(train.get("throughput_threads") or DEFAULT_THROUGHPUT_THREADS)
     clean = evaluate(
         model, data.test, data.collate_fn, batch_size=eval_batch, num_classes=data.num_classes
     )
+    with torch_threads(timing_threads):  # every throughput figure at the same thread count
+        pass_s, repeats = time_inference(model, data.test, data.collate_fn, batch_size=eval_batch)
+    batch = memory_batch(data.test, data.collate_fn, eval_batch)
+    peak_bytes = peak_forward_bytes(model, batch)
     robustness: dict[str, float] = {}
     if task.perturbation:
         perturb_fn = PERTURBATIONS[task.perturbation]
@@ -243,7 +263,11 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
         "epochs": int(fitted.get("epochs", train.get("epochs", 0))),
         "best_dev_accuracy": fitted.get("best_dev_accuracy"),
         "inference_time_s": clean["time_s"],
-        "throughput_samples_s": n_test / clean["time_s"] if clean["time_s"] > 0 else None,
+        "throughput_samples_s": n_test / pass_s if pass_s > 0 else None,
+        "throughput_threads": timing_threads,
+        "throughput_repeats": repeats,
+        "peak_memory_bytes": peak_bytes,
+        "memory_batch_size": min(eval_batch, n_test),
         "params": int(params),
         "trainable_params": int(trainable),
         "model_pools": getattr(model, "model_pools", {"pool": pool}),

@@ -42,6 +42,9 @@ BASE_COLUMNS = (
     "train_time_s_mean",
     "inference_time_s_mean",
     "throughput_samples_s_mean",
+    "throughput_samples_s_std",
+    "throughput_threads",
+    "peak_memory_mib",
     "params",
     "epochs",
     "delta_pp",
@@ -56,6 +59,28 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     array = np.asarray(values)
     std = float(array.std(ddof=1)) if array.size > 1 else float("nan")
     return float(array.mean()), std
+
+
+def _same_or_mixed(values: Sequence[Any]) -> Any:
+    """The one value all runs share, ``"mixed"`` if they differ, ``None`` if none has it."""
+    found = set(values)
+    if found == {None} or not found:
+        return None
+    return found.pop() if len(found) == 1 else "mixed"
+
+
+def throughput_threads(rows: Sequence[dict]) -> int | str | None:
+    """The thread count every throughput figure of ``rows`` was timed with (``"mixed"`` when
+    runs differ, e.g. results resumed from an older poolkit or another ``--throughput-threads``)."""
+    return _same_or_mixed([row.get("throughput_threads") for row in rows if row.get("runs")])
+
+
+def throughput_header(rows: Sequence[dict]) -> str:
+    """``samples/s (1 thread)``: the column header, naming the thread count of the timings."""
+    threads = throughput_threads(rows)
+    if threads is None or threads == "mixed":
+        return "samples/s (threads differ!)" if threads == "mixed" else "samples/s"
+    return f"samples/s ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def robustness_labels(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -86,6 +111,10 @@ def summarize(records: Sequence[dict[str, Any]], pools: Sequence[str] | None = N
             row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std([r[metric] for r in ok])
         for metric in ("train_time_s", "inference_time_s", "throughput_samples_s"):
             row[f"{metric}_mean"] = _mean_std([r.get(metric) for r in ok])[0]
+        row["throughput_samples_s_std"] = _mean_std([r.get("throughput_samples_s") for r in ok])[1]
+        row["throughput_threads"] = _same_or_mixed([r.get("throughput_threads") for r in ok])
+        peak = _mean_std([r.get("peak_memory_bytes") for r in ok])[0]
+        row["peak_memory_mib"] = peak / 2**20
         row["params"] = int(ok[0]["params"]) if ok else None
         row["trainable_params"] = (
             int(ok[0].get("trainable_params", row["params"] or 0)) if ok else None
@@ -253,7 +282,7 @@ def to_markdown(
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
     header = ["rank", "pooling", "accuracy %", "macro-F1 %"]
     header += [_level_header(label) for label in labels]  # accuracy %, see the note below
-    header += ["train s", "infer samples/s", "params", "verdict"]
+    header += ["train s", throughput_header(rows), "peak MiB", "params", "verdict"]
     lines = [f"# {title}", ""]
     if command:
         lines += ["```bash", command, "```", ""]
@@ -272,6 +301,7 @@ def to_markdown(
         cells += [
             _num(row.get("train_time_s_mean"), ".1f"),
             _num(row.get("throughput_samples_s_mean"), ",.0f"),
+            _num(row.get("peak_memory_mib"), ".2f"),
             f"{row['params']:,}" if row.get("params") is not None else "–",
             row["verdict"] + (f" ({row['failed']} failed)" if row.get("failed") else ""),
         ]
@@ -285,6 +315,10 @@ def to_markdown(
         "**loses** = lower, and Welch's t-test over the seeds (two-sided, 5%) says the gap is "
         "not seed noise (pp = percentage points); **tie** = lower, but not significantly; "
         "**at chance** = within 2 points of always predicting the most frequent class.",
+        "Cost: samples/s = test examples classified per second (inference, the whole test set, "
+        "mean over seeds) with the thread count in the header for every run; peak MiB = the most "
+        "memory the tensors of one forward pass over a fixed test batch hold at once (weights "
+        "and the input batch not counted; counted op by op, so it does not vary between runs).",
     ]
     if labels and labels[0].startswith("shift_"):
         lines.append(

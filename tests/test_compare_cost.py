@@ -1,0 +1,137 @@
+"""compare's cost columns: peak forward memory (hand-counted bytes), the timing thread count,
+the Pareto front and plot, and the console table."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from test_compare import _spec  # noqa: E402
+
+from poolkit.experiments import compare  # noqa: E402
+from poolkit.experiments._io import read_jsonl  # noqa: E402
+from poolkit.experiments.cost import peak_forward_bytes, torch_threads  # noqa: E402
+from poolkit.experiments.plots import pareto_front  # noqa: E402
+from poolkit.experiments.summary import throughput_header  # noqa: E402
+
+
+def _mlp(inplace: bool):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.ReLU(inplace=inplace), torch.nn.Linear(8, 2)
+    )
+
+
+def test_peak_forward_bytes_by_hand():
+    # Batch 3, float32 (4 bytes). Linear(4, 8) gives 3x8x4 = 96 bytes; a ReLU that is not in
+    # place allocates 96 more while the first output is still alive: peak 192. In place, ReLU
+    # reuses the 96, then Linear(8, 2) adds 3x2x4 = 24: peak 120.
+    batch = {"input": torch.randn(3, 4)}
+    assert peak_forward_bytes(_mlp(inplace=False), batch) == 192
+    assert peak_forward_bytes(_mlp(inplace=True), batch) == 120
+    # Weights and the input are not counted, however large.
+    assert peak_forward_bytes(torch.nn.Identity(), {"input": torch.randn(1000, 1000)}) == 0
+
+
+def test_peak_forward_bytes_of_a_pool_and_repeatable():
+    # max_pool2d on (2, 3, 8, 8) float64 gives (2, 3, 4, 4) = 96 values x 8 bytes = 768 bytes
+    # (the index tensor of max_pool2d_with_indices is not materialised by the inference path).
+    pool = torch.nn.MaxPool2d(2)
+    batch = {"input": torch.randn(2, 3, 8, 8, dtype=torch.float64)}
+    first = peak_forward_bytes(pool, batch)
+    assert first == 2 * 3 * 4 * 4 * 8
+    assert all(peak_forward_bytes(pool, batch) == first for _ in range(3))
+    batch_twice = {"input": torch.randn(4, 3, 8, 8, dtype=torch.float64)}
+    assert peak_forward_bytes(pool, batch_twice) == 2 * first
+
+
+def test_torch_threads_restores_and_rejects_bad_counts():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        with torch_threads(0):
+            pass
+
+
+def test_pareto_front_hand_worked():
+    # (samples/s, accuracy): b is fastest; a is slower but better; c and d are beaten.
+    points = [(10, 90.0), (20, 80.0), (5, 85.0), (20, 70.0), (10, 90.0)]
+    assert pareto_front(points) == [1, 0]
+    assert pareto_front([(1, 1.0)]) == [0]
+    assert pareto_front([]) == []
+
+
+def test_records_carry_memory_and_timing_threads_and_the_table_shows_them(tmp_path):
+    spec = _spec(tmp_path, seeds=(0,), throughput_threads=1)
+    report = compare(spec, jobs=1, threads=2, progress=False)
+    records = read_jsonl(tmp_path / "cmp" / "results.jsonl")
+    for record in records:
+        assert record["throughput_threads"] == 1  # not the 2 training threads
+        assert record["peak_memory_bytes"] > 0
+        assert record["memory_batch_size"] == 24  # the whole fake test split
+    # The tiny net: conv (24, 4, 6, 6) float32 = 13,824 bytes, relu another 13,824 while the
+    # conv output lives, then the pool and the head are smaller.
+    assert {r["peak_memory_bytes"] for r in records} == {2 * 24 * 4 * 6 * 6 * 4}
+    assert (tmp_path / "cmp" / "pareto.png").stat().st_size > 0
+    assert report.files["pareto_png"].name == "pareto.png"
+    markdown = (tmp_path / "cmp" / "summary.md").read_text()
+    assert "samples/s (1 thread)" in markdown and "peak MiB" in markdown
+    assert throughput_header(report.rows) == "samples/s (1 thread)"
+    json.dumps(report.to_json())
+
+
+def test_timing_threads_are_not_part_of_the_run_key(tmp_path):
+    one = _spec(tmp_path, throughput_threads=1)
+    four = _spec(tmp_path, throughput_threads=4)
+    assert one.config_id == four.config_id
+    assert "throughput_threads" not in one.config["train"]
+
+
+def test_mixed_thread_counts_are_flagged():
+    rows = [{"runs": 1, "throughput_threads": 1}, {"runs": 2, "throughput_threads": "mixed"}]
+    assert throughput_header(rows) == "samples/s (threads differ!)"
+    assert throughput_header([{"runs": 1, "throughput_threads": 4}]) == "samples/s (4 threads)"
+    assert throughput_header([{"runs": 1}]) == "samples/s"
+
+
+def test_console_table_has_throughput_and_memory(tmp_path):
+    from rich.console import Console
+
+    from poolkit.cli.compare import render_table
+
+    report = compare(_spec(tmp_path, seeds=(0,)), jobs=1, threads=1, progress=False)
+    console = Console(file=io.StringIO(), width=200)
+    render_table(report.rows, console)
+    text = console.file.getvalue()
+    assert "samples/s" in text and "(1 thread)" in text and "MiB" in text
+    assert "0.03" in text  # 27,648 bytes = 0.026 MiB
+
+
+def test_time_inference_passes_over_every_example_and_stops():
+    from poolkit.experiments.cost import time_inference
+
+    seen = []
+
+    class Counting(torch.nn.Module):
+        def forward(self, images):
+            seen.append(images.shape[0])
+            return images.flatten(1)
+
+    dataset = [{"images": torch.zeros(1, 2, 2), "labels": 0} for _ in range(10)]
+
+    def collate(examples):
+        return {"images": torch.stack([e["images"] for e in examples]),
+                "labels": torch.tensor([e["labels"] for e in examples])}
+
+    seconds, repeats = time_inference(Counting(), dataset, collate, batch_size=4, budget_s=0.0)
+    assert repeats == 1 and seconds > 0 and seen == [4, 4, 2]
+    seen.clear()
+    _, repeats = time_inference(Counting(), dataset, collate, batch_size=4, budget_s=1e9,
+                                max_repeats=3)
+    assert repeats == 3 and seen == [4, 4, 2] * 3
