@@ -135,3 +135,80 @@ def test_time_inference_passes_over_every_example_and_stops():
     _, repeats = time_inference(Counting(), dataset, collate, batch_size=4, budget_s=1e9,
                                 max_repeats=3)
     assert repeats == 3 and seen == [4, 4, 2] * 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Shift consistency (Zhang 2019)
+
+
+def _images_dataset(n=40, size=6):
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(n, 1, size, size, generator=generator)
+    return [{"images": images[i], "labels": 0} for i in range(n)]
+
+
+def _collate_images(examples):
+    return {"images": torch.stack([e["images"] for e in examples]),
+            "labels": torch.tensor([e["labels"] for e in examples])}
+
+
+class _Probe(torch.nn.Module):
+    """Class 1 when pixel (0, 0) is non-zero, else 0: sees the shift's zero fill."""
+
+    def forward(self, images):
+        corner = (images[:, 0, 0, 0] != 0).float()
+        return torch.stack([1 - corner, corner], dim=1)
+
+
+class _Invariant(torch.nn.Module):
+    def forward(self, images):
+        return torch.zeros(images.shape[0], 3)
+
+
+def test_translate_images_against_a_naive_loop():
+    from poolkit.experiments.robustness import translate_images
+
+    images = torch.randn(12, 2, 5, 4)
+    offsets = torch.randint(-5, 6, (12, 2), generator=torch.Generator().manual_seed(0))
+    expected = torch.zeros_like(images)
+    for n in range(12):
+        dy, dx = offsets[n].tolist()
+        for y in range(5):
+            for x in range(4):
+                if 0 <= y - dy < 5 and 0 <= x - dx < 4:
+                    expected[n, :, y, x] = images[n, :, y - dy, x - dx]
+    assert torch.equal(translate_images(images, offsets), expected)
+    with pytest.raises(ValueError, match="offsets must be"):
+        translate_images(images, offsets[:3])
+
+
+def test_shift_consistency_by_hand():
+    from poolkit.experiments.robustness import shift_consistency
+
+    data = _images_dataset()
+    assert shift_consistency(_Invariant(), data, _collate_images) == 1.0
+    assert shift_consistency(_Probe(), data, _collate_images, max_shift=0) == 1.0
+    # The probe's class is 1 exactly when the shift moves nothing into row 0 / column 0 from the
+    # fill, i.e. dy <= 0 and dx <= 0 (pixels are uniform in (0, 1), never exactly 0): with
+    # m = 1 that is 4 of 9 offsets, so two independent shifts agree with probability
+    # (4/9)^2 + (5/9)^2 = 41/81. Check the exact count from the same draws.
+    generator = torch.Generator().manual_seed(2019)
+    offsets = torch.randint(-1, 2, (2, len(data), 2), generator=generator)
+    keeps = (offsets <= 0).all(dim=2)  # (2, N)
+    expected = (keeps[0] == keeps[1]).float().mean().item()
+    got = shift_consistency(_Probe(), data, _collate_images, max_shift=1, batch_size=7)
+    assert got == pytest.approx(expected)
+    assert got == shift_consistency(_Probe(), data, _collate_images, max_shift=1, batch_size=40)
+    with pytest.raises(ValueError, match="max_shift"):
+        shift_consistency(_Probe(), data, _collate_images, max_shift=-1)
+
+
+def test_consistency_column_in_records_summary_and_table(tmp_path):
+    report = compare(_spec(tmp_path, seeds=(0,)), jobs=1, threads=1, progress=False)
+    for record in read_jsonl(tmp_path / "cmp" / "results.jsonl"):
+        assert 0.0 <= record["shift_consistency"] <= 1.0
+        assert record["consistency_max_shift"] == 3
+    assert all("consistency_mean" in row for row in report.rows)
+    markdown = (tmp_path / "cmp" / "summary.md").read_text()
+    assert "| shift 3px | consistency % |" in markdown and "Zhang 2019" in markdown
+    assert (tmp_path / "cmp" / "robustness.png").is_file()  # not confused by the new column

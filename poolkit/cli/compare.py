@@ -40,6 +40,8 @@ def render_table(rows, console) -> None:
     samples, _, threads = throughput_header(rows).partition(" ")
     headers = ["#", "pooling", "accuracy\n%", "macro-F1\n%"]
     headers += [_level_header(x).replace(" ", "\n", 1) for x in labels]
+    consistent = any("consistency_mean" in row for row in rows)
+    headers += ["consis-\ntency %"] if consistent else []
     headers += ["train\ns", f"{samples}\n{threads}".rstrip(), "peak\nMiB", "params", "verdict"]
     for name in headers:
         left = name in ("pooling", "verdict")
@@ -62,6 +64,8 @@ def render_table(rows, console) -> None:
             pct(row["accuracy_mean"], row["accuracy_std"]),
             pct(row["macro_f1_mean"], row["macro_f1_std"]),
             *[pct(row.get(f"{x}_mean"), row.get(f"{x}_std")) for x in labels],
+            *([pct(row.get("consistency_mean"), row.get("consistency_std"))]
+              if consistent else []),
             _num(row.get("train_time_s_mean"), ".1f"),
             _num(row.get("throughput_samples_s_mean"), ",.0f"),
             _num(row.get("peak_memory_mib"), ".2f"),

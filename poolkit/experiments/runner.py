@@ -255,6 +255,16 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
                 perturb=perturb,
             )
             robustness[perturbation_label(task.perturbation, level)] = shifted["accuracy"]
+    if task.perturbation == "shift" and task.levels:
+        from poolkit.experiments.robustness import shift_consistency
+
+        max_shift = int(max(task.levels))
+        consistency = shift_consistency(
+            model, data.test, data.collate_fn, max_shift=max_shift, batch_size=eval_batch
+        )
+        consistency_fields = {"shift_consistency": consistency, "consistency_max_shift": max_shift}
+    else:
+        consistency_fields = {}
     n_test = clean["n"]
     return {
         "accuracy": clean["accuracy"],
@@ -272,6 +282,7 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
         "trainable_params": int(trainable),
         "model_pools": getattr(model, "model_pools", {"pool": pool}),
         "robustness": robustness,
+        **consistency_fields,
         "chance_accuracy": clean["majority_accuracy"],
         "n_train": len(data.train),
         "n_dev": len(data.dev) if data.dev is not None else 0,

@@ -123,6 +123,9 @@ def summarize(records: Sequence[dict[str, Any]], pools: Sequence[str] | None = N
         for label in labels:
             values = [(r.get("robustness") or {}).get(label) for r in ok]
             row[f"{label}_mean"], row[f"{label}_std"] = _mean_std(values)
+        if any(r.get("shift_consistency") is not None for r in ok):
+            values = [r.get("shift_consistency") for r in ok]
+            row["consistency_mean"], row["consistency_std"] = _mean_std(values)
         row["chance"] = _mean_std([r.get("chance_accuracy") for r in ok])[0]
         row["_accuracies"] = [float(r["accuracy"]) for r in ok]
         rows.append(row)
@@ -282,6 +285,8 @@ def to_markdown(
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
     header = ["rank", "pooling", "accuracy %", "macro-F1 %"]
     header += [_level_header(label) for label in labels]  # accuracy %, see the note below
+    consistent = any("consistency_mean" in row for row in rows)
+    header += ["consistency %"] if consistent else []
     header += ["train s", throughput_header(rows), "peak MiB", "params", "verdict"]
     lines = [f"# {title}", ""]
     if command:
@@ -298,6 +303,8 @@ def to_markdown(
             _pct(row["macro_f1_mean"], row["macro_f1_std"]),
         ]
         cells += [_pct(row.get(f"{label}_mean"), row.get(f"{label}_std")) for label in labels]
+        if consistent:
+            cells.append(_pct(row.get("consistency_mean"), row.get("consistency_std")))
         cells += [
             _num(row.get("train_time_s_mean"), ".1f"),
             _num(row.get("throughput_samples_s_mean"), ",.0f"),
@@ -325,6 +332,13 @@ def to_markdown(
             "Robustness columns (shift 1-3px): test accuracy in % with every image translated by "
             "that many pixels in a random direction (zero fill), the same shifted images for "
             "every pooling type."
+        )
+    if consistent:
+        lines.append(
+            "Consistency (Zhang 2019): how often the predicted class of a test image is the same "
+            "under two independent random shifts of up to the largest shift above in each "
+            "direction (zero fill; the same pairs of shifts for every run); 100% = "
+            "shift-invariant predictions, right or wrong."
         )
     elif labels:
         lines.append(
