@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -27,29 +28,66 @@ def _check_pools(pools: list[str], task) -> None:
         pool_info(name)  # ValueError listing the valid names
 
 
-def render_table(rows, console) -> None:
-    """The summary as a rich table: best row green, losing rows dim. Headers take two lines and
-    numbers never wrap, so that the cost columns fit beside the accuracy ones."""
-    from rich.table import Table
-
+def _table_columns(rows) -> list[tuple[str, Any]]:
+    """``(header, cell(row) -> str)`` for each column of the console table."""
     from poolkit.experiments.summary import _level_header, _num, _pct, throughput_header
+
+    def pct(metric):
+        return lambda row: _pct(row.get(f"{metric}_mean"), row.get(f"{metric}_std")).replace(
+            " ± ", "±"
+        )
 
     labels = [k[: -len("_mean")] for k in rows[0] if k.endswith("_mean")] if rows else []
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
-    table = Table(show_lines=False, header_style="bold")
     samples, _, threads = throughput_header(rows).partition(" ")
-    headers = ["#", "pooling", "accuracy\n%", "macro-F1\n%"]
-    headers += [_level_header(x).replace(" ", "\n", 1) for x in labels]
-    consistent = any("consistency_mean" in row for row in rows)
-    headers += ["consis-\ntency %"] if consistent else []
-    headers += ["train\ns", f"{samples}\n{threads}".rstrip(), "peak\nMiB", "params", "verdict"]
-    for name in headers:
+    speed = "throughput_samples_s_mean"
+    columns = [
+        ("#", lambda row: str(row.get("rank") or "–")),
+        ("pooling", lambda row: row["pool"]),
+        ("accuracy\n%", pct("accuracy")),
+        ("macro-F1\n%", pct("macro_f1")),
+    ]
+    columns += [(_level_header(x).replace(" ", "\n", 1), pct(x)) for x in labels]
+    if any("consistency_mean" in row for row in rows):
+        columns.append(("consis-\ntency %", pct("consistency")))
+    return columns + [
+        ("train\ns", lambda row: _num(row.get("train_time_s_mean"), ".1f")),
+        (f"{samples}\n{threads}".rstrip(), lambda row: _num(row.get(speed), ",.0f")),
+        ("peak\nMiB", lambda row: _num(row.get("peak_memory_mib"), ".2f")),
+        ("params", lambda row: f"{row['params']:,}" if row.get("params") is not None else "–"),
+        ("verdict", lambda row: row["verdict"]),
+    ]
+
+
+def render_table(rows, console) -> None:
+    """The summary as a rich table: best row green, losing rows dim. Headers take two lines,
+    numbers never wrap (a sweep's cell labels wrap at their spaces), and where the table would
+    not fit the console, macro-F1 (in summary.md) is left out."""
+    from rich.measure import Measurement
+
+    columns = _table_columns(rows)
+    table = _rich_table(rows, columns)
+    unbounded = console.options.update_width(10_000)  # Measurement clips to the width given
+    if Measurement.get(console, unbounded, table).minimum > console.width:
+        table = _rich_table(rows, [c for c in columns if not c[0].startswith("macro-F1")])
+    console.print(table)
+
+
+def _rich_table(rows, columns):
+    from rich import box
+    from rich.table import Table
+
+    # No vertical rules: shift, consistency and cost columns fit beside the accuracy ones.
+    table = Table(show_lines=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    words = [len(word) for row in rows for word in row["pool"].split(" ")]
+    for name, _ in columns:
         left = name in ("pooling", "verdict")
-        table.add_column(name, justify="left" if left else "right", no_wrap=name != "verdict")
-
-    def pct(mean, std):
-        return _pct(mean, std).replace(" ± ", "±")
-
+        table.add_column(
+            name,
+            justify="left" if left else "right",
+            no_wrap=not left,
+            min_width={"pooling": max(words, default=7), "verdict": 9}.get(name),
+        )
     for row in rows:
         style = (
             "bold green"
@@ -58,22 +96,8 @@ def render_table(rows, console) -> None:
             if row["verdict"].startswith(("loses", "at chance", "failed"))
             else None
         )
-        table.add_row(
-            str(row.get("rank") or "–"),
-            row["pool"],
-            pct(row["accuracy_mean"], row["accuracy_std"]),
-            pct(row["macro_f1_mean"], row["macro_f1_std"]),
-            *[pct(row.get(f"{x}_mean"), row.get(f"{x}_std")) for x in labels],
-            *([pct(row.get("consistency_mean"), row.get("consistency_std"))]
-              if consistent else []),
-            _num(row.get("train_time_s_mean"), ".1f"),
-            _num(row.get("throughput_samples_s_mean"), ",.0f"),
-            _num(row.get("peak_memory_mib"), ".2f"),
-            f"{row['params']:,}" if row.get("params") is not None else "–",
-            row["verdict"],
-            style=style,
-        )
-    console.print(table)
+        table.add_row(*(cell(row) for _, cell in columns), style=style)
+    return table
 
 
 def wide_console():
@@ -93,6 +117,13 @@ def compare_command(
         "", "--pools", "-p", help="Comma-separated pooling names (default: the task's set)."
     ),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per pooling type (0..N-1)."),
+    sweep: list[str] = typer.Option(
+        [],
+        "--sweep",
+        help="NAME=V1,V2: also vary a model argument (repeatable; the grid is every pooling "
+        "type x every combination), e.g. kernel_size=2,3 or stride=1,2 (image pools), "
+        "filter_widths=[3,4,5],[2,3] or k=1,2 (TextCNN); ';' separates values that hold commas.",
+    ),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the epochs."),
     jobs: int | None = typer.Option(
         None, "--jobs", "-j", min=1, help="Worker processes (default: one per core)."
@@ -134,6 +165,7 @@ def compare_command(
     dropout). Resumable: re-run the same command to finish an interrupted grid."""
     from poolkit.experiments import CompareSpec, compare, get_task
     from poolkit.experiments.runner import command_line
+    from poolkit.experiments.sweep import parse_sweep
     from poolkit.experiments.tasks import parse_pools
 
     file_options = {
@@ -149,6 +181,7 @@ def compare_command(
     resolved = resolved.with_options(path=data, train_size=train_size, test_size=test_size)
     pool_names = parse_pools(pools, resolved)
     _check_pools(pool_names, resolved)
+    axes = parse_sweep(sweep, resolved, pool_names)
     out_dir = out or Path("runs") / f"compare-{resolved.name.replace(':', '-').replace('/', '_')}"
     spec = CompareSpec(
         resolved,
@@ -162,6 +195,7 @@ def compare_command(
         },
         out_dir=out_dir,
         command=command_line(),
+        sweep=axes,
     )
     report = compare(spec, jobs=jobs, threads=threads, console=stderr_console())
     if as_json:

@@ -46,6 +46,8 @@ class CompareReport:
         return {
             "task": self.spec.task.name,
             "pools": self.spec.pools,
+            "sweep": {axis.name: list(axis.values) for axis in self.spec.sweep},
+            "cells": self.spec.cells(),
             "seeds": self.spec.seeds,
             "config_id": self.spec.config_id,
             "train": self.spec.train,
@@ -96,12 +98,14 @@ def _notes(spec: CompareSpec, records: list[dict[str, Any]]) -> list[str]:
 def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
     """Write ``summary.csv``, ``summary.md`` and the plots for ``outcome``'s records."""
     records = outcome.records
-    rows = summarize(records, spec.pools)
+    cells = spec.cells()
+    rows = summarize(records, cells)
     out = spec.out_dir
-    title = (
-        f"Which pooling for `{spec.task.name}`? {len(spec.pools)} pooling types x "
-        f"{len(spec.seeds)} seed(s)"
-    )
+    grid = f"{len(spec.pools)} pooling types"
+    if spec.sweep:
+        grid += f" x {' x '.join(f'{len(a.values)} {a.name}' for a in spec.sweep)}"
+        grid += f" ({len(cells)} cells)"
+    title = f"Which pooling for `{spec.task.name}`? {grid} x {len(spec.seeds)} seed(s)"
     failures = [r for r in records if r.get("status") != "ok"]
     markdown_args = dict(
         title=title, command=spec.command, notes=_notes(spec, records), failures=failures

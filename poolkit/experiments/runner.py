@@ -72,6 +72,8 @@ class CompareSpec:
     train: dict[str, Any] = field(default_factory=dict)
     out_dir: Path = Path("runs/compare")
     command: str = ""
+    # --sweep axes (poolkit.experiments.sweep.Axis): each grid cell is a pool and a setting
+    sweep: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -103,8 +105,15 @@ class CompareSpec:
     def run_key(self, pool: str, seed: int) -> str:
         return f"{self.task.name}|{pool}|{seed}|{self.config_id}"
 
+    def cells(self) -> list[str]:
+        """The grid's cells: the pooling types, or with a sweep the labels
+        ``"max kernel_size=3 stride=1"`` of every (pool, setting) pair."""
+        from poolkit.experiments.sweep import sweep_cells
+
+        return sweep_cells(self.task, self.pools, self.sweep)
+
     def grid(self) -> list[tuple[str, int]]:
-        return [(pool, seed) for pool in self.pools for seed in self.seeds]
+        return [(cell, seed) for cell in self.cells() for seed in self.seeds]
 
 
 # Settings that change how a run is timed, not its result: outside the config (and the run key).
@@ -208,7 +217,10 @@ def default_fit(model, data: TaskData, train: dict[str, Any], seed: int) -> dict
 
 
 def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str, Any]:
-    """Train and evaluate one (pool, seed); returns the results.jsonl record (without keys)."""
+    """Train and evaluate one (pool, seed); returns the results.jsonl record (without keys).
+
+    ``pool`` may be a sweep's cell label (``"max kernel_size=3"``, see
+    :func:`poolkit.experiments.sweep.resolve_cell`)."""
     import torch
 
     from poolkit.experiments.cost import (
@@ -219,7 +231,9 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
         torch_threads,
     )
     from poolkit.experiments.robustness import PERTURBATIONS, perturbation_label
+    from poolkit.experiments.sweep import resolve_cell
 
+    pool, setting, task = resolve_cell(task, pool)  # a sweep's cell: pool + model arguments
     data = load_task_data(task)
     torch.manual_seed(seed)
     model = task.build_model(pool, data, **task.model)
@@ -281,6 +295,7 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
         "params": int(params),
         "trainable_params": int(trainable),
         "model_pools": getattr(model, "model_pools", {"pool": pool}),
+        **({"setting": setting} if setting else {}),
         "robustness": robustness,
         **consistency_fields,
         "chance_accuracy": clean["majority_accuracy"],
