@@ -212,3 +212,61 @@ def test_consistency_column_in_records_summary_and_table(tmp_path):
     markdown = (tmp_path / "cmp" / "summary.md").read_text()
     assert "| shift 3px | consistency % |" in markdown and "Zhang 2019" in markdown
     assert (tmp_path / "cmp" / "robustness.png").is_file()  # not confused by the new column
+
+
+# ---------------------------------------------------------------------------------------------
+# Test-set resolution and the accuracy plot's seed dots
+
+
+def test_test_set_resolution_by_hand():
+    from poolkit.experiments.summary import test_set_resolution
+
+    # n = 400, p = 0.9: one example 100/400 = 0.25 pp; SE = sqrt(0.09/400) = 0.015 -> 1.5 pp;
+    # detectable 1.96 * sqrt(2) * 1.5 = 4.158 pp.
+    r = test_set_resolution(400, 0.9)
+    assert r["one_example"] == pytest.approx(0.25)
+    assert r["standard_error"] == pytest.approx(1.5)
+    assert r["detectable"] == pytest.approx(4.1577, abs=1e-3)
+    assert test_set_resolution(100, 1.0)["detectable"] == 0.0
+    with pytest.raises(ValueError, match="n_test"):
+        test_set_resolution(0, 0.5)
+
+
+def test_small_test_sets_warn_in_console_and_summary():
+    from poolkit.experiments.summary import resolution_notes, to_markdown
+
+    rows = [
+        {"pool": "max", "runs": 3, "accuracy_mean": 0.90, "accuracy_std": 0.01, "rank": 1,
+         "macro_f1_mean": 0.9, "macro_f1_std": 0.01, "verdict": "best", "params": 1},
+        {"pool": "avg", "runs": 3, "accuracy_mean": 0.88, "accuracy_std": 0.01, "rank": 2,
+         "macro_f1_mean": 0.88, "macro_f1_std": 0.01, "verdict": "tie", "params": 1},
+    ]
+    notes, warnings = resolution_notes(rows, 400)
+    assert "one example is 0.25 points" in notes[0] and "about 4.2 points" in notes[0]
+    assert len(warnings) == 1
+    assert "max leads avg by 2.0 points, under the ~4.2 points" in warnings[0]
+    markdown = to_markdown(rows, title="t", notes=notes, warnings=warnings)
+    assert "**Warning:** the test set (400 examples) is too small" in markdown
+    # 40,000 examples resolve 0.42 points: a 2-point lead is no warning.
+    assert resolution_notes(rows, 40_000)[1] == []
+    assert resolution_notes(rows, None) == ([], [])
+
+
+def test_grid_report_carries_the_warning(tmp_path):
+    report = compare(_spec(tmp_path, seeds=(0,)), jobs=1, threads=1, progress=False)
+    markdown = (tmp_path / "cmp" / "summary.md").read_text()
+    assert "Test-set resolution: 24 test examples; one example is 4.17 points" in markdown
+    from poolkit.experiments.summary import resolution_notes
+
+    assert report.warnings == resolution_notes(report.rows, 24)[1]
+    assert report.to_json()["warnings"] == report.warnings
+
+
+def test_seed_offsets_separate_equal_seeds():
+    from poolkit.experiments.plots import seed_offsets
+
+    assert seed_offsets(0) == [] and seed_offsets(1) == [0.2]
+    assert seed_offsets(3) == [0.12, 0.2, 0.28]  # none at 0, where the mean marker sits
+    offsets = seed_offsets(5)
+    assert len(set(offsets)) == 5 and max(offsets) - min(offsets) == pytest.approx(0.16)
+    assert min(offsets) > 0.1 and max(offsets) < 0.5  # stays within its row

@@ -198,6 +198,8 @@ def compare_command(
         sweep=axes,
     )
     report = compare(spec, jobs=jobs, threads=threads, console=stderr_console())
+    for warning in report.warnings:
+        stderr_console().print(f"[yellow]warning:[/yellow] {warning}")
     if as_json:
         print_json(report.to_json())
     else:

@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from poolkit.experiments.plots import plot_accuracy, plot_pareto, plot_robustnes
 from poolkit.experiments.runner import RESULTS_FILE, CompareSpec, GridOutcome, run_grid
 from poolkit.experiments.summary import (
     public_rows,
+    resolution_notes,
     summarize,
     throughput_header,
     to_markdown,
@@ -41,6 +42,7 @@ class CompareReport:
     rows: list[dict[str, Any]]
     markdown: str
     files: dict[str, Path]
+    warnings: list[str] = field(default_factory=list)  # e.g. a test set too small to decide
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,7 @@ class CompareReport:
             "threads_per_job": self.outcome.threads,
             "wall_time_s": self.outcome.wall_time_s,
             "summary": public_rows(self.rows),
+            "warnings": list(self.warnings),
             "files": {name: str(path) for name, path in self.files.items()},
         }
 
@@ -107,8 +110,14 @@ def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
         grid += f" ({len(cells)} cells)"
     title = f"Which pooling for `{spec.task.name}`? {grid} x {len(spec.seeds)} seed(s)"
     failures = [r for r in records if r.get("status") != "ok"]
+    n_test = next((r.get("n_test") for r in records if r.get("status") == "ok"), None)
+    resolution, warnings = resolution_notes(rows, n_test)
     markdown_args = dict(
-        title=title, command=spec.command, notes=_notes(spec, records), failures=failures
+        title=title,
+        command=spec.command,
+        notes=_notes(spec, records) + resolution,
+        failures=failures,
+        warnings=warnings,
     )
     files = {
         "results": out / RESULTS_FILE,
@@ -142,7 +151,8 @@ def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
         )
         if pareto is not None:
             files["pareto_png"] = pareto
-    return CompareReport(spec, outcome, rows, to_markdown(rows, **markdown_args), files)
+    markdown = to_markdown(rows, **markdown_args)
+    return CompareReport(spec, outcome, rows, markdown, files, warnings)
 
 
 def compare(

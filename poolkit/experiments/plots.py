@@ -38,6 +38,20 @@ def _finite(value) -> bool:
     return value is not None and math.isfinite(float(value))
 
 
+def seed_offsets(count: int, centre: float = 0.2, spread: float = 0.16) -> list[float]:
+    """Vertical offsets of ``count`` seed dots: evenly over ``spread`` around ``centre`` (below
+    the row's mean marker, on an axis whose y grows downwards), so that seeds with the same
+    accuracy, or the mean's, do not hide each other (deterministic, not random jitter).
+
+    Example:
+        >>> seed_offsets(3)
+        [0.12, 0.2, 0.28]
+    """
+    if count <= 1:
+        return [centre] * count
+    return [round(centre + spread * (i / (count - 1) - 0.5), 6) for i in range(count)]
+
+
 def plot_accuracy(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str) -> Path:
     """Accuracy (%) per pooling type, best at the top: mean ± std as a point with error bars, each
     seed as a small dot. A dot plot, not bars, because the axis is zoomed to the results (bars on
@@ -52,7 +66,8 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], path: str | Path, *, title: st
         std = 100 * row["accuracy_std"] if _finite(row["accuracy_std"]) else 0.0
         colour = colour_of.get(row["verdict"], "#868e96" if row["verdict"] != "best" else "")
         seeds = [100 * a for a in row.get("_accuracies", [])]
-        axes.scatter(seeds, [y] * len(seeds), s=14, color=colour, alpha=0.45, zorder=2)
+        rows_y = [y + offset for offset in seed_offsets(len(seeds))]
+        axes.scatter(seeds, rows_y, s=14, color=colour, alpha=0.45, zorder=2)
         axes.errorbar(mean, y, xerr=std, fmt="o", color=colour, capsize=4, markersize=7, zorder=3)
         axes.annotate(
             f"{mean:.1f}  {row['verdict']}",
@@ -77,7 +92,8 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], path: str | Path, *, title: st
             axes.axvline(chance[0], color="#e03131", linestyle="--", linewidth=1)
     axes.set_xlabel(label, fontsize=9)
     axes.set_title(
-        title + "\n(mean ± std over seeds, faint dots = single seeds; green = best, grey = loses)",
+        title + "\n(mean ± std over seeds, faint dots below = single seeds; "
+        "green = best, grey = loses)",
         fontsize=9,
     )
     axes.grid(axis="x", alpha=0.3, zorder=0)

@@ -230,6 +230,65 @@ def _var(values: Sequence[float]) -> float:
     return float(np.var(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+def test_set_resolution(n_test: int, accuracy: float) -> dict[str, float]:
+    """How finely a test set of ``n_test`` examples measures an accuracy near ``accuracy``, in
+    percentage points: ``one_example`` (one example changing its prediction moves accuracy by
+    100/n), ``standard_error`` of one accuracy (binomial, :math:`\\sqrt{p(1-p)/n}`) and
+    ``detectable`` gap between two pooling types at 95%: :math:`1.96 \\sqrt{2 p (1-p) / n}`.
+
+    Rough: it treats the two accuracies as independent, whereas both come from the same test
+    examples (a paired test such as McNemar's can resolve a little less); it is about the test
+    sample, not the seeds, which the verdict's Welch test covers.
+
+    Example:
+        >>> r = test_set_resolution(400, 0.9)  # SE = sqrt(0.9 * 0.1 / 400) = 1.5 points
+        >>> round(r["one_example"], 2), round(r["standard_error"], 2), round(r["detectable"], 2)
+        (0.25, 1.5, 4.16)
+    """
+    if n_test < 1:
+        raise ValueError(f"n_test ({n_test}) must be >= 1")
+    p = min(max(float(accuracy), 0.0), 1.0)
+    error = math.sqrt(p * (1 - p) / n_test)
+    return {
+        "one_example": 100 / n_test,
+        "standard_error": 100 * error,
+        "detectable": 100 * 1.96 * math.sqrt(2) * error,
+    }
+
+
+def resolution_notes(rows: Sequence[dict], n_test: int | None) -> tuple[list[str], list[str]]:
+    """``(notes, warnings)`` on what the test set can tell apart: a note with its resolution, and
+    a warning when the best and the runner-up differ by less than the detectable gap."""
+    scored = [row for row in rows if row.get("runs") and _finite(row.get("accuracy_mean"))]
+    if not n_test or not scored:
+        return [], []
+    best = max(scored, key=lambda row: row["accuracy_mean"])
+    r = test_set_resolution(int(n_test), best["accuracy_mean"])
+    notes = [
+        f"Test-set resolution: {n_test:,} test examples; one example is "
+        f"{r['one_example']:.2f} points of accuracy, the binomial standard error at "
+        f"{100 * best['accuracy_mean']:.1f}% is {r['standard_error']:.2f} points, so two pooling "
+        f"types must differ by about {r['detectable']:.1f} points (1.96·√2·SE) before the test "
+        "set, rather than the sample of test examples, tells them apart."
+    ]
+    ordered = sorted(scored, key=lambda row: -row["accuracy_mean"])
+    warnings = []
+    if len(ordered) > 1:
+        gap = 100 * (ordered[0]["accuracy_mean"] - ordered[1]["accuracy_mean"])
+        if gap < r["detectable"]:
+            warnings.append(
+                f"the test set ({n_test:,} examples) is too small to tell the leading pooling "
+                f"types apart: {ordered[0]['pool']} leads {ordered[1]['pool']} by {gap:.1f} "
+                f"points, under the ~{r['detectable']:.1f} points it can detect (one example = "
+                f"{r['one_example']:.2f} points); use a larger --test-size or data set"
+            )
+    return notes, warnings
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def columns(rows: Sequence[dict]) -> list[str]:
     extra = [key for row in rows for key in row if key not in BASE_COLUMNS]
     extra = [key for key in dict.fromkeys(extra) if not key.startswith("_") and key != "chance"]
@@ -279,6 +338,7 @@ def to_markdown(
     command: str = "",
     notes: Sequence[str] = (),
     failures: Sequence[dict] = (),
+    warnings: Sequence[str] = (),
 ) -> str:
     """The summary as a Markdown page: the command, the table (best row bold), how to read it."""
     labels = [key[: -len("_mean")] for key in columns(rows) if key.endswith("_mean")]
@@ -293,6 +353,9 @@ def to_markdown(
         lines += ["```bash", command, "```", ""]
     lines += list(notes)
     if notes:
+        lines.append("")
+    lines += [f"**Warning:** {warning}." for warning in warnings]
+    if warnings:
         lines.append("")
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows:
