@@ -167,8 +167,10 @@ def plot_pareto(
     rows: Sequence[dict[str, Any]], path: str | Path, *, title: str, xlabel: str
 ) -> Path | None:
     """Accuracy (%) against inference throughput, one point per row (pooling type, or pooling
-    type and setting of a sweep) with ±1 std error bars over seeds on both axes; the Pareto front
-    (no other row both faster and more accurate) joined by a line and labelled in bold."""
+    type and setting of a sweep): the mean over seeds, ±1 std of accuracy as the vertical bar,
+    the range of the seeds' throughputs as the horizontal one (timings are skewed: a std bar
+    would cross zero); the Pareto front (no other row both faster and more accurate) joined by a
+    line and labelled in bold. Labels are placed where they overlap no other label."""
     plt = _pyplot()
     rows = [r for r in rows if r["runs"] > 0 and _finite(r.get("throughput_samples_s_mean"))]
     if not rows:
@@ -177,19 +179,13 @@ def plot_pareto(
     front = pareto_front(points)
     figure, axes = plt.subplots(figsize=(7.2, 5.0))
     for index, row in enumerate(rows):
-        on_front = index in front
-        colour = "#2b8a3e" if on_front else "#868e96"
+        colour = "#2b8a3e" if index in front else "#868e96"
         x, y = points[index]
-        xerr = row.get("throughput_samples_s_std")
+        speeds = row.get("_throughputs") or [x]
         yerr = 100 * row["accuracy_std"] if _finite(row["accuracy_std"]) else 0.0
         axes.errorbar(
-            x, y, xerr=xerr if _finite(xerr) else 0.0, yerr=yerr, fmt="o", color=colour,
-            capsize=3, markersize=6 if on_front else 5, zorder=3,
-        )
-        axes.annotate(
-            row["pool"], (x, y), xytext=(6, 7 if index % 2 == 0 else -11),
-            textcoords="offset points", fontsize=8, color=colour,
-            fontweight="bold" if on_front else "normal", zorder=4,
+            x, y, xerr=[[x - min(speeds)], [max(speeds) - x]], yerr=yerr, fmt="o",
+            color=colour, capsize=3, markersize=6 if index in front else 5, zorder=3,
         )
     front_points = sorted(points[i] for i in front)
     axes.plot(*zip(*front_points, strict=True), color="#2b8a3e", linewidth=1, alpha=0.6,
@@ -200,7 +196,45 @@ def plot_pareto(
     axes.margins(x=0.15, y=0.15)
     axes.set_xlabel(xlabel, fontsize=9)
     axes.set_ylabel("test accuracy (%)", fontsize=9)
-    axes.set_title(title + "\n(mean ± std over seeds; green = on the Pareto front)", fontsize=9)
+    axes.set_title(
+        title + "\n(mean over seeds: ±1 std of accuracy, range of throughput; "
+        "green = on the Pareto front)", fontsize=9,
+    )
     axes.grid(alpha=0.3, zorder=0)
     axes.legend(fontsize=8, loc="best")
+    _place_labels(figure, axes, points, [r["pool"] for r in rows], front)
     return _save(figure, path)
+
+
+# Label offsets (points) tried in turn: right above, right below, left above, left below, ...
+_LABEL_SPOTS = ((6, 5, "left"), (6, -12, "left"), (-6, 5, "right"), (-6, -12, "right"),
+                (6, 16, "left"), (6, -23, "left"), (-6, 16, "right"), (-6, -23, "right"))
+
+
+def _place_labels(figure, axes, points, labels, front) -> None:
+    """Annotate each point at the first of :data:`_LABEL_SPOTS` where its text overlaps no label
+    placed before it, nor a marker (the last spot when none is free)."""
+    renderer = figure.canvas.get_renderer()
+    markers = [axes.transData.transform(point) for point in points]
+    taken = []
+    for index in sorted(range(len(points)), key=lambda i: (i not in front, i)):
+        for dx, dy, align in _LABEL_SPOTS:
+            text = axes.annotate(
+                labels[index], points[index], xytext=(dx, dy), textcoords="offset points",
+                ha=align, fontsize=8, color="#2b8a3e" if index in front else "#868e96",
+                fontweight="bold" if index in front else "normal", zorder=4,
+                bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
+                      "alpha": 0.75},  # readable over the error bars
+            )
+            box = text.get_window_extent(renderer).expanded(1.05, 1.15)
+            reach = 8 * figure.dpi / 72  # a marker's radius and some air, in pixels
+            hits_marker = any(
+                box.x0 - reach < x < box.x1 + reach and box.y0 - reach < y < box.y1 + reach
+                for j, (x, y) in enumerate(markers)
+                if j != index
+            )
+            if not hits_marker and not any(box.overlaps(other) for other in taken):
+                break
+            if (dx, dy, align) != _LABEL_SPOTS[-1]:
+                text.remove()
+        taken.append(box)

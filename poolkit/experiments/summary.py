@@ -128,6 +128,9 @@ def summarize(records: Sequence[dict[str, Any]], pools: Sequence[str] | None = N
             row["consistency_mean"], row["consistency_std"] = _mean_std(values)
         row["chance"] = _mean_std([r.get("chance_accuracy") for r in ok])[0]
         row["_accuracies"] = [float(r["accuracy"]) for r in ok]
+        row["_throughputs"] = [
+            float(r["throughput_samples_s"]) for r in ok if _finite(r.get("throughput_samples_s"))
+        ]
         rows.append(row)
     _rank_and_judge(rows)
     return rows
