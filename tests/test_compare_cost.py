@@ -73,6 +73,7 @@ def test_records_carry_memory_and_timing_threads_and_the_table_shows_them(tmp_pa
     records = read_jsonl(tmp_path / "cmp" / "results.jsonl")
     for record in records:
         assert record["throughput_threads"] == 1  # not the 2 training threads
+        assert record["throughput_clock"] == "cpu"
         assert record["peak_memory_bytes"] > 0
         assert record["memory_batch_size"] == 24  # the whole fake test split
     # The tiny net: conv (24, 4, 6, 6) float32 = 13,824 bytes, relu another 13,824 while the
@@ -270,3 +271,28 @@ def test_seed_offsets_separate_equal_seeds():
     offsets = seed_offsets(5)
     assert len(set(offsets)) == 5 and max(offsets) - min(offsets) == pytest.approx(0.16)
     assert min(offsets) > 0.1 and max(offsets) < 0.5  # stays within its row
+
+
+def test_one_thread_is_timed_by_cpu_time_more_threads_by_wall_time():
+    import time
+
+    from poolkit.experiments.cost import inference_clock
+
+    assert inference_clock(1) == ("cpu", time.thread_time)
+    assert inference_clock(4) == ("wall", time.perf_counter)
+    # A pass that only sleeps costs (almost) no CPU time: other processes' time is not counted.
+    from poolkit.experiments.cost import time_inference
+
+    class Sleeper(torch.nn.Module):
+        def forward(self, images):
+            time.sleep(0.02)
+            return images
+
+    data = [{"images": torch.zeros(1), "labels": 0}]
+
+    def collate(examples):
+        return {"images": torch.zeros(1), "labels": torch.zeros(1)}
+
+    cpu, _ = time_inference(Sleeper(), data, collate, max_repeats=1, clock=time.thread_time)
+    wall, _ = time_inference(Sleeper(), data, collate, max_repeats=1)
+    assert wall >= 0.02 and cpu < 0.015

@@ -225,6 +225,7 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
 
     from poolkit.experiments.cost import (
         DEFAULT_THROUGHPUT_THREADS,
+        inference_clock,
         memory_batch,
         peak_forward_bytes,
         time_inference,
@@ -246,8 +247,11 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
     clean = evaluate(
         model, data.test, data.collate_fn, batch_size=eval_batch, num_classes=data.num_classes
     )
+    clock_name, clock = inference_clock(timing_threads)
     with torch_threads(timing_threads):  # every throughput figure at the same thread count
-        pass_s, repeats = time_inference(model, data.test, data.collate_fn, batch_size=eval_batch)
+        pass_s, repeats = time_inference(
+            model, data.test, data.collate_fn, batch_size=eval_batch, clock=clock
+        )
     batch = memory_batch(data.test, data.collate_fn, eval_batch)
     peak_bytes = peak_forward_bytes(model, batch)
     robustness: dict[str, float] = {}
@@ -290,6 +294,7 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
         "throughput_samples_s": n_test / pass_s if pass_s > 0 else None,
         "throughput_threads": timing_threads,
         "throughput_repeats": repeats,
+        "throughput_clock": clock_name,
         "peak_memory_bytes": peak_bytes,
         "memory_batch_size": min(eval_batch, n_test),
         "params": int(params),
