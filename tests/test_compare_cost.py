@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 
 from test_compare import _spec  # noqa: E402
 
+from poolkit._io import read_jsonl  # noqa: E402
 from poolkit.experiments import compare  # noqa: E402
-from poolkit.experiments._io import read_jsonl  # noqa: E402
 from poolkit.experiments.cost import peak_forward_bytes, torch_threads  # noqa: E402
 from poolkit.experiments.plots import pareto_front  # noqa: E402
 from poolkit.experiments.summary import throughput_header  # noqa: E402

@@ -7,19 +7,33 @@ from typing import Any
 
 import typer
 
-from poolkit.cli._app import app, print_json, stderr_console, stdout_console
+from poolkit.cli._app import (
+    ENCODING_HELP,
+    SKIP_HELP,
+    app,
+    print_json,
+    stderr_console,
+    stdout_console,
+)
 
 _TASK_HELP = (
-    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt) or your file: "
+    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt, minilm-mr, stsb) or your "
+    "file: "
     "csv:PATH, tsv:PATH, jsonl:PATH (with --text-column/--label-column) or images:PATH.npz."
 )
 
 
 def _check_pools(pools: list[str], task) -> None:
     """Unknown pooling names are bad usage (exit 2), before any run starts."""
-    from poolkit.experiments.builtin_tasks import build_convnet, build_textcnn
+    from poolkit.experiments.builtin_tasks import build_convnet, build_textcnn, build_transformer
 
     builder = getattr(task.build_model, "func", task.build_model)
+    if task.kind == "pairs" or builder is build_transformer:  # SequencePool modes
+        from poolkit.nn.sequence import _parse_mode
+
+        for name in pools:
+            _parse_mode(name)  # ValueError listing the valid modes
+        return
     if builder not in (build_convnet, build_textcnn):
         return  # a user's task may use names of its own
     from poolkit.nn import pool_info
@@ -28,48 +42,67 @@ def _check_pools(pools: list[str], task) -> None:
         pool_info(name)  # ValueError listing the valid names
 
 
-def _table_columns(rows) -> list[tuple[str, Any]]:
+def _table_columns(rows, metric: str, metric_label: str) -> list[tuple[str, Any]]:
     """``(header, cell(row) -> str)`` for each column of the console table."""
-    from poolkit.experiments.summary import _level_header, _num, _pct, throughput_header
+    from poolkit.experiments.summary import (
+        format_number,
+        format_percent,
+        level_header,
+        paired_cells,
+        paired_labels,
+        score_cells,
+        score_headers,
+        throughput_header,
+    )
 
-    def pct(metric):
-        return lambda row: _pct(row.get(f"{metric}_mean"), row.get(f"{metric}_std")).replace(
-            " ± ", "±"
-        )
+    def compact(text: str) -> str:
+        return text.replace(" ± ", "±")
+
+    def pct(name):
+        return lambda row: compact(format_percent(row.get(f"{name}_mean"), row.get(f"{name}_std")))
+
+    def nth_score(index):
+        return lambda row: compact(score_cells(row, metric, score_header)[index])
+
+    def nth_paired(label, index):
+        return lambda row: paired_cells(row, label)[index]
 
     labels = [k[: -len("_mean")] for k in rows[0] if k.endswith("_mean")] if rows else []
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
+    score_header = score_headers(rows, metric, metric_label)
     samples, _, threads = throughput_header(rows).partition(" ")
     speed = "throughput_samples_s_mean"
-    columns = [
-        ("#", lambda row: str(row.get("rank") or "–")),
-        ("pooling", lambda row: row["pool"]),
-        ("accuracy\n%", pct("accuracy")),
-        ("macro-F1\n%", pct("macro_f1")),
-    ]
-    columns += [(_level_header(x).replace(" ", "\n", 1), pct(x)) for x in labels]
+    columns = [("#", lambda row: str(row.get("rank") or "–")), ("pooling", lambda row: row["pool"])]
+    columns += [(name.replace(" ", "\n", 1), nth_score(i)) for i, name in enumerate(score_header)]
+    columns += [(level_header(x).replace(" ", "\n", 1), pct(x)) for x in labels]
     if any("consistency_mean" in row for row in rows):
         columns.append(("consis-\ntency %", pct("consistency")))
-    return columns + [
-        ("train\ns", lambda row: _num(row.get("train_time_s_mean"), ".1f")),
-        (f"{samples}\n{threads}".rstrip(), lambda row: _num(row.get(speed), ",.0f")),
-        ("peak\nMiB", lambda row: _num(row.get("peak_memory_mib"), ".2f")),
+    columns += [
+        ("train\ns", lambda row: format_number(row.get("train_time_s_mean"), ".1f")),
+        (f"{samples}\n{threads}".rstrip(), lambda row: format_number(row.get(speed), ",.0f")),
+        ("peak\nMiB", lambda row: format_number(row.get("peak_memory_mib"), ".2f")),
         ("params", lambda row: f"{row['params']:,}" if row.get("params") is not None else "–"),
-        ("verdict", lambda row: row["verdict"]),
     ]
+    for label in paired_labels(rows):
+        columns += [(f"Δ vs {label[3:]}", nth_paired(label, 0)), ("paired", nth_paired(label, 1))]
+    return columns + [("verdict", lambda row: row["verdict"])]
 
 
-def render_table(rows, console) -> None:
+def render_table(rows, console, metric: str = "accuracy", metric_label: str = "accuracy %") -> None:
     """The summary as a rich table: best row green, losing rows dim. Headers take two lines,
     numbers never wrap (a sweep's cell labels wrap at their spaces), and where the table would
-    not fit the console, macro-F1 (in summary.md) is left out."""
+    not fit the console, macro-F1 and then the training time (both in summary.md) are left
+    out."""
     from rich.measure import Measurement
 
-    columns = _table_columns(rows)
+    columns = _table_columns(rows, metric, metric_label)
     table = _rich_table(rows, columns)
     unbounded = console.options.update_width(10_000)  # Measurement clips to the width given
-    if Measurement.get(console, unbounded, table).minimum > console.width:
-        table = _rich_table(rows, [c for c in columns if not c[0].startswith("macro-F1")])
+    for spare in ("macro-F1", "train\ns"):  # both are in summary.md
+        if Measurement.get(console, unbounded, table).minimum <= console.width:
+            break
+        columns = [column for column in columns if not column[0].startswith(spare)]
+        table = _rich_table(rows, columns)
     console.print(table)
 
 
@@ -81,7 +114,7 @@ def _rich_table(rows, columns):
     table = Table(show_lines=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     words = [len(word) for row in rows for word in row["pool"].split(" ")]
     for name, _ in columns:
-        left = name in ("pooling", "verdict")
+        left = name in ("pooling", "verdict", "paired")
         table.add_column(
             name,
             justify="left" if left else "right",
@@ -93,7 +126,7 @@ def _rich_table(rows, columns):
             "bold green"
             if row["verdict"] == "best"
             else "dim"
-            if row["verdict"].startswith(("loses", "at chance", "failed"))
+            if row["verdict"].startswith(("loses", "at chance", "failed", "not finished"))
             else None
         )
         table.add_row(*(cell(row) for _, cell in columns), style=style)
@@ -145,7 +178,7 @@ def compare_command(
         "recorded there are not repeated.",
     ),
     data: str | None = typer.Option(
-        None, "--data", help="Data path for the task (a folder for mr/sst2/mnist)."
+        None, "--data", help="Data path for the task (a folder for mr/sst2/mnist/stsb)."
     ),
     text_column: str | None = typer.Option(None, "--text-column", help="Text column (csv:…)."),
     label_column: str | None = typer.Option(None, "--label-column", help="Label column (csv:…)."),
@@ -153,21 +186,36 @@ def compare_command(
     train_size: int | None = typer.Option(
         None, "--train-size", min=1, help="Use a stratified subset of the training split."
     ),
+    dev_size: int | None = typer.Option(
+        None, "--dev-size", min=1, help="Use a stratified subset of the dev split."
+    ),
     test_size: int | None = typer.Option(
         None, "--test-size", min=1, help="Use a stratified subset of the test split."
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1),
     lr: float | None = typer.Option(None, "--lr", min=0.0),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        help="K/N: run only the K-th of N slices of the grid (several machines or a cluster "
+        "array job sharing one --out). Default in a SLURM array job: "
+        "$SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_COUNT.",
+    ),
+    encoding: str | None = typer.Option(None, "--encoding", help=ENCODING_HELP),
+    skip_bad_lines: bool = typer.Option(False, "--skip-bad-lines", help=SKIP_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON only."),
 ) -> None:
     """Train the task's model with each pooling type over several seeds; write results.jsonl,
     summary.csv, summary.md and plots (accuracy with error bars, accuracy under shifts or word
-    dropout). Resumable: re-run the same command to finish an interrupted grid."""
+    dropout). Resumable: re-run the same command to finish an interrupted grid. Any number of
+    compare processes may write to one --out: each run is recorded once, a run in progress
+    elsewhere is skipped, and the summary covers every run finished so far."""
     from poolkit.experiments import CompareSpec, compare, get_task
-    from poolkit.experiments.runner import command_line
+    from poolkit.experiments.runner import command_line, parse_shard, shard_from_env
     from poolkit.experiments.sweep import parse_sweep
     from poolkit.experiments.tasks import parse_pools
 
+    grid_shard = parse_shard(shard) if shard is not None else shard_from_env()
     file_options = {
         "text_column": text_column,
         "label_column": label_column,
@@ -178,11 +226,19 @@ def compare_command(
         if text_column or label_column:
             raise ValueError("--text-column/--label-column apply to csv:/tsv:/jsonl: tasks only")
         resolved = resolved.with_options(tokenizer=tokenizer)
-    resolved = resolved.with_options(path=data, train_size=train_size, test_size=test_size)
+    resolved = resolved.with_options(
+        path=data, train_size=train_size, dev_size=dev_size, test_size=test_size
+    )
+    if encoding is not None or skip_bad_lines:
+        if resolved.kind != "text":
+            raise ValueError("--encoding/--skip-bad-lines apply to text tasks only")
+        resolved = resolved.with_options(encoding=encoding, skip_bad_lines=skip_bad_lines or None)
     pool_names = parse_pools(pools, resolved)
     _check_pools(pool_names, resolved)
     axes = parse_sweep(sweep, resolved, pool_names)
     out_dir = out or Path("runs") / f"compare-{resolved.name.replace(':', '-').replace('/', '_')}"
+    if "cache_dir" in resolved.options:  # a task caching encoder outputs: in the output folder
+        resolved = resolved.with_options(cache_dir=str(out_dir))
     spec = CompareSpec(
         resolved,
         pool_names,
@@ -197,14 +253,14 @@ def compare_command(
         command=command_line(),
         sweep=axes,
     )
-    report = compare(spec, jobs=jobs, threads=threads, console=stderr_console())
+    report = compare(spec, jobs=jobs, threads=threads, console=stderr_console(), shard=grid_shard)
     for warning in report.warnings:
         stderr_console().print(f"[yellow]warning:[/yellow] {warning}")
     if as_json:
         print_json(report.to_json())
     else:
         console = wide_console()
-        render_table(report.rows, console)
+        render_table(report.rows, console, resolved.metric, resolved.metric_label)
         for name, path in report.files.items():
             console.print(f"{name:>15}: {path}")
         outcome = report.outcome
@@ -212,6 +268,10 @@ def compare_command(
             f"{outcome.ran} run(s) done, {outcome.reused} reused, {outcome.failed} "
             f"failed in {outcome.wall_time_s:.0f} s ({outcome.jobs} job(s) x "
             f"{outcome.threads} thread(s))"
+            + (f"; shard {grid_shard[0]}/{grid_shard[1]}" if grid_shard else "")
+            + (f"; {outcome.busy} left to another process" if outcome.busy else "")
+            + (f"; {outcome.unfinished} of {outcome.total} not finished yet"
+               if outcome.unfinished else "")
         )
     if report.outcome.failed:
         failures = [r for r in report.outcome.records if r.get("status") != "ok"]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import typer
 
+from poolkit._io import atomic_write
 from poolkit.cli._app import app, stderr_console
 from poolkit.errors import DataFormatError
 
@@ -35,20 +34,6 @@ def read_sentences(source: str) -> tuple[list[str], list[int]]:
             texts.append(text)
             lines.append(number)
     return texts, lines
-
-
-def _atomic_write(path: Path, write) -> None:
-    """``write(binary_handle)`` into a temp file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
 
 
 def _json_lines(texts, lines, embeddings) -> str:
@@ -111,10 +96,10 @@ def embed(
     embeddings = embedder.encode(texts, show_progress=True)
     if out is not None:
         if out.suffix == ".npy":
-            _atomic_write(out, lambda stream: np.save(stream, embeddings))
+            atomic_write(out, lambda stream: np.save(stream, embeddings))
         else:
             text = _json_lines(texts, lines, embeddings)
-            _atomic_write(out, lambda stream: stream.write(text.encode("utf-8")))
+            atomic_write(out, lambda stream: stream.write(text.encode("utf-8")))
         stderr_console().print(
             f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings "
             f"({embedder.pool.mode}, normalize={embedder.normalize}) to {out}"

@@ -21,6 +21,8 @@ from pathlib import Path
 import typer
 
 from poolkit.cli._app import (
+    ENCODING_HELP,
+    SKIP_HELP,
     UsageError,
     app,
     at_run_time,
@@ -56,6 +58,8 @@ def evaluate(
     batch_size: int = typer.Option(256, min=1),
     device: str = typer.Option("auto"),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
+    encoding: str | None = typer.Option(None, help=ENCODING_HELP),
+    skip_bad_lines: bool = typer.Option(False, help=SKIP_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a trained model on held-out labelled data."""
@@ -71,7 +75,7 @@ def evaluate(
     with at_run_time():
         predictor = Predictor(checkpoint, device=device)
         splits, own, dataset_name = _candidate_splits(predictor, data, dataset, text_column,
-                                                      label_column)
+                                                      label_column, encoding, skip_bad_lines)
         chosen = _choose(split, splits, own, predictor.path)
         logits, labels = predictor.logits(chosen.data, batch_size)
         metrics = metrics_from_logits(logits, labels)
@@ -93,7 +97,8 @@ def evaluate(
         _print_result(result, predictor.label_names)
 
 
-def _candidate_splits(predictor, data, dataset, text_column, label_column):
+def _candidate_splits(predictor, data, dataset, text_column, label_column, encoding=None,
+                      skip_bad_lines=False):
     """``({name: Split}, own, data set name)``: the training run's own splits (``own`` True)
     when ``--data`` is absent or is the path it trained on, else the splits of ``--data``."""
     import numpy as np
@@ -122,6 +127,7 @@ def _candidate_splits(predictor, data, dataset, text_column, label_column):
         name, path, text_column=text_column or trained_on.get("text_column", "text"),
         label_column=label_column or trained_on.get("label_column", "label"),
         dev_path=trained_on.get("dev_path") if own else None,
+        encoding=encoding or trained_on.get("encoding"), skip_bad_lines=skip_bad_lines,
     )
     if own:
         return run_splits(

@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 
 from poolkit.cli._app import app, print_json, stderr_console, stdout_console
+from poolkit.pools import explained_names
 
 _OPS_HELP = (
-    "Pooling op to explain: max, avg, lp, adaptive_max, adaptive_avg, fractional_max, "
-    "stochastic, softpool, gem, lse, mixed; roi_align, roi_pool (one box: --box). "
-    "Omit with --model."
+    f"Pooling op to explain: {', '.join(explained_names())}; roi_align, roi_pool (one box: "
+    "--box). Omit with --model."
 )
 _ROI_OPS = ("roi_align", "roi_pool")
 
@@ -214,7 +214,7 @@ def _render_op(explanation, console) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from poolkit.experiments.explain_op import _fmt
+    from poolkit.experiments.explain_op import short_number
 
     e = explanation
     console.print(Text(e.title, style="bold") + Text(f"   {e.formula}", style="cyan"))
@@ -223,7 +223,7 @@ def _render_op(explanation, console) -> None:
     arguments = ", ".join(f"{k}={v}" for k, v in e.arguments.items())
     console.print(f"arguments: {arguments}")
     console.print("input:")
-    console.print(_grid(e.input, _fmt))
+    console.print(_grid(e.input, short_number))
     console.print("output size:")
     for line in e.output_size:
         console.print(f"  {line}")
@@ -252,24 +252,24 @@ def _render_op(explanation, console) -> None:
             if padded:
                 values.append("pad", style="dim")
             elif winner is not None and list(position) == list(winner):
-                values.append(f"[{_fmt(value)}]", style="bold red")
+                values.append(f"[{short_number(value)}]", style="bold red")
             else:
-                values.append(_fmt(value))
+                values.append(short_number(value))
         row = [
             str(tuple(window["output"])),
             _span(window["positions"]),
             values,
-            Text(_fmt(window["result"]), style="bold green"),
+            Text(short_number(window["result"]), style="bold green"),
         ]
         if extra:
             row.append(" ".join(f"{v:.2f}" if v is not None else "-" for v in window[extra]))
         if has_eval:
-            row.append(_fmt(window["eval_result"]))
+            row.append(short_number(window["eval_result"]))
         table.add_row(*row)
     console.print("windows:")
     console.print(table)
     console.print("output:")
-    console.print(_grid(e.output, _fmt, style="bold green"))
+    console.print(_grid(e.output, short_number, style="bold green"))
     for note in e.notes:
         console.print(Text(f"note: {note}", style="yellow"))
 

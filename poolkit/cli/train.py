@@ -23,6 +23,8 @@ from pathlib import Path
 import typer
 
 from poolkit.cli._app import (
+    ENCODING_HELP,
+    SKIP_HELP,
     UsageError,
     app,
     at_run_time,
@@ -101,6 +103,8 @@ def train(
         "(e.g. negative,positive): shown by eval and predict. In a csv/tsv/jsonl file a label "
         "may be the name or its number.",
     ),
+    encoding: str | None = typer.Option(None, rich_help_panel=DATA_PANEL, help=ENCODING_HELP),
+    skip_bad_lines: bool = typer.Option(False, rich_help_panel=DATA_PANEL, help=SKIP_HELP),
     dev_fraction: float = typer.Option(
         0.1, min=0.0, max=0.9, rich_help_panel=DATA_PANEL,
         help="Stratified share of the training data held out as dev when there is no dev split.",
@@ -204,6 +208,23 @@ def train(
         help="Skip up to N batches whose loss is NaN/inf (counted, said on stderr); the next "
         "one stops the run with exit 1. Default 0: the first one stops it.",
     ),
+    grad_accum: int = typer.Option(
+        1, min=1, rich_help_panel=TRAIN_PANEL,
+        help="Sum the gradients of N batches per optimizer step (a batch N times as large).",
+    ),
+    precision: str = typer.Option(
+        "fp32", rich_help_panel=TRAIN_PANEL,
+        help="fp32, bf16 or fp16: autocast the forward pass (bf16 also on CPU).",
+    ),
+    save_total_limit: int = typer.Option(
+        1, min=1, rich_help_panel=TRAIN_PANEL,
+        help="Keep the last N epoch checkpoints (with optimizer state).",
+    ),
+    resume_state: bool = typer.Option(
+        True, "--resume-state/--no-resume-state", rich_help_panel=TRAIN_PANEL,
+        help="Write epoch checkpoints; --no-resume-state keeps only the best model (no "
+        "--resume).",
+    ),
     seed: int = typer.Option(0, rich_help_panel=TRAIN_PANEL),
     device: str = typer.Option("auto", rich_help_panel=TRAIN_PANEL),
     group_by_length: bool = typer.Option(
@@ -284,6 +305,8 @@ def train(
         grad_clip=grad_clip, seed=seed, out_dir=str(out), resume=resume, device=device,
         progress=not quiet, group_by_length=group_by_length, layer_lr_decay=layer_lr_decay,
         ema=ema, skip_nonfinite=skip_nonfinite, overwrite=overwrite, force_resume=force_resume,
+        grad_accum=grad_accum, precision=precision, save_total_limit=save_total_limit,
+        resume_state=resume_state,
     )
     if layer_lr_decay != 1.0 and model != "transformer":
         raise ValueError(f"--layer-lr-decay applies to model 'transformer' (it needs the "
@@ -295,6 +318,7 @@ def train(
         "dataset": name, "path": _recorded_path(data), "dev_path": _recorded_path(dev_data),
         "text_column": text_column, "label_column": label_column, "limit": limit,
         "split_seed": split_seed, "dev_fraction": dev_fraction, "test_fraction": test_fraction,
+        "encoding": encoding,
     }
     names = [part.strip() for part in label_names.split(",")] if label_names else None
     if names is not None and (len(set(names)) != len(names) or "" in names):
@@ -303,6 +327,7 @@ def train(
         bundle = load_dataset(
             name, data, text_column=text_column, label_column=label_column, dev_path=dev_data,
             label_names=names if (name or _guess(data)) in NAMED_LABEL_FORMATS else None,
+            encoding=encoding, skip_bad_lines=skip_bad_lines,
         )
         if names is not None:
             _rename_labels(bundle, names)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from poolkit.experiments._io import atomic_write_text
+from poolkit._io import atomic_write_text
 from poolkit.experiments.compare import CompareReport, compare
 from poolkit.experiments.runner import CompareSpec
 from poolkit.experiments.tasks import Task, get_task
@@ -176,7 +176,7 @@ def run_demo(
 
 def demo_markdown(result: DemoResult) -> str:
     """One page: the worked examples and both comparison tables with their plots."""
-    from poolkit.experiments.explain_op import _fmt
+    from poolkit.experiments.explain_op import short_number
 
     lines = [
         "# poolkit demo",
@@ -187,7 +187,7 @@ def demo_markdown(result: DemoResult) -> str:
         "|---|---|",
     ]
     for row in result.worked_examples:
-        output = " / ".join(" ".join(_fmt(v) for v in r) for r in row["output"])
+        output = " / ".join(" ".join(short_number(v) for v in r) for r in row["output"])
         lines.append(f"| `{row['op']}` | {output} |")
     notes = {note for row in result.worked_examples for note in row["notes"]}
     lines += [""] + [f"> {note}" for note in sorted(notes)]

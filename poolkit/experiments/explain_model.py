@@ -150,57 +150,9 @@ def explain_text(model, encoder, text: str, label_names: list[str] | None = None
         raise ValueError(f"text ({text!r}) has no tokens after tokenisation")
     ids = encoder.vocab.encode(tokens)
     unknown = [t for t, i in enumerate(ids) if i == encoder.vocab.unk_id]
-    input_ids = torch.tensor([ids])
-    # The pooling layers' inputs and outputs, exactly as the model computes them (hooks, so
-    # whatever the model does before pooling, such as padding, is not re-implemented here).
-    captured: list[tuple] = []
-    hooks = [
-        pool.register_forward_hook(
-            lambda module, args, out: captured.append((args[0].detach(), out.detach()))
-        )
-        for pool in model.pools
-    ]
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(input_ids)[0]  # (num_classes,)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    logits, captured = _forward_capturing(model, model.pools, torch.tensor([ids]))
     probabilities = F.softmax(logits, dim=-1)
-    # Time step t of a feature map covers the model's (padded) input positions t .. t + w - 1;
-    # with Kim's edge padding, max(filter_widths) - 1 pads come before the first token.
-    lead = model.min_length - 1 if getattr(config, "edge_padding", False) else 0
-    weight = model.classifier.weight.detach()  # (num_classes, features)
-    features, offset = [], 0
-    for width, pool, (maps, pooled) in zip(
-        config.filter_widths, model.pools, captured, strict=True
-    ):
-        activations = maps[0]  # (F, L)
-        mult = pool.feat_mult()
-        pooled = pooled[0].reshape(config.num_filters, mult)  # channel-major (F, m)
-        steps = _winner_positions(activations.numpy(), pooled.numpy())
-        for j in range(config.num_filters):
-            for slot in range(mult):
-                index = offset + j * mult + slot
-                value = float(pooled[j, slot])
-                step = int(steps[j, slot])
-                window = [step - lead + k for k in range(width)] if step >= 0 else []
-                gram = [tokens[t] if 0 <= t < len(tokens) else "<pad>" for t in window]
-                features.append(
-                    {
-                        "feature": index,
-                        "width": int(width),
-                        "filter": j,
-                        "slot": slot,
-                        "position": step - lead if step >= 0 else None,
-                        "ngram": gram,
-                        "ngram_text": " ".join(t for t in gram if t != "<pad>"),
-                        "activation": value,
-                        "push": [float(weight[c, index]) * value for c in range(len(logits))],
-                    }
-                )
-        offset += config.num_filters * mult
+    features = _text_features(model, captured, tokens)
     predicted = int(probabilities.argmax())
     names = list(label_names or [str(c) for c in range(len(logits))])
     features.sort(key=lambda f: -f["push"][predicted])
@@ -220,6 +172,68 @@ def explain_text(model, encoder, text: str, label_names: list[str] | None = None
         features=features[:top],
         truncated=truncated,
     )
+
+
+def _forward_capturing(model, modules, inputs) -> tuple[Any, list[tuple]]:
+    """The model's logits for the one example in ``inputs`` and, for each of ``modules``, its
+    ``(input, output)`` in that forward pass. Forward hooks, so whatever the model does before
+    pooling (such as padding) is read, not re-implemented here."""
+    import torch
+
+    captured: list[tuple] = [()] * len(modules)
+
+    def hook_for(number: int):
+        def hook(module, args, out):
+            captured[number] = (args[0].detach(), out.detach())
+
+        return hook
+
+    hooks = [module.register_forward_hook(hook_for(i)) for i, module in enumerate(modules)]
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(inputs)[0]  # (num_classes,)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return logits, captured
+
+
+def _text_features(model, captured: list[tuple], tokens: list[str]) -> list[dict[str, Any]]:
+    """One entry per pooled feature of a TextCNN: the winning window's n-gram, its activation
+    and its push on every class (classifier weight times activation)."""
+    config = model.config
+    # Time step t of a feature map covers the model's (padded) input positions t .. t + w - 1;
+    # with Kim's edge padding, max(filter_widths) - 1 pads come before the first token.
+    lead = model.min_length - 1 if getattr(config, "edge_padding", False) else 0
+    weight = model.classifier.weight.detach()  # (num_classes, features)
+    features, offset = [], 0
+    for width, pool, (maps, pooled) in zip(
+        config.filter_widths, model.pools, captured, strict=True
+    ):
+        mult = pool.feat_mult()
+        pooled = pooled[0].reshape(config.num_filters, mult)  # channel-major (F, m)
+        steps = _winner_positions(maps[0].numpy(), pooled.numpy())  # maps[0]: (F, L)
+        for j in range(config.num_filters):
+            for slot in range(mult):
+                index = offset + j * mult + slot
+                value = float(pooled[j, slot])
+                step = int(steps[j, slot])
+                window = [step - lead + k for k in range(width)] if step >= 0 else []
+                gram = [tokens[t] if 0 <= t < len(tokens) else "<pad>" for t in window]
+                features.append({
+                    "feature": index,
+                    "width": int(width),
+                    "filter": j,
+                    "slot": slot,
+                    "position": step - lead if step >= 0 else None,
+                    "ngram": gram,
+                    "ngram_text": " ".join(t for t in gram if t != "<pad>"),
+                    "activation": value,
+                    "push": [float(w) * value for w in weight[:, index]],
+                })
+        offset += config.num_filters * mult
+    return features
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,79 +345,16 @@ def explain_image(model, image, label_names: list[str] | None = None) -> ImageEx
         for m in model.features
         if not isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.ReLU))
     ]
-    captured: dict[int, tuple] = {}
-    hooks = [
-        module.register_forward_hook(
-            lambda mod, args, out, key=i: captured.__setitem__(
-                key, (args[0].detach(), out.detach())
-            )
-        )
-        for i, module in enumerate([*pools, model.head_pool])
-    ]
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(torch.from_numpy(image)[None])[0]
-    finally:
-        for hook in hooks:
-            hook.remove()
+    logits, captured = _forward_capturing(
+        model, [*pools, model.head_pool], torch.from_numpy(image)[None]
+    )
     probabilities = torch.softmax(logits, dim=-1)
-    height, width = image.shape[1:]
-    layers: list[dict[str, Any]] = []
-    notes: list[str] = []
-    # trace[l]: for each flat position of layer l's output, the image pixel it traces back to.
-    trace_to_pixel = np.arange(height * width)  # layer 0's input is the image resolution
-    traceable = True
-    for level, module in enumerate(pools):
-        layer_input, layer_output = captured[level]
-        in_h, in_w = layer_input.shape[-2:]
-        if trace_to_pixel is None or trace_to_pixel.size != in_h * in_w:
-            traceable = False
-        if not down_winners:
-            notes.append(
-                f"downsampling pool {level + 1} ({config.pool!r}) has no winners; "
-                "later winners cannot be traced to pixels through it"
-            )
-            traceable = False
-            break
-        winners = _window_winners(module, layer_input, layer_output)  # (C, Ho, Wo) flat in-plane
-        counts = np.zeros(height * width, dtype=np.int64)
-        if traceable:
-            np.add.at(counts, trace_to_pixel[winners.ravel()], 1)
-        layers.append(
-            {
-                "layer": f"pool {level + 1}",
-                "pool": config.pool,
-                "input_size": [int(in_h), int(in_w)],
-                "output_size": list(layer_output.shape[-2:]),
-                "channels": int(winners.shape[0]),
-                "windows": int(winners.size),
-                "counts": counts.reshape(height, width),
-            }
-        )
-        # Each output position -> the input position that won its window for most channels.
-        channels = winners.shape[0]
-        flat = winners.reshape(channels, -1)  # (C, Ho*Wo)
-        majority = np.array([np.bincount(flat[:, o]).argmax() for o in range(flat.shape[1])])
-        trace_to_pixel = trace_to_pixel[majority] if traceable else None
-    if head_winners and traceable:
-        head_input, head_output = captured[len(pools)]
-        channels = head_input.shape[1]
-        flat_input = head_input[0].reshape(channels, -1)  # (C, h*w)
-        winners = flat_input.argmax(dim=1).numpy()  # first maximum, as torch
-        counts = np.zeros(height * width, dtype=np.int64)
-        np.add.at(counts, trace_to_pixel[winners], 1)
-        layers.append(
-            {
-                "layer": "global",
-                "pool": config.global_pool,
-                "input_size": list(head_input.shape[-2:]),
-                "output_size": [1, 1],
-                "channels": int(channels),
-                "windows": int(channels),
-                "counts": counts.reshape(height, width),
-            }
-        )
+    layers, notes, trace_to_pixel = _downsampling_win_maps(
+        config.pool, pools, captured, image.shape[1:], down_winners
+    )
+    if head_winners and trace_to_pixel is not None:
+        layers.append(_head_win_map(config.global_pool, captured[len(pools)], trace_to_pixel,
+                                    image.shape[1:]))
     elif config.global_pool and not head_winners:
         notes.append(f"the global pool ({config.global_pool!r}) has no winners (not mapped)")
     names = list(label_names or [str(c) for c in range(len(logits))])
@@ -417,14 +368,78 @@ def explain_image(model, image, label_names: list[str] | None = None) -> ImageEx
     )
 
 
+def _downsampling_win_maps(pool: str, pools, captured, shape, has_winners: bool):
+    """Win maps of the downsampling pools, traced back to the image's pixels:
+    ``(layers, notes, trace)``; ``trace`` maps each position of the last pool's output to the
+    pixel it traces back to, or is None where tracing broke off."""
+    height, width = shape
+    layers: list[dict[str, Any]] = []
+    notes: list[str] = []
+    # trace[l]: for each flat position of layer l's output, the image pixel it traces back to.
+    trace_to_pixel = np.arange(height * width)  # layer 0's input is the image resolution
+    traceable = True
+    for level, module in enumerate(pools):
+        layer_input, layer_output = captured[level]
+        in_h, in_w = layer_input.shape[-2:]
+        if trace_to_pixel is None or trace_to_pixel.size != in_h * in_w:
+            traceable = False
+        if not has_winners:
+            notes.append(
+                f"downsampling pool {level + 1} ({pool!r}) has no winners; "
+                "later winners cannot be traced to pixels through it"
+            )
+            traceable = False
+            break
+        winners = _window_winners(module, layer_input, layer_output)  # (C, Ho, Wo) flat in-plane
+        counts = np.zeros(height * width, dtype=np.int64)
+        if traceable:
+            np.add.at(counts, trace_to_pixel[winners.ravel()], 1)
+        layers.append(
+            {
+                "layer": f"pool {level + 1}",
+                "pool": pool,
+                "input_size": [int(in_h), int(in_w)],
+                "output_size": list(layer_output.shape[-2:]),
+                "channels": int(winners.shape[0]),
+                "windows": int(winners.size),
+                "counts": counts.reshape(height, width),
+            }
+        )
+        # Each output position -> the input position that won its window for most channels.
+        channels = winners.shape[0]
+        flat = winners.reshape(channels, -1)  # (C, Ho*Wo)
+        majority = np.array([np.bincount(flat[:, o]).argmax() for o in range(flat.shape[1])])
+        trace_to_pixel = trace_to_pixel[majority] if traceable else None
+    return layers, notes, trace_to_pixel if traceable else None
+
+
+def _head_win_map(pool: str, head_capture, trace_to_pixel, shape) -> dict[str, Any]:
+    """The global pool's win map: each channel's maximum, traced back to its pixel."""
+    head_input, _ = head_capture
+    channels = head_input.shape[1]
+    flat_input = head_input[0].reshape(channels, -1)  # (C, h*w)
+    winners = flat_input.argmax(dim=1).numpy()  # first maximum, as torch
+    counts = np.zeros(shape[0] * shape[1], dtype=np.int64)
+    np.add.at(counts, trace_to_pixel[winners], 1)
+    return {
+        "layer": "global",
+        "pool": pool,
+        "input_size": list(head_input.shape[-2:]),
+        "output_size": [1, 1],
+        "channels": int(channels),
+        "windows": int(channels),
+        "counts": counts.reshape(shape),
+    }
+
+
 def plot_win_map(explanation: ImageExplanation, path, *, title: str = "") -> Any:
     """Draw the image and each layer's win map side by side (PNG, written atomically)."""
     import io
 
-    from poolkit.experiments._io import atomic_write_bytes
-    from poolkit.experiments.plots import _pyplot
+    from poolkit._io import atomic_write_bytes
+    from poolkit.experiments.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     panels = [("input", None)] + [(layer["layer"], layer) for layer in explanation.layers]
     if len(explanation.layers) > 1:
         panels.append(("all layers", {"counts": explanation.total, "windows": None}))

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from poolkit.pools import POOLS
+
 WORKED_EXAMPLE = "1 2 3 4; 5 6 7 8; 9 10 11 12; 13 14 15 16"
 TUTORIAL_NOTE = (
     "The tutorial we start from prints 3 5 / 11 13 for average pooling of this grid; that is "
@@ -71,17 +73,15 @@ def parse_grid(text: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class OpSpec:
-    """How to explain one operation: formula, the kind of windows, and the engine call."""
+    """How to explain one operation: the kind of windows and the engine call (its title,
+    formula and paper are the op's entry in :data:`poolkit.pools.POOLS`)."""
 
     name: str
-    title: str
-    formula: str
     windows: str  # "window" (kernel/stride/padding), "adaptive" (bins) or "fractional"
     arguments: tuple[str, ...]  # the CLI arguments it takes
     call: Callable[..., Any]  # (x, dims, args) -> (output, flat winner indices or None)
     has_winner: bool = False
     weights: str | None = None  # "probabilities" (stochastic) or "softmax" (SoftPool)
-    paper: str = ""
 
 
 def _engine(name: str, dims: int):
@@ -181,142 +181,24 @@ def _call_mixed(x, dims, args):
     return _family("mixed_pool", dims)(x, **_family_window(args), alpha=args["alpha"]), None
 
 
-OPS: dict[str, OpSpec] = {}
-
-
-def _register(spec: OpSpec) -> None:
-    OPS[spec.name] = spec
-
-
 _WINDOWED = ("kernel_size", "stride", "padding", "ceil_mode")
-_register(
-    OpSpec(
-        "max",
-        "Max pooling",
-        "y[o] = max_{i in window(o)} x[i]",
-        "window",
-        (*_WINDOWED, "dilation"),
-        _call_max,
-        has_winner=True,
-    )
-)
-_register(
-    OpSpec(
-        "avg",
-        "Average pooling",
-        "y[o] = (1/n) * sum_{i in window(o)} x[i]   (n = window size; with count_include_pad off, "
-        "the number of real elements)",
-        "window",
-        (*_WINDOWED, "count_include_pad"),
-        _call_avg,
-    )
-)
-_register(
-    OpSpec(
-        "lp",
-        "Power-average (Lp) pooling",
-        "y[o] = (sum_{i in window(o)} x[i]^p)^(1/p)",
-        "window",
-        ("kernel_size", "stride", "ceil_mode", "p"),
-        _call_lp,
-        paper="Boureau, Ponce & LeCun, ICML 2010",
-    )
-)
-_register(
-    OpSpec(
-        "adaptive_max",
-        "Adaptive max pooling",
-        "y[o] = max over bin o; bin o spans floor(o*L/O) .. ceil((o+1)*L/O) - 1",
-        "adaptive",
-        ("output_size",),
-        _call_adaptive_max,
-        has_winner=True,
-    )
-)
-_register(
-    OpSpec(
-        "adaptive_avg",
-        "Adaptive average pooling",
-        "y[o] = mean over bin o; bin o spans floor(o*L/O) .. ceil((o+1)*L/O) - 1",
-        "adaptive",
-        ("output_size",),
-        _call_adaptive_avg,
-    )
-)
-_register(
-    OpSpec(
-        "fractional_max",
-        "Fractional max pooling",
-        "y[o] = max over a k x k window starting at floor((o+u)*a) - floor(u*a), "
-        "a = (L - k)/(O - 1), u ~ U[0, 1) per plane (seeded); the last window starts at L - k",
-        "fractional",
-        ("kernel_size", "output_size", "seed"),
-        _call_fractional,
-        has_winner=True,
-        paper="Graham, arXiv:1412.6071 (2014)",
-    )
-)
-
-
 _FAMILY_WINDOW = ("kernel_size", "stride", "padding")
-_register(
-    OpSpec(
-        "stochastic",
-        "Stochastic pooling (training: one sample per window)",
-        "a = max(x, 0); p_i = a_i / sum_{window} a; training: y = a_j with j ~ p (seeded); "
-        "eval: y = sum p_i a_i",
-        "window",
-        (*_FAMILY_WINDOW, "seed"),
-        _call_stochastic,
-        has_winner=True,
-        weights="probabilities",
-        paper="Zeiler & Fergus, ICLR 2013",
-    )
-)
-_register(
-    OpSpec(
-        "softpool",
-        "SoftPool",
-        "w_i = exp(x_i) / sum_{window} exp(x); y = sum w_i x_i",
-        "window",
-        _FAMILY_WINDOW,
-        _call_softpool,
-        weights="weights",
-        paper="Stergiou et al., ICCV 2021",
-    )
-)
-_register(
-    OpSpec(
-        "gem",
-        "Generalized-mean (GeM) pooling",
-        "y = (mean_{window} max(x, eps)^p)^(1/p)",
-        "window",
-        (*_FAMILY_WINDOW, "p"),
-        _call_gem,
-        paper="Radenović, Tolias & Chum, TPAMI 2018",
-    )
-)
-_register(
-    OpSpec(
-        "lse",
-        "Log-sum-exp pooling",
-        "y = (1/r) log(mean_{window} exp(r x))   (r = --p)",
-        "window",
-        (*_FAMILY_WINDOW, "p"),
-        _call_lse,
-    )
-)
-_register(
-    OpSpec(
-        "mixed",
-        "Mixed pooling",
-        "y = alpha * max_{window} x + (1 - alpha) * mean_{window} x",
-        "window",
-        (*_FAMILY_WINDOW, "alpha"),
-        _call_mixed,
-        paper="Yu et al., RSKT 2014",
-    )
-)
+# Every key is an entry of poolkit.pools.POOLS with a formula (tests/test_explain.py checks it).
+OPS: dict[str, OpSpec] = {spec.name: spec for spec in (
+    OpSpec("max", "window", (*_WINDOWED, "dilation"), _call_max, has_winner=True),
+    OpSpec("avg", "window", (*_WINDOWED, "count_include_pad"), _call_avg),
+    OpSpec("lp", "window", ("kernel_size", "stride", "ceil_mode", "p"), _call_lp),
+    OpSpec("adaptive_max", "adaptive", ("output_size",), _call_adaptive_max, has_winner=True),
+    OpSpec("adaptive_avg", "adaptive", ("output_size",), _call_adaptive_avg),
+    OpSpec("fractional_max", "fractional", ("kernel_size", "output_size", "seed"),
+           _call_fractional, has_winner=True),
+    OpSpec("stochastic", "window", (*_FAMILY_WINDOW, "seed"), _call_stochastic,
+           has_winner=True, weights="probabilities"),
+    OpSpec("softpool", "window", _FAMILY_WINDOW, _call_softpool, weights="weights"),
+    OpSpec("gem", "window", (*_FAMILY_WINDOW, "p"), _call_gem),
+    OpSpec("lse", "window", (*_FAMILY_WINDOW, "p"), _call_lse),
+    OpSpec("mixed", "window", (*_FAMILY_WINDOW, "alpha"), _call_mixed),
+)}
 
 
 def list_ops() -> list[str]:
@@ -452,11 +334,12 @@ def explain_op(op: str, input: str | np.ndarray | None = None, **arguments: Any)
     shown = {k: args[k] for k in spec.arguments if k in args}
     if spec.windows == "fractional":
         shown["samples (u per dim)"] = [float(v) for v in args["samples"][0, 0][::-1]]
+    info = POOLS[op]
     return OpExplanation(
         op=op,
-        title=spec.title,
-        formula=spec.formula,
-        paper=spec.paper,
+        title=info.title,
+        formula=info.formula,
+        paper=info.paper,
         input=x,
         arguments=shown,
         output_size=sizes,
@@ -583,27 +466,16 @@ def plot_op(explanation: OpExplanation, path) -> Any:
     beside it, each output cell in its window's colour. PNG, written atomically."""
     import io
 
-    from matplotlib.patches import Rectangle
+    from poolkit._io import atomic_write_bytes
+    from poolkit.experiments.plots import pyplot
 
-    from poolkit.experiments._io import atomic_write_bytes
-    from poolkit.experiments.plots import _pyplot
-
-    plt = _pyplot()
-    x = explanation.input
+    plt = pyplot()
+    x, out = explanation.input, explanation.output
     grid = x if x.ndim == 2 else x[None]
-    out = explanation.output
     out_grid = out if out.ndim == 2 else out[None]
-    rows, cols = grid.shape
-    pad_lo = [0, 0]
-    pad_hi = [0, 0]
-    for window in explanation.windows:
-        for position in window["positions"]:
-            position = position if x.ndim == 2 else [0, *position]
-            for d in range(2):
-                pad_lo[d] = max(pad_lo[d], -position[d])
-                pad_hi[d] = max(pad_hi[d], position[d] - grid.shape[d] + 1)
-    width_in = cols + pad_lo[1] + pad_hi[1]
-    height_in = rows + pad_lo[0] + pad_hi[0]
+    pad_lo, pad_hi = _padding_extent(explanation, grid.shape)
+    width_in = grid.shape[1] + pad_lo[1] + pad_hi[1]
+    height_in = grid.shape[0] + pad_lo[0] + pad_hi[0]
     scale = 0.62
     figure, (ax_in, ax_out) = plt.subplots(
         1,
@@ -612,75 +484,9 @@ def plot_op(explanation: OpExplanation, path) -> Any:
         gridspec_kw={"width_ratios": [max(width_in, 1), max(out_grid.shape[1], 1)]},
     )
     colours = plt.get_cmap("tab10").colors
-    ax_in.set_xlim(-pad_lo[1] - 0.5, cols + pad_hi[1] - 0.5)
-    ax_in.set_ylim(rows + pad_hi[0] - 0.5, -pad_lo[0] - 0.5)
-    for r in range(-pad_lo[0], rows + pad_hi[0]):
-        for c in range(-pad_lo[1], cols + pad_hi[1]):
-            inside = 0 <= r < rows and 0 <= c < cols
-            ax_in.add_patch(
-                Rectangle(
-                    (c - 0.5, r - 0.5),
-                    1,
-                    1,
-                    facecolor="white" if inside else "#eeeeee",
-                    edgecolor="#bbbbbb",
-                    linewidth=0.8,
-                )
-            )
-            ax_in.text(
-                c,
-                r,
-                _fmt(grid[r, c]) if inside else "pad",
-                ha="center",
-                va="center",
-                fontsize=9 if inside else 7,
-                color="black" if inside else "#999999",
-            )
-    for number, window in enumerate(explanation.windows):
-        colour = colours[number % len(colours)]
-        positions = [p if x.ndim == 2 else [0, *p] for p in window["positions"]]
-        r0 = min(p[0] for p in positions)
-        r1 = max(p[0] for p in positions)
-        c0 = min(p[1] for p in positions)
-        c1 = max(p[1] for p in positions)
-        inset = 0.06 + 0.05 * (number % 3)
-        ax_in.add_patch(
-            Rectangle(
-                (c0 - 0.5 + inset, r0 - 0.5 + inset),
-                c1 - c0 + 1 - 2 * inset,
-                r1 - r0 + 1 - 2 * inset,
-                fill=False,
-                edgecolor=colour,
-                linewidth=2,
-            )
-        )
-        winner = window.get("winner")
-        if winner is not None:
-            wr, wc = winner if x.ndim == 2 else (0, winner[0])
-            ax_in.add_patch(Rectangle((wc - 0.5, wr - 0.5), 1, 1, facecolor=colour, alpha=0.3))
-    ax_in.set_title(
-        f"input {'x'.join(map(str, x.shape))}: windows outlined"
-        + (", winners filled" if any("winner" in w for w in explanation.windows) else ""),
-        fontsize=9,
-    )
-    ax_out.set_xlim(-0.5, out_grid.shape[1] - 0.5)
-    ax_out.set_ylim(out_grid.shape[0] - 0.5, -0.5)
-    for number, window in enumerate(explanation.windows):
-        o = window["output"] if out.ndim == 2 else [0, *window["output"]]
-        colour = colours[number % len(colours)]
-        ax_out.add_patch(
-            Rectangle(
-                (o[1] - 0.5, o[0] - 0.5),
-                1,
-                1,
-                facecolor=colour,
-                alpha=0.25,
-                edgecolor=colour,
-                linewidth=2,
-            )
-        )
-        ax_out.text(o[1], o[0], _fmt(window["result"]), ha="center", va="center", fontsize=9)
-    ax_out.set_title(f"{explanation.op} output {'x'.join(map(str, out.shape))}", fontsize=9)
+    _draw_input_grid(ax_in, grid, pad_lo, pad_hi)
+    _draw_windows(ax_in, explanation, colours)
+    _draw_output_grid(ax_out, explanation, out_grid.shape, colours)
     for ax in (ax_in, ax_out):
         ax.set_aspect("equal")
         ax.set_xticks([])
@@ -694,10 +500,89 @@ def plot_op(explanation: OpExplanation, path) -> Any:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def _fmt(value: float) -> str:
+def _as_2d(position, ndim: int) -> list[int]:
+    """A position of a 1-D or 2-D grid as (row, column); 1-D grids are drawn as one row."""
+    return list(position) if ndim == 2 else [0, *position]
+
+
+def _padding_extent(explanation: OpExplanation, shape) -> tuple[list[int], list[int]]:
+    """How many padding cells the windows reach before and after the grid, per dim."""
+    pad_lo, pad_hi = [0, 0], [0, 0]
+    for window in explanation.windows:
+        for position in window["positions"]:
+            position = _as_2d(position, explanation.input.ndim)
+            for d in range(2):
+                pad_lo[d] = max(pad_lo[d], -position[d])
+                pad_hi[d] = max(pad_hi[d], position[d] - shape[d] + 1)
+    return pad_lo, pad_hi
+
+
+def _draw_input_grid(ax, grid: np.ndarray, pad_lo, pad_hi) -> None:
+    """The input values, and the padding cells around them, as a table of cells."""
+    from matplotlib.patches import Rectangle
+
+    rows, cols = grid.shape
+    ax.set_xlim(-pad_lo[1] - 0.5, cols + pad_hi[1] - 0.5)
+    ax.set_ylim(rows + pad_hi[0] - 0.5, -pad_lo[0] - 0.5)
+    for r in range(-pad_lo[0], rows + pad_hi[0]):
+        for c in range(-pad_lo[1], cols + pad_hi[1]):
+            inside = 0 <= r < rows and 0 <= c < cols
+            ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, linewidth=0.8, edgecolor="#bbbbbb",
+                                   facecolor="white" if inside else "#eeeeee"))
+            ax.text(c, r, short_number(grid[r, c]) if inside else "pad", ha="center",
+                    va="center", fontsize=9 if inside else 7,
+                    color="black" if inside else "#999999")
+
+
+def _draw_windows(ax, explanation: OpExplanation, colours) -> None:
+    """Each window outlined in its colour (nested insets keep overlaps apart), winners filled."""
+    from matplotlib.patches import Rectangle
+
+    ndim = explanation.input.ndim
+    for number, window in enumerate(explanation.windows):
+        colour = colours[number % len(colours)]
+        positions = [_as_2d(p, ndim) for p in window["positions"]]
+        r0, r1 = min(p[0] for p in positions), max(p[0] for p in positions)
+        c0, c1 = min(p[1] for p in positions), max(p[1] for p in positions)
+        inset = 0.06 + 0.05 * (number % 3)
+        ax.add_patch(Rectangle((c0 - 0.5 + inset, r0 - 0.5 + inset), c1 - c0 + 1 - 2 * inset,
+                               r1 - r0 + 1 - 2 * inset, fill=False, edgecolor=colour,
+                               linewidth=2))
+        winner = window.get("winner")
+        if winner is not None:
+            wr, wc = _as_2d(winner, ndim)
+            ax.add_patch(Rectangle((wc - 0.5, wr - 0.5), 1, 1, facecolor=colour, alpha=0.3))
+    ax.set_title(
+        f"input {'x'.join(map(str, explanation.input.shape))}: windows outlined"
+        + (", winners filled" if any("winner" in w for w in explanation.windows) else ""),
+        fontsize=9,
+    )
+
+
+def _draw_output_grid(ax, explanation: OpExplanation, shape, colours) -> None:
+    """The output values, each cell in its window's colour."""
+    from matplotlib.patches import Rectangle
+
+    ax.set_xlim(-0.5, shape[1] - 0.5)
+    ax.set_ylim(shape[0] - 0.5, -0.5)
+    for number, window in enumerate(explanation.windows):
+        o = _as_2d(window["output"], explanation.output.ndim)
+        colour = colours[number % len(colours)]
+        ax.add_patch(Rectangle((o[1] - 0.5, o[0] - 0.5), 1, 1, facecolor=colour, alpha=0.25,
+                               edgecolor=colour, linewidth=2))
+        ax.text(o[1], o[0], short_number(window["result"]), ha="center", va="center", fontsize=9)
+    ax.set_title(f"{explanation.op} output {'x'.join(map(str, explanation.output.shape))}",
+                 fontsize=9)
+
+
+def short_number(value: float) -> str:
     """Short number: integers without decimals, else up to 4 significant digits."""
     if value is None:
         return "·"
     if math.isfinite(value) and float(value).is_integer() and abs(value) < 1e9:
         return str(int(value))
     return f"{value:.4g}"
+
+
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_fmt = short_number

@@ -65,7 +65,7 @@ import torch
 from torch import Tensor, nn
 
 from poolkit.models.registry import register_model
-from poolkit.nn.sequence import SequencePool, _parse_mode
+from poolkit.nn.sequence import SequencePool, parse_mode
 
 __all__ = [
     "FINETUNE_MODES",
@@ -189,6 +189,16 @@ def _reuse_gguf_reader():
         gguf.GGUFReader = original
 
 
+def _source_kwargs(source: str, gguf_file: str | None) -> dict[str, Any]:
+    """``from_pretrained`` options: the GGUF file, and ``local_files_only`` for a model on disk
+    (the shipped ones included: nothing to ask the hub, so it loads offline without touching
+    the process environment)."""
+    kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    if Path(source).is_dir():
+        kwargs["local_files_only"] = True
+    return kwargs
+
+
 def load_backbone(
     model: str | os.PathLike, gguf_file: str | None = None, dtype: torch.dtype = torch.float32
 ) -> nn.Module:
@@ -201,9 +211,10 @@ def load_backbone(
     from transformers import AutoModel
 
     source, gguf_file = resolve_model_source(model, gguf_file)
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     with _reuse_gguf_reader():
-        return AutoModel.from_pretrained(source, **kwargs, **_dtype_kwarg(dtype))
+        return AutoModel.from_pretrained(
+            source, **_source_kwargs(source, gguf_file), **_dtype_kwarg(dtype)
+        )
 
 
 def load_tokenizer(
@@ -213,9 +224,8 @@ def load_tokenizer(
     from transformers import AutoTokenizer
 
     source, gguf_file = resolve_model_source(model, gguf_file)
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     with _reuse_gguf_reader():
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, **_source_kwargs(source, gguf_file))
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:
             raise ValueError(f"tokenizer of {model} has neither a pad nor an eos token")
@@ -259,9 +269,14 @@ def _base_model(backbone: nn.Module) -> nn.Module:
     return get_base() if callable(get_base) else backbone
 
 
-def _accepted_arguments(backbone: nn.Module) -> set[str]:
+def accepted_arguments(backbone: nn.Module) -> set[str]:
+    """The keyword arguments the backbone's ``forward`` takes (``token_type_ids``…)."""
     parameters = inspect.signature(_base_model(backbone).forward).parameters
     return set(parameters)
+
+
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_accepted_arguments = accepted_arguments
 
 
 def backbone_hidden_states(
@@ -271,7 +286,7 @@ def backbone_hidden_states(
     accepted: set[str] | None = None,
 ) -> Tensor:
     """Last-layer token states ``(B, T, H)``, with mask-derived ``position_ids`` and no cache."""
-    accepted = _accepted_arguments(backbone) if accepted is None else accepted
+    accepted = accepted_arguments(backbone) if accepted is None else accepted
     kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
     if "position_ids" in accepted:
         kwargs["position_ids"] = position_ids_from_mask(attention_mask)
@@ -333,7 +348,7 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         self.base_model = os.fspath(self.base_model)
-        _parse_mode(self.pool)
+        parse_mode(self.pool)
         if not isinstance(self.pool_kwargs, Mapping):
             raise TypeError(f"pool_kwargs must be a dict, got {type(self.pool_kwargs).__name__}")
         self.pool_kwargs = dict(self.pool_kwargs)
@@ -426,7 +441,7 @@ class TransformerClassifier(nn.Module):
         self.pool = SequencePool(config.pool, hidden_size, **config.pool_kwargs)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(self.pool.output_dim, config.num_classes)
-        self._accepted = _accepted_arguments(backbone)
+        self._accepted = accepted_arguments(backbone)
         # What state_dict() leaves out: frozen backbone weights and backbone buffers.
         self._rebuilt_keys = {
             f"backbone.{name}"
