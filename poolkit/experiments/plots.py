@@ -223,6 +223,9 @@ def _place_labels(figure, axes, points, labels, front) -> None:
     """Annotate each point at the first of :data:`_LABEL_SPOTS` where its text overlaps no label
     placed before it, nor a marker (the last spot when none is free)."""
     renderer = figure.canvas.get_renderer()
+    axes.autoscale_view()  # fix the limits first: marker positions depend on them
+    axes.set_xlim(axes.get_xlim())
+    axes.set_ylim(axes.get_ylim())
     markers = [axes.transData.transform(point) for point in points]
     taken = []
     for index in sorted(range(len(points)), key=lambda i: (i not in front, i)):
