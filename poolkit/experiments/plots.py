@@ -200,7 +200,16 @@ def plot_pareto(
               linestyle="--", zorder=2, label="Pareto front (nothing both faster and better)")
     speeds = [x for x, _ in points]
     if min(speeds) > 0 and max(speeds) / min(speeds) > 5:
+        from matplotlib.ticker import FuncFormatter
+
         axes.set_xscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:,.0f}")  # 20,000, not 2x10^4
+        axes.xaxis.set_major_formatter(plain)
+        # label the 2s, 3s and 5s between the powers of ten, not every minor tick (they crowd)
+        axes.xaxis.set_minor_formatter(FuncFormatter(
+            lambda value, _: f"{value:,.0f}" if f"{value:.0e}"[0] in "235" else ""
+        ))
+        axes.tick_params(axis="x", which="both", labelsize=8)
     axes.margins(x=0.15, y=0.15)
     axes.set_xlabel(xlabel, fontsize=9)
     axes.set_ylabel("test accuracy (%)", fontsize=9)
