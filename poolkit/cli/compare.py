@@ -153,7 +153,8 @@ def compare_command(
     sweep: list[str] = typer.Option(
         [],
         "--sweep",
-        help="NAME=V1,V2: also vary a model argument (repeatable; the grid is every pooling "
+        metavar="NAME=V1,V2",
+        help="Also vary a model argument (repeatable; the grid is every pooling "
         "type x every combination), e.g. kernel_size=2,3 or stride=1,2 (image pools), "
         "filter_widths=[3,4,5],[2,3] or k=1,2 (TextCNN); ';' separates values that hold commas.",
     ),
