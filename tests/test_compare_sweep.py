@@ -150,14 +150,14 @@ def test_bad_axes_are_clear_errors(items, message):
 def test_a_config_field_added_later_is_sweepable(monkeypatch):
     """A task whose model config gains ``reduce`` (token reducers) sweeps it with no change
     here: ``--sweep 'reduce=none;merge:r=4;strided:after=2,ratio=2'``."""
-    from poolkit.experiments import builtin_tasks
+    from poolkit.experiments import sweep
 
     def build(pool, data, **config):
         return _Config(**config)
 
-    original = builtin_tasks._model_arguments
+    original = sweep.builtin_model_arguments
     monkeypatch.setattr(
-        builtin_tasks, "_model_arguments",
+        sweep, "builtin_model_arguments",
         lambda: {**original(), build: ModelArguments(_Config, derived=("flag",))},
     )
     task = Task("tokens", "text", _fake_load, build)

@@ -331,51 +331,18 @@ def build_transformer(pool: str, data: TaskData, **config: Any):
     return model
 
 
-def _convnet_pool(pool: str) -> tuple[str, dict[str, Any]]:
-    """The pool a ConvNet's pool arguments go to (the downsampling one) and its defaults."""
+def convnet_sweep_pool(pool: str) -> tuple[str, dict[str, Any]]:
+    """The pool a ConvNet's swept pool arguments go to (the downsampling one) and its defaults
+    (see :mod:`poolkit.experiments.sweep`)."""
     from poolkit.models._pools import downsampling_kwargs
 
     down = image_pools(pool)[0]
     return down, downsampling_kwargs(down)
 
 
-def _textcnn_pool(pool: str) -> tuple[str, dict[str, Any]]:
+def textcnn_sweep_pool(pool: str) -> tuple[str, dict[str, Any]]:
+    """The pool a TextCNN's swept pool arguments go to (the one over time) and its defaults."""
     return pool, dict(TEXT_POOL_KWARGS.get(pool, {}))
-
-
-def _model_arguments() -> dict:
-    """What ``compare --sweep`` may set for each built-in model builder."""
-    from poolkit.experiments.sweep import ModelArguments
-    from poolkit.models import ConvNetConfig, TextCNNConfig
-    from poolkit.models.transformer import TransformerConfig
-
-    return {
-        build_convnet: ModelArguments(
-            ConvNetConfig,
-            derived=("in_channels", "num_classes", "image_size", "pool", "global_pool"),
-            pool_dims=2,
-            pool_of=_convnet_pool,
-            pool_hint="kernel_size, stride, padding… of every downsampling pool",
-        ),
-        build_textcnn: ModelArguments(
-            TextCNNConfig,
-            derived=("vocab_size", "num_classes", "pool", "padding_idx"),
-            pool_dims=1,
-            pool_of=_textcnn_pool,
-            placeholders={"vocab_size": 10},
-            pool_hint="k of kmax, p of lp/gem… for the pooling over time",
-        ),
-        build_transformer: ModelArguments(
-            TransformerConfig,
-            derived=("base_model", "gguf_file", "max_length", "pool", "num_classes"),
-        ),
-    }
-
-
-def __getattr__(name: str):
-    if name == "MODEL_ARGUMENTS":  # built on first use: it imports the model configs (torch)
-        return _model_arguments()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -68,13 +68,40 @@ class Axis:
     target: str = "model"
 
 
+def builtin_model_arguments() -> dict[Any, ModelArguments]:
+    """What a sweep may set for each built-in model builder (imports the model configs)."""
+    from poolkit.experiments import builtin_tasks as tasks
+    from poolkit.models import ConvNetConfig, TextCNNConfig
+    from poolkit.models.transformer import TransformerConfig
+
+    return {
+        tasks.build_convnet: ModelArguments(
+            ConvNetConfig,
+            derived=("in_channels", "num_classes", "image_size", "pool", "global_pool"),
+            pool_dims=2,
+            pool_of=tasks.convnet_sweep_pool,
+            pool_hint="kernel_size, stride, padding… of every downsampling pool",
+        ),
+        tasks.build_textcnn: ModelArguments(
+            TextCNNConfig,
+            derived=("vocab_size", "num_classes", "pool", "padding_idx"),
+            pool_dims=1,
+            pool_of=tasks.textcnn_sweep_pool,
+            placeholders={"vocab_size": 10},
+            pool_hint="k of kmax, p of lp/gem… for the pooling over time",
+        ),
+        tasks.build_transformer: ModelArguments(
+            TransformerConfig,
+            derived=("base_model", "gguf_file", "max_length", "pool", "num_classes"),
+        ),
+    }
+
+
 def model_arguments(task: Task) -> ModelArguments | None:
     """The :class:`ModelArguments` of a built-in model builder; ``None`` for a user's builder
     (whose keyword parameters are then the accepted names)."""
-    from poolkit.experiments.builtin_tasks import MODEL_ARGUMENTS
-
     builder = getattr(task.build_model, "func", task.build_model)
-    return MODEL_ARGUMENTS.get(builder)
+    return builtin_model_arguments().get(builder)
 
 
 def _user_keywords(task: Task) -> tuple[list[str], bool]:
