@@ -219,18 +219,18 @@ def test_consistency_column_in_records_summary_and_table(tmp_path):
 # Test-set resolution and the accuracy plot's seed dots
 
 
-def test_test_set_resolution_by_hand():
-    from poolkit.experiments.summary import test_set_resolution
+def test_accuracy_resolution_by_hand():
+    from poolkit.experiments.summary import accuracy_resolution
 
     # n = 400, p = 0.9: one example 100/400 = 0.25 pp; SE = sqrt(0.09/400) = 0.015 -> 1.5 pp;
     # detectable 1.96 * sqrt(2) * 1.5 = 4.158 pp.
-    r = test_set_resolution(400, 0.9)
+    r = accuracy_resolution(400, 0.9)
     assert r["one_example"] == pytest.approx(0.25)
     assert r["standard_error"] == pytest.approx(1.5)
     assert r["detectable"] == pytest.approx(4.1577, abs=1e-3)
-    assert test_set_resolution(100, 1.0)["detectable"] == 0.0
+    assert accuracy_resolution(100, 1.0)["detectable"] == 0.0
     with pytest.raises(ValueError, match="n_test"):
-        test_set_resolution(0, 0.5)
+        accuracy_resolution(0, 0.5)
 
 
 def test_small_test_sets_warn_in_console_and_summary():

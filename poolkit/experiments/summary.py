@@ -287,7 +287,7 @@ def _var(values: Sequence[float]) -> float:
     return float(np.var(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def test_set_resolution(n_test: int, accuracy: float) -> dict[str, float]:
+def accuracy_resolution(n_test: int, accuracy: float) -> dict[str, float]:
     """How finely a test set of ``n_test`` examples measures an accuracy near ``accuracy``, in
     percentage points: ``one_example`` (one example changing its prediction moves accuracy by
     100/n), ``standard_error`` of one accuracy (binomial, :math:`\\sqrt{p(1-p)/n}`) and
@@ -298,7 +298,7 @@ def test_set_resolution(n_test: int, accuracy: float) -> dict[str, float]:
     sample, not the seeds, which the verdict's Welch test covers.
 
     Example:
-        >>> r = test_set_resolution(400, 0.9)  # SE = sqrt(0.9 * 0.1 / 400) = 1.5 points
+        >>> r = accuracy_resolution(400, 0.9)  # SE = sqrt(0.9 * 0.1 / 400) = 1.5 points
         >>> round(r["one_example"], 2), round(r["standard_error"], 2), round(r["detectable"], 2)
         (0.25, 1.5, 4.16)
     """
@@ -320,7 +320,7 @@ def resolution_notes(rows: Sequence[dict], n_test: int | None) -> tuple[list[str
     if not n_test or not scored:
         return [], []
     best = max(scored, key=lambda row: row["accuracy_mean"])
-    r = test_set_resolution(int(n_test), best["accuracy_mean"])
+    r = accuracy_resolution(int(n_test), best["accuracy_mean"])
     notes = [
         f"Test-set resolution: {n_test:,} test examples; one example is "
         f"{r['one_example']:.2f} points of accuracy, the binomial standard error at "
