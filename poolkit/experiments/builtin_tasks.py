@@ -328,9 +328,10 @@ def build_textcnn(pool: str, data: TaskData, **config: Any):
         "embed_dim": 64,
         "num_filters": 50,
         "pool": pool,
-        "pool_kwargs": dict(TEXT_POOL_KWARGS.get(pool, {})),
         "padding_idx": data.info.get("pad_id", 0),
         **config,
+        # k-max keeps its k=2 default unless the caller (a sweep over k) gives one
+        "pool_kwargs": {**TEXT_POOL_KWARGS.get(pool, {}), **config.get("pool_kwargs", {})},
     }
     model = TextCNN(TextCNNConfig(**settings))
     model.model_pools = {"time": pool}
@@ -353,6 +354,20 @@ def build_transformer(pool: str, data: TaskData, **config: Any):
     model = build_transformer_classifier(TransformerConfig(**settings))
     model.model_pools = {"sequence": pool}
     return model
+
+
+def convnet_sweep_pool(pool: str) -> tuple[str, dict[str, Any]]:
+    """The pool a ConvNet's swept pool arguments go to (the downsampling one) and its defaults
+    (see :mod:`poolkit.experiments.sweep`)."""
+    from poolkit.models._pools import downsampling_kwargs
+
+    down = image_pools(pool)[0]
+    return down, downsampling_kwargs(down)
+
+
+def textcnn_sweep_pool(pool: str) -> tuple[str, dict[str, Any]]:
+    """The pool a TextCNN's swept pool arguments go to (the one over time) and its defaults."""
+    return pool, dict(TEXT_POOL_KWARGS.get(pool, {}))
 
 
 # ---------------------------------------------------------------------------------------------
