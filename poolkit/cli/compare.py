@@ -17,7 +17,8 @@ from poolkit.cli._app import (
 )
 
 _TASK_HELP = (
-    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt, minilm-mr, stsb; "
+    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt, minilm-mr, minilm-sst2, "
+    "stsb; "
     "digits-metaformer and mnist-metaformer compare token mixers: pool, attention, identity, "
     "max...) or your file: "
     "csv:PATH, tsv:PATH, jsonl:PATH (with --text-column/--label-column) or images:PATH.npz."

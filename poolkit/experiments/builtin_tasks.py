@@ -476,6 +476,17 @@ BUILTIN_TASKS: list[Task] = [
         options={"train_size": 2000, "dev_size": 300, "test_size": 1000},
     ),
     Task(
+        "minilm-sst2",
+        "text",
+        functools.partial(load_transformer_task, "sst2"),
+        build_transformer,
+        description="SST-2 (GLUE; its dev split is the test set) with the frozen MiniLM "
+        "encoder and a trained pooling head (slow on a CPU)",
+        train={"epochs": 2, "batch_size": 32, "lr": 1e-3, "optimizer": "adamw"},
+        default_pools=("mean", "max", "cls", "attention"),
+        options={"train_size": 4000, "dev_size": 500, "test_size": None},
+    ),
+    Task(
         "rt",
         "text",
         functools.partial(_load_named, "rt", "text"),
