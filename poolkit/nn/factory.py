@@ -37,6 +37,7 @@ from poolkit.nn import (
     attention,
     basic,
     blur,
+    context,
     exponential,
     fractional,
     kmax,
@@ -355,5 +356,40 @@ register_pool(
              (1, 2, 3), False, True, True, False, (), notes="needs channels=C",
              needs_channels=True),
     _classes(attention, "AttentionPool"),
+    _build_plain,
+)
+
+
+_CONTEXT = ("channels",)  # a context module has one form, chosen by giving its input channels
+register_pool(
+    PoolInfo(name="ppm", title="Pyramid pooling module (PSPNet)",
+             paper="Zhao, Shi, Qi, Wang & Jia, CVPR 2017",
+             summary="y = [x; up(relu(bn(conv1x1(pool_bxb(x)))))] for b in bins (1, 2, 3, 6)",
+             dims=(1, 2, 3), local=True, global_=False, learnable=True, has_winners=False,
+             size_args=_CONTEXT, needs_channels=True,
+             notes="same spatial size out; out_channels = C + len(bins) * branch_channels; "
+                   "pool= any type with a global form (avg default)"),
+    _classes(context, "PyramidPooling"),
+    _build_plain,
+)
+register_pool(
+    PoolInfo(name="aspp_pooling", title="ASPP image-level pooling branch (DeepLab v3)",
+             paper="Chen, Papandreou, Schroff & Adam, arXiv:1706.05587, 2017",
+             summary="y_s = relu(bn(conv1x1(pool(x)))) broadcast to every position s",
+             dims=(1, 2, 3), local=True, global_=False, learnable=True, has_winners=False,
+             size_args=_CONTEXT, needs_channels=True,
+             notes="same spatial size out; out_channels (default C); pool= (avg default)"),
+    _classes(context, "ASPPPooling"),
+    _build_plain,
+)
+register_pool(
+    PoolInfo(name="aspp", title="Atrous spatial pyramid pooling (DeepLab v3)",
+             paper="Chen, Papandreou, Schroff & Adam, arXiv:1706.05587, 2017",
+             summary="y = proj([conv1x1(x); conv3x3_r(x) for r in atrous_rates; "
+                     "image pooling(x)])",
+             dims=(1, 2, 3), local=True, global_=False, learnable=True, has_winners=False,
+             size_args=_CONTEXT, needs_channels=True,
+             notes="same spatial size out; out_channels (default C); atrous_rates (6, 12, 18)"),
+    _classes(context, "ASPP"),
     _build_plain,
 )
