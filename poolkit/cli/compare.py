@@ -31,16 +31,16 @@ def render_table(rows, console) -> None:
     """The summary as a rich table: best row green, losing rows dim."""
     from rich.table import Table
 
-    from poolkit.experiments.summary import _level_header, _num, _pct
+    from poolkit.experiments.summary import _level_header, _num, _pct, score_columns
 
     labels = [k[: -len("_mean")] for k in rows[0] if k.endswith("_mean")] if rows else []
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
     table = Table(show_lines=False, header_style="bold")
+    scores = score_columns(rows)
     for name in (
         "#",
         "pooling",
-        "accuracy %",
-        "macro-F1 %",
+        *(header for header, _ in scores),
         *[_level_header(x) for x in labels],
         "train s",
         "params",
@@ -58,8 +58,7 @@ def render_table(rows, console) -> None:
         table.add_row(
             str(row.get("rank") or "–"),
             row["pool"],
-            _pct(row["accuracy_mean"], row["accuracy_std"]),
-            _pct(row["macro_f1_mean"], row["macro_f1_std"]),
+            *(_pct(row.get(f"{key}_mean"), row.get(f"{key}_std")) for _, key in scores),
             *[_pct(row.get(f"{x}_mean"), row.get(f"{x}_std")) for x in labels],
             _num(row.get("train_time_s_mean"), ".1f"),
             f"{row['params']:,}" if row.get("params") is not None else "–",

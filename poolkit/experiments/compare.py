@@ -2,8 +2,8 @@
 
 Files written in ``out_dir`` (each atomically):
 
-- ``results.jsonl``: one line per run (task, pool, seed, accuracy, macro_f1, train_time_s,
-  inference_time_s, throughput_samples_s, params, epochs, robustness, versions, …);
+- ``results.jsonl``: one line per run (task, pool, seed, metric, score, accuracy, macro_f1,
+  train_time_s, inference_time_s, throughput_samples_s, params, epochs, robustness, versions, …);
 - ``summary.csv`` and ``summary.md``: per pooling type, mean ± std over seeds, rank and verdict;
 - ``accuracy.png`` and ``robustness.png``.
 
@@ -65,10 +65,12 @@ def _notes(spec: CompareSpec, records: list[dict[str, Any]]) -> list[str]:
         notes.append(f"Task: {spec.task.description}.")
     if ok:
         first = ok[0]
+        baseline = first.get("chance_accuracy")
         notes.append(
             f"Data: {first['n_train']:,} training, {first['n_dev']:,} dev, "
-            f"{first['n_test']:,} test examples, {first['num_classes']} classes; "
-            f"majority-class baseline {100 * first['chance_accuracy']:.1f}%."
+            f"{first['n_test']:,} test examples, {first['num_classes']} classes"
+            + (f"; majority-class baseline {100 * baseline:.1f}%." if baseline is not None
+               else ".")
         )
     settings = ", ".join(f"{k}={v}" for k, v in train.items() if k != "eval_batch_size")
     notes.append(f"Training: {settings}; seeds {', '.join(map(str, spec.seeds))}.")
@@ -103,7 +105,8 @@ def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
     write_summary(rows, files["summary_csv"], files["summary_md"], **markdown_args)
     if any(row["runs"] > 0 for row in rows):
         files["accuracy_png"] = plot_accuracy(
-            rows, out / "accuracy.png", title=f"{spec.task.name}: accuracy by pooling type"
+            rows, out / "accuracy.png",
+            title=f"{spec.task.name}: {spec.task.metric} by pooling type",
         )
         xlabel = (
             "shift (pixels, random direction, zero fill)"

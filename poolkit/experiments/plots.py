@@ -1,7 +1,8 @@
 """PNG plots of a compare grid (matplotlib, Agg backend, written atomically).
 
-- :func:`plot_accuracy`: mean test accuracy per pooling type with ±1 std error bars and each
-  seed as a dot, best first, the majority-class baseline as a dashed line.
+- :func:`plot_accuracy`: mean test score (accuracy, or the task's metric) per pooling type with
+  ±1 std error bars and each seed as a dot, best first, the majority-class baseline as a dashed
+  line.
 - :func:`plot_robustness`: accuracy against the perturbation level (0 = clean), one line per
   pooling type with ±1 std error bars.
 """
@@ -38,7 +39,8 @@ def _finite(value) -> bool:
 
 
 def plot_accuracy(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str) -> Path:
-    """Accuracy (%) per pooling type, best at the top: mean ± std as a point with error bars, each
+    """The task's score (%: accuracy, mIoU…) per pooling type, best at the top: mean ± std as a
+    point with error bars, each
     seed as a small dot. A dot plot, not bars, because the axis is zoomed to the results (bars on
     a cut axis exaggerate gaps); the majority-class baseline is named in the axis label."""
     plt = _pyplot()
@@ -47,10 +49,10 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], path: str | Path, *, title: st
     colour_of = {"best": "#2b8a3e", "tie": "#4c6ef5"}
     values = []
     for y, row in enumerate(rows):
-        mean = 100 * row["accuracy_mean"]
-        std = 100 * row["accuracy_std"] if _finite(row["accuracy_std"]) else 0.0
+        mean = 100 * row["score_mean"]
+        std = 100 * row["score_std"] if _finite(row["score_std"]) else 0.0
         colour = colour_of.get(row["verdict"], "#868e96" if row["verdict"] != "best" else "")
-        seeds = [100 * a for a in row.get("_accuracies", [])]
+        seeds = [100 * a for a in row.get("_scores", [])]
         axes.scatter(seeds, [y] * len(seeds), s=14, color=colour, alpha=0.45, zorder=2)
         axes.errorbar(mean, y, xerr=std, fmt="o", color=colour, capsize=4, markersize=7, zorder=3)
         axes.annotate(
@@ -69,7 +71,8 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], path: str | Path, *, title: st
     axes.set_yticks(range(len(rows)), [row["pool"] for row in rows])
     axes.set_ylim(len(rows) - 0.5, -0.5)  # best on top
     chance = [100 * row["chance"] for row in rows if _finite(row.get("chance"))]
-    label = "test accuracy (%)"
+    metric = next((row["metric"] for row in rows if row.get("metric")), "accuracy")
+    label = f"test {metric} (%)"
     if chance:
         label += f"; always predicting the majority class: {chance[0]:.1f}%"
         if axes.get_xlim()[0] <= chance[0]:

@@ -200,10 +200,12 @@ def default_fit(model, data: TaskData, train: dict[str, Any], seed: int) -> dict
 
 
 def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str, Any]:
-    """Train and evaluate one (pool, seed); returns the results.jsonl record (without keys)."""
-    import torch
+    """Train and evaluate one (pool, seed); returns the results.jsonl record (without keys).
 
-    from poolkit.experiments.robustness import PERTURBATIONS, perturbation_label
+    ``score`` is the task's ``metric`` on the test split (accuracy unless the task has its own
+    ``evaluate``), the number the summary ranks by.
+    """
+    import torch
 
     data = load_task_data(task)
     torch.manual_seed(seed)
@@ -213,32 +215,25 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
     fit = task.fit or default_fit
     fitted = fit(model, data, dict(train), seed)
     eval_batch = int(train.get("eval_batch_size", 256))
-    clean = evaluate(
-        model, data.test, data.collate_fn, batch_size=eval_batch, num_classes=data.num_classes
-    )
-    robustness: dict[str, float] = {}
-    if task.perturbation:
-        perturb_fn = PERTURBATIONS[task.perturbation]
-        for level in task.levels:
-            # Seeded by the level only: every pool and seed sees the same perturbed test set.
-            generator = torch.Generator().manual_seed(1000 + int(round(float(level) * 100)))
-
-            def perturb(batch, level=level, generator=generator):
-                return perturb_fn(batch, level, generator, **data.info)
-
-            shifted = evaluate(
-                model,
-                data.test,
-                data.collate_fn,
-                batch_size=eval_batch,
-                num_classes=data.num_classes,
-                perturb=perturb,
-            )
-            robustness[perturbation_label(task.perturbation, level)] = shifted["accuracy"]
+    if task.evaluate is not None:
+        scores = dict(task.evaluate(model, data, data.test, batch_size=eval_batch))
+        clean = {"time_s": scores.pop("time_s"), "n": len(data.test)}
+        result = {"metric": task.metric, **scores}
+    else:
+        clean = evaluate(
+            model, data.test, data.collate_fn, batch_size=eval_batch, num_classes=data.num_classes
+        )
+        result = {
+            "metric": task.metric,
+            "score": clean["accuracy"],
+            "accuracy": clean["accuracy"],
+            "macro_f1": clean["macro_f1"],
+            "robustness": _robustness(task, model, data, eval_batch),
+            "chance_accuracy": clean["majority_accuracy"],
+        }
     n_test = clean["n"]
     return {
-        "accuracy": clean["accuracy"],
-        "macro_f1": clean["macro_f1"],
+        **result,
         "train_time_s": float(fitted.get("train_time_s", float("nan"))),
         "epochs": int(fitted.get("epochs", train.get("epochs", 0))),
         "best_dev_accuracy": fitted.get("best_dev_accuracy"),
@@ -247,13 +242,40 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
         "params": int(params),
         "trainable_params": int(trainable),
         "model_pools": getattr(model, "model_pools", {"pool": pool}),
-        "robustness": robustness,
-        "chance_accuracy": clean["majority_accuracy"],
         "n_train": len(data.train),
         "n_dev": len(data.dev) if data.dev is not None else 0,
         "n_test": n_test,
         "num_classes": data.num_classes,
     }
+
+
+def _robustness(task: Task, model, data: TaskData, eval_batch: int) -> dict[str, float]:
+    """Test accuracy under the task's perturbation at each of its levels."""
+    import torch
+
+    from poolkit.experiments.robustness import PERTURBATIONS, perturbation_label
+
+    robustness: dict[str, float] = {}
+    if not task.perturbation:
+        return robustness
+    perturb_fn = PERTURBATIONS[task.perturbation]
+    for level in task.levels:
+        # Seeded by the level only: every pool and seed sees the same perturbed test set.
+        generator = torch.Generator().manual_seed(1000 + int(round(float(level) * 100)))
+
+        def perturb(batch, level=level, generator=generator):
+            return perturb_fn(batch, level, generator, **data.info)
+
+        shifted = evaluate(
+            model,
+            data.test,
+            data.collate_fn,
+            batch_size=eval_batch,
+            num_classes=data.num_classes,
+            perturb=perturb,
+        )
+        robustness[perturbation_label(task.perturbation, level)] = shifted["accuracy"]
+    return robustness
 
 
 def _init_worker(threads: int) -> None:
@@ -510,7 +532,9 @@ class _Progress:
         if label in self.running:
             self.running.remove(label)
         if record["status"] == "ok":
-            last = f"{label}: acc {100 * record['accuracy']:.1f}%"
+            metric = record.get("metric", "accuracy")
+            score = record.get("score", record.get("accuracy"))
+            last = f"{label}: {metric} {100 * score:.1f}%"
         else:
             last = f"[red]{label} failed[/red]"
         self.done += 1

@@ -1,8 +1,10 @@
 """Per-pooling summary of a compare grid: mean ± std over seeds, ranks and an honest verdict.
 
-The verdict compares each pooling type with the best one (highest mean accuracy):
+Rows are ranked by the task's score (``score_mean``): its ``metric``, test accuracy for the
+classification tasks, mean IoU or box mAP for the dense ones. The verdict compares each pooling
+type with the best one (highest mean score):
 
-- ``best``: the highest mean accuracy;
+- ``best``: the highest mean score;
 - ``loses (-x.x pp)``: lower, and Welch's t-test over the seeds says the gap is unlikely to be
   seed noise (two-sided, 5%):
 
@@ -35,6 +37,9 @@ BASE_COLUMNS = (
     "pool",
     "runs",
     "failed",
+    "metric",
+    "score_mean",
+    "score_std",
     "accuracy_mean",
     "accuracy_std",
     "macro_f1_mean",
@@ -68,8 +73,11 @@ def robustness_labels(records: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def summarize(records: Sequence[dict[str, Any]], pools: Sequence[str] | None = None) -> list[dict]:
-    """One row per pooling type (sorted by mean accuracy, best first) with the columns of
-    :data:`BASE_COLUMNS` plus ``<perturbation>_mean``/``_std`` for each robustness level."""
+    """One row per pooling type (sorted by mean score, best first) with the columns of
+    :data:`BASE_COLUMNS` plus ``<perturbation>_mean``/``_std`` for each robustness level.
+
+    A record's score is its ``score`` (records written before there was one: ``accuracy``).
+    """
     pools = list(pools) if pools is not None else list(dict.fromkeys(r["pool"] for r in records))
     labels = robustness_labels(records)
     rows = []
@@ -81,9 +89,12 @@ def summarize(records: Sequence[dict[str, Any]], pools: Sequence[str] | None = N
             "pool": pool,
             "runs": len(ok),
             "failed": len(mine) - len(ok),
+            "metric": ok[0].get("metric", "accuracy") if ok else "",
         }
+        scores = [_score(r) for r in ok]
+        row["score_mean"], row["score_std"] = _mean_std(scores)
         for metric in ("accuracy", "macro_f1"):
-            row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std([r[metric] for r in ok])
+            row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std([r.get(metric) for r in ok])
         for metric in ("train_time_s", "inference_time_s", "throughput_samples_s"):
             row[f"{metric}_mean"] = _mean_std([r.get(metric) for r in ok])[0]
         row["params"] = int(ok[0]["params"]) if ok else None
@@ -95,15 +106,19 @@ def summarize(records: Sequence[dict[str, Any]], pools: Sequence[str] | None = N
             values = [(r.get("robustness") or {}).get(label) for r in ok]
             row[f"{label}_mean"], row[f"{label}_std"] = _mean_std(values)
         row["chance"] = _mean_std([r.get("chance_accuracy") for r in ok])[0]
-        row["_accuracies"] = [float(r["accuracy"]) for r in ok]
+        row["_scores"] = [float(score) for score in scores]
         rows.append(row)
     _rank_and_judge(rows)
     return rows
 
 
+def _score(record: dict[str, Any]) -> float:
+    return record["score"] if "score" in record else record["accuracy"]
+
+
 def _rank_and_judge(rows: list[dict]) -> None:
     scored = [row for row in rows if row["runs"] > 0]
-    scored.sort(key=lambda row: -row["accuracy_mean"])
+    scored.sort(key=lambda row: -row["score_mean"])
     for rank, row in enumerate(scored, start=1):
         row["rank"] = rank
     for row in rows:
@@ -113,17 +128,17 @@ def _rank_and_judge(rows: list[dict]) -> None:
         return
     best = scored[0]
     for row in scored:
-        delta = 100 * (row["accuracy_mean"] - best["accuracy_mean"])
+        delta = 100 * (row["score_mean"] - best["score_mean"])
         row["delta_pp"] = delta
         chance = row.get("chance")
-        if chance is not None and math.isfinite(chance) and row["accuracy_mean"] <= chance + 0.02:
+        if chance is not None and math.isfinite(chance) and row["score_mean"] <= chance + 0.02:
             row["verdict"] = "at chance"
         elif row is best:
             row["verdict"] = "best"
         elif row["runs"] < 2 or best["runs"] < 2:
             row["verdict"] = f"lower (1 seed, {delta:+.1f} pp)" if delta < 0 else "tie"
         else:
-            significant = welch_significant(best["_accuracies"], row["_accuracies"])
+            significant = welch_significant(best["_scores"], row["_scores"])
             row["verdict"] = f"loses ({delta:+.1f} pp)" if significant else "tie"
     rows.sort(key=lambda row: (row["rank"] is None, row["rank"] or 0))
 
@@ -240,6 +255,16 @@ def _level_header(label: str) -> str:
     return label
 
 
+def score_columns(rows: Sequence[dict]) -> list[tuple[str, str]]:
+    """``(header, key)`` of the score columns: the task's metric (``"accuracy %"``,
+    ``"mIoU %"``…), then macro-F1 where the runs have one (classification)."""
+    metric = next((row["metric"] for row in rows if row.get("metric")), "accuracy")
+    found = [(f"{metric} %", "score")]
+    if any(math.isfinite(row.get("macro_f1_mean", math.nan)) for row in rows):
+        found.append(("macro-F1 %", "macro_f1"))
+    return found
+
+
 def to_markdown(
     rows: Sequence[dict],
     *,
@@ -251,7 +276,8 @@ def to_markdown(
     """The summary as a Markdown page: the command, the table (best row bold), how to read it."""
     labels = [key[: -len("_mean")] for key in columns(rows) if key.endswith("_mean")]
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
-    header = ["rank", "pooling", "accuracy %", "macro-F1 %"]
+    scores = score_columns(rows)
+    header = ["rank", "pooling", *(name for name, _ in scores)]
     header += [_level_header(label) for label in labels]  # accuracy %, see the note below
     header += ["train s", "infer samples/s", "params", "verdict"]
     lines = [f"# {title}", ""]
@@ -265,8 +291,7 @@ def to_markdown(
         cells = [
             str(row["rank"]) if row.get("rank") else "–",
             f"`{row['pool']}`",
-            _pct(row["accuracy_mean"], row["accuracy_std"]),
-            _pct(row["macro_f1_mean"], row["macro_f1_std"]),
+            *(_pct(row.get(f"{key}_mean"), row.get(f"{key}_std")) for _, key in scores),
         ]
         cells += [_pct(row.get(f"{label}_mean"), row.get(f"{label}_std")) for label in labels]
         cells += [
@@ -281,7 +306,8 @@ def to_markdown(
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Mean ± sample standard deviation over seeds. **best** = highest mean accuracy; "
+        f"Mean ± sample standard deviation over seeds. **best** = highest mean "
+        f"{scores[0][0].removesuffix(' %')}; "
         "**loses** = lower, and Welch's t-test over the seeds (two-sided, 5%) says the gap is "
         "not seed noise (pp = percentage points); **tie** = lower, but not significantly; "
         "**at chance** = within 2 points of always predicting the most frequent class.",

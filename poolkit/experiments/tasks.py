@@ -70,6 +70,12 @@ class Task:
         model: keyword arguments for ``build_model`` (sizes such as ``embed_dim``).
         fit: optional ``fit(model, data, train_config, seed) -> dict`` replacing the default
             trainer (must return ``train_time_s`` and ``epochs``).
+        metric: name of the score the pooling types are ranked by, as the tables show it
+            (``"accuracy"``; ``"mIoU"``, ``"mAP@0.5"`` for the dense tasks), higher is better.
+        evaluate: optional ``evaluate(model, data, dataset, batch_size=...) -> dict`` replacing
+            classification accuracy on the test split: it returns ``score`` (the ``metric``, a
+            fraction shown x100), ``time_s`` and any extras for ``results.jsonl``. Such a task
+            has no perturbation unless it names one.
     """
 
     name: str
@@ -84,13 +90,15 @@ class Task:
     options: dict[str, Any] = field(default_factory=dict)
     fit: Callable[..., dict] | None = None
     model: dict[str, Any] = field(default_factory=dict)
+    metric: str = "accuracy"
+    evaluate: Callable[..., dict] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"task name must be a non-empty string, got {self.name!r}")
         if self.kind not in KINDS:
             raise ValueError(f"task kind ({self.kind!r}) must be one of {', '.join(KINDS)}")
-        if self.perturbation is None and not self.levels:
+        if self.perturbation is None and not self.levels and self.evaluate is None:
             default = "shift" if self.kind == "image" else "word_dropout"
             levels = (1, 2, 3) if self.kind == "image" else (0.1, 0.2, 0.3)
             object.__setattr__(self, "perturbation", default)

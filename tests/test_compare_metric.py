@@ -1,0 +1,74 @@
+"""compare with a task metric other than accuracy (mIoU, mAP…): ranked, tabulated and plotted by
+its score; classification records without a score still summarise by accuracy."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from poolkit.cli.compare import render_table  # noqa: E402
+from poolkit.experiments import CompareSpec, Task, TaskData, compare  # noqa: E402
+from poolkit.experiments.summary import summarize, to_markdown  # noqa: E402
+
+SCORES = {"good": 0.8, "bad": 0.5}
+
+
+def _load() -> TaskData:
+    examples = [{"x": torch.zeros(2)} for _ in range(6)]
+    return TaskData(examples[:4], None, examples[4:], lambda batch: batch, num_classes=3)
+
+
+def _build(pool, data):
+    model = torch.nn.Linear(2, 2)
+    model.pool_name = pool
+    return model
+
+
+def _fit(model, data, train, seed):
+    return {"train_time_s": 0.01, "epochs": 1}
+
+
+def _evaluate(model, data, dataset, batch_size=256):
+    # a seed-dependent wobble of 0.01 around each pool's score
+    wobble = 0.01 * (torch.initial_seed() % 3)
+    return {"score": SCORES[model.pool_name] + wobble, "time_s": 0.5, "per_class": [0.1, 0.2]}
+
+
+def _task() -> Task:
+    return Task("toy-dense", "image", _load, _build, description="toy dense task", fit=_fit,
+                metric="mIoU", evaluate=_evaluate)
+
+
+def test_task_metric_ranks_tables_and_plots(tmp_path):
+    task = _task()
+    assert task.perturbation is None  # no classification perturbation for an evaluate task
+    spec = CompareSpec(task, ["bad", "good"], [0, 1, 2], out_dir=tmp_path)
+    report = compare(spec, jobs=1, progress=False)
+    rows = {row["pool"]: row for row in report.rows}
+    assert rows["good"]["verdict"] == "best" and rows["good"]["metric"] == "mIoU"
+    assert rows["good"]["score_mean"] == pytest.approx(0.81)
+    assert rows["bad"]["verdict"].startswith("loses (-30.0 pp")
+    record = report.outcome.records[0]
+    assert record["metric"] == "mIoU" and record["per_class"] == [0.1, 0.2]
+    assert "accuracy" not in record and "robustness" not in record
+    assert "| rank | pooling | mIoU % | train s" in report.markdown  # no macro-F1 column
+    assert "highest mean mIoU" in report.markdown
+    assert (tmp_path / "accuracy.png").stat().st_size > 0
+    from rich.console import Console
+
+    console = Console(record=True, width=120)
+    render_table(report.rows, console)
+    text = console.export_text()
+    assert "mIoU %" in text and "81.0 ± 1.0" in text
+
+
+def test_records_without_a_score_summarise_by_accuracy():
+    records = [{"task": "t", "pool": p, "seed": s, "status": "ok", "accuracy": a,
+                "macro_f1": a, "params": 1, "chance_accuracy": 0.1, "robustness": {}}
+               for p, a in (("max", 0.9), ("avg", 0.7)) for s in range(2)]
+    rows = summarize(records)
+    assert rows[0]["pool"] == "max" and rows[0]["score_mean"] == pytest.approx(0.9)
+    assert rows[0]["metric"] == "accuracy"
+    markdown = to_markdown(rows, title="t")
+    assert "| rank | pooling | accuracy % | macro-F1 %" in markdown
