@@ -689,3 +689,43 @@ def unpool_output_size(
                 f"(from kernel_size={kernel[d]}, stride={stride_t[d]}, padding={pad[d]})"
             )
     return sizes
+
+
+# --------------------------------------------------------------------------------------------
+# Region-of-interest pooling (RoI pool, RoI Align, position-sensitive RoI Align)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoIArgs:
+    """The validated scalar arguments of an RoI op (torchvision.ops' names)."""
+
+    output_size: tuple[int, int]  # (pooled height, pooled width)
+    spatial_scale: float
+    sampling_ratio: int  # > 0: that many samples per bin and axis; <= 0: adaptive
+
+
+def roi_args(output_size, spatial_scale=1.0, sampling_ratio=-1) -> RoIArgs:
+    """Normalise ``output_size`` (int or pair), check ``spatial_scale`` and ``sampling_ratio``.
+
+    >>> roi_args(7)
+    RoIArgs(output_size=(7, 7), spatial_scale=1.0, sampling_ratio=-1)
+    >>> roi_args((0, 2))
+    Traceback (most recent call last):
+    ...
+    ValueError: output_size ((0, 2)) must be positive in both dims (pooled height, width)
+    """
+    size = normalize_tuple(output_size, 2, "output_size")
+    if min(size) <= 0:
+        raise ValueError(
+            f"output_size ({size}) must be positive in both dims (pooled height, width)"
+        )
+    if isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)) and not (
+        hasattr(spatial_scale, "dtype") and getattr(spatial_scale, "ndim", 1) == 0
+    ):
+        raise TypeError(f"spatial_scale must be a number, got {spatial_scale!r}")
+    scale = float(spatial_scale)
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"spatial_scale ({spatial_scale!r}) must be a positive finite number")
+    ratio = _as_int(sampling_ratio, "sampling_ratio")
+    return RoIArgs(size, scale, ratio)

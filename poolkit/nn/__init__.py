@@ -2,7 +2,10 @@
 
 ``create_pool(name, dims=2, **kwargs)`` builds any family by name (see
 :mod:`poolkit.nn.factory`); ``poolkit.nn.functional`` holds the functional forms; the module
-classes are importable from here. ``docs/pooling-families.md`` has the table of families.
+classes are importable from here. The box-wise RoI layers of detection heads (``RoIPool``,
+``RoIAlign``, ``PSRoIAlign``, ``MultiScaleRoIAlign``) have their own registry,
+``create_roi_pool(name, output_size, **kwargs)`` / ``list_roi_pools()`` (:mod:`poolkit.nn.roi`).
+``docs/pooling-families.md`` has the table of families.
 """
 
 from __future__ import annotations
@@ -65,6 +68,17 @@ from poolkit.nn.mixed import (
 )
 from poolkit.nn.power import GeMPool1d, GeMPool2d, GeMPool3d, LpAbsPool1d, LpAbsPool2d, LpAbsPool3d
 from poolkit.nn.pyramid import SpatialPyramidPool1d, SpatialPyramidPool2d, SpatialPyramidPool3d
+from poolkit.nn.roi import (
+    ROI_POOLS,
+    MultiScaleRoIAlign,
+    PSRoIAlign,
+    RoIAlign,
+    RoIPool,
+    RoIPoolInfo,
+    create_roi_pool,
+    fpn_levels,
+    list_roi_pools,
+)
 from poolkit.nn.sequence import LEARNED_MODES, POOLING_MODES, SequencePool, prompt_exclude_mask
 from poolkit.nn.stochastic import StochasticPool1d, StochasticPool2d, StochasticPool3d
 
@@ -85,6 +99,9 @@ __all__ = [  # grouped by family
     "TreePool1d", "TreePool2d", "TreePool3d", "GeMPool1d", "GeMPool2d", "GeMPool3d",
     "LpAbsPool1d", "LpAbsPool2d", "LpAbsPool3d", "SpatialPyramidPool1d", "SpatialPyramidPool2d",
     "SpatialPyramidPool3d", "StochasticPool1d", "StochasticPool2d", "StochasticPool3d",
+    # region-of-interest pooling (detection heads)
+    "ROI_POOLS", "RoIPoolInfo", "create_roi_pool", "list_roi_pools", "RoIPool", "RoIAlign",
+    "PSRoIAlign", "MultiScaleRoIAlign", "fpn_levels",
     # sequence pooling
     "LEARNED_MODES", "POOLING_MODES", "SequencePool", "prompt_exclude_mask",
 ]

@@ -2,7 +2,9 @@
 
 Each family has ``<name>1d``/``2d``/``3d`` (input ``(N, C, *spatial)``); windowed functions take
 ``kernel_size``/``stride``/``padding`` and ``kernel_size=None`` pools each whole plane to
-``(N, C, 1, ...)``. The N-d forms (``soft_pool(input, ..., dims=2)``) are here too.
+``(N, C, 1, ...)``. The N-d forms (``soft_pool(input, ..., dims=2)``) are here too, and the RoI
+ops of detection heads, ``roi_pool``/``roi_align``/``ps_roi_align(input, boxes, output_size, ...)``
+with ``torchvision.ops``' arguments.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ from poolkit.nn.pyramid import (
     spatial_pyramid_pool2d,
     spatial_pyramid_pool3d,
 )
+from poolkit.nn.roi import ps_roi_align, roi_align, roi_pool
 from poolkit.nn.stochastic import (
     stochastic_indices,
     stochastic_pool,
@@ -126,5 +129,5 @@ __all__ = [
     "lp_abs_pool", "lp_abs_pool1d", "lp_abs_pool2d", "lp_abs_pool3d", "pyramid_bins",
     "spatial_pyramid_pool", "spatial_pyramid_pool1d", "spatial_pyramid_pool2d",
     "spatial_pyramid_pool3d", "stochastic_indices", "stochastic_pool", "stochastic_pool1d",
-    "stochastic_pool2d", "stochastic_pool3d",
+    "stochastic_pool2d", "stochastic_pool3d", "roi_pool", "roi_align", "ps_roi_align",
 ]

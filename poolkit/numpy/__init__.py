@@ -15,6 +15,8 @@ forward (and ``_backward``)  what it computes
 ``adaptive_avg_pool{1,2,3}d`` mean over those bins
 ``fractional_max_pool{2,3}d`` max over pseudo-randomly placed windows
 ``max_unpool{1,2,3}d``       the partial inverse of max pooling
+``roi_pool``, ``roi_align``, each box of a feature map to a fixed-size feature
+``ps_roi_align``             (``torchvision.ops``' detection ops, :mod:`poolkit.numpy.roi`)
 ==========================  =====================================================
 
 Formulas, output sizes, index semantics and worked examples: ``docs/numpy-engine.md``. The
@@ -81,6 +83,14 @@ from poolkit.numpy.pooling import (
     max_pool3d,
     max_pool3d_backward,
 )
+from poolkit.numpy.roi import (
+    ps_roi_align,
+    ps_roi_align_backward,
+    roi_align,
+    roi_align_backward,
+    roi_pool,
+    roi_pool_backward,
+)
 from poolkit.numpy.unpool import (
     max_unpool1d,
     max_unpool1d_backward,
@@ -142,6 +152,12 @@ __all__ = [
     "max_unpool2d_backward",
     "max_unpool3d",
     "max_unpool3d_backward",
+    "roi_pool",
+    "roi_pool_backward",
+    "roi_align",
+    "roi_align_backward",
+    "ps_roi_align",
+    "ps_roi_align_backward",
     "FUNCTIONAL_OPS",
     "avg_divisor",
     "set_backend",

@@ -82,3 +82,11 @@ def kernels():
     from poolkit.numpy import _numba
 
     return _numba
+
+
+def roi_kernels():
+    """The numba kernels of the RoI ops (:mod:`poolkit.numpy._numba_roi`), imported on first
+    use."""
+    from poolkit.numpy import _numba_roi
+
+    return _numba_roi
