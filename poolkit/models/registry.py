@@ -50,6 +50,8 @@ LAZY_MODULES: dict[str, str] = {
     "textcnn": "poolkit.models.textcnn",
     "convnet": "poolkit.models.convnet",
     "transformer": "poolkit.models.transformer",
+    "segnet": "poolkit.models.segnet",
+    "roidet": "poolkit.models.roidet",
 }
 
 
