@@ -22,7 +22,7 @@ import typer
 
 from poolkit.cli._app import app, print_json, stderr_console, stdout_console
 
-MODELS = ("textcnn", "convnet", "transformer")
+MODELS = ("textcnn", "convnet", "transformer", "segnet", "roidet")
 DATA_PANEL = "Data"
 MODEL_PANEL = "Model"
 TRAIN_PANEL = "Training"
@@ -68,7 +68,9 @@ def _int_list(text: str | None, option: str) -> list[int] | None:
 
 @app.command("train")
 def train(
-    model: str = typer.Argument(..., metavar="MODEL", help="textcnn, convnet or transformer."),
+    model: str = typer.Argument(
+        ..., metavar="MODEL", help="textcnn, convnet, transformer; segnet or roidet (digit "
+        "canvases: --pool none/ppm/aspp or roi_pool/roi_align/roi_align_aligned)."),
     dataset: str | None = typer.Option(
         None, "--dataset", "-d", rich_help_panel=DATA_PANEL,
         help="mr, sst2, chnsenti, rt, digits, mnist, mnist5k, or a format of --data: csv, tsv, "
@@ -209,6 +211,18 @@ def train(
         import torch
 
         torch.set_num_threads(threads)
+    if model in ("segnet", "roidet"):
+        from poolkit.cli._dense import train_dense_command
+
+        config = TrainConfig(
+            epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+            weight_decay=weight_decay, schedule=schedule, warmup=warmup, patience=patience,
+            grad_clip=grad_clip, seed=seed, out_dir=str(out) if out else None, device=device,
+            progress=not quiet)
+        return train_dense_command(
+            model, dataset=dataset, data=data, limit=limit, pool=pool,
+            channels=_int_list(channels, "--channels"), config=config, quiet=quiet,
+            model_options=parse_assignments(model_arg, "--model-arg"), json_output=json_output)
     if dataset is not None and fmt is not None and dataset != fmt:
         raise ValueError(f"--dataset ({dataset}) and --format ({fmt}) disagree; give one")
     if folds == 1:

