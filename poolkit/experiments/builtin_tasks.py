@@ -525,8 +525,9 @@ BUILTIN_TASKS: list[Task] = [
         build_segnet,
         description="64x64 canvases of 2-5 real MNIST digits, per-pixel classes (background + "
         "10 digits); encoder-decoder at stride 8 with context module none / ppm / aspp",
-        train={"epochs": 8, "batch_size": 32, "lr": 3e-3, "optimizer": "adamw"},
+        train={"epochs": 15, "batch_size": 16, "lr": 3e-3, "optimizer": "adamw"},
         default_pools=("none", "ppm", "aspp"),
+        model={"channels": (8, 16, 32)},
         fit=fit_dense_task,
         metric="mIoU",
         evaluate=evaluate_dense_task,
@@ -540,8 +541,9 @@ BUILTIN_TASKS: list[Task] = [
         "stride 4, proposals = jittered true boxes + random boxes, RoI head (roi_pool / "
         "roi_align / roi_align_aligned, 5x5) classifying 10 digits + background and refining "
         "the box",
-        train={"epochs": 8, "batch_size": 32, "lr": 3e-3, "optimizer": "adamw"},
+        train={"epochs": 10, "batch_size": 32, "lr": 3e-3, "optimizer": "adamw"},
         default_pools=ROI_POOLS,
+        model={"channels": (8, 16, 16), "hidden": 64},
         fit=fit_dense_task,
         metric="mAP@0.5",
         evaluate=evaluate_dense_task,
