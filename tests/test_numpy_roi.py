@@ -445,3 +445,22 @@ def test_invalid_sizes_and_scales_property(size, scale):
         pnp.roi_align(x, np.zeros((1, 5)), size)
     with pytest.raises(ValueError, match="spatial_scale"):
         pnp.roi_pool(x, np.zeros((1, 5)), 2, scale)
+
+
+@given(index=st.one_of(st.integers(-5, -1), st.integers(2, 9),
+                       st.floats(0.01, 1.99).filter(lambda v: v != 1.0)),
+       k=st.integers(1, 4), nan_column=st.integers(1, 4), seed=st.integers(0, 99))
+def test_invalid_boxes_property(index, k, nan_column, seed):
+    """Any bad batch index, anywhere in the array, and any NaN coordinate is named."""
+    x = _input(np.float64)
+    rng = np.random.default_rng(seed)
+    boxes = np.concatenate([rng.integers(0, 2, (k, 1)), rng.uniform(0, 9, (k, 4))], axis=1)
+    bad = int(rng.integers(0, k))
+    wrong_index = boxes.copy()
+    wrong_index[bad, 0] = index
+    with pytest.raises(ValueError, match=rf"boxes\[{bad}, 0\] \(batch index"):
+        pnp.roi_align(x, wrong_index, 2)
+    with_nan = boxes.copy()
+    with_nan[bad, nan_column] = np.nan
+    with pytest.raises(ValueError, match=rf"box {bad} has a NaN"):
+        pnp.roi_pool(x, with_nan, 2)

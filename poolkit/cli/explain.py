@@ -10,8 +10,22 @@ from poolkit.cli._app import app, print_json, stderr_console, stdout_console
 
 _OPS_HELP = (
     "Pooling op to explain: max, avg, lp, adaptive_max, adaptive_avg, fractional_max, "
-    "stochastic, softpool, gem, lse, mixed. Omit with --model."
+    "stochastic, softpool, gem, lse, mixed; roi_align, roi_pool (one box: --box). "
+    "Omit with --model."
 )
+_ROI_OPS = ("roi_align", "roi_pool")
+
+
+def _parse_box(text: str | None):
+    if text is None:
+        return None
+    try:
+        box = tuple(float(p) for p in text.replace(";", ",").split(",") if p.strip())
+    except ValueError:
+        raise ValueError(f"--box ({text!r}) must be 4 numbers x1,y1,x2,y2") from None
+    if len(box) != 4:
+        raise ValueError(f"--box ({text!r}) must be 4 numbers x1,y1,x2,y2")
+    return box
 
 
 def _parse_size(text: str | None):
@@ -52,6 +66,18 @@ def explain_command(
     ),
     alpha: float | None = typer.Option(None, "--alpha", help="mixed: weight of max (0..1)."),
     seed: int | None = typer.Option(None, "--seed", help="fractional_max, stochastic: seed."),
+    box: str | None = typer.Option(
+        None, "--box", help="roi_*: the box x1,y1,x2,y2 (default 0.5,0.5,3.5,3.5)."
+    ),
+    spatial_scale: float | None = typer.Option(
+        None, "--spatial-scale", help="roi_*: box coordinates to map cells (default 1)."
+    ),
+    sampling_ratio: int | None = typer.Option(
+        None, "--sampling-ratio", help="roi_align: samples per bin and axis (<= 0: adaptive)."
+    ),
+    aligned: bool | None = typer.Option(
+        None, "--aligned/--no-aligned", help="roi_align: the half-pixel offset (default off)."
+    ),
     png: Path | None = typer.Option(None, "--png", help="Also draw the explanation as a PNG."),
     model: Path | None = typer.Option(
         None, "--model", "-m", help="A checkpoint folder from `poolkit train` (textcnn/convnet)."
@@ -74,6 +100,13 @@ def explain_command(
         raise ValueError("give an op to explain (e.g. `poolkit explain max`) or --model")
     if text is not None or image is not None:
         raise ValueError("--text/--image need --model CHECKPOINT")
+    if op in _ROI_OPS:
+        _explain_roi(op, input, _parse_box(box), _parse_size(output_size), spatial_scale,
+                     sampling_ratio, aligned, png, as_json)
+        return
+    if any(v is not None for v in (box, spatial_scale, sampling_ratio, aligned)):
+        raise ValueError(f"--box/--spatial-scale/--sampling-ratio/--aligned are for "
+                         f"{'/'.join(_ROI_OPS)}, not {op!r}")
     from poolkit.experiments.explain_op import explain_op, plot_op
 
     explanation = explain_op(
@@ -102,6 +135,75 @@ def explain_command(
     _render_op(explanation, wide_console())
     if written is not None:
         stderr_console().print(f"figure: {written}")
+
+
+# ---------------------------------------------------------------------------------------------
+# RoI ops
+
+
+def _explain_roi(op, input, box, output_size, spatial_scale, sampling_ratio, aligned, png,
+                 as_json) -> None:
+    from poolkit.experiments.explain_roi import explain_roi, plot_roi
+
+    arguments = {"box": box, "output_size": output_size, "spatial_scale": spatial_scale}
+    if op == "roi_align":
+        arguments.update(sampling_ratio=sampling_ratio, aligned=aligned)
+    elif sampling_ratio is not None or aligned is not None:
+        raise ValueError("--sampling-ratio/--aligned are roi_align's; roi_pool has neither")
+    explanation = explain_roi(op, input, **arguments)
+    written = plot_roi(explanation, png) if png is not None else None
+    if as_json:
+        payload = explanation.to_json()
+        if written is not None:
+            payload["png"] = str(written)
+        print_json(payload)
+        return
+    from poolkit.cli.compare import wide_console
+
+    _render_roi(explanation, wide_console())
+    if written is not None:
+        stderr_console().print(f"figure: {written}")
+
+
+def _render_roi(e, console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from poolkit.experiments.explain_op import _fmt
+
+    console.print(Text(e.title, style="bold") + Text(f"   {e.formula}", style="cyan"))
+    console.print(Text(f"({e.paper})", style="dim"))
+    console.print("arguments: " + ", ".join(f"{k}={v}" for k, v in e.arguments.items()))
+    console.print("input:")
+    console.print(_grid(e.input, _fmt))
+    for step in e.steps:
+        console.print(f"  {step}")
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
+    table.add_column("bin")
+    if e.op == "roi_align":
+        table.add_column("samples (y, x) -> bilinear value")
+    else:
+        table.add_column("cells")
+        table.add_column("winner")
+    table.add_column("result", justify="right")
+    for b in e.bins:
+        result = Text(_fmt(b["result"]), style="bold green")
+        if e.op == "roi_align":
+            samples = "  ".join(f"({_fmt(s['y'])}, {_fmt(s['x'])}) -> {_fmt(s['value'])}"
+                                for s in b["samples"]) or "no samples"
+            table.add_row(str(tuple(b["bin"])), f"{samples}  / {b['count']}", result)
+        else:
+            (r0, r1), (c0, c1) = b["rows"], b["cols"]
+            cells = f"rows {r0}..{r1 - 1}, cols {c0}..{c1 - 1}" if r1 > r0 and c1 > c0 \
+                else "empty"
+            winner = "-" if b["winner"] is None else str(tuple(b["winner"]))
+            table.add_row(str(tuple(b["bin"])), cells, winner, result)
+    console.print("bins:")
+    console.print(table)
+    console.print("output:")
+    console.print(_grid(e.output, _fmt, style="bold green"))
+    for note in e.notes:
+        console.print(Text(f"note: {note}", style="yellow"))
 
 
 # ---------------------------------------------------------------------------------------------

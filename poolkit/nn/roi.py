@@ -21,9 +21,10 @@ the feature map, on any device:
 
 The sampling weights of each box factor into rows and columns (``A_y (PH, H)``,
 ``A_x (PW, W)``, built by the NumPy engine's :func:`poolkit.numpy.roi.align_plan` from the
-boxes, which carry no gradient, as in torchvision); the layer computes
-``A_y X A_x^T / count`` with two batched matrix products per image, so autograd gives the
-exact backward (and double backward). :class:`MultiScaleRoIAlign` assigns each box to a
+boxes, which carry no gradient, as in torchvision). RoI Align is then one sparse matrix (a row
+per output bin, ``A_y[h] A_x[w] / count`` at each position it reads) times the channels-last
+map; PS RoI Align computes ``A_y X A_x^T / count`` per image with two einsums. Autograd gives
+the exact backward (and double backward). :class:`MultiScaleRoIAlign` assigns each box to a
 feature-pyramid level as torchvision's ``LevelMapper`` (Lin et al., FPN, 2017, eq. 1).
 
 Shape:
@@ -115,29 +116,30 @@ def roi_align(input: Tensor, boxes, output_size, spatial_scale: float = 1.0,
     rois = _rois(input, boxes)
     x = _compute(input)
     plan = align_plan(rois, args, tuple(input.shape[2:]), bool(aligned))
-    out = _apply_plan(x, plan, args.output_size)
-    return out.to(input.dtype)
+    (n, c, h, w), (ph, pw) = x.shape, args.output_size
+    row, column, weight = (torch.as_tensor(a, device=x.device) for a in plan.entries())
+    # one sparse (K PH PW, N H W) matrix times the channels-last map (N H W, C)
+    matrix = torch.sparse_coo_tensor(torch.stack([row, column]), weight.to(x.dtype),
+                                     (len(plan.count) * ph * pw, n * h * w), is_coalesced=True,
+                                     check_invariants=False)
+    out = torch.sparse.mm(matrix, x.permute(0, 2, 3, 1).reshape(n * h * w, c))
+    return out.view(-1, ph, pw, c).permute(0, 3, 1, 2).contiguous().to(input.dtype)
 
 
-def _apply_plan(x: Tensor, plan, output_size, position_sensitive: bool = False) -> Tensor:
-    """``A_y X A_x^T / count`` for every box, image by image, in bounded chunks."""
+def _ps_apply_plan(x: Tensor, plan, output_size) -> Tensor:
+    """PS RoI Align: ``A_y X A_x^T / count`` per box, channel ``(c, i, j)`` only meeting bin
+    ``(i, j)``, image by image in bounded chunks."""
     (ph, pw), (_, c, h, w) = output_size, x.shape
-    c_out = c // (ph * pw) if position_sensitive else c
+    c_out = c // (ph * pw)
     ay = torch.as_tensor(plan.ay, device=x.device, dtype=x.dtype)
     ax = torch.as_tensor(plan.ax, device=x.device, dtype=x.dtype)
     count = torch.as_tensor(plan.count, device=x.device, dtype=x.dtype)
     pieces, order = [], []
     for n, indices in _by_image(plan.batch_index, x.device):
-        plane = x[n]
-        for chunk in _chunks(indices, ph * c * max(w, h)):
-            a_y, a_x = ay[chunk], ax[chunk]  # (k, PH, H), (k, PW, W)
-            if position_sensitive:  # channel (c, i, j) only meets bin (i, j)
-                by_col = torch.einsum("cpqhw,kqw->kcpqh", plane.view(c_out, ph, pw, h, w), a_x)
-                pooled = torch.einsum("kcpqh,kph->kcpq", by_col, a_y)
-            else:
-                rows = a_y.reshape(-1, h) @ plane.permute(1, 0, 2).reshape(h, c * w)
-                pooled = rows.view(len(chunk), ph * c, w) @ a_x.transpose(1, 2)
-                pooled = pooled.view(len(chunk), ph, c, pw).transpose(1, 2)
+        plane = x[n].view(c_out, ph, pw, h, w)
+        for chunk in _chunks(indices, c * h):
+            by_col = torch.einsum("cpqhw,kqw->kcpqh", plane, ax[chunk])
+            pooled = torch.einsum("kcpqh,kph->kcpq", by_col, ay[chunk])
             pieces.append(pooled / count[chunk].view(-1, 1, 1, 1))
             order.append(chunk)
     return _in_box_order(pieces, order, x.new_zeros((0, c_out, ph, pw)))
@@ -156,7 +158,7 @@ def ps_roi_align(input: Tensor, boxes, output_size, spatial_scale: float = 1.0,
         )
     rois = _rois(input, boxes)
     plan = align_plan(rois, args, tuple(input.shape[2:]), True, position_sensitive=True)
-    return _apply_plan(_compute(input), plan, args.output_size, True).to(input.dtype)
+    return _ps_apply_plan(_compute(input), plan, args.output_size).to(input.dtype)
 
 
 def roi_pool(input: Tensor, boxes, output_size, spatial_scale: float = 1.0) -> Tensor:

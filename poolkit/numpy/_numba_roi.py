@@ -1,13 +1,13 @@
 """Optional compiled kernels (numba) for the RoI ops of :mod:`poolkit.numpy.roi`.
 
 RoI Align runs on the plan the NumPy path builds (per box, the row weights ``ay (K, PH, H)``
-and column weights ``ax (K, PW, W)`` of every bin, and each bin's span of non-zero weights):
-for each box, channel and bin row, the bin row's input rows are combined into one line
-(contiguous, vectorised), then each bin of the row is a short dot product of that line with
-its column weights. The backward is the transpose, adding into the box's window of the
-gradient. That is ``2 g_h W' + 2 g_w`` multiply-adds per bin and channel instead of the four
-per sample (``4 g_h g_w``) of a per-sample loop. RoI pooling is the direct scan of each bin
-(the first strictly greater value wins; NaN never does).
+and column weights ``ax (K, PW, W)`` of every bin, and each bin's span of non-zero weights) and
+on a channels-last copy of the input: each bin adds, for each of its non-zero positions
+``(h, w)`` (about ``(g_h + 1)(g_w + 1)``, where a per-sample loop reads ``4 g_h g_w``), the
+weight ``ay[h] ax[w]`` times the contiguous channel vector at ``(h, w)`` -- one long
+vectorised loop instead of a scalar one per channel. The backward is the transpose, into a
+channels-last gradient. Each transpose costs one pass over the map. RoI pooling is the direct
+scan of each bin (the first strictly greater value wins; NaN never does).
 
 Imported (and compiled on first call, cached on disk) only when the numba backend is selected.
 """
@@ -22,58 +22,56 @@ _FLT_MAX = float(np.finfo(np.float32).max)
 
 
 @njit(**_JIT)
-def _box_columns(clo, chi, k):
-    first, last = 1 << 62, 0
-    for pw in range(clo.shape[1]):
-        if chi[k, pw] > clo[k, pw]:
-            first = min(first, clo[k, pw])
-            last = max(last, chi[k, pw])
-    return first, last
-
-
-@njit(**_JIT)
 def roi_align_forward(x, batch_index, ay, ax, rlo, rhi, clo, chi, count, out):
+    """``x`` channels-last ``(N, H, W, C)``, ``out`` ``(K, C, PH, PW)``: each bin adds its
+    non-zero ``ay[h] * ax[w]`` times the channel vector at ``(h, w)`` into a per-box buffer
+    ``(PH, PW, C)`` that stays in cache, written out transposed once per box."""
     n_boxes, channels, ph_size, pw_size = out.shape
-    line = np.zeros(x.shape[3], x.dtype)
+    acc = np.empty((ph_size, pw_size, channels), out.dtype)
     for k in range(n_boxes):
         b = batch_index[k]
-        w0, w1 = _box_columns(clo, chi, k)
+        inverse = 1 / count[k]
+        for ph in range(ph_size):
+            for pw in range(pw_size):
+                line = acc[ph, pw]
+                for c in range(channels):
+                    line[c] = 0
+                for h in range(rlo[k, ph], rhi[k, ph]):
+                    for w in range(clo[k, pw], chi[k, pw]):
+                        weight = ay[k, ph, h] * ax[k, pw, w]
+                        if weight != 0:
+                            column = x[b, h, w]
+                            for c in range(channels):
+                                line[c] += weight * column[c]
         for c in range(channels):
             for ph in range(ph_size):
-                for w in range(w0, w1):
-                    line[w] = 0
-                for h in range(rlo[k, ph], rhi[k, ph]):
-                    a = ay[k, ph, h]
-                    for w in range(w0, w1):
-                        line[w] += a * x[b, c, h, w]
                 for pw in range(pw_size):
-                    total = 0.0
-                    for w in range(clo[k, pw], chi[k, pw]):
-                        total += ax[k, pw, w] * line[w]
-                    out[k, c, ph, pw] = total / count[k]
+                    out[k, c, ph, pw] = acc[ph, pw, c] * inverse
 
 
 @njit(**_JIT)
 def roi_align_backward(grad, batch_index, ay, ax, rlo, rhi, clo, chi, count, grad_input):
+    """The transpose: ``grad`` ``(K, C, PH, PW)``, ``grad_input`` channels-last
+    ``(N, H, W, C)``, boxes in order (no two writers)."""
     n_boxes, channels, ph_size, pw_size = grad.shape
-    line = np.zeros(grad_input.shape[3], grad_input.dtype)
+    g = np.empty((ph_size, pw_size, channels), grad.dtype)
     for k in range(n_boxes):
         b = batch_index[k]
-        w0, w1 = _box_columns(clo, chi, k)
+        inverse = 1 / count[k]
         for c in range(channels):
             for ph in range(ph_size):
-                if rhi[k, ph] <= rlo[k, ph]:
-                    continue
-                for w in range(w0, w1):
-                    line[w] = 0
                 for pw in range(pw_size):
-                    g = grad[k, c, ph, pw] / count[k]
-                    for w in range(clo[k, pw], chi[k, pw]):
-                        line[w] += g * ax[k, pw, w]
+                    g[ph, pw, c] = grad[k, c, ph, pw] * inverse
+        for ph in range(ph_size):
+            for pw in range(pw_size):
+                line = g[ph, pw]
                 for h in range(rlo[k, ph], rhi[k, ph]):
-                    a = ay[k, ph, h]
-                    for w in range(w0, w1):
-                        grad_input[b, c, h, w] += a * line[w]
+                    for w in range(clo[k, pw], chi[k, pw]):
+                        weight = ay[k, ph, h] * ax[k, pw, w]
+                        if weight != 0:
+                            column = grad_input[b, h, w]
+                            for c in range(channels):
+                                column[c] += weight * line[c]
 
 
 @njit(**_JIT)

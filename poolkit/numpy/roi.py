@@ -121,28 +121,35 @@ def _prepare(input, boxes, output_size, spatial_scale, sampling_ratio, fn_name: 
 # --------------------------------------------------------------------------------------------
 
 
-def _axis_weights(start, length, pooled: int, size: int, sampling_ratio: int):
-    """Along one axis: ``(weights (K, pooled, size), grid (K,))``. ``weights[k, p, i]`` sums
-    the interpolation weights that bin ``p``'s samples give position ``i``; ``grid`` is the
-    number of samples per bin (torchvision's ``roi_bin_grid``, possibly <= 0: no samples)."""
+def _sample_coords(start, length, pooled: int, sampling_ratio: int):
+    """Along one axis: ``(coord (K, pooled, G), used (K, 1, G), grid (K,))``: the sample
+    coordinates of every bin (``used`` marks the first ``grid`` of the ``G`` slots), evaluated
+    in the compute dtype in the C++ kernels' order; ``grid`` is torchvision's
+    ``roi_bin_grid``, possibly <= 0 (no samples)."""
     dtype = start.dtype.type
-    n_boxes = len(start)
     bin_size = length / dtype(pooled)
     if sampling_ratio > 0:
-        grid = np.full(n_boxes, sampling_ratio, np.int64)
+        grid = np.full(len(start), sampling_ratio, np.int64)
     else:
         grid = np.ceil(length / dtype(pooled)).astype(np.int64)
     steps = np.clip(grid, 0, None)
-    most = int(steps.max(initial=0))
-    if most == 0:
-        return np.zeros((n_boxes, pooled, size), dtype), grid
-    i = np.arange(most)
-    # the sample coordinates (K, P, G), evaluated in the compute dtype in the C++ order
+    i = np.arange(int(steps.max(initial=0)))
     offset = (i + 0.5).astype(dtype)[None, :] * bin_size[:, None] \
         / np.maximum(steps, 1).astype(dtype)[:, None]
     base = start[:, None] + np.arange(pooled).astype(dtype)[None, :] * bin_size[:, None]
     coord = base[:, :, None] + offset[:, None, :]
-    valid = (i < steps[:, None])[:, None, :] & (coord >= -1) & (coord <= size)
+    return coord, (i < steps[:, None])[:, None, :], grid
+
+
+def _axis_weights(start, length, pooled: int, size: int, sampling_ratio: int):
+    """Along one axis: ``(weights (K, pooled, size), grid (K,))``. ``weights[k, p, i]`` sums
+    the interpolation weights that bin ``p``'s samples give position ``i``."""
+    dtype = start.dtype.type
+    n_boxes = len(start)
+    coord, used, grid = _sample_coords(start, length, pooled, sampling_ratio)
+    if coord.shape[2] == 0:
+        return np.zeros((n_boxes, pooled, size), dtype), grid
+    valid = used & (coord >= -1) & (coord <= size)
     coord = np.clip(coord, 0, size)  # samples in [-1, 0] read position 0
     low = coord.astype(np.int64)
     at_end = low >= size - 1
@@ -188,19 +195,64 @@ class AlignPlan:
                 int(clo[k][cols].min()), int(chi[k][cols].max()))
 
 
-def align_plan(rois: RoIs, args: RoIArgs, spatial: tuple[int, int], aligned: bool,
-               position_sensitive: bool = False) -> AlignPlan:
-    """The sampling weights of RoI Align (``position_sensitive``: of PS RoI Align, which is
-    always half-pixel, keeps degenerate boxes as they are and divides by the raw count)."""
+    def entries(self):
+        """The plan as a sparse matrix from the input, channels last ``(N * H * W, C)``, to the
+        output ``(K * PH * PW, C)``: ``(row, column, weight)``, sorted by row then column, each
+        weight ``ay[h] ax[w] / count`` (zero-count bins have no entries)."""
+        (rlo, rhi), (clo, chi) = self.rows, self.cols
+        (n_boxes, ph, height), (pw, width) = self.ay.shape, self.ax.shape[1:]
+        tall, wide = int((rhi - rlo).max(initial=0)), int((chi - clo).max(initial=0))
+        h = rlo[:, :, None] + np.arange(tall)  # (K, PH, tall)
+        w = clo[:, :, None] + np.arange(wide)  # (K, PW, wide)
+        h_in, w_in = h < rhi[:, :, None], w < chi[:, :, None]
+        h, w = np.minimum(h, height - 1), np.minimum(w, width - 1)
+        wy = np.take_along_axis(self.ay, h, axis=2) * h_in
+        wx = np.take_along_axis(self.ax, w, axis=2) * w_in
+        count = np.where(self.count == 0, np.inf, self.count)
+        weight = wy[:, :, None, :, None] * wx[:, None, :, None, :] \
+            / count[:, None, None, None, None]  # (K, PH, PW, tall, wide)
+        column = (self.batch_index[:, None, None, None, None] * height + h[:, :, None, :, None]) \
+            * width + w[:, None, :, None, :]
+        row = np.arange(n_boxes * ph * pw).reshape(n_boxes, ph, pw, 1, 1)
+        keep = weight != 0
+        return (np.broadcast_to(row, keep.shape)[keep], np.broadcast_to(column, keep.shape)[keep],
+                weight[keep])
+
+
+def _scaled_boxes(rois: RoIs, args: RoIArgs, aligned: bool, position_sensitive: bool):
+    """``(x1, y1, roi_width, roi_height)`` on the map, in the kernels' coordinates (where an
+    integer is a pixel centre): scaled, shifted by -0.5 when half-pixel, and stretched to at
+    least 1 x 1 for RoI Align without ``aligned``."""
     dtype = rois.boxes.dtype.type
     offset = dtype(0.5 if aligned or position_sensitive else 0.0)
     b = rois.boxes * dtype(args.spatial_scale) - offset
     width, height = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
     if not aligned and not position_sensitive:  # malformed boxes are forced to 1 x 1
         width, height = np.maximum(width, dtype(1)), np.maximum(height, dtype(1))
+    return b[:, 0], b[:, 1], width, height
+
+
+def align_samples(rois: RoIs, args: RoIArgs, aligned: bool, position_sensitive: bool = False):
+    """Where RoI Align samples: ``(ys (K, PH, G_h), xs (K, PW, G_w))`` in the kernels'
+    coordinates, NaN in unused slots (the sample grid of bin ``(i, j)`` is ``ys[k, i] x
+    xs[k, j]``), and the divisor ``count`` ``(K,)``."""
+    x1, y1, width, height = _scaled_boxes(rois, args, aligned, position_sensitive)
+    (ph, pw) = args.output_size
+    ys, used_y, grid_h = _sample_coords(y1, height, ph, args.sampling_ratio)
+    xs, used_x, grid_w = _sample_coords(x1, width, pw, args.sampling_ratio)
+    count = grid_h * grid_w if position_sensitive else np.maximum(grid_h * grid_w, 1)
+    return np.where(used_y, ys, np.nan), np.where(used_x, xs, np.nan), count
+
+
+def align_plan(rois: RoIs, args: RoIArgs, spatial: tuple[int, int], aligned: bool,
+               position_sensitive: bool = False) -> AlignPlan:
+    """The sampling weights of RoI Align (``position_sensitive``: of PS RoI Align, which is
+    always half-pixel, keeps degenerate boxes as they are and divides by the raw count)."""
+    dtype = rois.boxes.dtype.type
+    x1, y1, width, height = _scaled_boxes(rois, args, aligned, position_sensitive)
     (ph, pw), (h, w) = args.output_size, spatial
-    ay, grid_h = _axis_weights(b[:, 1], height, ph, h, args.sampling_ratio)
-    ax, grid_w = _axis_weights(b[:, 0], width, pw, w, args.sampling_ratio)
+    ay, grid_h = _axis_weights(y1, height, ph, h, args.sampling_ratio)
+    ax, grid_w = _axis_weights(x1, width, pw, w, args.sampling_ratio)
     count = grid_h * grid_w
     if not position_sensitive:
         count = np.maximum(count, 1)
@@ -220,8 +272,9 @@ def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, a
     if out.size == 0:
         return _restore(out, input)
     if _backend.compiled(x):
-        _backend.roi_kernels().roi_align_forward(x, plan.batch_index, plan.ay, plan.ax,
-                                                 *plan.rows, *plan.cols, plan.count, out)
+        _backend.roi_kernels().roi_align_forward(
+            np.ascontiguousarray(x.transpose(0, 2, 3, 1)), plan.batch_index, plan.ay, plan.ax,
+            *plan.rows, *plan.cols, plan.count, out)  # input channels last
         return _restore(out, input)
     c, (ph, pw) = x.shape[1], args.output_size
     for k in range(len(out)):
@@ -249,10 +302,11 @@ def roi_align_backward(grad_output, input, boxes, output_size, spatial_scale=1.0
     if grad.size == 0:
         return _restore(grad_input, input)
     if _backend.compiled(x):
-        _backend.roi_kernels().roi_align_backward(grad, plan.batch_index, plan.ay, plan.ax,
-                                                  *plan.rows, *plan.cols, plan.count,
-                                                  grad_input)
-        return _restore(grad_input, input)
+        last = np.zeros(x.transpose(0, 2, 3, 1).shape, x.dtype)  # channels last
+        _backend.roi_kernels().roi_align_backward(
+            grad, plan.batch_index, plan.ay,
+            plan.ax, *plan.rows, *plan.cols, plan.count, last)
+        return _restore(np.ascontiguousarray(last.transpose(0, 3, 1, 2)), input)
     c, (ph, pw) = x.shape[1], args.output_size
     for k in range(len(grad)):
         r0, r1, c0, c1 = plan.box_span(k)
