@@ -9,7 +9,9 @@ import typer
 from poolkit.cli._app import app, print_json, stderr_console, stdout_console
 
 _TASK_HELP = (
-    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt) or your file: "
+    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt; mnist-seg, mnist-det: "
+    "pools are context modules none,ppm,aspp or RoI layers roi_pool,roi_align,"
+    "roi_align_aligned) or your file: "
     "csv:PATH, tsv:PATH, jsonl:PATH (with --text-column/--label-column) or images:PATH.npz."
 )
 
