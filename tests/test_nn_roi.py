@@ -121,6 +121,17 @@ def test_gradcheck(layer):
         assert torch.autograd.gradgradcheck(lambda v: layer(v, boxes), (x,))
 
 
+def test_sparse_entries_built_in_chunks_are_the_same(monkeypatch):
+    import poolkit.numpy.roi as numpy_roi
+
+    x = _input(torch.float64, requires_grad=True)
+    boxes = torch.tensor(BOXES["inside"] + BOXES["border"] + BOXES["degenerate"],
+                         dtype=torch.float64)
+    whole = PF.roi_align(x, boxes, (3, 2), 0.5, -1)
+    monkeypatch.setattr(numpy_roi, "_ENTRY_CHUNK", 7)  # about one box per chunk
+    torch.testing.assert_close(PF.roi_align(x, boxes, (3, 2), 0.5, -1), whole, rtol=0, atol=0)
+
+
 def test_box_list_and_empty_boxes():
     x = _input(torch.float32)
     listed = [torch.tensor([[1.0, 2, 8, 9]]), torch.zeros((0, 4))]
@@ -226,6 +237,8 @@ def test_registry_errors():
         create_roi_pool("roi_allign")
     with pytest.raises(TypeError, match="fixes"):
         create_roi_pool("roi_align_aligned", 7, aligned=False)
+    with pytest.raises(TypeError, match=r"accepts \['spatial_scale'\]"):
+        create_roi_pool("roi_pool", 7, sampling_ratio=2)
     layer = RoIAlign(7)
     assert create_roi_pool(layer) is layer
 

@@ -42,6 +42,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -390,4 +391,10 @@ def create_roi_pool(name, output_size=7, **kwargs) -> nn.Module:
     clash = sorted(set(fixed) & set(kwargs))
     if clash:
         raise TypeError(f"RoI pool {name!r} fixes {clash}; use another name to change them")
+    accepted = [p for p in inspect.signature(info.cls.__init__).parameters
+                if p not in ("self", "output_size", *fixed)]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(f"RoI pool {name!r} got unexpected argument(s) {unknown}; it accepts "
+                        f"{accepted}")
     return info.cls(output_size, **fixed, **kwargs)

@@ -94,3 +94,25 @@ def roi_pool_forward(x, batch_index, hs, he, ws, we, out, index):
                                 arg = h * width + w
                     out[k, c, ph, pw] = best
                     index[k, c, ph, pw] = arg
+
+
+@njit(**_JIT)
+def to_channels_last(x, out):
+    """``out[n, h, w, c] = x[n, c, h, w]``, one ``(C, W)`` block (in cache) per row."""
+    n_images, channels, height, width = x.shape
+    for n in range(n_images):
+        for h in range(height):
+            for c in range(channels):
+                for w in range(width):
+                    out[n, h, w, c] = x[n, c, h, w]
+
+
+@njit(**_JIT)
+def to_channels_first(x, out):
+    """``out[n, c, h, w] = x[n, h, w, c]``, one ``(W, C)`` block per row."""
+    n_images, height, width, channels = x.shape
+    for n in range(n_images):
+        for h in range(height):
+            for c in range(channels):
+                for w in range(width):
+                    out[n, c, h, w] = x[n, h, w, c]

@@ -38,6 +38,8 @@ from poolkit.geometry import RoIArgs, roi_args
 from poolkit.numpy import _backend
 from poolkit.numpy._arrays import as_float_array, compute_dtype
 
+#: Elements of the dense intermediate of :meth:`AlignPlan.entries` per chunk of boxes.
+_ENTRY_CHUNK = 1 << 22
 #: torchvision's initial maximum of RoI pooling, whatever the dtype (C's ``FLT_MAX``).
 FLT_MAX = float(np.finfo(np.float32).max)
 
@@ -198,22 +200,38 @@ class AlignPlan:
     def entries(self):
         """The plan as a sparse matrix from the input, channels last ``(N * H * W, C)``, to the
         output ``(K * PH * PW, C)``: ``(row, column, weight)``, sorted by row then column, each
-        weight ``ay[h] ax[w] / count`` (zero-count bins have no entries)."""
+        weight ``ay[h] ax[w] / count`` (zero-count bins have no entries). Built in chunks of
+        boxes so that the dense intermediate stays under ~4M elements."""
         (rlo, rhi), (clo, chi) = self.rows, self.cols
-        (n_boxes, ph, height), (pw, width) = self.ay.shape, self.ax.shape[1:]
+        tall = np.maximum(rhi - rlo, 0).max(axis=1, initial=0)
+        wide = np.maximum(chi - clo, 0).max(axis=1, initial=0)
+        per_box = self.ay.shape[1] * self.ax.shape[1] * np.maximum(tall * wide, 1)
+        parts, start = [], 0
+        for end in np.flatnonzero(np.diff(np.cumsum(per_box) // _ENTRY_CHUNK, append=-1)) + 1:
+            parts.append(self._entries(start, int(end)))
+            start = int(end)
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, self.ay.dtype)
+        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
+
+    def _entries(self, first: int, last: int):
+        ay, ax, count = self.ay[first:last], self.ax[first:last], self.count[first:last]
+        (rlo, rhi), (clo, chi) = ((a[first:last], b[first:last]) for a, b in (self.rows,
+                                                                             self.cols))
+        (n_boxes, ph, height), (pw, width) = ay.shape, ax.shape[1:]
         tall, wide = int((rhi - rlo).max(initial=0)), int((chi - clo).max(initial=0))
-        h = rlo[:, :, None] + np.arange(tall)  # (K, PH, tall)
-        w = clo[:, :, None] + np.arange(wide)  # (K, PW, wide)
+        h = rlo[:, :, None] + np.arange(tall)  # (k, PH, tall)
+        w = clo[:, :, None] + np.arange(wide)  # (k, PW, wide)
         h_in, w_in = h < rhi[:, :, None], w < chi[:, :, None]
         h, w = np.minimum(h, height - 1), np.minimum(w, width - 1)
-        wy = np.take_along_axis(self.ay, h, axis=2) * h_in
-        wx = np.take_along_axis(self.ax, w, axis=2) * w_in
-        count = np.where(self.count == 0, np.inf, self.count)
+        wy = np.take_along_axis(ay, h, axis=2) * h_in
+        wx = np.take_along_axis(ax, w, axis=2) * w_in
+        count = np.where(count == 0, np.inf, count)
         weight = wy[:, :, None, :, None] * wx[:, None, :, None, :] \
-            / count[:, None, None, None, None]  # (K, PH, PW, tall, wide)
-        column = (self.batch_index[:, None, None, None, None] * height + h[:, :, None, :, None]) \
-            * width + w[:, None, :, None, :]
-        row = np.arange(n_boxes * ph * pw).reshape(n_boxes, ph, pw, 1, 1)
+            / count[:, None, None, None, None]  # (k, PH, PW, tall, wide)
+        image = self.batch_index[first:last, None, None, None, None]
+        column = (image * height + h[:, :, None, :, None]) * width + w[:, None, :, None, :]
+        row = np.arange(first * ph * pw, last * ph * pw).reshape(n_boxes, ph, pw, 1, 1)
         keep = weight != 0
         return (np.broadcast_to(row, keep.shape)[keep], np.broadcast_to(column, keep.shape)[keep],
                 weight[keep])
@@ -272,9 +290,11 @@ def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, a
     if out.size == 0:
         return _restore(out, input)
     if _backend.compiled(x):
-        _backend.roi_kernels().roi_align_forward(
-            np.ascontiguousarray(x.transpose(0, 2, 3, 1)), plan.batch_index, plan.ay, plan.ax,
-            *plan.rows, *plan.cols, plan.count, out)  # input channels last
+        kernels = _backend.roi_kernels()
+        last = np.empty(x.transpose(0, 2, 3, 1).shape, x.dtype)  # the input, channels last
+        kernels.to_channels_last(x, last)
+        kernels.roi_align_forward(last, plan.batch_index, plan.ay, plan.ax, *plan.rows,
+                                  *plan.cols, plan.count, out)
         return _restore(out, input)
     c, (ph, pw) = x.shape[1], args.output_size
     for k in range(len(out)):
@@ -302,11 +322,12 @@ def roi_align_backward(grad_output, input, boxes, output_size, spatial_scale=1.0
     if grad.size == 0:
         return _restore(grad_input, input)
     if _backend.compiled(x):
+        kernels = _backend.roi_kernels()
         last = np.zeros(x.transpose(0, 2, 3, 1).shape, x.dtype)  # channels last
-        _backend.roi_kernels().roi_align_backward(
-            grad, plan.batch_index, plan.ay,
-            plan.ax, *plan.rows, *plan.cols, plan.count, last)
-        return _restore(np.ascontiguousarray(last.transpose(0, 3, 1, 2)), input)
+        kernels.roi_align_backward(grad, plan.batch_index, plan.ay, plan.ax, *plan.rows,
+                                   *plan.cols, plan.count, last)
+        kernels.to_channels_first(last, grad_input)
+        return _restore(grad_input, input)
     c, (ph, pw) = x.shape[1], args.output_size
     for k in range(len(grad)):
         r0, r1, c0, c1 = plan.box_span(k)
