@@ -44,7 +44,7 @@ def _train_config(args, **fields):
     from poolkit.train import TrainConfig
 
     return TrainConfig(**{"seed": args.seed, "resume": args.resume, "progress": not args.quiet,
-                          **fields})
+                          "overwrite": args.overwrite, **fields})
 
 
 def _text_optimizer(args) -> dict:
@@ -150,6 +150,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted task")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="train again into a folder that holds a finished run")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
 

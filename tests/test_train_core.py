@@ -28,6 +28,11 @@ def test_metrics_hand_worked():
     assert accuracy(labels, predictions) == 0.75
     # F1(0) = 2*1/(2+1) = 2/3, F1(1) = 2*2/(2+3) = 4/5, macro = 11/15
     assert macro_f1(labels, predictions) == pytest.approx(11 / 15)
+    metrics = classification_metrics(labels, predictions)
+    # precision: predicted 0 once, right once; predicted 1 three times, right twice
+    assert metrics["precision_per_class"] == pytest.approx([1.0, 2 / 3])
+    assert metrics["recall_per_class"] == pytest.approx([1 / 2, 1.0])
+    assert metrics["support_per_class"] == [2, 2]
 
 
 pairs = st.integers(1, 60).flatmap(
@@ -51,6 +56,13 @@ def test_metrics_match_sklearn(pair):
     assert ours["confusion_matrix"] == sk.confusion_matrix(
         labels, predictions, labels=list(range(5))
     ).tolist()
+    precision, recall, f1, support = sk.precision_recall_fscore_support(
+        labels, predictions, labels=list(range(5)), zero_division=0
+    )
+    assert ours["precision_per_class"] == pytest.approx(precision.tolist())
+    assert ours["recall_per_class"] == pytest.approx(recall.tolist())
+    assert ours["f1_per_class"] == pytest.approx(f1.tolist())
+    assert ours["support_per_class"] == support.tolist()
 
 
 def test_metric_errors():

@@ -178,7 +178,7 @@ def test_resume_with_ema_and_layer_decay_gives_the_same_result(tmp_path):
     model_b, _, result_b = _fit(tmp_path / "b", ema=0.7, decay=0.5, epochs=4, resume=True)
     assert result_b.resumed_from == 2
     _same_run(model_a, result_a, tmp_path / "a", model_b, result_b, tmp_path / "b")
-    with pytest.raises(ValueError, match="ema=0.7, now ema=0.9"):
+    with pytest.raises(RuntimeError, match="differs from it in ema 0.7 -> 0.9"):
         _fit(tmp_path / "b", ema=0.9, decay=0.5, epochs=5, resume=True)
 
 

@@ -20,6 +20,7 @@ from poolkit.data.splits import stratified_split
 from poolkit.models import TextCNN, TextCNNConfig
 from poolkit.train import TrainConfig, Trainer, set_seed
 from poolkit.train.recipes import fit_and_evaluate
+from poolkit.train.trainer import RunFolderError
 
 
 def test_textcnn_learns_mr_subset(shared_data):
@@ -151,7 +152,8 @@ def test_resume_refuses_changed_settings(tmp_path):
     model = TextCNN(TextCNNConfig(vocab_size=len(encoder.vocab), embed_dim=8, num_filters=4))
     config = TrainConfig(epochs=2, batch_size=7, optimizer="adadelta", seed=3,
                          out_dir=str(tmp_path), resume=True, progress=False)
-    with pytest.raises(ValueError, match="batch_size=6"):
+    with pytest.raises(RunFolderError, match=r"batch_size 6 -> 7; .*schedule 'cosine' -> "
+                       r"'constant'; warmup 0.1 -> 0.0.*group_by_length True -> False"):
         Trainer(model, config, train, dev, TextCollator(min_length=5)).fit()
 
 

@@ -1,9 +1,10 @@
 """The `poolkit` command: the Typer app, exit codes and shared output helpers.
 
 Contract: every command exits 0 on success, 2 on bad usage (unknown option, invalid argument
-value), 1 on a runtime failure, printing a one-line ``poolkit: error: ...`` (the traceback only
-with ``--debug`` or ``POOLKIT_DEBUG=1``). Commands that produce results accept ``--json`` and then
-print nothing but JSON on stdout; progress bars and notes go to stderr.
+value), 1 on a runtime failure (a ``ValueError`` from data or a model included: commands run
+that part inside :func:`at_run_time`), printing a one-line ``poolkit: error: ...`` (the
+traceback only with ``--debug`` or ``POOLKIT_DEBUG=1``). Commands that produce results accept
+``--json`` and then print nothing but JSON on stdout; progress bars and notes go to stderr.
 
 Each command lives in its own module of this package and registers itself on :data:`app`; the
 modules import heavy libraries (torch, transformers) inside the command functions so that
@@ -12,18 +13,19 @@ modules import heavy libraries (torch, transformers) inside the command function
 
 from __future__ import annotations
 
-import json
-import math
+import contextlib
+import logging
 import os
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from poolkit import __version__
+from poolkit._console import stderr_console, stdout_console  # noqa: F401  (the commands' consoles)
+from poolkit._io import dumps
 from poolkit.errors import DataFormatError
 
 app = typer.Typer(
@@ -37,6 +39,10 @@ app = typer.Typer(
 )
 
 _debug = False
+
+#: Help of the --encoding and --skip-bad-lines options of the commands that read data files.
+ENCODING_HELP = "Text encoding of the data files (default UTF-8; MR: UTF-8, else Windows-1252)."
+SKIP_HELP = "Leave malformed data lines out (and say how many) instead of stopping at them."
 
 
 def _version_callback(value: bool) -> None:
@@ -57,9 +63,27 @@ def _root(
     _debug = _debug or debug
 
 
+class UsageError(ValueError):
+    """Bad usage found after the options were parsed (a split that does not exist, an option
+    that does not apply to the data): exit 2 even inside :func:`at_run_time`."""
+
+
+@contextlib.contextmanager
+def at_run_time():
+    """Mark the part of a command that runs (loading data, building and training a model):
+    a ``ValueError``/``TypeError`` raised there is a runtime failure (exit 1), not bad usage."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if not isinstance(exc, UsageError):
+            exc.poolkit_runtime = True
+        raise
+
+
 def exit_code_for(exc: BaseException) -> int:
-    """2 for an invalid argument value (bad usage), 1 for anything that failed at run time."""
-    if isinstance(exc, DataFormatError):
+    """2 for an invalid argument value (bad usage), 1 for anything that failed at run time:
+    every exception but a ``ValueError``/``TypeError`` raised while the options are checked."""
+    if isinstance(exc, DataFormatError) or getattr(exc, "poolkit_runtime", False):
         return 1
     if isinstance(exc, (ValueError, TypeError)):
         return 2
@@ -72,6 +96,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _debug = "--debug" in args or os.environ.get("POOLKIT_DEBUG", "") not in ("", "0")
     command = typer.main.get_command(app)
+    _show_notes(quiet=bool({"--quiet", "-q"} & set(args)))
     try:
         command.main(args=args, prog_name="poolkit", standalone_mode=True)
     except SystemExit as stop:
@@ -90,6 +115,22 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"poolkit: error: {message}", file=sys.stderr)
         return exit_code_for(exc)
     return 0
+
+
+class _NoteHandler(logging.Handler):
+    """Log records of ``poolkit.*`` as ``poolkit: message`` lines on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"poolkit: {record.getMessage()}", file=sys.stderr)
+
+
+def _show_notes(quiet: bool = False) -> None:
+    """Show the notes the library logs (class counts at load, an encoding fallback, skipped
+    lines) on stderr; with ``--quiet``/``-q`` only its warnings."""
+    logger = logging.getLogger("poolkit")
+    if not any(isinstance(handler, _NoteHandler) for handler in logger.handlers):
+        logger.addHandler(_NoteHandler())
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 #: The extra of pyproject.toml that brings each optional top-level package.
@@ -116,42 +157,24 @@ def main() -> None:
 # Output helpers shared by the commands
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # NumPy arrays and scalars, torch tensors
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
-
-
 def print_json(payload: Any) -> None:
     """Print ``payload`` as JSON on stdout (the only thing a ``--json`` command prints there)."""
-    text = json.dumps(_finite(json.loads(json.dumps(payload, default=_json_default))), indent=2)
+    text = dumps(payload, indent=2)  # NaN/infinity as null
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 
-def stderr_console():
-    """A rich console on stderr, for progress bars and notes that must not mix with results."""
-    from rich.console import Console
+def per_class_table(label_names: Sequence[str], metrics: dict, title: str | None = None):
+    """A rich table: precision, recall, F1 and support of each class (from
+    :func:`~poolkit.train.metrics.classification_metrics`)."""
+    from rich.table import Table
 
-    return Console(stderr=True)
-
-
-def stdout_console():
-    from rich.console import Console
-
-    return Console()
+    table = Table(title=title)
+    table.add_column("class")
+    for column in ("precision", "recall", "F1", "support"):
+        table.add_column(column, justify="right")
+    rows = zip(label_names, metrics["precision_per_class"], metrics["recall_per_class"],
+               metrics["f1_per_class"], metrics["support_per_class"], strict=True)
+    for name, precision, recall, f1, support in rows:
+        table.add_row(str(name), f"{precision:.4f}", f"{recall:.4f}", f"{f1:.4f}", str(support))
+    return table

@@ -43,8 +43,9 @@ def train_dense_command(model: str, *, dataset: str | None, data: str | None,
     test = summary["test"]
     console = stdout_console()
     console.print(
-        f"{model} ({summary['pool']}) on {summary['task']}: test {summary['metric']} "
-        f"{100 * test['score']:.1f}% ({summary['num_test']} canvases), best epoch "
+        f"{model} ({summary['pool']}) on {summary['task']}: test "
+        f"{summary['metric_label'].removesuffix(' %')} {100 * test[summary['metric']]:.1f}% "
+        f"({summary['num_test']} canvases), best epoch "
         f"{summary['best_epoch']} of {summary['epochs']}, {summary['train_time_s']:.1f} s"
     )
     if summary.get("out_dir"):

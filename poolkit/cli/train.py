@@ -8,19 +8,31 @@ Examples::
         --pool gem --global-pool catavgmax --out runs/mnist
     poolkit train textcnn --data reviews.csv --text-column review --label-column stars --json
 
-The best model (by dev accuracy) is written to ``--out`` as ``model.safetensors`` +
+The best model (by dev accuracy) is written to ``--out`` (default: a new folder
+``runs/<model>-<data>-<pool>-<time>``, printed) as ``model.safetensors`` +
 ``config.json`` for ``poolkit eval`` / ``poolkit predict``; ``--resume`` continues an
 interrupted run from its last checkpoint with the same final result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import typer
 
-from poolkit.cli._app import app, print_json, stderr_console, stdout_console
+from poolkit.cli._app import (
+    ENCODING_HELP,
+    SKIP_HELP,
+    UsageError,
+    app,
+    at_run_time,
+    per_class_table,
+    print_json,
+    stderr_console,
+    stdout_console,
+)
 
 MODELS = ("textcnn", "convnet", "transformer", "segnet", "roidet")
 DATA_PANEL = "Data"
@@ -88,6 +100,13 @@ def train(
     ),
     text_column: str = typer.Option("text", rich_help_panel=DATA_PANEL),
     label_column: str = typer.Option("label", rich_help_panel=DATA_PANEL),
+    label_names: str | None = typer.Option(
+        None, rich_help_panel=DATA_PANEL, help="Names of the labels 0..K-1, comma-separated "
+        "(e.g. negative,positive): shown by eval and predict. In a csv/tsv/jsonl file a label "
+        "may be the name or its number.",
+    ),
+    encoding: str | None = typer.Option(None, rich_help_panel=DATA_PANEL, help=ENCODING_HELP),
+    skip_bad_lines: bool = typer.Option(False, rich_help_panel=DATA_PANEL, help=SKIP_HELP),
     dev_fraction: float = typer.Option(
         0.1, min=0.0, max=0.9, rich_help_panel=DATA_PANEL,
         help="Stratified share of the training data held out as dev when there is no dev split.",
@@ -108,10 +127,16 @@ def train(
         None, rich_help_panel=DATA_PANEL, help="word (Kim's clean_str) or char. Default: char "
         "for chnsenti, else word.",
     ),
-    min_freq: int = typer.Option(1, min=1, rich_help_panel=DATA_PANEL),
-    max_vocab: int | None = typer.Option(None, min=2, rich_help_panel=DATA_PANEL),
+    min_freq: int | None = typer.Option(
+        None, min=1, rich_help_panel=DATA_PANEL,
+        help="textcnn: keep words seen at least N times (default 1).",
+    ),
+    max_vocab: int | None = typer.Option(
+        None, min=2, rich_help_panel=DATA_PANEL, help="textcnn: keep the N most frequent words."
+    ),
     max_length: int | None = typer.Option(
-        None, min=1, rich_help_panel=DATA_PANEL, help="Truncate texts to N tokens."
+        None, min=1, rich_help_panel=DATA_PANEL,
+        help="Truncate texts to N tokens (textcnn words, transformer subword tokens).",
     ),
     vectors: str | None = typer.Option(
         None, rich_help_panel=DATA_PANEL, help="textcnn: word2vec/GloVe file for the initial "
@@ -148,6 +173,11 @@ def train(
     finetune: str | None = typer.Option(
         None, rich_help_panel=MODEL_PANEL, help="transformer: full, lora or head."
     ),
+    reduce: str | None = typer.Option(
+        None, "--reduce", rich_help_panel=MODEL_PANEL,
+        help="transformer (BERT backbones): token reduction between layers, trained with and "
+        "saved in the checkpoint: merge:r=8, strided:after=2,ratio=2, prune:keep=0.7,after=3.",
+    ),
     model_arg: list[str] | None = typer.Option(
         None, "--model-arg", rich_help_panel=MODEL_PANEL,
         help="key=value for any field of the model's config (repeat).",
@@ -180,6 +210,28 @@ def train(
         help="Evaluate and keep a moving average of the weights with this decay per step "
         "(e.g. 0.99).",
     ),
+    skip_nonfinite: int = typer.Option(
+        0, min=0, rich_help_panel=TRAIN_PANEL,
+        help="Skip up to N batches whose loss is NaN/inf (counted, said on stderr); the next "
+        "one stops the run with exit 1. Default 0: the first one stops it.",
+    ),
+    grad_accum: int = typer.Option(
+        1, min=1, rich_help_panel=TRAIN_PANEL,
+        help="Sum the gradients of N batches per optimizer step (a batch N times as large).",
+    ),
+    precision: str = typer.Option(
+        "fp32", rich_help_panel=TRAIN_PANEL,
+        help="fp32, bf16 or fp16: autocast the forward pass (bf16 also on CPU).",
+    ),
+    save_total_limit: int = typer.Option(
+        1, min=1, rich_help_panel=TRAIN_PANEL,
+        help="Keep the last N epoch checkpoints (with optimizer state).",
+    ),
+    resume_state: bool = typer.Option(
+        True, "--resume-state/--no-resume-state", rich_help_panel=TRAIN_PANEL,
+        help="Write epoch checkpoints; --no-resume-state keeps only the best model (no "
+        "--resume).",
+    ),
     seed: int = typer.Option(0, rich_help_panel=TRAIN_PANEL),
     device: str = typer.Option("auto", rich_help_panel=TRAIN_PANEL),
     group_by_length: bool = typer.Option(
@@ -188,10 +240,21 @@ def train(
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", rich_help_panel=TRAIN_PANEL,
-        help="Folder for the model, checkpoints and log.jsonl.",
+        help="Folder for the model, checkpoints and log.jsonl (default: a new folder in runs/, "
+        "named after model, data, pool and time; printed).",
     ),
     resume: bool = typer.Option(
-        False, "--resume", rich_help_panel=TRAIN_PANEL, help="Continue from the last checkpoint."
+        False, "--resume", rich_help_panel=TRAIN_PANEL,
+        help="Continue from the last checkpoint in --out (refused where the settings differ).",
+    ),
+    force_resume: bool = typer.Option(
+        False, "--force-resume", rich_help_panel=TRAIN_PANEL,
+        help="With --resume: continue even where model, data or training settings differ.",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", rich_help_panel=TRAIN_PANEL,
+        help="Start a new run in an --out that holds one (its checkpoints are replaced at "
+        "this run's first save).",
     ),
     threads: int | None = typer.Option(
         None, min=1, rich_help_panel=TRAIN_PANEL, help="torch CPU threads (default: torch's)."
@@ -200,10 +263,9 @@ def train(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a classifier with a pooling type chosen by name; evaluate it on dev/test."""
-    from poolkit.data import load_dataset, stratified_subset
-    from poolkit.data.splits import stratified_split
+    from poolkit.data import load_dataset
     from poolkit.train import TrainConfig
-    from poolkit.train.recipes import TextOptions, cross_validate, fit_and_evaluate, split_dev
+    from poolkit.train.recipes import TextOptions, model_kind
 
     if model not in MODELS:
         raise ValueError(f"model ({model!r}) must be one of {list(MODELS)}")
@@ -229,87 +291,183 @@ def train(
         raise ValueError("folds (1) must be 0 (no cross-validation) or at least 2")
     if resume and out is None:
         raise ValueError("--resume needs --out (the folder of the interrupted run)")
+    if force_resume and not resume:
+        raise ValueError("--force-resume goes with --resume")
+    if overwrite and resume:
+        raise ValueError("--overwrite and --resume contradict each other; give one")
     name = dataset or fmt
     if name is None and data is None:
         raise ValueError("give --dataset (mr, sst2, digits, ...) and/or --data PATH")
-    bundle = load_dataset(
-        name, data, text_column=text_column, label_column=label_column, dev_path=dev_data,
-    )
+    text_flags = {"--tokenizer": tokenizer, "--min-freq": min_freq, "--max-vocab": max_vocab,
+                  "--vectors": vectors, "--max-length": max_length}
+    for flag, value in text_flags.items():
+        owners = ("textcnn", "transformer") if flag == "--max-length" else ("textcnn",)
+        if value is not None and model not in owners:
+            raise ValueError(f"{flag} does not apply to model {model!r}")
     options = _model_options(
         model, pool, pool_arg, global_pool, global_pool_arg, embed_dim, filter_widths,
-        num_filters, channels, dropout, max_norm, base_model, finetune, model_arg,
+        num_filters, channels, dropout, max_norm, base_model, finetune, model_arg, reduce,
     )
-    text = TextOptions(
-        tokenizer=tokenizer or ("char" if bundle.name == "chnsenti" else "word"),
-        min_freq=min_freq, max_vocab=max_vocab, max_length=max_length, vectors=vectors,
-    )
-    if vectors is not None and model != "textcnn":
-        raise ValueError(f"--vectors does not apply to model {model!r}")
+    if model == "transformer" and max_length is not None:
+        if options.get("max_length", max_length) != max_length:
+            raise ValueError(f"--max-length ({max_length}) and --model-arg max_length="
+                             f"{options['max_length']} disagree; give one")
+        options["max_length"] = max_length  # subword tokens, the model's own tokenizer
+    default_out = out is None
+    if default_out:
+        out = default_run_folder(model, name if data is None else data, options["pool"])
     if lr is None and model == "transformer" and optimizer == "adamw":
         lr = 5e-5
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
         weight_decay=weight_decay, schedule=schedule, warmup=warmup, patience=patience,
-        grad_clip=grad_clip, seed=seed, out_dir=str(out) if out else None, resume=resume,
-        device=device, progress=not quiet,
-        group_by_length=group_by_length and bundle.kind == "text",
-        layer_lr_decay=layer_lr_decay, ema=ema,
+        grad_clip=grad_clip, seed=seed, out_dir=str(out), resume=resume, device=device,
+        progress=not quiet, group_by_length=group_by_length, layer_lr_decay=layer_lr_decay,
+        ema=ema, skip_nonfinite=skip_nonfinite, overwrite=overwrite, force_resume=force_resume,
+        grad_accum=grad_accum, precision=precision, save_total_limit=save_total_limit,
+        resume_state=resume_state,
     )
-    train_data = bundle.train
-    if limit is not None and limit < len(train_data):
-        train_data = train_data.subset(stratified_subset(train_data.labels, limit, split_seed))
+    if layer_lr_decay != 1.0 and model != "transformer":
+        raise ValueError(f"--layer-lr-decay applies to model 'transformer' (it needs the "
+                         f"layers of a pretrained encoder), not {model!r}")
+    if default_out and not quiet:
+        stderr_console().print(f"run folder: {out} (--out to choose one)", markup=False,
+                               highlight=False)
     info = {
-        "dataset": bundle.name, "path": str(data) if data else None, "text_column": text_column,
-        "label_column": label_column, "limit": limit, "split_seed": split_seed,
-        "dev_fraction": dev_fraction, "test_fraction": test_fraction,
+        "dataset": name, "path": _recorded_path(data), "dev_path": _recorded_path(dev_data),
+        "text_column": text_column, "label_column": label_column, "limit": limit,
+        "split_seed": split_seed, "dev_fraction": dev_fraction, "test_fraction": test_fraction,
+        "encoding": encoding, "skip_bad_lines": skip_bad_lines,
     }
-    console = None if quiet else stderr_console()
-    summary = {"model": model, "dataset": bundle.name, "pool": options.get("pool"),
-               "out_dir": str(out) if out else None}
-    if folds:
-        if console is not None:
-            console.print(f"{folds}-fold cross-validation of {model} on {bundle.name} "
-                          f"({len(train_data)} examples)")
-        report = cross_validate(
-            model, train_data, folds=folds, dev_fraction=dev_fraction, seed=split_seed,
-            train_config=config, model_options=options, text=text, data_info=info,
-            progress_callback=None if console is None else lambda r: console.print(
-                f"fold {r['fold']}/{folds}: test accuracy {r['test_accuracy']:.4f}"),
+    names = [part.strip() for part in label_names.split(",")] if label_names else None
+    if names is not None and (len(set(names)) != len(names) or "" in names):
+        raise ValueError(f"--label-names ({label_names!r}) must be distinct, non-empty names")
+    with at_run_time():
+        bundle = load_dataset(
+            name, data, text_column=text_column, label_column=label_column, dev_path=dev_data,
+            label_names=names if (name or _guess(data)) in NAMED_LABEL_FORMATS else None,
+            encoding=encoding, skip_bad_lines=skip_bad_lines,
         )
-        summary.update(report)
-        if out is not None:
-            from poolkit.train.checkpoint import atomic_write_json
-
-            atomic_write_json(out / "cv_result.json", summary)
-    else:
-        test = bundle.test
-        if test is None and test_fraction > 0:
-            train_idx, test_idx = stratified_split(train_data.labels, test_fraction, split_seed)
-            train_data, test = train_data.subset(train_idx), train_data.subset(test_idx)
-        dev = bundle.dev
-        if dev is None and dev_fraction > 0:
-            train_data, dev = split_dev(train_data, dev_fraction, split_seed)
-        outcome = fit_and_evaluate(
-            model, train_data, dev, test, train_config=config, model_options=options,
-            text=text, data_info=info,
+        if names is not None:
+            _rename_labels(bundle, names)
+        if model_kind(model) != bundle.kind:
+            raise UsageError(f"model {model!r} needs {model_kind(model)} data; {bundle.name} "
+                             f"is {bundle.kind} data")
+        text = TextOptions(
+            tokenizer=tokenizer or ("char" if bundle.name == "chnsenti" else "word"),
+            min_freq=min_freq or 1, max_vocab=max_vocab, max_length=max_length, vectors=vectors,
         )
-        result = outcome["train"]
-        summary.update({
-            "num_train": len(train_data), "num_dev": len(dev) if dev is not None else 0,
-            "num_test": len(test) if test is not None else 0,
-            "best_epoch": result["best_epoch"], "epochs_run": result["epochs_run"],
-            "stopped_early": result["stopped_early"], "train_time_s": result["train_time_s"],
-            "dev": outcome["dev"] or None, "test": outcome["test"],
-        })
+        info["dataset"] = bundle.name
+        if model == "textcnn":
+            info["text_options"] = dataclasses.asdict(text)
+        config.group_by_length = group_by_length and bundle.kind == "text"
+        summary = _run_training(model, bundle, config, options, text, info, folds, quiet)
     if json_output:
         print_json(summary)
     else:
         _print_summary(summary)
 
 
+#: Formats whose reader takes the label names (a label may be the name or its number).
+NAMED_LABEL_FORMATS = ("csv", "tsv", "jsonl", "npz")
+
+
+def _guess(data: str | None) -> str | None:
+    from poolkit.data.catalog import guess_format
+
+    try:
+        return guess_format(data) if data else None
+    except ValueError:
+        return None
+
+
+def _rename_labels(bundle, names: list[str]) -> None:
+    """Give the labels 0..K-1 of every split the names ``--label-names`` lists."""
+    if list(bundle.label_names) == names:
+        return
+    if len(names) != bundle.num_classes:
+        raise UsageError(f"--label-names gives {len(names)} names ({', '.join(names)}); the data "
+                         f"has {bundle.num_classes} labels ({', '.join(bundle.label_names)})")
+    for part in (bundle.train, bundle.dev, bundle.test):
+        if part is not None:
+            part.label_names = list(names)
+
+
+def _run_training(model, bundle, config, options, text, info, folds, quiet) -> dict:
+    """Split, train and evaluate (cross-validate with ``folds``); the summary to print."""
+    from poolkit.train.recipes import cross_validate, fit_and_evaluate, run_splits
+
+    splits = run_splits(bundle, limit=info["limit"], split_seed=info["split_seed"],
+                        dev_fraction=0.0 if folds else info["dev_fraction"],
+                        test_fraction=0.0 if folds else info["test_fraction"])
+    train_data = splits["train"].data
+    console = None if quiet else stderr_console()
+    summary = {"model": model, "dataset": bundle.name, "pool": options.get("pool"),
+               "out_dir": config.out_dir, "label_names": list(bundle.label_names)}
+    if folds:
+        if console is not None:
+            console.print(f"{folds}-fold cross-validation of {model} on {bundle.name} "
+                          f"({len(train_data)} examples)")
+        report = cross_validate(
+            model, train_data, folds=folds, dev_fraction=info["dev_fraction"],
+            seed=info["split_seed"], train_config=config, model_options=options, text=text,
+            data_info=info,
+            progress_callback=None if console is None else lambda r: console.print(
+                f"fold {r['fold']}/{folds}: test accuracy {r['test_accuracy']:.4f}"),
+        )
+        summary.update(report)
+        from poolkit.train.checkpoint import atomic_write_json
+
+        atomic_write_json(Path(config.out_dir) / "cv_result.json", summary)
+        return summary
+    dev, test = (splits[name].data if name in splits else None for name in ("dev", "test"))
+    outcome = fit_and_evaluate(
+        model, train_data, dev, test, train_config=config, model_options=options,
+        text=text, data_info=info,
+    )
+    result = outcome["train"]
+    summary.update({
+        "num_train": len(train_data), "num_dev": len(dev) if dev is not None else 0,
+        "num_test": len(test) if test is not None else 0,
+        "best_epoch": result["best_epoch"], "epochs_run": result["epochs_run"],
+        "stopped_early": result["stopped_early"], "train_time_s": result["train_time_s"],
+        "dev": outcome["dev"] or None, "test": outcome["test"],
+        "splits": {name: {"source": split.source, "num_examples": len(split.data)}
+                   for name, split in splits.items()},
+    })
+    return summary
+
+
+def default_run_folder(model: str, data: str, pool: str, now=None) -> Path:
+    """``runs/<model>-<data>-<pool>-<YYYYmmdd-HHMMSS>``: ``data`` is a path's stem (a file) or
+    name (a folder), or a data set or hub name, each cut to letters, digits, ``.``, ``_``; a
+    folder that exists already gets ``-2``, ``-3``..."""
+    import datetime
+    import re
+
+    stem = Path(data).stem if Path(data).suffix else Path(data).name or str(data)
+    parts = [re.sub(r"[^A-Za-z0-9._]+", "_", str(part)).strip("._") or "x"
+             for part in (model, stem, pool)]
+    stamp = (now or datetime.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / "-".join([*parts, stamp])
+    folder, copy = base, 1
+    while folder.exists():
+        copy += 1
+        folder = base.with_name(f"{base.name}-{copy}")
+    return folder
+
+
+def _recorded_path(path: str | None) -> str | None:
+    """An existing file or folder as an absolute path (so that ``eval`` finds it from anywhere);
+    anything else (a hub name) as given."""
+    if path is None:
+        return None
+    return str(Path(path).resolve()) if Path(path).exists() else str(path)
+
+
 def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_dim, filter_widths,
-                   num_filters, channels, dropout, max_norm, base_model, finetune, model_arg
-                   ) -> dict:
+                   num_filters, channels, dropout, max_norm, base_model, finetune, model_arg,
+                   reduce=None) -> dict:
     """Model config fields from the flags; a flag of another model is refused, not ignored."""
     flags = {
         "textcnn": {"--embed-dim": ("embed_dim", embed_dim),
@@ -323,7 +481,8 @@ def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_di
                                           parse_assignments(global_pool_arg, "--global-pool-arg")
                                           or None)},
         "transformer": {"--base-model": ("base_model", base_model),
-                        "--finetune": ("finetune", finetune)},
+                        "--finetune": ("finetune", finetune),
+                        "--reduce": ("reduce", reduce)},
     }
     options: dict = {"pool": pool or ("mean" if model == "transformer" else "max")}
     pool_kwargs = parse_assignments(pool_arg, "--pool-arg")
@@ -341,7 +500,29 @@ def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_di
     if options.get("max_norm") == 0:
         options["max_norm"] = None  # --max-norm 0 turns the constraint off
     options.update(parse_assignments(model_arg, "--model-arg"))
+    _check_pool_name(model, "--pool", options["pool"])
+    if options.get("global_pool") is not None:
+        _check_pool_name(model, "--global-pool", options["global_pool"])
     return options
+
+
+def _check_pool_name(model: str, flag: str, name) -> None:
+    """An unknown pool is bad usage, found before any data is read."""
+    if not isinstance(name, str):
+        return
+    if model == "transformer":
+        from poolkit.nn.sequence import POOLING_MODES
+
+        if all(part in POOLING_MODES for part in name.split("+")):
+            return
+        valid = ", ".join(POOLING_MODES) + " (joined by '+', e.g. mean+max)"
+    else:
+        from poolkit.nn import list_pools
+
+        if name in list_pools(include_identity=True):
+            return
+        valid = ", ".join(list_pools())
+    raise ValueError(f"{flag} ({name!r}) must be one of {valid}")
 
 
 def _print_summary(summary: dict) -> None:
@@ -350,6 +531,7 @@ def _print_summary(summary: dict) -> None:
     console = stdout_console()
     title = f"{summary['model']} on {summary['dataset']} (pool {summary.get('pool') or 'default'})"
     table = Table(title=title)
+    splits = summary.get("splits", {})
     if "folds" in summary:
         table.add_column("fold", justify="right")
         table.add_column("test accuracy", justify="right")
@@ -366,13 +548,21 @@ def _print_summary(summary: dict) -> None:
         table.add_column("examples", justify="right")
         table.add_column("accuracy", justify="right")
         table.add_column("macro-F1", justify="right")
+        table.add_column("from")
         for split in ("dev", "test"):
             metrics = summary.get(split)
             if metrics:
                 table.add_row(split, str(summary[f"num_{split}"]), f"{metrics['accuracy']:.4f}",
-                              f"{metrics['macro_f1']:.4f}")
-        table.caption = (f"best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
-                         f"{summary['train_time_s']:.1f} s")
+                              f"{metrics['macro_f1']:.4f}", splits.get(split, {}).get("source"))
     console.print(table)
+    if "folds" not in summary:
+        console.print(f"trained on {summary['num_train']} examples: "
+                      f"{splits.get('train', {}).get('source')}", markup=False, highlight=False)
+        console.print(f"best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
+                      f"{summary['train_time_s']:.1f} s", markup=False, highlight=False)
+        split = "test" if summary.get("test") else "dev"
+        if summary.get(split):
+            console.print(per_class_table(summary["label_names"], summary[split],
+                                          title=f"per class ({split})"))
     if summary.get("out_dir"):
         console.print(f"model written to {summary['out_dir']}")

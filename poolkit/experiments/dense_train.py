@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from poolkit.experiments.builtin_tasks import evaluate_dense_task
+from poolkit.experiments.builtin_tasks import score_dense
 from poolkit.experiments.tasks import get_task
 
 DENSE_MODELS = {"segnet": "mnist-seg", "roidet": "mnist-det"}
@@ -27,7 +27,8 @@ def train_dense(
 ) -> dict[str, Any]:
     """Train ``model_type`` (``segnet`` or ``roidet``) with ``pool`` (default: the task's first
     pooling type) under ``config`` (a :class:`poolkit.train.TrainConfig`); returns a summary
-    with the dev history and the test ``metric``/``score``."""
+    with the dev history, the ``metric`` key (``miou``, ``map50``) and the ``test`` scores (the
+    task's ``evaluate``: that key, ``n_test``, ``inference_time_s``…)."""
     from poolkit.train.checkpoint import atomic_write_json
     from poolkit.train.dense import fit_dense
     from poolkit.train.distributed import set_seed
@@ -41,12 +42,13 @@ def train_dense(
     model = task.build_model(pool, data, **{**task.model, **(model_options or {})})
 
     def evaluate(model, dataset, batch_size):
-        return evaluate_dense_task(model, data, dataset, batch_size=batch_size)
+        return score_dense(model, data, dataset, batch_size=batch_size)
 
     result = fit_dense(model, data.train, data.dev, data.collate_fn, config, evaluate, log)
-    test = evaluate(model, data.test, 64)
+    test = task.evaluate(model, data, 64)  # the task's metric, as compare records it
     summary = {
         "model": model_type, "task": task.name, "pool": pool, "metric": task.metric,
+        "metric_label": task.metric_label,
         "num_train": len(data.train), "num_dev": len(data.dev) if data.dev else 0,
         "num_test": len(data.test), "digits": data.info["digits"], **result,
         "test": test, "out_dir": config.out_dir,

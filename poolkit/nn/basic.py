@@ -11,17 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from poolkit.geometry import check_dims, normalize_window
 from poolkit.nn._base import PoolModule, WindowPoolNd, bind_dims
-from poolkit.nn._utils import (
-    AVG_POOL,
-    MAX_POOL,
-    check_dims,
-    check_fits,
-    check_input,
-    check_positive,
-    ntuple,
-    window_args,
-)
+from poolkit.nn._utils import AVG_POOL, MAX_POOL, check_fits, check_input, check_positive
 
 _LP_POOL = {1: F.lp_pool1d, 2: F.lp_pool2d, 3: F.lp_pool3d}
 
@@ -43,8 +35,8 @@ def max_pool(
     check_input(input, dims)
     if kernel_size is None:
         return input.flatten(2).amax(-1).reshape(_global_shape(input, dims))
-    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
-    return MAX_POOL[dims](input, kernel, step, pad, ntuple(dilation, dims, "dilation"), ceil_mode)
+    kernel, step, pad, dil = normalize_window(kernel_size, stride, padding, dilation, dims=dims)
+    return MAX_POOL[dims](input, kernel, step, pad, dil, ceil_mode)
 
 
 def avg_pool(
@@ -61,7 +53,7 @@ def avg_pool(
     check_input(input, dims)
     if kernel_size is None:
         return input.flatten(2).mean(-1).reshape(_global_shape(input, dims))
-    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
+    kernel, step, pad, _ = normalize_window(kernel_size, stride, padding, dims=dims)
     return AVG_POOL[dims](input, kernel, step, pad, ceil_mode, count_include_pad)
 
 
@@ -82,7 +74,7 @@ def lp_pool(
     if kernel_size is None:
         spatial = tuple(input.shape[-dims:])
         return _LP_POOL[dims](input, p, spatial if dims > 1 else spatial[0])
-    kernel, step, _ = window_args(kernel_size, stride, 0, dims)
+    kernel, step, _, _ = normalize_window(kernel_size, stride, dims=dims)
     check_fits(input, kernel, (0,) * dims, dims)
     if dims == 1:  # lp_pool1d wants ints
         return F.lp_pool1d(input, p, kernel[0], step[0], ceil_mode)
@@ -126,8 +118,7 @@ class _MaxPoolNd(WindowPoolNd):
     def __init__(
         self, kernel_size=None, stride=None, padding=0, dilation=1, ceil_mode=False, flatten=True
     ):
-        super().__init__(kernel_size, stride, padding, flatten)
-        self.dilation = ntuple(dilation, self.dims, "dilation")
+        super().__init__(kernel_size, stride, padding, flatten, dilation=dilation)
         self.ceil_mode = bool(ceil_mode)
 
 

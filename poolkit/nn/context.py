@@ -31,7 +31,7 @@ Example::
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -87,6 +87,19 @@ def adaptive_pool(input: Tensor, bins: int, pool: nn.Module | str = "avg", *, di
     return torch.stack(pooled, dim=-1).unflatten(-1, (bins,) * dims)
 
 
+# pool name, dims, channels, kwargs -> the pool's global form, unflattened. Set by
+# poolkit.nn.factory (set_bin_pool_builder): the factory imports this module for its classes,
+# so this module cannot import the factory back.
+_BIN_POOL_BUILDER: Callable[[str, int, int, dict], nn.Module] | None = None
+
+
+def set_bin_pool_builder(builder: Callable[[str, int, int, dict], nn.Module]) -> None:
+    """How a context module turns a pool name into the global pooling of its bins
+    (:mod:`poolkit.nn.factory` installs ``create_pool``'s global form)."""
+    global _BIN_POOL_BUILDER
+    _BIN_POOL_BUILDER = builder
+
+
 class _ConvNormReLU(nn.Sequential):
     """``k``-size conv (no bias when followed by batch norm) + norm + ReLU."""
 
@@ -117,16 +130,11 @@ class _ContextModule(PoolModule):
             self.pool_mult = int(self.bin_pool.feat_mult())
 
     def _global_pool(self, pool: str, pool_kwargs: dict) -> nn.Module:
-        from poolkit.nn.factory import create_pool, pool_info  # the factory registers this module
-
         if not isinstance(pool, str):
             raise TypeError(f"pool must be a pooling type's name, got {pool!r}")
-        if pool in ("", "identity") or not pool_info(pool).global_:
-            raise ValueError(f"pool ({pool!r}) must be a pooling type with a global form")
-        kwargs = dict(pool_kwargs)
-        if pool_info(pool).needs_channels:
-            kwargs.setdefault("channels", self.in_channels)
-        return create_pool(pool, dims=self.dims, global_pool=True, flatten=False, **kwargs)
+        if _BIN_POOL_BUILDER is None:  # poolkit.nn imports the factory, which sets it
+            raise RuntimeError("poolkit.nn.factory is not loaded: import poolkit.nn first")
+        return _BIN_POOL_BUILDER(pool, self.dims, self.in_channels, dict(pool_kwargs))
 
     def feat_mult(self) -> int | float:
         """``out_channels / channels`` (an int when it divides)."""

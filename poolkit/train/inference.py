@@ -43,8 +43,9 @@ def align_labels(data: TextData | ImageData, names: list[str]) -> TextData | Ima
     ) <= len(names):
         remap = np.arange(len(data.label_names))
     else:
+        where = f" of {data.source}" if data.source else ""
         raise ValueError(
-            f"data labels {data.label_names} do not match the checkpoint's labels {names}"
+            f"data labels {data.label_names}{where} do not match the checkpoint's labels {names}"
         )
     if isinstance(data, TextData):
         return TextData(data.texts, [int(remap[y]) for y in data.labels], list(names), data.source)
@@ -127,6 +128,12 @@ class Predictor:
     def evaluate(self, data: TextData | ImageData, batch_size: int | None = None) -> dict:
         """Accuracy, macro-F1, confusion matrix and loss on labelled ``data``."""
         return self._trainer().evaluate(self.dataset(data), batch_size)
+
+    def logits(self, data: TextData | ImageData, batch_size: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits (N, K), labels (N,))`` of labelled ``data`` in order (labels in the
+        checkpoint's label order)."""
+        return self._trainer().predict_logits(self.dataset(data), batch_size)
 
     def _predict(self, dataset, batch_size: int | None = None) -> np.ndarray:
         logits, _ = self._trainer().predict_logits(dataset, batch_size)

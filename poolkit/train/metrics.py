@@ -13,6 +13,7 @@ where :math:`K` are the classes that occur in the labels or the predictions (sci
 predicted but never right scores 0).
 
 Example (hand-checkable): labels ``[0, 0, 1, 1]``, predictions ``[0, 1, 1, 1]``: accuracy 3/4;
+precision of class 0 = 1/1, of class 1 = 2/3; recall of class 0 = 1/2, of class 1 = 2/2;
 F1 of class 0 = 2*1/(2+1) = 2/3, of class 1 = 2*2/(2+3) = 4/5; macro-F1 = (2/3 + 4/5)/2 = 11/15.
 
     >>> round(macro_f1([0, 0, 1, 1], [0, 1, 1, 1]), 4)
@@ -25,7 +26,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "accuracy", "f1_per_class", "macro_f1", "classification_metrics"]
+__all__ = [
+    "confusion_matrix",
+    "accuracy",
+    "precision_per_class",
+    "recall_per_class",
+    "f1_per_class",
+    "macro_f1",
+    "classification_metrics",
+]
 
 
 def _as_labels(values, name: str) -> np.ndarray:
@@ -62,6 +71,23 @@ def accuracy(labels: Sequence[int], predictions: Sequence[int]) -> float:
     return float(np.trace(matrix) / total) if total else 0.0
 
 
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    numerator = numerator.astype(np.float64)
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator),
+                     where=denominator > 0)
+
+
+def precision_per_class(matrix: np.ndarray) -> np.ndarray:
+    """``C_kk / sum_i C_ik``: of the examples predicted ``k``, the share that are ``k`` (0 where
+    nothing is predicted ``k``, as scikit-learn's ``zero_division=0``)."""
+    return _ratio(np.diag(matrix), matrix.sum(axis=0))
+
+
+def recall_per_class(matrix: np.ndarray) -> np.ndarray:
+    """``C_kk / sum_j C_kj``: of the examples of class ``k``, the share predicted ``k``."""
+    return _ratio(np.diag(matrix), matrix.sum(axis=1))
+
+
 def f1_per_class(matrix: np.ndarray) -> np.ndarray:
     """F1 of each class from a confusion matrix (0 where the class never occurs)."""
     true_positive = np.diag(matrix).astype(np.float64)
@@ -81,8 +107,9 @@ def macro_f1(labels: Sequence[int], predictions: Sequence[int]) -> float:
 def classification_metrics(
     labels: Sequence[int], predictions: Sequence[int], num_classes: int | None = None
 ) -> dict:
-    """``{"accuracy", "macro_f1", "f1_per_class", "confusion_matrix", "num_examples"}``
-    (lists, JSON-ready)."""
+    """``{"accuracy", "macro_f1", "precision_per_class", "recall_per_class", "f1_per_class",
+    "support_per_class", "confusion_matrix", "num_examples"}`` (lists, JSON-ready; the per-class
+    lists are indexed by class id; support = the number of examples of the class)."""
     matrix = confusion_matrix(labels, predictions, num_classes)
     total = int(matrix.sum())
     present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
@@ -90,7 +117,10 @@ def classification_metrics(
     return {
         "accuracy": float(np.trace(matrix) / total) if total else 0.0,
         "macro_f1": float(per_class[present].mean()) if present.any() else 0.0,
+        "precision_per_class": precision_per_class(matrix).tolist(),
+        "recall_per_class": recall_per_class(matrix).tolist(),
         "f1_per_class": per_class.tolist(),
+        "support_per_class": matrix.sum(axis=1).tolist(),
         "confusion_matrix": matrix.tolist(),
         "num_examples": total,
     }

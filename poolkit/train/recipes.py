@@ -20,20 +20,24 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from poolkit.data.images import ImageData
-from poolkit.data.splits import stratified_kfold, stratified_split
+from poolkit.data.splits import stratified_kfold, stratified_split, stratified_subset
 from poolkit.data.text import TextData
 from poolkit.data.tokenize import TextEncoder
-from poolkit.train.checkpoint import atomic_write_json
+from poolkit.train.checkpoint import atomic_write_json, load_state, save_state
 from poolkit.train.distributed import set_seed
-from poolkit.train.trainer import TrainConfig, Trainer
+from poolkit.train.trainer import TrainConfig, Trainer, check_run_folder
 
 __all__ = [
     "TEXT_MODELS",
@@ -43,6 +47,11 @@ __all__ = [
     "model_kind",
     "prepare",
     "split_dev",
+    "Split",
+    "run_splits",
+    "row_fingerprints",
+    "read_train_fingerprints",
+    "TRAIN_ROWS_STEM",
     "fit_and_evaluate",
     "cross_validate",
 ]
@@ -196,6 +205,111 @@ def split_dev(data: TextData | ImageData, dev_fraction: float, seed: int):
     return data.subset(train_idx), data.subset(dev_idx)
 
 
+@dataclass
+class Split:
+    """One part of a run's data: the examples, where they come from in words, and their row
+    numbers (0-based) among the examples of the file or folder part they were taken from."""
+
+    name: str  # "train", "dev", "test" or "all"
+    data: TextData | ImageData
+    source: str  # e.g. "reviews.csv, 25% held out by train (--dev-fraction 0.25, split seed 0)"
+    rows: np.ndarray  # (N,) int64
+
+
+def _where(part, fallback: str) -> str:
+    return Path(part.source).name if part.source else fallback
+
+
+def run_splits(
+    bundle,
+    *,
+    limit: int | None = None,
+    split_seed: int = 0,
+    dev_fraction: float = 0.0,
+    test_fraction: float = 0.0,
+    fold: int | None = None,
+    folds: int | None = None,
+) -> dict[str, Split]:
+    """The train/dev/test splits a training run makes of ``bundle`` — what ``poolkit train``
+    trains and early-stops on, and what ``poolkit eval`` scores by default.
+
+    In order: a stratified ``limit`` subset of the training part; the test split (the data set's
+    own, fold ``fold`` of ``folds`` for cross-validation, else ``test_fraction`` held out); the dev
+    split (the data set's own, else ``dev_fraction`` held out, seeded ``split_seed`` (+ fold - 1
+    under cross-validation, which uses none of the data set's own dev and test parts)). All are
+    seeded, so the same arguments give the same rows.
+    """
+    origin = _where(bundle.train, bundle.name)
+    data, rows = bundle.train, np.arange(len(bundle.train))
+    if limit is not None and limit < len(data):
+        keep = stratified_subset(data.labels, limit, split_seed)
+        data, rows = data.subset(keep), rows[keep]
+        origin += f" (stratified subset of {limit}, --limit)"
+    splits: dict[str, Split] = {}
+    cross_validation = fold is not None and bool(folds)  # the data set's dev/test unused
+    own = set() if cross_validation else {name for name in ("dev", "test")
+                                          if getattr(bundle, name) is not None}
+    dev_seed = split_seed
+    if cross_validation:
+        train_idx, test_idx = stratified_kfold(data.labels, folds, split_seed)[fold - 1]
+        where = f"{origin}, fold {fold} of {folds} (--folds {folds}, split seed {split_seed})"
+        splits["test"] = Split("test", data.subset(test_idx), where, rows[test_idx])
+        data, rows, dev_seed = data.subset(train_idx), rows[train_idx], split_seed + fold - 1
+    elif bundle.test is not None:
+        splits["test"] = Split("test", bundle.test, _where(bundle.test, f"{bundle.name} test"),
+                               np.arange(len(bundle.test)))
+    elif test_fraction:
+        train_idx, test_idx = stratified_split(data.labels, test_fraction, split_seed)
+        splits["test"] = Split("test", data.subset(test_idx), f"{origin}, {test_fraction:.0%} "
+                               f"held out by train (--test-fraction {test_fraction}, split seed "
+                               f"{split_seed})", rows[test_idx])
+        data, rows = data.subset(train_idx), rows[train_idx]
+    if "dev" in own:
+        splits["dev"] = Split("dev", bundle.dev, _where(bundle.dev, f"{bundle.name} dev"),
+                              np.arange(len(bundle.dev)))
+    elif dev_fraction:
+        train_idx, dev_idx = stratified_split(data.labels, dev_fraction, dev_seed)
+        splits["dev"] = Split("dev", data.subset(dev_idx), f"{origin}, {dev_fraction:.0%} held "
+                              f"out by train (--dev-fraction {dev_fraction}, split seed "
+                              f"{dev_seed})", rows[dev_idx])
+        data, rows = data.subset(train_idx), rows[train_idx]
+    carved = " and ".join(name for name in ("dev", "test")
+                          if name in splits and name not in own)
+    splits["train"] = Split("train", data, origin + (f" without the {carved} rows"
+                                                     if carved else ""), rows)
+    return {name: splits[name] for name in ("train", "dev", "test") if name in splits}
+
+
+#: Stem of the file of a run folder with a fingerprint of each training example.
+TRAIN_ROWS_STEM = "train_rows"
+
+
+def row_fingerprints(data: TextData | ImageData) -> np.ndarray:
+    """One 64-bit hash per example (of the text, or of the image's pixels): the same input gives
+    the same number, so that overlap between two data sets is a set intersection."""
+    if isinstance(data, TextData):
+        items = (text.encode("utf-8") for text in data.texts)
+    else:
+        items = (np.ascontiguousarray(image, dtype=np.float32).tobytes() for image in data.images)
+    return np.asarray([int.from_bytes(hashlib.blake2b(item, digest_size=8).digest(), "little",
+                                      signed=True) for item in items], dtype=np.int64)
+
+
+def _write_train_fingerprints(out_dir: Path, fingerprints: np.ndarray) -> None:
+    import torch
+
+    save_state(out_dir / TRAIN_ROWS_STEM, {"fingerprints": torch.from_numpy(fingerprints)})
+
+
+def read_train_fingerprints(run_dir: str | Path) -> np.ndarray | None:
+    """The fingerprints of the examples a run trained on (``None`` for a run from before they
+    were recorded)."""
+    stem = Path(run_dir) / TRAIN_ROWS_STEM
+    if not stem.with_suffix(".safetensors").is_file():
+        return None
+    return load_state(stem)["fingerprints"].numpy()
+
+
 def fit_and_evaluate(
     model_type: str,
     train: TextData | ImageData,
@@ -213,6 +327,16 @@ def fit_and_evaluate(
     "model": the trained model, "prepared": Prepared}`` (the last two not JSON).
     """
     train_config = train_config or TrainConfig()
+    fingerprints = np.unique(row_fingerprints(train))
+    data_info = {**(data_info or {}), "train_rows": {
+        "count": len(train),
+        "digest": hashlib.blake2b(fingerprints.tobytes(), digest_size=16).hexdigest()}}
+    out_dir = Path(train_config.out_dir) if train_config.out_dir else None
+    writes = out_dir is not None and int(os.environ.get("RANK", "0")) == 0
+    if out_dir is not None and not train_config.resume:
+        check_run_folder(train_config)  # in every process, so that all stop together
+        if writes:
+            _write_train_fingerprints(out_dir, fingerprints)
     prepared = prepare(
         model_type, train, dev, test, model_options=model_options, text=text,
         seed=train_config.seed, data_info=data_info,
@@ -222,6 +346,10 @@ def fit_and_evaluate(
         metadata=prepared.metadata,
     )
     result = trainer.fit()
+    if writes and train_config.resume:  # the model has seen the old rows and these
+        old = read_train_fingerprints(out_dir)
+        _write_train_fingerprints(out_dir, fingerprints if old is None else
+                                  np.union1d(old, fingerprints))
     test_metrics = trainer.evaluate(prepared.test) if prepared.test is not None else None
     if test_metrics is not None and train_config.out_dir and trainer.dist.is_main:
         atomic_write_json(Path(train_config.out_dir) / "test_metrics.json", test_metrics)
