@@ -517,11 +517,12 @@ def _check_pool_name(model: str, flag: str, name) -> None:
             return
         valid = ", ".join(POOLING_MODES) + " (joined by '+', e.g. mean+max)"
     else:
-        from poolkit.nn import list_pools
+        from poolkit.pools import window_pool_names
 
-        if name in list_pools(include_identity=True):
+        pools = sorted(window_pool_names())  # not the context modules: segnet's --pool
+        if name in ("", "identity", *pools):
             return
-        valid = ", ".join(list_pools())
+        valid = ", ".join(pools)
     raise ValueError(f"{flag} ({name!r}) must be one of {valid}")
 
 
