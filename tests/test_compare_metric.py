@@ -64,7 +64,9 @@ def test_task_metric_ranks_tables_and_plots(tmp_path):
     console = Console(record=True, width=120)
     render_table(report.rows, console, metric="miou", metric_label="mIoU %")
     text = console.export_text()
-    assert "mIoU %" in text and "81.0 ± 1.0" in text
+    header = [line.split() for line in text.splitlines()[1:3]]  # two-line headers
+    assert header[0][0] == "mIoU" and header[1][:3] == ["#", "pooling", "%"]
+    assert "81.0±1.0" in text and "51.0±1.0" in text and "macro-F1" not in text
 
 
 def test_classification_records_summarise_by_accuracy():
