@@ -9,7 +9,10 @@ factory in :mod:`poolkit.nn.factory` (which only adds the constructors), ``poolk
 
 Adding a pooling type is one ``PoolInfo(name=..., ...)`` entry in :data:`POOLS`, plus its
 constructor in :mod:`poolkit.nn.factory` (``_CONSTRUCTORS``); an entry with ``factory=False``
-describes an engine op that ``create_pool`` does not build (adaptive pooling).
+describes an engine op that ``create_pool`` does not build (adaptive pooling); one with
+``context=True`` is a dense-prediction context module (PSPNet's ``ppm``, DeepLab's ``aspp``):
+torch only (:func:`window_pool_names` leaves it out for :mod:`poolkit.keras`) and without a
+formula for ``poolkit explain``.
 
 Example::
 
@@ -24,8 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PoolInfo", "POOLS", "IDENTITY", "factory_names", "explained_names", "POOLING_MODES",
-           "LEARNED_MODES", "SENTENCE_TRANSFORMERS_MODES", "parse_mode"]
+__all__ = ["PoolInfo", "POOLS", "IDENTITY", "factory_names", "window_pool_names",
+           "explained_names", "POOLING_MODES", "LEARNED_MODES", "SENTENCE_TRANSFORMERS_MODES",
+           "parse_mode"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +52,9 @@ class PoolInfo:
     local_dims: tuple[int, ...] | None = None  # dims of the windowed form, if fewer than dims
     needs_channels: bool = False  # the constructor requires channels=C (per-channel weights)
     factory: bool = True  # built by poolkit.nn.create_pool (False: an engine op only)
+    # a context module for dense prediction (convolutions and batch norm around a pooling, same
+    # spatial size out): torch only (no Keras layer), not explained window by window
+    context: bool = False
 
     @property
     def windowed_dims(self) -> tuple[int, ...]:
@@ -63,6 +70,8 @@ _BOUREAU = "Boureau, Ponce & LeCun, ICML 2010"
 _KALCHBRENNER = "Kalchbrenner, Grefenstette & Blunsom, ACL 2014"
 _LEE = "Lee, Gallagher & Tu, AISTATS 2016"
 _ZHANG = "Zhang, ICML 2019"
+_CHEN_ASPP = "Chen, Papandreou, Schroff & Adam, arXiv:1706.05587, 2017"
+_CONTEXT = ("channels",)  # a context module has one form, chosen by giving its input channels
 _ADAPTIVE_BIN = "bin o spans floor(o*L/O) .. ceil((o+1)*L/O) - 1"
 
 _ENTRIES = (
@@ -201,6 +210,27 @@ _ENTRIES = (
                 "v_proj(x_i))",
     ),
     PoolInfo(
+        name="ppm", title="Pyramid pooling module (PSPNet)",
+        paper="Zhao, Shi, Qi, Wang & Jia, CVPR 2017",
+        summary="y = [x; up(relu(bn(conv1x1(pool_bxb(x)))))] for b in bins (1, 2, 3, 6)",
+        global_=False, learnable=True, size_args=_CONTEXT, needs_channels=True, context=True,
+        notes="same spatial size out; out_channels = C + len(bins) * branch_channels; "
+              "pool= any type with a global form (avg default)",
+    ),
+    PoolInfo(
+        name="aspp_pooling", title="ASPP image-level pooling branch (DeepLab v3)",
+        paper=_CHEN_ASPP,
+        summary="y_s = relu(bn(conv1x1(pool(x)))) broadcast to every position s",
+        global_=False, learnable=True, size_args=_CONTEXT, needs_channels=True, context=True,
+        notes="same spatial size out; out_channels (default C); pool= (avg default)",
+    ),
+    PoolInfo(
+        name="aspp", title="Atrous spatial pyramid pooling (DeepLab v3)", paper=_CHEN_ASPP,
+        summary="y = proj([conv1x1(x); conv3x3_r(x) for r in atrous_rates; image pooling(x)])",
+        global_=False, learnable=True, size_args=_CONTEXT, needs_channels=True, context=True,
+        notes="same spatial size out; out_channels (default C); atrous_rates (6, 12, 18)",
+    ),
+    PoolInfo(
         name="adaptive_max", title="Adaptive max pooling", summary="max over each of O bins",
         formula=f"y[o] = max over bin o; {_ADAPTIVE_BIN}", has_winners=True,
         size_args=("output_size",), factory=False,
@@ -220,6 +250,12 @@ if len(POOLS) != len(_ENTRIES):
 def factory_names() -> list[str]:
     """Names :func:`poolkit.nn.create_pool` builds, in catalogue order."""
     return [name for name, info in POOLS.items() if info.factory]
+
+
+def window_pool_names() -> list[str]:
+    """Factory names that are pooling layers, not context modules (those :mod:`poolkit.keras`
+    has too), in catalogue order."""
+    return [name for name in factory_names() if not POOLS[name].context]
 
 
 def explained_names() -> list[str]:

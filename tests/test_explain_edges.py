@@ -313,13 +313,19 @@ def test_golden_outputs(name, argv, capsys):
 
 def test_every_registered_pool_is_explained():
     """Iterates list_pools(): each family has a formula, a worked example computed by the real
-    op, and says per window what decided the output."""
+    op, and says per window what decided the output; a context module (ppm, aspp) is refused
+    with the list of ops."""
     from poolkit.nn import list_pools
     from poolkit.pools import POOLS
 
     deciders = {"winner", "weights", "probabilities", "divisor", "scale", "max", "gate", "leaves"}
     pure = {"lp_abs", "gem", "lse"}  # a fixed function of every value in the window
     for name in list_pools():
+        if POOLS[name].context:  # convolutions around a pooling: no window-by-window formula
+            assert name not in OPS and not POOLS[name].formula, name
+            with pytest.raises(ValueError, match=f"op \\({name!r}\\) must be one of"):
+                explain_op(name)
+            continue
         assert name in OPS and POOLS[name].formula, name
         e = explain_op(name)
         assert e.windows and e.title == POOLS[name].title

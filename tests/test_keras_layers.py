@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 
 import poolkit.keras as pk  # noqa: E402
 import poolkit.nn as pnn  # noqa: E402
+from poolkit.pools import window_pool_names  # noqa: E402
 
 BACKEND = keras.backend.backend()
 TOL = {"rtol": 1e-5, "atol": 1e-5}
@@ -211,13 +212,20 @@ def test_equals_poolkit_nn_channels_last(case):
     _compare_case(case, "channels_last")
 
 
+# the torch-only context modules (ppm, aspp_pooling, aspp) have no Keras layer
+WINDOW_POOLS = sorted(window_pool_names())
+
+
 def test_every_family_has_a_case_and_the_same_names():
-    assert pk.list_pools() == pnn.list_pools()
-    assert pk.list_pools(include_identity=True) == pnn.list_pools(include_identity=True)
-    assert {case[0] for case in CASES} == set(pnn.list_pools())
+    assert pk.list_pools() == WINDOW_POOLS
+    assert set(pnn.list_pools()) - set(WINDOW_POOLS) == {"ppm", "aspp_pooling", "aspp"}
+    assert pk.list_pools(include_identity=True) == ["", "identity", *WINDOW_POOLS]
+    assert {case[0] for case in CASES} == set(WINDOW_POOLS)
+    with pytest.raises(ValueError, match="unknown pool name 'ppm'"):
+        pk.create_pool("ppm")
 
 
-@pytest.mark.parametrize("name", pnn.list_pools())
+@pytest.mark.parametrize("name", WINDOW_POOLS)
 def test_feat_mult_matches(name):
     case = next(c for c in CASES if c[0] == name)
     module, layer, _, _ = _build(case, "channels_last")
@@ -400,6 +408,10 @@ def test_errors_match_poolkit_nn(label, bad):
     kind_nn, message_nn = _message(lambda: bad(pnn))
     kind_keras, message_keras = _message(lambda: bad(pk))
     assert kind_keras is kind_nn
+    if label == "unknown name":  # the same list, less the torch-only context modules
+        for name in ("aspp", "aspp_pooling", "ppm"):
+            message_nn = message_nn.replace(f"{name!r}, ", "")
+        assert message_keras == message_nn
     # the argument, its value and the rule are named the same way (class names may differ,
     # and Keras adds the call's arguments to an error raised inside call())
     assert message_nn.split(":")[-1].strip()[:40] in message_keras

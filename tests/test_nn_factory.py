@@ -10,11 +10,15 @@ from poolkit.nn import create_pool, list_pools, pool_info
 
 C = 4
 # Arguments a family needs beyond its size argument (learned per-channel modules).
-EXTRA = {"lip": {"channels": C}, "attention": {"channels": C}}
+EXTRA = {"lip": {"channels": C}, "attention": {"channels": C}, "ppm": {"channels": C},
+         "aspp_pooling": {"channels": C}, "aspp": {"channels": C}}
 # The windowed form's arguments per family (None: the family has no windowed form).
 LOCAL = {
     "fractional_max": {"output_size": 3},
     "spp": {"levels": (1, 2)},
+    "ppm": {"bins": (1, 2), "branch_channels": C},  # context modules: same size, C * 3 out
+    "aspp_pooling": {},
+    "aspp": {"atrous_rates": (1, 2)},
     "kmax": {"k": 2, "global_pool": False},
     "dynamic_kmax": {"k_top": 2, "layer": 1, "num_layers": 2},
     "blur": {"kernel_size": 3, "stride": 2},

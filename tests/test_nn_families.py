@@ -17,10 +17,14 @@ from poolkit.nn import create_pool, list_pools, pool_info
 from poolkit.nn.exponential import LIPLogit
 
 C = 3
-EXTRA = {"lip": {"channels": C}, "attention": {"channels": C}}
+EXTRA = {"lip": {"channels": C}, "attention": {"channels": C}, "ppm": {"channels": C},
+         "aspp_pooling": {"channels": C}, "aspp": {"channels": C}}
 LOCAL = {
     "fractional_max": {"output_size": 3},
     "spp": {"levels": (1, 2)},
+    "ppm": {"bins": (1, 2), "branch_channels": C},  # context modules: same size, C * 3 out
+    "aspp_pooling": {},
+    "aspp": {"atrous_rates": (1, 2)},
     "kmax": {"k": 2, "global_pool": False},
     "dynamic_kmax": {"k_top": 2, "layer": 1, "num_layers": 2},
     "blur": {"kernel_size": 3, "stride": 2},
@@ -562,6 +566,9 @@ REFERENCE_TESTS = {
     "kmax": "test_kmax_keeps_order_and_dynamic_k",
     "dynamic_kmax": "test_kmax_keeps_order_and_dynamic_k",
     "attention": "test_attention_pool_matches_manual_attention",
+    "ppm": "test_nn_context.py::test_pyramid_pooling_matches_naive_recomputation",
+    "aspp_pooling": "test_nn_context.py::test_aspp_matches_naive_recomputation",
+    "aspp": "test_nn_context.py::test_aspp_matches_naive_recomputation",
 }
 
 

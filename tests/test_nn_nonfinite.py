@@ -27,6 +27,9 @@ SPREADS = {
            "every channel of the sample",
     "maxblur": "the blur after the max mixes neighbouring outputs",
 }
+# Context modules (ppm, aspp_pooling, aspp; documented in docs/reliability.md): in training mode
+# their batch norm mixes the samples of a batch, so a NaN reaches every sample; in eval mode
+# (running statistics) it stays in its own.
 
 
 def _forms(name):
@@ -62,7 +65,11 @@ def test_nan_and_inf_reach_the_output_and_stay_in_their_sample(name, dims, kwarg
         assert not torch.isfinite(y[0]).all(), (name, bad)
         if bad != bad:
             assert torch.isnan(y[0]).any(), name
-        assert torch.isfinite(y[1]).all(), (name, "leaks into the other sample")
+        if training and pool_info(name).context:
+            # batch norm in training mode normalises with the whole batch's statistics
+            assert not torch.isfinite(y[1]).all(), (name, "batch statistics")
+        else:
+            assert torch.isfinite(y[1]).all(), (name, "leaks into the other sample")
 
 
 @pytest.mark.parametrize("name, dims, kwargs, training", list(_cases()))

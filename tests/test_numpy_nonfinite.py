@@ -49,6 +49,9 @@ TORCH_ONLY = {
     "lip": "learned logit network", "attention": "learned query and projections",
     "blur": "a fixed binomial filter: a convolution, not a pooling reduction",
     "maxblur": "max pool then the blur filter",
+    "ppm": "context module: learned convolutions and batch norm around the bin pooling",
+    "aspp_pooling": "context module: learned convolution and batch norm after the global pool",
+    "aspp": "context module: learned dilated convolutions and batch norm",
 }
 
 

@@ -20,7 +20,8 @@ _TASK_HELP = (
     "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt, minilm-mr, minilm-sst2, "
     "stsb; "
     "digits-metaformer and mnist-metaformer compare token mixers: pool, attention, identity, "
-    "max...) or your file: "
+    "max...; mnist-seg, mnist-det: pools are context modules none,ppm,aspp or RoI layers "
+    "roi_pool,roi_align,roi_align_aligned) or your file: "
     "csv:PATH, tsv:PATH, jsonl:PATH (with --text-column/--label-column) or images:PATH.npz."
 )
 

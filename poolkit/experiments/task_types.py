@@ -67,7 +67,8 @@ class Task:
         evaluate: optional ``evaluate(model, data, batch_size) -> dict`` replacing the
             classification test (accuracy, macro-F1, perturbations); it returns ``metric``,
             ``n_test``, ``inference_time_s`` and may add an ``extra`` dict of numbers, which the
-            summary averages over seeds like the metric.
+            summary averages over seeds like the metric. Such a task has no default perturbation
+            (mIoU for ``mnist-seg``, mAP@0.5 for ``mnist-det``).
         preload: load the data once in the parent process before the runs start, with every
             thread (an expensive load that caches to disk, such as a frozen encoder's pass).
     """
@@ -99,7 +100,8 @@ class Task:
                 f"task {self.name!r}: metric ({self.metric!r}) needs an evaluate function that "
                 "returns it (the default test measures accuracy)"
             )
-        if self.perturbation is None and not self.levels and self.kind != "pairs":
+        if (self.perturbation is None and not self.levels and self.kind != "pairs"
+                and self.evaluate is None):  # its own evaluate measures no perturbation
             default = "shift" if self.kind == "image" else "word_dropout"
             levels = (1, 2, 3) if self.kind == "image" else (0.1, 0.2, 0.3)
             object.__setattr__(self, "perturbation", default)

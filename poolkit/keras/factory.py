@@ -17,7 +17,7 @@ import keras
 from poolkit.geometry import check_dims
 from poolkit.keras import pooling as P
 from poolkit.keras import shaped as S
-from poolkit.pools import POOLS, factory_names
+from poolkit.pools import POOLS, window_pool_names
 
 # name -> layer class; the forms, dims and size arguments come from poolkit.pools
 _CLASSES: dict[str, type] = {
@@ -33,14 +33,16 @@ _FLAG_CLASSES = (S.KMaxPool, S.SpatialPyramidPool)
 _IDENTITY_NAMES = ("", "identity")
 _LAYER_KEYWORDS = {"name", "dtype", "trainable", "autocast"}
 
-if set(_CLASSES) != set(factory_names()):  # a new catalogue entry needs its Keras class
+if set(_CLASSES) != set(window_pool_names()):  # a new pooling entry needs its Keras class
     raise ImportError(
-        f"poolkit.keras and poolkit.pools disagree: {sorted(set(factory_names()) ^ set(_CLASSES))}"
+        "poolkit.keras and poolkit.pools disagree: "
+        f"{sorted(set(window_pool_names()) ^ set(_CLASSES))}"
     )
 
 
 def list_pools(include_identity: bool = False) -> list[str]:
-    """The pool names (sorted), the same as :func:`poolkit.nn.list_pools`."""
+    """The pool names (sorted): :func:`poolkit.nn.list_pools` without the torch-only context
+    modules (``ppm``, ``aspp_pooling``, ``aspp``)."""
     names = sorted(_CLASSES)
     return [*_IDENTITY_NAMES, *names] if include_identity else names
 

@@ -9,9 +9,10 @@ from poolkit.nn import create_pool, list_pools, pool_info
 def make_pool(name, dims: int, channels: int, **kwargs):
     """``create_pool(name, dims, **kwargs)``, adding ``channels=channels`` for the families whose
     constructor requires it (``pool_info(name).needs_channels``: attention, LIP) when the caller
-    did not give it."""
+    did not give it. A context module (``ppm``, ``aspp``), whose ``channels`` selects its only
+    form, gets none: a model that wants one asks for it."""
     if (isinstance(name, str) and name in list_pools() and "channels" not in kwargs
-            and pool_info(name).needs_channels):
+            and pool_info(name).needs_channels and "channels" not in pool_info(name).size_args):
         kwargs["channels"] = channels
     return create_pool(name, dims=dims, **kwargs)
 

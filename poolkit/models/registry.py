@@ -53,6 +53,8 @@ LAZY_MODULES: dict[str, str] = {
     "convnet": "poolkit.models.convnet",
     "metaformer": "poolkit.models.metaformer",
     "transformer": "poolkit.models.transformer",
+    "segnet": "poolkit.models.segnet",
+    "roidet": "poolkit.models.roidet",
 }
 
 

@@ -39,6 +39,7 @@ from poolkit.nn.blur import (
     MaxBlurPool2d,
     MaxBlurPool3d,
 )
+from poolkit.nn.context import ASPP, ASPPPooling, PyramidPooling
 from poolkit.nn.exponential import (
     LIPLogit,
     LIPPool1d,
@@ -84,6 +85,7 @@ from poolkit.nn.stochastic import StochasticPool1d, StochasticPool2d, Stochastic
 __all__ = [  # grouped by family
     "functional",
     "PoolModule", "PoolInfo", "create_pool", "list_pools", "pool_info", "register_pool",
+    "PyramidPooling", "ASPPPooling", "ASPP",
     "Identity",
     "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "LPPool1d", "LPPool2d", "LPPool3d", "AvgMaxPool1d", "AvgMaxPool2d", "AvgMaxPool3d",

@@ -39,6 +39,7 @@ from poolkit.nn import (
     attention,
     basic,
     blur,
+    context,
     exponential,
     fractional,
     kmax,
@@ -206,6 +207,9 @@ _CONSTRUCTORS: dict[str, tuple[dict[int, type], Callable | None]] = {
     "maxblur": (_classes(blur, "MaxBlurPool"), _build_plain),
     "spp": (_classes(pyramid, "SpatialPyramidPool"), _build_flag),
     "attention": (_classes(attention, "AttentionPool"), _build_plain),
+    "ppm": (_classes(context, "PyramidPooling"), _build_plain),
+    "aspp_pooling": (_classes(context, "ASPPPooling"), _build_plain),
+    "aspp": (_classes(context, "ASPP"), _build_plain),
 }
 
 
@@ -219,3 +223,16 @@ def _register_catalogue() -> None:
 
 
 _register_catalogue()
+
+
+def _global_bin_pool(pool: str, dims: int, channels: int, kwargs: dict) -> nn.Module:
+    """The pooling of a context module's bins (:mod:`poolkit.nn.context`): ``pool``'s global
+    form, not flattened; ``channels`` for the families that need it."""
+    if pool in ("", "identity") or not pool_info(pool).global_:
+        raise ValueError(f"pool ({pool!r}) must be a pooling type with a global form")
+    if pool_info(pool).needs_channels:
+        kwargs = {"channels": channels, **kwargs}
+    return create_pool(pool, dims=dims, global_pool=True, flatten=False, **kwargs)
+
+
+context.set_bin_pool_builder(_global_bin_pool)
