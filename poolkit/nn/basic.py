@@ -79,9 +79,9 @@ def lp_pool(
     check_dims(dims)
     check_input(input, dims)
     p = check_positive(norm_type, "norm_type")
-    if kernel_size is None:
-        spatial = tuple(input.shape[-dims:])
-        return _LP_POOL[dims](input, p, spatial if dims > 1 else spatial[0])
+    if kernel_size is None:  # torch's formula over the plane (no kernel of the input's size)
+        total = input.pow(p).flatten(2).sum(-1).reshape(_global_shape(input, dims))
+        return (torch.sign(total) * torch.relu(total.abs())).pow(1.0 / p)
     kernel, step, _ = window_args(kernel_size, stride, 0, dims)
     check_fits(input, kernel, (0,) * dims, dims)
     if dims == 1:  # lp_pool1d wants ints

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from poolkit.nn import _traceable
 from poolkit.nn._base import PoolModule, bind_dims
 from poolkit.nn._utils import check_dims, check_input, ntuple
 
@@ -117,7 +118,10 @@ def _region_argmax(
         starts = bounds[d][..., :-1]  # (N, C, out_d)
         ends = bounds[d][..., 1:] if overlapping else bounds[d][..., 1:] - 1
         ends = ends.clamp_max(spatial[d] - 1)
-        width = int((ends - starts).max()) + 1
+        # every increment is floor(alpha) or ceil(alpha): a bound known without reading the
+        # data (offsets past a region's end repeat its end, which never changes the max)
+        longest = -(-spatial[d] // starts.shape[-1]) + int(overlapping)
+        width = min(longest, spatial[d])
         view = [*starts.shape[:2]] + [1] * dims
         view[axis] = starts.shape[-1]
         target = list(values.shape)
@@ -181,7 +185,7 @@ def fractional_max_pool(
     elif not isinstance(samples, Tensor) or tuple(samples.shape) != (n, c, dims):
         got = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
         raise ValueError(f"samples ({got}) must have shape (N, C, dims) = {(n, c, dims)}")
-    elif not bool(((samples >= 0) & (samples < 1)).all()):
+    elif not _traceable.capturing() and not bool(((samples >= 0) & (samples < 1)).all()):
         raise ValueError("samples must lie in [0, 1)")
     if kernel_size is not None:
         return _torch_fractional(input, kernel_size, sizes, return_indices, samples, dims)

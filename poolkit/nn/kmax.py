@@ -13,6 +13,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor
 
+from poolkit.nn import _traceable
 from poolkit.nn._base import PoolModule
 from poolkit.nn._utils import check_dims, check_input
 
@@ -46,8 +47,12 @@ def kmax_pool(input: Tensor, k: int, dim: int = -1) -> Tensor:
     """
     k = _check_k(k)
     length = input.shape[dim]
-    order = input.detach().sort(dim=dim, descending=True, stable=True).indices
-    chosen = order.narrow(dim, 0, min(k, length)).sort(dim=dim).values  # back to time order
+    if _traceable.capturing():  # ONNX has no stable sort; TopK keeps the earlier of ties
+        top = input.detach().topk(min(k, length), dim=dim).indices
+    else:
+        order = input.detach().sort(dim=dim, descending=True, stable=True).indices
+        top = order.narrow(dim, 0, min(k, length))
+    chosen = top.sort(dim=dim).values  # back to time order
     output = input.gather(dim, chosen)
     if length < k:
         dim = dim % input.dim()

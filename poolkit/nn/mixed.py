@@ -20,6 +20,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from poolkit.nn import _traceable
 from poolkit.nn._base import WindowPoolNd, bind_dims
 from poolkit.nn._utils import (
     AVG_POOL,
@@ -96,6 +97,9 @@ def mixed_pool(
     kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
     if not isinstance(alpha, Tensor):
         alpha = torch.tensor(check_unit(alpha, "alpha"), dtype=input.dtype, device=input.device)
+    if _traceable.capturing():
+        return _traceable.mixed_pool(input, alpha.to(input.dtype), kernel, step, pad, dims,
+                                     kernel_size is None)
     return _MixedPool.apply(input, alpha.to(input.dtype), kernel, step, pad, dims)
 
 
