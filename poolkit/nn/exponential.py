@@ -435,10 +435,12 @@ class LIPLogit(nn.Module):
 class _LIPPoolNd(WindowPoolNd):
     def __init__(
         self, channels: int, kernel_size=None, stride=None, padding=0, flatten=True,
-        logit_kernel_size: int = 3, norm: str = "instance", coeff: float = 12.0,
+        logit_kernel_size: int = 3, norm: str = "instance", coeff: float = 12.0, *,
+        device=None, dtype=None,
     ):
         super().__init__(kernel_size, stride, padding, flatten)
         self.logit = LIPLogit(channels, self.dims, logit_kernel_size, norm, coeff)
+        self._place(device, dtype)
 
 
 class LIPPool1d(_LIPPoolNd):

@@ -219,7 +219,8 @@ lp_abs_pool1d, lp_abs_pool2d, lp_abs_pool3d = (
 class _GeMPoolNd(WindowPoolNd):
     def __init__(
         self, kernel_size=None, stride=None, padding=0, p: float = 3.0, eps: float = 1e-6,
-        learnable: bool = True, channels: int | None = None, flatten: bool = True,
+        learnable: bool = True, channels: int | None = None, flatten: bool = True, *,
+        device=None, dtype=None,
     ):
         super().__init__(kernel_size, stride, padding, flatten)
         value = check_positive(p, "p")
@@ -234,6 +235,7 @@ class _GeMPoolNd(WindowPoolNd):
             self.p = nn.Parameter(initial)
         else:
             self.register_buffer("p", initial)
+        self._place(device, dtype)
 
     def extra_repr(self) -> str:
         p = self.p.detach()
