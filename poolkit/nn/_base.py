@@ -22,6 +22,10 @@ class PoolModule(nn.Module):
         """How many features per input channel the pool emits (``C_out = C * feat_mult``)."""
         return 1
 
+    def is_identity(self) -> bool:
+        """timm's global-pool contract: true only for the no-op pool (``''``/``"identity"``)."""
+        return False
+
     def _place(self, device=None, dtype=None) -> None:
         """torch's ``device=``/``dtype=`` factory arguments: move what ``__init__`` built."""
         if device is not None or dtype is not None:

@@ -526,5 +526,8 @@ class Identity(PoolModule):
         super().__init__()
         self.dims = check_dims(dims)
 
+    def is_identity(self) -> bool:
+        return True
+
     def forward(self, input: Tensor) -> Tensor:
         return input
