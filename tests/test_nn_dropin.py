@@ -81,6 +81,27 @@ def test_unbatched_input(mine, theirs, dims):
     assert mine(*global_args)(x).shape == (x.shape[0],)  # global form: (C,) like (N, C)
 
 
+@pytest.mark.parametrize("dims", (2, 3))
+def test_fractional_max_pool_like_torch(dims):
+    """torch's first four arguments in its order; unbatched input; the windows of torch's
+    kernel at the same samples (eval mode: the fixed mid-point samples 0.5)."""
+    mine = getattr(pn, f"FractionalMaxPool{dims}d")
+    theirs = getattr(nn, f"FractionalMaxPool{dims}d")
+    names = [p for p in inspect.signature(theirs.__init__).parameters if p != "self"]
+    assert [p for p in inspect.signature(mine.__init__).parameters if p != "self"][:4] == names[:4]
+    x = sample(dims, size=9)
+    pool = mine(2, 4, None, True).eval()  # kernel_size, output_size, output_ratio, indices
+    out, index = pool(x)
+    samples = torch.full((*x.shape[:2], dims), 0.5, dtype=x.dtype)
+    want, want_index = getattr(F, f"fractional_max_pool{dims}d")(
+        x, 2, output_size=4, return_indices=True, _random_samples=samples)
+    torch.testing.assert_close(out, want)
+    assert torch.equal(index, want_index)
+    single, single_index = pool(x[0])
+    torch.testing.assert_close(single, out[0])
+    assert torch.equal(single_index, index[0])
+
+
 def test_unbatched_global_max_with_indices():
     x = sample(2, batch=1)[0]
     values, index = pn.MaxPool2d(return_indices=True)(x)

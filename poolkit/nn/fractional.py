@@ -266,11 +266,17 @@ class _FractionalMaxPoolNd(PoolModule):
                           device=input.device)
 
     def _pool(self, input: Tensor, function):
-        return function(
+        unbatched = isinstance(input, Tensor) and input.dim() == self.dims + 1  # (C, *S)
+        if unbatched:
+            input = input.unsqueeze(0)
+        output = function(
             input, self.kernel_size, self.output_size, self.output_ratio, self.return_indices,
             self.generator, self._samples(input), self.overlapping,
             self.pseudo_random or not self.training,
         )
+        if not unbatched:
+            return output
+        return tuple(t.squeeze(0) for t in output) if self.return_indices else output.squeeze(0)
 
     def extra_repr(self) -> str:
         size = f"output_size={self.output_size}" if self.output_size is not None else \
