@@ -151,6 +151,82 @@ def test_transformers_convnext_swap_twice():
     assert model(torch.rand(1, 3, 32, 32)).logits.shape == (1, 5)
 
 
+class _TimmLikePool(nn.Module):
+    """The parts of timm's SelectAdaptivePool2d that set_global_pool reads."""
+
+    def __init__(self, flatten: bool, input_fmt: str = "NCHW"):
+        super().__init__()
+        self.flatten = nn.Flatten(1) if flatten else nn.Identity()
+        self.input_fmt = input_fmt
+
+    def feat_mult(self):
+        return 1
+
+    def forward(self, x):
+        x = x.mean((1, 2), keepdim=True) if self.input_fmt == "NHWC" else x.mean((2, 3), True)
+        return self.flatten(x if self.input_fmt == "NCHW" else x.permute(0, 3, 1, 2))
+
+
+class _TimmLikeResNet(nn.Module):
+    """timm's ResNet layout: features -> global_pool (flatten) -> fc; get_classifier()."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, C, 3)
+        self.global_pool, self.fc = _TimmLikePool(True), nn.Linear(C, 4)
+        self.num_features = C
+
+    def get_classifier(self):
+        return self.fc
+
+    def forward(self, x):
+        return self.fc(self.global_pool(self.conv(x)))
+
+
+class _TimmLikeHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.global_pool = _TimmLikePool(False, "NHWC")
+        self.norm, self.fc = nn.LayerNorm(C), nn.Linear(C, 4)
+
+    def forward(self, x):  # NHWC features -> (N, C', 1, 1) -> norm over C' -> fc
+        return self.fc(self.norm(self.global_pool(x).flatten(1)))
+
+
+class _TimmLikeNHWCNet(nn.Module):
+    """timm's NormMlpClassifierHead layout on an NHWC trunk: head.global_pool, head.norm, fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, C, 3), _TimmLikeHead()
+
+    def get_classifier(self):
+        return self.head.fc
+
+    def forward(self, x):
+        return self.head(self.conv(x).permute(0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("model_class", [_TimmLikeResNet, _TimmLikeNHWCNet])
+def test_timm_layout(model_class):
+    """The timm path on models laid out as timm's (timm itself cannot be installed here)."""
+    torch.manual_seed(0)
+    model = model_class().eval()
+    images, labels = torch.rand(2, 3, 9, 9), torch.tensor([0, 3])
+    want = model(images)
+    set_global_pool(model, "avg")  # the same pooling: the same logits
+    torch.testing.assert_close(model(images), want)
+    set_global_pool(model, "catavgmax")
+    pool = model.global_pool if hasattr(model, "global_pool") else model.head.global_pool
+    assert pool.feat_mult() == 2 and model.get_classifier().in_features == 2 * C
+    assert pool.input_fmt == ("NCHW" if model_class is _TimmLikeResNet else "NHWC")
+    assert pool.flatten == (model_class is _TimmLikeResNet)
+    if model_class is _TimmLikeNHWCNet:
+        assert model.head.norm.normalized_shape == (2 * C,)
+    assert model(images).shape == (2, 4)
+    _train_step(model.train(), images, labels, lambda out: out)
+
+
 def test_timm_models():
     """Runs where timm imports (it needs torchvision, not installable beside this torch build)."""
     timm = pytest.importorskip("timm")

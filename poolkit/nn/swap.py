@@ -173,7 +173,8 @@ def _swap_timm(model, name, kwargs) -> None:
     old = owner.global_pool
     classifier = model.get_classifier()
     width = _width(old, classifier.in_features)
-    flatten = not isinstance(getattr(old, "flatten", nn.Flatten()), nn.Identity)
+    flag = getattr(old, "flatten", True)  # timm: nn.Flatten / nn.Identity; GlobalPool: a bool
+    flatten = flag if isinstance(flag, bool) else not isinstance(flag, nn.Identity)
     input_fmt = str(getattr(old, "input_fmt", "NCHW"))
     input_fmt = "NHWC" if input_fmt.endswith("NHWC") else "NCHW"  # timm's Format enum
     owner.global_pool = _new_pool(name, flatten, width, classifier, kwargs, input_fmt=input_fmt)
@@ -181,7 +182,7 @@ def _swap_timm(model, name, kwargs) -> None:
     norm = getattr(owner, "norm", None)
     if owner is not model and norm is not None and hasattr(norm, "normalized_shape") \
             and tuple(norm.normalized_shape) == (width,) and features != width:
-        owner.norm = type(norm)(features, eps=norm.eps)
+        owner.norm = type(norm)(features, eps=norm.eps).to(norm.weight.device, norm.weight.dtype)
     for module_name, module in model.named_modules():
         if module is classifier and isinstance(module, nn.Linear):
             parent_name, _, attr = module_name.rpartition(".")
