@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from poolkit.experiments._io import atomic_write_bytes, atomic_write_text  # noqa: E402
+from poolkit._io import atomic_write_bytes, atomic_write_text, read_jsonl  # noqa: E402
 
 
 @dataclass
@@ -337,11 +337,9 @@ def ensemble(names: list[str], args, parts, tokenizers) -> str:
 
 def _read_results(path: Path, train_examples: int) -> dict[str, dict]:
     done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            record = json.loads(line)
-            record.setdefault("train_examples", train_examples)  # runs of an earlier version
-            done[record["run"]] = record
+    for record in read_jsonl(path):
+        record.setdefault("train_examples", train_examples)  # runs of an earlier version
+        done[record["run"]] = record
     return done
 
 

@@ -10,7 +10,8 @@ Groups and what they write under ``--out``:
 
 - ``classic``: TextCNN-rand on MR (10-fold CV) and SST-2, ConvNet on MNIST
   (``benchmarks/reproduce_classic.py``; ``<out>/<task>.json``);
-- ``compare``: ``poolkit compare`` on digits and MR, 3 seeds (``<out>/compare-*/summary.md``);
+- ``compare``: ``poolkit compare`` on digits, MR and STS-B (every sequence pooling mode of the
+  frozen MiniLM), 3 seeds (``<out>/compare-*/summary.md``);
 - ``transformers``: MiniLM and SmolLM2 pooling heads fine-tuned on MR
   (``benchmarks/finetune_transformers.py``; ``<out>/finetune_transformers/results.md``).
 """
@@ -42,6 +43,8 @@ def steps(out: Path, data: Path) -> dict[str, list[list[str]]]:
              "--out", str(out / "compare-digits")],
             [*poolkit, "compare", "--task", "mr", "--data", str(data / "mr"), "--seeds", "3",
              "--out", str(out / "compare-mr")],
+            [*poolkit, "compare", "--task", "stsb", "--data", str(data / "stsb"), "--seeds", "3",
+             "--out", str(out / "compare-stsb")],
         ],
         "transformers": [
             [python, str(HERE / "finetune_transformers.py"), "--data", str(data / "mr"),
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder")
     default_data = Path(os.environ.get("POOLKIT_DATA", DEFAULT_DATA))
     parser.add_argument("--data", type=Path, default=default_data,
-                        help="folder with mr/, sst2/, mnist/ (default: ../shared/data)")
+                        help="folder with mr/, sst2/, mnist/, stsb/ (default: ../shared/data)")
     parser.add_argument("--only", choices=["classic", "compare", "transformers"], action="append",
                         help="run only these groups (repeatable)")
     parser.add_argument("--list", action="store_true", help="print the commands and exit")

@@ -62,7 +62,14 @@ __all__ = [
     "OutputSize",
     "PoolGeometry",
     "DimWindows",
+    "check_dims",
+    "check_positive",
+    "check_unit",
+    "check_choice",
+    "dynamic_k",
     "normalize_tuple",
+    "normalize_sizes",
+    "normalize_window",
     "normalize_output_size",
     "check_input_shape",
     "pool_output_size",
@@ -70,6 +77,8 @@ __all__ = [
     "pool_geometry",
     "adaptive_bins",
     "adaptive_windows",
+    "check_count",
+    "pyramid_levels",
     "fractional_output_size",
     "fractional_intervals",
     "check_fractional_sizes",
@@ -119,6 +128,96 @@ def normalize_tuple(value, dims: int, name: str) -> tuple[int, ...]:
     if hasattr(value, "shape") and hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:
         return normalize_tuple(value.tolist(), dims, name)  # a NumPy array of ints
     return (_as_int(value, name, " or a sequence of ints"),) * dims
+
+
+def check_dims(dims, allowed: Sequence[int] = (1, 2, 3), name: str = "dims") -> int:
+    """The number of spatial dimensions of a pooling op, as an int in ``allowed``.
+
+    >>> check_dims(2)
+    2
+    """
+    value = _as_int(dims, name)
+    if value not in allowed:
+        raise ValueError(f"{name} ({value}) must be one of {tuple(allowed)}")
+    return value
+
+
+def check_positive(value: object, name: str, *, allow_zero: bool = False) -> float:
+    """A finite real number ``> 0`` (or ``>= 0``), e.g. GeM's ``p``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or not math.isfinite(value):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} ({value!r}) must be a finite number {bound}")
+    return float(value)
+
+
+def check_unit(value: object, name: str) -> float:
+    """A number in ``[0, 1]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} ({value!r}) must be in [0, 1]")
+    return float(value)
+
+
+def check_choice(value: object, name: str, allowed: Sequence[str]) -> str:
+    """``value`` if it is one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"{name} ({value!r}) must be one of {tuple(allowed)}")
+    return value  # type: ignore[return-value]
+
+
+def _bound(minimum: int) -> str:
+    return {0: "non-negative", 1: "greater than zero"}.get(minimum, f">= {minimum}")
+
+
+def normalize_sizes(value, dims: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
+    """:func:`normalize_tuple`, then every entry must be ``>= minimum``.
+
+    >>> normalize_sizes((3,), 2, "spatial_size")
+    (3, 3)
+    """
+    values = normalize_tuple(value, dims, name)
+    for d, v in enumerate(values):
+        if v < minimum:
+            raise ValueError(f"{name} ({v}) must be {_bound(minimum)} in dim {d}")
+    return values
+
+
+def normalize_window(
+    kernel_size, stride=None, padding=0, dilation=1, *, dims: int
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Normalise and validate the window of a pooling op: ``(kernel, stride, padding,
+    dilation)`` as tuples of ``dims`` ints, without the input size (see :func:`pool_geometry`).
+
+    ``stride`` of ``None`` or an empty sequence means ``kernel_size``. Raises, where PyTorch
+    refuses: ``kernel_size``, ``stride``, ``dilation`` must be ``>= 1``; ``padding`` must be
+    ``>= 0`` and at most ``kernel_size // 2``. The PyTorch layers of :mod:`poolkit.nn` and the
+    NumPy engine both validate here, so both raise the same messages.
+
+    >>> normalize_window(3, padding=1, dims=2)
+    ((3, 3), (3, 3), (1, 1), (1, 1))
+    """
+    kernel = normalize_tuple(kernel_size, dims, "kernel_size")
+    if stride is None or (isinstance(stride, Sequence) and len(stride) == 0):
+        stride_t = kernel
+    else:
+        stride_t = normalize_tuple(stride, dims, "stride")
+    pad = normalize_tuple(padding, dims, "padding")
+    dil = normalize_tuple(dilation, dims, "dilation")
+    for name, values in (("kernel_size", kernel), ("stride", stride_t), ("dilation", dil)):
+        normalize_sizes(values, dims, name)
+    for d, (p, k) in enumerate(zip(pad, kernel, strict=True)):
+        if p < 0:
+            raise ValueError(f"padding ({p}) must be {_bound(0)} in dim {d}")
+        if p > k // 2:
+            raise ValueError(
+                f"padding ({p}) must be at most half the kernel size ({k} // 2 = {k // 2}) "
+                f"in dim {d}"
+            )
+    return kernel, stride_t, pad, dil
 
 
 def normalize_output_size(
@@ -443,26 +542,9 @@ def pool_geometry(
     (2, 2)
     """
     input_size = tuple(int(v) for v in input_size)
-    dims = len(input_size)
-    kernel = normalize_tuple(kernel_size, dims, "kernel_size")
-    if stride is None or (isinstance(stride, Sequence) and len(stride) == 0):
-        stride_t = kernel
-    else:
-        stride_t = normalize_tuple(stride, dims, "stride")
-    pad = normalize_tuple(padding, dims, "padding")
-    dil = normalize_tuple(dilation, dims, "dilation")
-    for name, values in (("kernel_size", kernel), ("stride", stride_t), ("dilation", dil)):
-        for d, v in enumerate(values):
-            if v <= 0:
-                raise ValueError(f"{name} ({v}) must be greater than zero in dim {d}")
-    for d, (p, k) in enumerate(zip(pad, kernel, strict=True)):
-        if p < 0:
-            raise ValueError(f"padding ({p}) must be non-negative in dim {d}")
-        if p > k // 2:
-            raise ValueError(
-                f"padding ({p}) must be at most half the kernel size ({k} // 2 = {k // 2}) "
-                f"in dim {d}"
-            )
+    kernel, stride_t, pad, dil = normalize_window(
+        kernel_size, stride, padding, dilation, dims=len(input_size)
+    )
     sizes = tuple(
         pool_output_size(L, k, s, p, d, bool(ceil_mode))
         for L, k, s, p, d in zip(input_size, kernel, stride_t, pad, dil, strict=True)
@@ -517,6 +599,55 @@ def adaptive_windows(input_size: int, output_size: int) -> DimWindows:
         lengths=None if regular else lengths,
         stride=input_size // output_size if regular else None,
     )
+
+
+def check_count(value, name: str, minimum: int = 1) -> int:
+    """A count such as k-max's ``k``: an int (NumPy ints too) ``>= minimum``.
+
+    >>> check_count(2, "k")
+    2
+    """
+    count = _as_int(value, name)
+    if count < minimum:
+        raise ValueError(f"{name} ({count}) must be >= {minimum}")
+    return count
+
+
+def dynamic_k(length: int, k_top: int, layer: int, num_layers: int) -> int:
+    r"""Kalchbrenner et al.'s :math:`k_l = \max(k_{top}, \lceil \frac{L - l}{L} s \rceil)`.
+
+    ``length`` is the sentence length :math:`s`, ``layer`` the 1-based index :math:`l` of the
+    convolutional layer, ``num_layers`` the total :math:`L`.
+
+    Example::
+
+        >>> dynamic_k(18, 3, 1, 3)   # ceil(2/3 * 18) = 12
+        12
+    """
+    k_top = check_count(k_top, "k_top")
+    num_layers = check_count(num_layers, "num_layers")
+    layer = check_count(layer, "layer")
+    if layer > num_layers:
+        raise ValueError(f"layer ({layer}) must be at most num_layers ({num_layers})")
+    return max(k_top, math.ceil((num_layers - layer) / num_layers * length))
+
+
+def pyramid_levels(levels) -> tuple[int, ...]:
+    r"""Spatial pyramid levels: an int or a non-empty sequence of ints ``>= 1``; level
+    :math:`l` pools an :math:`l \times \dots \times l` grid of adaptive bins.
+
+    >>> pyramid_levels(2), pyramid_levels((1, 2, 4))
+    ((2,), (1, 2, 4))
+    """
+    if not isinstance(levels, Sequence):
+        levels = (levels,)
+    ints = tuple(
+        operator.index(v) if not isinstance(v, bool) and hasattr(v, "__index__") else None
+        for v in (() if isinstance(levels, str) else levels)
+    )
+    if not ints or any(v is None or v < 1 for v in ints):
+        raise ValueError(f"levels ({levels!r}) must be a non-empty sequence of ints >= 1")
+    return ints
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,9 +27,9 @@ def _own_data_commands() -> list[list[str]]:
 def _write_reviews(path) -> None:
     good = ["a gripping , beautifully shot film", "warm and funny", "a superb story"]
     bad = ["dull and far too long", "a flat , silly mess", "boring from start to end"]
-    rows = [f'"{text} ({i})",5' for i in range(10) for text in good]
-    rows += [f'"{text} ({i})",1' for i in range(10) for text in bad]
-    path.write_text("review,stars\n" + "\n".join(rows) + "\n")
+    rows = [f'"{text} ({i})",positive' for i in range(10) for text in good]
+    rows += [f'"{text} ({i})",negative' for i in range(10) for text in bad]
+    path.write_text("review,sentiment\n" + "\n".join(rows) + "\n")
 
 
 def test_readme_own_data_commands_chain(tmp_path, monkeypatch, capsys):
@@ -47,14 +47,14 @@ def test_readme_own_data_commands_chain(tmp_path, monkeypatch, capsys):
     predicted = [re.fullmatch(r"(\S+)\s+([0-9.]+)\s+(.*)", line).groups()
                  for line in outputs[2].splitlines()]
     assert [row[2] for row in predicted] == commands[2][3:]
-    assert all(row[0] in ("1", "5") for row in predicted)
+    assert all(row[0] in ("negative", "positive") for row in predicted)
 
 
 def test_train_without_out_writes_a_printed_default_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     _write_reviews(tmp_path / "my reviews.csv")
     code = run(["train", "textcnn", "--data", "my reviews.csv", "--text-column", "review",
-                "--label-column", "stars", "--epochs", "1", "--embed-dim", "8",
+                "--label-column", "sentiment", "--epochs", "1", "--embed-dim", "8",
                 "--num-filters", "2", "--pool", "kmax", "--pool-arg", "k=2", "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err

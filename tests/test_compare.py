@@ -9,8 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from poolkit._io import read_jsonl  # noqa: E402
 from poolkit.experiments import CompareSpec, Task, TaskData, compare  # noqa: E402
-from poolkit.experiments._io import read_jsonl  # noqa: E402
+from poolkit.experiments.results import ResultStore  # noqa: E402
 from poolkit.experiments.runner import plan_workers  # noqa: E402
 from poolkit.experiments.summary import BASE_COLUMNS, summarize  # noqa: E402
 
@@ -159,9 +160,11 @@ def test_resume_skips_finished_runs_and_redoes_a_killed_one(tmp_path):
     assert first.outcome.ran == 3
     path = tmp_path / "cmp" / "results.jsonl"
     lines = path.read_text().splitlines()
-    # A run killed mid-way leaves no line: drop seed 1's line, as if it never finished.
+    # A run killed mid-way leaves no record: drop seed 1's line and its file in runs/, as if it
+    # never finished.
     kept = [line for line in lines if json.loads(line)["seed"] != 1]
     path.write_text("\n".join(kept) + "\n")
+    ResultStore(tmp_path / "cmp").run_path(spec.run_key("max", 1)).unlink()
     again = compare(spec, jobs=1, threads=1, progress=False)
     assert (again.outcome.reused, again.outcome.ran) == (2, 1)
     seeds = sorted(r["seed"] for r in read_jsonl(path))

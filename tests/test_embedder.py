@@ -79,6 +79,22 @@ def test_normalize_and_other_pools(embedder):
     np.testing.assert_allclose(both[0, :384], states[0, 0].numpy(), atol=1e-5)
 
 
+def test_token_states_pool_to_the_encoded_embeddings(embedder):
+    texts = [text for text in TEXTS if len(text) < 100]
+    states = embedder.token_states(texts, batch_size=2, show_progress=False)
+    ids = embedder.tokenize(texts)
+    assert [tuple(one.shape) for one in states] == [(len(row), 384) for row in ids]
+    raw = copy.copy(embedder)
+    raw.normalize = False
+    for mode in ("mean", "cls+max", "last"):
+        raw.pool = SequencePool(mode)
+        pooled = torch.stack([raw.pool(one[None], None)[0] for one in states])
+        np.testing.assert_allclose(pooled.numpy(), raw.encode(texts, show_progress=False),
+                                   atol=1e-5)
+    with pytest.raises(TypeError, match="not one string"):
+        embedder.token_states("one sentence")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
@@ -135,6 +151,14 @@ def test_cli_json_lines_from_stdin(monkeypatch, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["line"], r["text"]) for r in rows] == [(1, "good"), (2, "bad")]
     assert len(rows[0]["embedding"]) == 768
+
+
+def test_max_length_beyond_the_model_is_clamped_with_a_warning(sentences, tmp_path, capsys):
+    out = tmp_path / "emb.npy"
+    assert run(["embed", "-m", MINILM, str(sentences), "-o", str(out), "--max-length",
+                "1000"]) == 0  # before: "index 512 is out of bounds"
+    assert "max_length (1000) is more than the model's 512 positions" in capsys.readouterr().err
+    assert np.load(out).shape == (2, 384)
 
 
 def test_cli_jsonl_file(sentences, tmp_path):

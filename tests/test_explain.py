@@ -68,7 +68,8 @@ def test_one_row_is_1d_pooling():
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_every_op_explains_the_worked_example_consistently(op):
     e = explain_op(op)
-    assert e.input.shape == (4, 4)
+    # maxblur explains its blur stage on M = max_pool(x, 2, stride 1); dynamic k-max is 1-D only
+    assert e.input.shape == {"maxblur": (3, 3), "dynamic_kmax": (8,)}.get(op, (4, 4))
     assert len(e.windows) == e.output.size
     for window in e.windows:
         assert window["result"] == pytest.approx(e.output[tuple(window["output"])])
@@ -242,13 +243,43 @@ def test_textcnn_rendered_table(textcnn_checkpoints, capsys):
     assert "prediction:" in out and "dreadful" in out and "push" in out
 
 
-def test_average_pooling_says_plainly_it_has_no_winners(textcnn_checkpoints, capsys):
+def test_average_pooling_is_explained_by_each_ngrams_share(textcnn_checkpoints, capsys):
+    """No winners, but a linear split: every n-gram's push, and they add up to the logits."""
+    from poolkit.data import TextEncoder
+    from poolkit.experiments.explain_model import explain_text
+    from poolkit.train import load_checkpoint
+
+    assert run(["explain", "--model", str(textcnn_checkpoints["avg"]), "--text",
+                "a great film", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["has_winners"] is False and payload["explained_by"] == "shares"
+    checkpoint = load_checkpoint(textcnn_checkpoints["avg"])
+    encoder = TextEncoder.from_dict(checkpoint.config["text_encoder"])
+    for text in ("a great film", "great", "the plot was boring and the actors quite awful"):
+        # "great" is shorter than the widest filter: padded, and fewer windows hold a token
+        e = explain_text(checkpoint.model, encoder, text, top=10_000)
+        for c, name in enumerate(["0", "1"]):
+            total = e.bias[c] + sum(f["push"][name] for f in e.features)
+            assert total == pytest.approx(e.logits[c], abs=1e-4)
     assert run(["explain", "--model", str(textcnn_checkpoints["avg"]), "--text", "great"]) == 0
+    assert "share 1/L" in capsys.readouterr().out
+
+
+def test_pooling_without_winners_or_shares_says_so_plainly(textcnn_checkpoints, tmp_path,
+                                                           capsys):
+    from poolkit.models import TextCNN, TextCNNConfig
+    from poolkit.train import load_checkpoint, save_checkpoint
+
+    checkpoint = load_checkpoint(textcnn_checkpoints["avg"])
+    config = checkpoint.model.config
+    model = TextCNN(TextCNNConfig(vocab_size=config.vocab_size, embed_dim=16, num_filters=8,
+                                  pool="softpool", dropout=0.0))
+    folder = save_checkpoint(tmp_path / "soft", model, metadata={
+        "label_names": ["negative", "positive"],
+        "text_encoder": checkpoint.config["text_encoder"]})
+    assert run(["explain", "--model", str(folder), "--text", "great"]) == 0
     out = capsys.readouterr().out
-    assert "no winners" in out and "'avg'" in out
-    assert run(["explain", "--model", str(textcnn_checkpoints["avg"]), "--text", "great",
-                "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["has_winners"] is False
+    assert "no winners" in out and "'softpool'" in out
 
 
 def test_missing_checkpoint_exits_1(tmp_path, capsys):

@@ -14,18 +14,18 @@ modules import heavy libraries (torch, transformers) inside the command function
 from __future__ import annotations
 
 import contextlib
-import json
-import math
+import logging
 import os
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from poolkit import __version__
+from poolkit._console import stderr_console, stdout_console  # noqa: F401  (the commands' consoles)
+from poolkit._io import dumps
 from poolkit.errors import DataFormatError
 
 app = typer.Typer(
@@ -39,6 +39,10 @@ app = typer.Typer(
 )
 
 _debug = False
+
+#: Help of the --encoding and --skip-bad-lines options of the commands that read data files.
+ENCODING_HELP = "Text encoding of the data files (default UTF-8; MR: UTF-8, else Windows-1252)."
+SKIP_HELP = "Leave malformed data lines out (and say how many) instead of stopping at them."
 
 
 def _version_callback(value: bool) -> None:
@@ -92,6 +96,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _debug = "--debug" in args or os.environ.get("POOLKIT_DEBUG", "") not in ("", "0")
     command = typer.main.get_command(app)
+    _show_notes(quiet=bool({"--quiet", "-q"} & set(args)))
     try:
         command.main(args=args, prog_name="poolkit", standalone_mode=True)
     except SystemExit as stop:
@@ -110,6 +115,22 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"poolkit: error: {message}", file=sys.stderr)
         return exit_code_for(exc)
     return 0
+
+
+class _NoteHandler(logging.Handler):
+    """Log records of ``poolkit.*`` as ``poolkit: message`` lines on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"poolkit: {record.getMessage()}", file=sys.stderr)
+
+
+def _show_notes(quiet: bool = False) -> None:
+    """Show the notes the library logs (class counts at load, an encoding fallback, skipped
+    lines) on stderr; with ``--quiet``/``-q`` only its warnings."""
+    logger = logging.getLogger("poolkit")
+    if not any(isinstance(handler, _NoteHandler) for handler in logger.handlers):
+        logger.addHandler(_NoteHandler())
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 #: The extra of pyproject.toml that brings each optional top-level package.
@@ -136,45 +157,11 @@ def main() -> None:
 # Output helpers shared by the commands
 
 
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # NumPy arrays and scalars, torch tensors
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
-
-
 def print_json(payload: Any) -> None:
     """Print ``payload`` as JSON on stdout (the only thing a ``--json`` command prints there)."""
-    text = json.dumps(_finite(json.loads(json.dumps(payload, default=_json_default))), indent=2)
+    text = dumps(payload, indent=2)  # NaN/infinity as null
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
-
-
-def stderr_console():
-    """A rich console on stderr, for progress bars and notes that must not mix with results."""
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def stdout_console():
-    from rich.console import Console
-
-    return Console()
 
 
 def per_class_table(label_names: Sequence[str], metrics: dict, title: str | None = None):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import typer
 
+from poolkit._io import atomic_write
 from poolkit.cli._app import app, stderr_console
 from poolkit.errors import DataFormatError
 
@@ -35,20 +34,6 @@ def read_sentences(source: str) -> tuple[list[str], list[int]]:
             texts.append(text)
             lines.append(number)
     return texts, lines
-
-
-def _atomic_write(path: Path, write) -> None:
-    """``write(binary_handle)`` into a temp file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
 
 
 def _json_lines(texts, lines, embeddings) -> str:
@@ -89,6 +74,10 @@ def embed(
         False, "--json", help="Print JSON lines {line, text, embedding} on stdout."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1..."),
+    reduce: str = typer.Option(
+        "none", "--reduce", help="Token reduction inside the encoder (BERT models): none, "
+        "merge:r=8[,start=2], strided:after=2[,ratio=2,mode=mean|max], prune:keep=0.7,after=3."
+    ),
 ) -> None:
     """Embed sentences with a pretrained model and a masked pooling mode.
 
@@ -106,18 +95,19 @@ def embed(
 
     embedder = Embedder(
         model, pool, normalize=normalize, max_length=max_length, batch_size=batch_size,
-        gguf_file=gguf_file, device=device,
+        gguf_file=gguf_file, device=device, reduce=reduce,
     )
     embeddings = embedder.encode(texts, show_progress=True)
     if out is not None:
         if out.suffix == ".npy":
-            _atomic_write(out, lambda stream: np.save(stream, embeddings))
+            atomic_write(out, lambda stream: np.save(stream, embeddings))
         else:
             text = _json_lines(texts, lines, embeddings)
-            _atomic_write(out, lambda stream: stream.write(text.encode("utf-8")))
+            atomic_write(out, lambda stream: stream.write(text.encode("utf-8")))
         stderr_console().print(
             f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings "
-            f"({embedder.pool.mode}, normalize={embedder.normalize}) to {out}"
+            f"({embedder.pool.mode}, normalize={embedder.normalize}"
+            + (f", reduce={embedder.reduce}" if embedder.reduce != "none" else "") + f") to {out}"
         )
     if as_json:
         sys.stdout.write(_json_lines(texts, lines, embeddings))

@@ -12,6 +12,7 @@ Examples::
     poolkit eval runs/reviews                      # the held-out split of the training data
     poolkit eval runs/reviews --data new.csv --predictions scored.csv
     poolkit eval runs/mnist --split test --json
+    poolkit eval runs/sst2-minilm --reduce merge:rate=0.15  # off the shelf, fewer tokens
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 import typer
 
 from poolkit.cli._app import (
+    ENCODING_HELP,
+    SKIP_HELP,
     UsageError,
     app,
     at_run_time,
@@ -56,6 +59,12 @@ def evaluate(
     batch_size: int = typer.Option(256, min=1),
     device: str = typer.Option("auto"),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
+    encoding: str | None = typer.Option(None, help=ENCODING_HELP),
+    skip_bad_lines: bool = typer.Option(False, help=SKIP_HELP),
+    reduce: str | None = typer.Option(
+        None, "--reduce", help="transformer (BERT backbones): evaluate with this token-reduction "
+        "schedule instead of the checkpoint's (none, merge:rate=0.15, strided:after=2, ...).",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a trained model on held-out labelled data."""
@@ -70,8 +79,12 @@ def evaluate(
     _set_threads(threads)
     with at_run_time():
         predictor = Predictor(checkpoint, device=device)
+        if reduce is not None:
+            from poolkit.models import reduce_tokens
+
+            reduce_tokens(predictor.model, reduce)
         splits, own, dataset_name = _candidate_splits(predictor, data, dataset, text_column,
-                                                      label_column)
+                                                      label_column, encoding, skip_bad_lines)
         chosen = _choose(split, splits, own, predictor.path)
         logits, labels = predictor.logits(chosen.data, batch_size)
         metrics = metrics_from_logits(logits, labels)
@@ -93,7 +106,8 @@ def evaluate(
         _print_result(result, predictor.label_names)
 
 
-def _candidate_splits(predictor, data, dataset, text_column, label_column):
+def _candidate_splits(predictor, data, dataset, text_column, label_column, encoding=None,
+                      skip_bad_lines=False):
     """``({name: Split}, own, data set name)``: the training run's own splits (``own`` True)
     when ``--data`` is absent or is the path it trained on, else the splits of ``--data``."""
     import numpy as np
@@ -122,6 +136,8 @@ def _candidate_splits(predictor, data, dataset, text_column, label_column):
         name, path, text_column=text_column or trained_on.get("text_column", "text"),
         label_column=label_column or trained_on.get("label_column", "label"),
         dev_path=trained_on.get("dev_path") if own else None,
+        encoding=encoding or trained_on.get("encoding"), skip_bad_lines=skip_bad_lines,
+        min_classes=2 if own else 1,  # a file only scored may hold one class
     )
     if own:
         return run_splits(

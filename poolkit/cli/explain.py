@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 
 from poolkit.cli._app import app, print_json, stderr_console, stdout_console
+from poolkit.pools import explained_names
 
 _OPS_HELP = (
-    "Pooling op to explain: max, avg, lp, adaptive_max, adaptive_avg, fractional_max, "
-    "stochastic, softpool, gem, lse, mixed; roi_align, roi_pool (one box: --box). "
-    "Omit with --model."
+    f"Pooling op to explain: {', '.join(explained_names())}; roi_align, roi_pool (one box: "
+    "--box); seq:MODE, a SequencePool mode on a masked batch (seq:mean, seq:cls, ...). Omit "
+    "with --model."
 )
 _ROI_OPS = ("roi_align", "roi_pool")
 
@@ -26,6 +27,20 @@ def _parse_box(text: str | None):
     if len(box) != 4:
         raise ValueError(f"--box ({text!r}) must be 4 numbers x1,y1,x2,y2")
     return box
+
+
+def _parse_ints(text: str | None, option: str):
+    """``"2"`` -> 2, ``"2,3"`` (or ``2x3``) -> (2, 3): one int, or one per dimension."""
+    if text is None:
+        return None
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if not values:
+        raise ValueError(f"{option} ({text!r}) must be an int or one int per dim, like 2 or 2,3")
+    return values[0] if len(values) == 1 else values
 
 
 def _parse_size(text: str | None):
@@ -50,22 +65,37 @@ def explain_command(
         "-i",
         help="Grid, rows split by ';' (default: the 4x4 worked example 1..16). One row: 1-D.",
     ),
-    kernel: int | None = typer.Option(None, "--kernel", "-k", help="Window size (default 2)."),
-    stride: int | None = typer.Option(None, "--stride", "-s", help="Step (default: kernel)."),
-    padding: int | None = typer.Option(None, "--padding", help="Implicit padding each side."),
-    dilation: int | None = typer.Option(None, "--dilation", help="Spacing of window elements."),
+    kernel: str | None = typer.Option(
+        None, "--kernel", "-k", help="Window size, one int or one per dim: 2 or 2,3 (default 2)."
+    ),
+    stride: str | None = typer.Option(None, "--stride", "-s", help="Step (default: kernel)."),
+    padding: str | None = typer.Option(None, "--padding", help="Implicit padding each side."),
+    dilation: str | None = typer.Option(None, "--dilation", help="Spacing of window elements."),
     ceil_mode: bool | None = typer.Option(
         None, "--ceil-mode/--floor-mode", help="Round the output size up (keeps a partial window)."
     ),
     count_include_pad: bool | None = typer.Option(
         None, "--count-include-pad/--no-count-include-pad", help="avg: divide by the padding too."
     ),
+    divisor_override: int | None = typer.Option(
+        None, "--divisor-override", min=1, help="avg: divide every window by this number."
+    ),
     p: float | None = typer.Option(None, "--p", help="Exponent: lp (norm_type), gem, lse (r)."),
     output_size: str | None = typer.Option(
         None, "--output-size", help="adaptive_*, fractional_max: output size, e.g. 2 or 2,3."
     ),
     alpha: float | None = typer.Option(None, "--alpha", help="mixed: weight of max (0..1)."),
-    seed: int | None = typer.Option(None, "--seed", help="fractional_max, stochastic: seed."),
+    seed: int | None = typer.Option(
+        None, "--seed", help="fractional_max, stochastic: seed; gated, tree, lip, attention: "
+        "seed of the layer's parameters."
+    ),
+    k: int | None = typer.Option(None, "--k", help="kmax: values kept (default 2); "
+                                 "dynamic_kmax: k_top (default 1)."),
+    levels: str | None = typer.Option(None, "--levels", help="spp: pyramid levels (default 1,2)."),
+    layer: int | None = typer.Option(None, "--layer", help="dynamic_kmax: layer l (default 1)."),
+    num_layers: int | None = typer.Option(
+        None, "--num-layers", help="dynamic_kmax: number of layers (default 2)."
+    ),
     box: str | None = typer.Option(
         None, "--box", help="roi_*: the box x1,y1,x2,y2 (default 0.5,0.5,3.5,3.5)."
     ),
@@ -78,19 +108,30 @@ def explain_command(
     aligned: bool | None = typer.Option(
         None, "--aligned/--no-aligned", help="roi_align: the half-pixel offset (default off)."
     ),
+    backward: bool = typer.Option(
+        False, "--backward", help="Also show where the gradient of each output goes."
+    ),
+    grad_output: str | None = typer.Option(
+        None, "--grad-output", help="--backward: the upstream gradient, a grid of the output's "
+        "shape (default: ones)."
+    ),
     png: Path | None = typer.Option(None, "--png", help="Also draw the explanation as a PNG."),
     model: Path | None = typer.Option(
-        None, "--model", "-m", help="A checkpoint folder from `poolkit train` (textcnn/convnet)."
+        None, "--model", "-m",
+        help="A checkpoint folder from `poolkit train` (textcnn, convnet, transformer)."
     ),
-    text: str | None = typer.Option(None, "--text", help="Text to explain (TextCNN)."),
+    text: str | None = typer.Option(
+        None, "--text", help="Text to explain (TextCNN, transformer)."
+    ),
     image: Path | None = typer.Option(
         None, "--image", help="Image file (.png, .npy…) to explain (ConvNet)."
     ),
     top: int = typer.Option(5, "--top", min=1, help="TextCNN: strongest filters shown."),
     as_json: bool = typer.Option(False, "--json", help="Print the explanation as JSON only."),
 ) -> None:
-    """Explain a pooling op on a small grid (formula, output size, every window, the result), or
-    --model: which n-grams (TextCNN) or pixels (ConvNet) won the pooling and decided."""
+    """Explain a pooling op on a small grid (formula, output size, every window, the result;
+    --backward: where the gradient goes), a sequence pooling mode (seq:MODE), or --model: which
+    n-grams (TextCNN), pixels (ConvNet) or tokens (transformer) the pooling used."""
     if model is not None:
         if op is not None:
             raise ValueError(f"give either an op ({op!r}) or --model, not both")
@@ -100,6 +141,14 @@ def explain_command(
         raise ValueError("give an op to explain (e.g. `poolkit explain max`) or --model")
     if text is not None or image is not None:
         raise ValueError("--text/--image need --model CHECKPOINT")
+    if op.startswith("seq:"):
+        others = (input, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
+                  divisor_override, p, output_size, alpha, levels, layer, num_layers, box,
+                  spatial_scale, sampling_ratio, aligned, grad_output)
+        if backward or any(v is not None for v in others):
+            raise ValueError(f"{op} takes only --k (seq:kmax), --seed, --png and --json")
+        _explain_sequence(op[len("seq:"):], k, seed, png, as_json)
+        return
     if op in _ROI_OPS:
         _explain_roi(op, input, _parse_box(box), _parse_size(output_size), spatial_scale,
                      sampling_ratio, aligned, png, as_json)
@@ -112,17 +161,28 @@ def explain_command(
     explanation = explain_op(
         op,
         input,
-        kernel_size=kernel,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
+        kernel_size=_parse_ints(kernel, "--kernel"),
+        stride=_parse_ints(stride, "--stride"),
+        padding=_parse_ints(padding, "--padding"),
+        dilation=_parse_ints(dilation, "--dilation"),
         ceil_mode=ceil_mode,
         count_include_pad=count_include_pad,
+        divisor_override=divisor_override,
         p=p,
         output_size=_parse_size(output_size),
         alpha=alpha,
         seed=seed,
+        k=k,
+        levels=_parse_ints(levels, "--levels"),
+        layer=layer,
+        num_layers=num_layers,
     )
+    if grad_output is not None and not backward:
+        raise ValueError("--grad-output needs --backward")
+    if backward:
+        from poolkit.experiments.explain_backward import explain_backward
+
+        explain_backward(explanation, grad_output)
     written = plot_op(explanation, png) if png is not None else None
     if as_json:
         payload = explanation.to_json()
@@ -135,6 +195,70 @@ def explain_command(
     _render_op(explanation, wide_console())
     if written is not None:
         stderr_console().print(f"figure: {written}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequence pooling modes
+
+
+def _explain_sequence(mode, k, seed, png, as_json) -> None:
+    from poolkit.experiments.explain_sequence import explain_sequence, plot_sequence
+
+    explanation = explain_sequence(mode, k=k, seed=0 if seed is None else seed)
+    written = plot_sequence(explanation, png) if png is not None else None
+    if as_json:
+        payload = explanation.to_json()
+        if written is not None:
+            payload["png"] = str(written)
+        print_json(payload)
+        return
+    from poolkit.cli.compare import wide_console
+
+    _render_sequence(explanation, wide_console())
+    if written is not None:
+        stderr_console().print(f"figure: {written}")
+
+
+def _render_sequence(e, console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from poolkit.experiments.explain_op import short_number
+
+    console.print(Text(f"SequencePool({e.mode!r})", style="bold") + Text(f"   {e.formula}",
+                                                                          style="cyan"))
+    for row in e.rows:
+        console.print(Text(f"{row['padding']}-padded row", style="bold") +
+                      Text(f"   mask {' '.join(map(str, row['mask']))}"))
+        table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
+        for name in ("t", "token", "hidden", "counts"):
+            table.add_column(name)
+        for t, (token, state, m) in enumerate(zip(row["tokens"], row["hidden"], row["mask"],
+                                                  strict=True)):
+            table.add_row(str(t), Text(token, style=None if m else "dim"),
+                          " ".join(short_number(v) for v in state), _counts(row, t))
+        console.print(table)
+        result = " ".join(short_number(v) for v in row["result"])
+        console.print(Text("  pooled: ") + Text(result, style="bold green"))
+        naive = row["ignoring_the_mask"]
+        while naive is not None:
+            console.print(Text(f"  ignoring the mask, {naive['rule']}: "
+                               f"{' '.join(short_number(v) for v in naive['result'])}",
+                               style="red" if naive["result"] != row["result"] else "dim"))
+            naive = naive.get("also")
+    for note in e.notes:
+        console.print(Text(f"note: {note}", style="yellow"))
+
+
+def _counts(row, t) -> str:
+    """How token t takes part: its weight, or the features it wins."""
+    if not row["mask"][t]:
+        return "no (pad)"
+    if "weights" in row:
+        weight = row["weights"][t]
+        return f"weight {weight:.4g}" if weight else "no (weight 0)"
+    won = [h for h, positions in enumerate(row["winners"]) if t in positions]
+    return f"wins feature(s) {', '.join(map(str, won))}" if won else "yes, wins no feature"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +338,7 @@ def _render_op(explanation, console) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from poolkit.experiments.explain_op import _fmt
+    from poolkit.experiments.explain_op import short_number
 
     e = explanation
     console.print(Text(e.title, style="bold") + Text(f"   {e.formula}", style="cyan"))
@@ -222,8 +346,10 @@ def _render_op(explanation, console) -> None:
         console.print(Text(f"({e.paper})", style="dim"))
     arguments = ", ".join(f"{k}={v}" for k, v in e.arguments.items())
     console.print(f"arguments: {arguments}")
+    for name, value in e.parameters.items():
+        console.print(f"parameter {name}: {_rounded(value)}")
     console.print("input:")
-    console.print(_grid(e.input, _fmt))
+    console.print(_grid(e.input, short_number))
     console.print("output size:")
     for line in e.output_size:
         console.print(f"  {line}")
@@ -238,6 +364,13 @@ def _render_op(explanation, console) -> None:
     has_eval = "eval_result" in e.windows[0]
     if has_eval:
         table.add_column("eval result", justify="right")
+    decided = any(_decision(w) for w in e.windows)
+    if decided:
+        table.add_column("decided by")
+    computed = "divisor" in e.windows[0] or "scale" in e.windows[0]
+    if computed:
+        table.add_column("sum / n" if "divisor" in e.windows[0] else "(scale * sum x^p)^(1/p)",
+                         justify="right")
     for window in e.windows:
         values = Text()
         winner = window.get("winner")
@@ -249,29 +382,97 @@ def _render_op(explanation, console) -> None:
                 new_row = len(position) == 2 and position[0] != previous_row
                 values.append(" | " if new_row else " ", style="dim" if new_row else None)
             previous_row = position[0]
-            if padded:
+            if padded and value is not None:  # reflect padding (blur): the mirrored value
+                values.append(f"({short_number(value)})", style="dim")
+            elif padded:
                 values.append("pad", style="dim")
             elif winner is not None and list(position) == list(winner):
-                values.append(f"[{_fmt(value)}]", style="bold red")
+                values.append(f"[{short_number(value)}]", style="bold red")
             else:
-                values.append(_fmt(value))
+                values.append(short_number(value))
         row = [
             str(tuple(window["output"])),
             _span(window["positions"]),
             values,
-            Text(_fmt(window["result"]), style="bold green"),
+            Text(short_number(window["result"]), style="bold green"),
         ]
         if extra:
             row.append(" ".join(f"{v:.2f}" if v is not None else "-" for v in window[extra]))
         if has_eval:
-            row.append(_fmt(window["eval_result"]))
+            row.append(short_number(window["eval_result"]))
+        if decided:
+            row.append(_decision(window))
+        if computed:
+            row.append(_computation(window, e.arguments, short_number))
         table.add_row(*row)
     console.print("windows:")
     console.print(table)
     console.print("output:")
-    console.print(_grid(e.output, _fmt, style="bold green"))
+    console.print(_grid(e.output, short_number, style="bold green"))
+    if e.grad_input is not None:
+        _render_backward(e, console)
     for note in e.notes:
         console.print(Text(f"note: {note}", style="yellow"))
+
+
+def _render_backward(e, console) -> None:
+    """Each window's upstream gradient and the share reaching each of its cells, then the sum."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from poolkit.experiments.explain_op import short_number
+
+    table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
+    for name in ("output", "g\\[o]", "share reaching each cell (padding: -)"):
+        table.add_column(name, justify="right" if name.startswith("g") else "left")
+    for window in e.windows:
+        shares = Text()
+        for position, share in zip(window["positions"], window["gradient"], strict=True):
+            if shares:
+                shares.append(" ")
+            if share is None:
+                shares.append("-", style="dim")
+            else:
+                cell = f"{tuple(position)}:{short_number(share)}"
+                shares.append(cell, style="bold blue" if share else "dim")
+        table.add_row(str(tuple(window["output"])), short_number(window["grad_output"]), shares)
+    console.print("backward (upstream gradient g\\[o] per output):")
+    console.print(_grid(e.grad_output, short_number))
+    console.print(table)
+    console.print("gradient with respect to the input (the shares summed per cell):")
+    console.print(_grid(e.grad_input, short_number, style="bold blue"))
+
+
+def _rounded(value):
+    """Parameters for display: nested lists of floats to 4 digits."""
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _decision(window) -> str:
+    """What decided a family's window besides its values: halves, gates, leaves, level."""
+    parts = []
+    if "leaves" in window:
+        parts.append("v1.x " + ", v2.x ".join(f"{v:.3g}" for v in window["leaves"]))
+    if "max" in window:
+        parts.append(f"max {window['max']:.4g}, mean {window['mean']:.4g}")
+    if "gate" in window:
+        parts.append(f"g = sigmoid({window['response']:.3g}) = {window['gate']:.3f}")
+    if "half" in window:
+        parts.append(f"{window['half']} half")
+    if "level" in window:
+        parts.append(f"level {window['level']}")
+    return "; ".join(parts)
+
+
+def _computation(window, arguments, fmt) -> str:
+    """How the result follows from the values: ``12 / 6`` (avg), ``(1.5 * 66)^(1/2)`` (lp)."""
+    if "divisor" in window:
+        return f"{fmt(window['sum'])} / {window['divisor']}"
+    powered = sum(v ** arguments["p"] for v in window["values"] if v is not None)
+    scale = "" if window["scale"] == 1 else f"{fmt(window['scale'])} * "
+    return f"({scale}{fmt(powered)})^(1/{fmt(arguments['p'])})"
 
 
 def _span(positions) -> str:
@@ -335,9 +536,18 @@ def _explain_model(model: Path, text, image, top, png, as_json) -> None:
 
             png = png or Path(f"{Path(image).stem}-winmap.png")
             plot_win_map(result, png, title=f"{model.name}: which pixels won the pooling windows")
+    elif model_type == "transformer":
+        if text is None or image is not None or png is not None:
+            raise ValueError('a transformer checkpoint needs --text "…" (and no --image/--png)')
+        from poolkit.experiments.explain_transformer import explain_transformer
+        from poolkit.models.transformer import transformer_text_encoder
+
+        encoder = transformer_text_encoder(checkpoint.model.config)
+        result = explain_transformer(checkpoint.model, encoder, text, labels)
     else:
         raise ValueError(
-            f"explain --model supports textcnn and convnet checkpoints, got {model_type!r}"
+            "explain --model supports textcnn, convnet and transformer checkpoints, got "
+            f"{model_type!r}"
         )
     if isinstance(result, NoWinners):
         if as_json:
@@ -354,7 +564,9 @@ def _explain_model(model: Path, text, image, top, png, as_json) -> None:
     from poolkit.cli.compare import wide_console
 
     console = wide_console()
-    if model_type == "textcnn":
+    if model_type == "transformer":
+        _render_transformer(result, console)
+    elif model_type == "textcnn":
         _render_text(result, console)
     else:
         _render_image(result, console, png)
@@ -376,12 +588,18 @@ def _render_text(result, console) -> None:
     for position, token in enumerate(result.tokens):
         tokens.append(token + " ", style="dim" if position in result.unknown else None)
     console.print(tokens)
+    shares = result.explained_by == "shares"
     console.print(
+        f"pooling over time: {result.pool}: every n-gram's filter activations count 1/L in "
+        "its width's features; push = sum over filters of weight x activation / L (its share "
+        "of the logit)" if shares else
         f"pooling over time: {result.pool}: each feature is one filter's activation at the "
         f"n-gram that won the pooling; push = activation x classifier weight (logit share)"
     )
     table = Table(header_style="bold")
-    for name in ("#", "width", "filter", "n-gram", "at", "activation"):
+    columns = ("#", "width", "n-gram", "at", "share 1/L") if shares else (
+        "#", "width", "filter", "n-gram", "at", "activation")
+    for name in columns:
         table.add_column(name, justify="left" if name == "n-gram" else "right")
     for name in result.label_names:
         table.add_column(f"push {name}", justify="right")
@@ -390,18 +608,47 @@ def _render_text(result, console) -> None:
             Text(f"{v:+.3f}", style="green" if v > 0 else "red" if v < 0 else None)
             for v in feature["push"].values()
         ]
-        table.add_row(
-            str(feature["rank"]),
-            str(feature["width"]),
-            str(feature["filter"]),
-            Text(feature["ngram_text"] or "(none)", style="bold"),
-            str(feature["position"]),
-            f"{feature['activation']:.3f}",
-            *pushes,
-        )
+        gram = Text(feature["ngram_text"] or "(none)", style="bold")
+        cells = [str(feature["rank"]), str(feature["width"])]
+        if shares:
+            cells += [gram, str(feature["position"]), f"{feature['share']:.3g}"]
+        else:
+            cells += [str(feature["filter"]), gram, str(feature["position"]),
+                      f"{feature['activation']:.3f}"]
+        table.add_row(*cells, *pushes)
     console.print(table)
     if result.truncated:
         console.print("note: the text was truncated to the model's max length", style="yellow")
+
+
+def _render_transformer(result, console) -> None:
+    """One row per token: its weight or its feature wins in each pooling mode of the head."""
+    from rich.table import Table
+    from rich.text import Text
+
+    probabilities = ", ".join(f"{name} {p:.2f}" for name, p in
+                              zip(result.label_names, result.probabilities, strict=True))
+    console.print(Text("prediction: ", style="bold")
+                  + Text(result.label_names[result.predicted], style="bold green")
+                  + Text(f"   ({probabilities})"))
+    console.print(f"pooling head: SequencePool({result.pool!r}) over {len(result.tokens)} tokens")
+    table = Table(header_style="bold")
+    table.add_column("t", justify="right")
+    table.add_column("token")
+    for part in result.parts:
+        title = "weight" if "weights" in part else f"features won (of {part['features']})"
+        table.add_column(f"{part['mode']}: {title}", justify="right")
+    for t, token in enumerate(result.tokens):
+        cells = []
+        for part in result.parts:
+            value = part["weights"][t] if "weights" in part else part["wins"][t]
+            strongest = value == max(part.get("weights") or part["wins"]) and value
+            text = f"{value:.3f}" if "weights" in part else str(value)
+            cells.append(Text(text, style="bold green" if strongest else None))
+        table.add_row(str(t), token, *cells)
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}", style="yellow")
 
 
 def _render_image(result, console, png) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import typer
 
 from poolkit.cli._app import UsageError, app, at_run_time, print_json, stdout_console
+from poolkit.errors import DataFormatError
 
 
 @app.command("predict")
@@ -38,6 +39,7 @@ def predict(
     batch_size: int = typer.Option(256, min=1),
     device: str = typer.Option("auto"),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
+    encoding: str = typer.Option("utf-8", help="Text encoding of stdin and --data."),
     json_output: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
 ) -> None:
     """Predict labels with a trained checkpoint."""
@@ -54,14 +56,16 @@ def predict(
         if data is not None:
             if predictor.kind != "text":
                 raise UsageError(f"--data reads texts; {checkpoint} is an image model")
-            items = read_texts(data, text_column)
+            items = read_texts(data, text_column, encoding)
         else:
-            items = list(inputs or [])
-            if not items:
-                items = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+            items = list(inputs or []) or _stdin_lines(encoding)
         if not items:
             raise ValueError("nothing to predict: give inputs as arguments, --data or stdin")
         if predictor.kind == "text":
+            for number, item in enumerate(items, start=1):
+                if not item.strip():
+                    print(f"poolkit: warning: input {number} is empty; its prediction shows only "
+                          "what the model predicts for no text", file=sys.stderr)
             rows = predictor.predict_texts(items, batch_size)
         else:
             rows = predictor.predict_images(items, batch_size)
@@ -81,9 +85,10 @@ def predict(
         sys.stdout.write(f"{row['label']}\t{confidence:.3f}\t{source}\n")
 
 
-def read_texts(path: Path, column: str) -> list[str]:
+def read_texts(path: Path, column: str, encoding: str | None = None) -> list[str]:
     """The ``column`` of a csv/tsv (header line) or jsonl file, or the lines of any other file,
-    in file order (an empty text is kept: it is a row of the file)."""
+    in file order (an empty text is kept: it is a row of the file). A quote in a tsv file is
+    text, as everywhere in poolkit's readers."""
     import csv
     import json
 
@@ -92,9 +97,10 @@ def read_texts(path: Path, column: str) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"--data {path} not found")
     suffix = path.suffix.lower()
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    with open(path, encoding=encoding or "utf-8-sig", newline="") as handle:
         if suffix in (".csv", ".tsv", ".tab"):
-            reader = csv.DictReader(handle, delimiter="," if suffix == ".csv" else "\t")
+            quoting = {} if suffix == ".csv" else {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
+            reader = csv.DictReader(handle, **quoting)
             if column not in (reader.fieldnames or []):
                 raise DataFormatError(path, 1, f"no column {column!r} (columns: "
                                       f"{', '.join(reader.fieldnames or [])}); pass --text-column")
@@ -127,3 +133,18 @@ def _write_csv(path: Path, rows: list[dict], label_names: list[str]) -> None:
         writer.writerow([number, row[source], row["label"],
                          *[f"{row['probabilities'][name]:.6f}" for name in label_names]])
     atomic_write_text(path, buffer.getvalue())
+
+
+def _stdin_lines(encoding: str | None) -> list[str]:
+    """The non-blank lines of stdin, decoded strictly (``--encoding``, else UTF-8)."""
+    from poolkit.data.text import decode_lines
+
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream (tests, embedding): already decoded
+        raw, encoding = sys.stdin.read().encode("utf-8"), "utf-8"
+    else:
+        raw = stream.read()
+    lines, problems = decode_lines(raw, "<stdin>", encoding)
+    if problems:
+        raise DataFormatError("<stdin>", problems[0][0], problems[0][1])
+    return [text.strip() for _, text in lines if text.strip()]

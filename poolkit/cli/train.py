@@ -23,6 +23,8 @@ from pathlib import Path
 import typer
 
 from poolkit.cli._app import (
+    ENCODING_HELP,
+    SKIP_HELP,
     UsageError,
     app,
     at_run_time,
@@ -101,6 +103,8 @@ def train(
         "(e.g. negative,positive): shown by eval and predict. In a csv/tsv/jsonl file a label "
         "may be the name or its number.",
     ),
+    encoding: str | None = typer.Option(None, rich_help_panel=DATA_PANEL, help=ENCODING_HELP),
+    skip_bad_lines: bool = typer.Option(False, rich_help_panel=DATA_PANEL, help=SKIP_HELP),
     dev_fraction: float = typer.Option(
         0.1, min=0.0, max=0.9, rich_help_panel=DATA_PANEL,
         help="Stratified share of the training data held out as dev when there is no dev split.",
@@ -167,6 +171,11 @@ def train(
     finetune: str | None = typer.Option(
         None, rich_help_panel=MODEL_PANEL, help="transformer: full, lora or head."
     ),
+    reduce: str | None = typer.Option(
+        None, "--reduce", rich_help_panel=MODEL_PANEL,
+        help="transformer (BERT backbones): token reduction between layers, trained with and "
+        "saved in the checkpoint: merge:r=8, strided:after=2,ratio=2, prune:keep=0.7,after=3.",
+    ),
     model_arg: list[str] | None = typer.Option(
         None, "--model-arg", rich_help_panel=MODEL_PANEL,
         help="key=value for any field of the model's config (repeat).",
@@ -203,6 +212,23 @@ def train(
         0, min=0, rich_help_panel=TRAIN_PANEL,
         help="Skip up to N batches whose loss is NaN/inf (counted, said on stderr); the next "
         "one stops the run with exit 1. Default 0: the first one stops it.",
+    ),
+    grad_accum: int = typer.Option(
+        1, min=1, rich_help_panel=TRAIN_PANEL,
+        help="Sum the gradients of N batches per optimizer step (a batch N times as large).",
+    ),
+    precision: str = typer.Option(
+        "fp32", rich_help_panel=TRAIN_PANEL,
+        help="fp32, bf16 or fp16: autocast the forward pass (bf16 also on CPU).",
+    ),
+    save_total_limit: int = typer.Option(
+        1, min=1, rich_help_panel=TRAIN_PANEL,
+        help="Keep the last N epoch checkpoints (with optimizer state).",
+    ),
+    resume_state: bool = typer.Option(
+        True, "--resume-state/--no-resume-state", rich_help_panel=TRAIN_PANEL,
+        help="Write epoch checkpoints; --no-resume-state keeps only the best model (no "
+        "--resume).",
     ),
     seed: int = typer.Option(0, rich_help_panel=TRAIN_PANEL),
     device: str = typer.Option("auto", rich_help_panel=TRAIN_PANEL),
@@ -266,7 +292,7 @@ def train(
             raise ValueError(f"{flag} does not apply to model {model!r}")
     options = _model_options(
         model, pool, pool_arg, global_pool, global_pool_arg, embed_dim, filter_widths,
-        num_filters, channels, dropout, max_norm, base_model, finetune, model_arg,
+        num_filters, channels, dropout, max_norm, base_model, finetune, model_arg, reduce,
     )
     if model == "transformer" and max_length is not None:
         if options.get("max_length", max_length) != max_length:
@@ -284,6 +310,8 @@ def train(
         grad_clip=grad_clip, seed=seed, out_dir=str(out), resume=resume, device=device,
         progress=not quiet, group_by_length=group_by_length, layer_lr_decay=layer_lr_decay,
         ema=ema, skip_nonfinite=skip_nonfinite, overwrite=overwrite, force_resume=force_resume,
+        grad_accum=grad_accum, precision=precision, save_total_limit=save_total_limit,
+        resume_state=resume_state,
     )
     if layer_lr_decay != 1.0 and model != "transformer":
         raise ValueError(f"--layer-lr-decay applies to model 'transformer' (it needs the "
@@ -295,6 +323,7 @@ def train(
         "dataset": name, "path": _recorded_path(data), "dev_path": _recorded_path(dev_data),
         "text_column": text_column, "label_column": label_column, "limit": limit,
         "split_seed": split_seed, "dev_fraction": dev_fraction, "test_fraction": test_fraction,
+        "encoding": encoding, "skip_bad_lines": skip_bad_lines,
     }
     names = [part.strip() for part in label_names.split(",")] if label_names else None
     if names is not None and (len(set(names)) != len(names) or "" in names):
@@ -303,6 +332,7 @@ def train(
         bundle = load_dataset(
             name, data, text_column=text_column, label_column=label_column, dev_path=dev_data,
             label_names=names if (name or _guess(data)) in NAMED_LABEL_FORMATS else None,
+            encoding=encoding, skip_bad_lines=skip_bad_lines,
         )
         if names is not None:
             _rename_labels(bundle, names)
@@ -422,8 +452,8 @@ def _recorded_path(path: str | None) -> str | None:
 
 
 def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_dim, filter_widths,
-                   num_filters, channels, dropout, max_norm, base_model, finetune, model_arg
-                   ) -> dict:
+                   num_filters, channels, dropout, max_norm, base_model, finetune, model_arg,
+                   reduce=None) -> dict:
     """Model config fields from the flags; a flag of another model is refused, not ignored."""
     flags = {
         "textcnn": {"--embed-dim": ("embed_dim", embed_dim),
@@ -437,7 +467,8 @@ def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_di
                                           parse_assignments(global_pool_arg, "--global-pool-arg")
                                           or None)},
         "transformer": {"--base-model": ("base_model", base_model),
-                        "--finetune": ("finetune", finetune)},
+                        "--finetune": ("finetune", finetune),
+                        "--reduce": ("reduce", reduce)},
     }
     options: dict = {"pool": pool or ("mean" if model == "transformer" else "max")}
     pool_kwargs = parse_assignments(pool_arg, "--pool-arg")

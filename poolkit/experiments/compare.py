@@ -3,9 +3,11 @@
 Files written in ``out_dir`` (each atomically):
 
 - ``results.jsonl``: one line per run (task, pool, seed, accuracy, macro_f1, train_time_s,
-  inference_time_s, throughput_samples_s, params, epochs, robustness, versions, …);
+  inference_time_s, throughput_samples_s, params, epochs, robustness, versions, …), merged from
+  ``runs/`` (one file per run, see :mod:`poolkit.experiments.results`);
 - ``summary.csv`` and ``summary.md``: per pooling type, mean ± std over seeds, rank and verdict;
-- ``accuracy.png`` and ``robustness.png``.
+- ``accuracy.png`` (``<metric>.png`` for a task scored otherwise, e.g. ``spearman.png``) and
+  ``robustness.png``.
 
 Example:
     >>> from poolkit.experiments import CompareSpec, compare, get_task   # doctest: +SKIP
@@ -21,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from poolkit.experiments.plots import plot_accuracy, plot_robustness
-from poolkit.experiments.runner import RESULTS_FILE, CompareSpec, GridOutcome, run_grid
+from poolkit.experiments.results import RESULTS_FILE, ResultStore, grid_records
+from poolkit.experiments.runner import CompareSpec, GridOutcome, run_grid
 from poolkit.experiments.summary import public_rows, summarize, to_markdown, write_summary
 
 
@@ -43,8 +46,10 @@ class CompareReport:
             "config_id": self.spec.config_id,
             "train": self.spec.train,
             "out_dir": str(self.spec.out_dir),
+            "unfinished": self.outcome.unfinished,
+            "shard": "/".join(map(str, self.outcome.shard)) if self.outcome.shard else None,
             "runs": {
-                "total": len(self.outcome.records),
+                "total": self.outcome.total or len(self.outcome.records),
                 "ran": self.outcome.ran,
                 "reused": self.outcome.reused,
                 "failed": self.outcome.failed,
@@ -61,14 +66,26 @@ def _notes(spec: CompareSpec, records: list[dict[str, Any]]) -> list[str]:
     ok = [r for r in records if r.get("status") == "ok"]
     train = spec.train
     notes = []
+    total = len(spec.pools) * len(spec.seeds)
+    if len(records) < total:
+        notes.append(
+            f"Partial: {len(records)} of {total} runs finished (the rest are running in another "
+            "process or belong to another shard); the same command again updates this table."
+        )
     if spec.task.description:
         notes.append(f"Task: {spec.task.description}.")
-    if ok:
+    if ok and "num_classes" in ok[0]:
         first = ok[0]
         notes.append(
             f"Data: {first['n_train']:,} training, {first['n_dev']:,} dev, "
             f"{first['n_test']:,} test examples, {first['num_classes']} classes; "
             f"majority-class baseline {100 * first['chance_accuracy']:.1f}%."
+        )
+    elif ok:
+        first = ok[0]
+        notes.append(
+            f"Data: {first['n_train']:,} training, {first['n_dev']:,} dev, "
+            f"{first['n_test']:,} test examples; metric: {spec.task.metric_label} on test."
         )
     settings = ", ".join(f"{k}={v}" for k, v in train.items() if k != "eval_batch_size")
     notes.append(f"Training: {settings}; seeds {', '.join(map(str, spec.seeds))}.")
@@ -85,7 +102,8 @@ def _notes(spec: CompareSpec, records: list[dict[str, Any]]) -> list[str]:
 def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
     """Write ``summary.csv``, ``summary.md`` and the plots for ``outcome``'s records."""
     records = outcome.records
-    rows = summarize(records, spec.pools)
+    task = spec.task
+    rows = summarize(records, spec.pools, metric=task.metric)
     out = spec.out_dir
     title = (
         f"Which pooling for `{spec.task.name}`? {len(spec.pools)} pooling types x "
@@ -93,7 +111,8 @@ def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
     )
     failures = [r for r in records if r.get("status") != "ok"]
     markdown_args = dict(
-        title=title, command=spec.command, notes=_notes(spec, records), failures=failures
+        title=title, command=spec.command, notes=_notes(spec, records), failures=failures,
+        metric=task.metric, metric_label=task.metric_label,
     )
     files = {
         "results": out / RESULTS_FILE,
@@ -102,8 +121,10 @@ def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
     }
     write_summary(rows, files["summary_csv"], files["summary_md"], **markdown_args)
     if any(row["runs"] > 0 for row in rows):
-        files["accuracy_png"] = plot_accuracy(
-            rows, out / "accuracy.png", title=f"{spec.task.name}: accuracy by pooling type"
+        files[f"{task.metric}_png"] = plot_accuracy(
+            rows, out / f"{task.metric}.png", title=f"{task.name}: {task.metric} by pooling type",
+            metric=task.metric,
+            label=f"test {task.metric_label}" if task.metric != "accuracy" else "test accuracy (%)",
         )
         xlabel = (
             "shift (pixels, random direction, zero fill)"
@@ -129,11 +150,24 @@ def compare(
     threads: int | None = None,
     progress: bool = True,
     console=None,
+    shard: tuple[int, int] | None = None,
 ) -> CompareReport:
-    """Run the grid of ``spec`` (resuming from ``results.jsonl``) and write the report.
+    """Run the grid of ``spec`` (resuming from what ``spec.out_dir`` holds) and write the report.
 
     ``jobs`` worker processes (default: one per core, at most one per run) with ``threads`` torch
-    threads each (default: cores // jobs).
+    threads each (default: cores // jobs). ``shard=(K, N)`` runs the K-th of N slices of the
+    grid; any number of processes may share ``spec.out_dir``, and the report covers every run
+    finished there so far.
     """
-    outcome = run_grid(spec, jobs=jobs, threads=threads, progress=progress, console=console)
-    return write_report(spec, outcome)
+    if spec.task.preload:  # once, here, with every thread; the runs then read its cache
+        from poolkit.experiments.runner import load_task_data
+
+        load_task_data(spec.task)
+    outcome = run_grid(
+        spec, jobs=jobs, threads=threads, progress=progress, console=console, shard=shard
+    )
+    store = ResultStore(spec.out_dir)
+    with store.lock():  # one writer at a time, each from the newest records of every process
+        keys = [spec.run_key(pool, seed) for pool, seed in spec.grid()]
+        outcome.records = grid_records(store.records(), keys)
+        return write_report(spec, outcome)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from poolkit.experiments._io import atomic_write_text
+from poolkit._io import atomic_write_text
 from poolkit.experiments.compare import CompareReport, compare
 from poolkit.experiments.runner import CompareSpec
 from poolkit.experiments.tasks import Task, get_task
@@ -176,21 +176,28 @@ def run_demo(
 
 def demo_markdown(result: DemoResult) -> str:
     """One page: the worked examples and both comparison tables with their plots."""
-    from poolkit.experiments.explain_op import _fmt
+    from poolkit.experiments.explain_op import short_number
 
     lines = [
         "# poolkit demo",
         "",
         "## 1. Worked examples: the 4x4 grid 1..16, 2x2 windows, stride 2",
         "",
+        "(each op with its defaults: `dynamic_kmax` pools the sequence 3 1 4 1 5 9 2 6, "
+        "`maxblur` blurs the 3x3 max of 2x2 windows; `poolkit explain OP` shows every window)",
+        "",
         "| op | output |",
         "|---|---|",
     ]
     for row in result.worked_examples:
-        output = " / ".join(" ".join(_fmt(v) for v in r) for r in row["output"])
+        grid = row["output"] if isinstance(row["output"][0], list) else [row["output"]]  # 1-D
+        output = " / ".join(" ".join(short_number(v) for v in r) for r in grid)
         lines.append(f"| `{row['op']}` | {output} |")
-    notes = {note for row in result.worked_examples for note in row["notes"]}
-    lines += [""] + [f"> {note}" for note in sorted(notes)]
+    notes = {}  # each note once, under the first op that makes it, in the table's order
+    for row in result.worked_examples:
+        for note in row["notes"]:
+            notes.setdefault(note, row["op"])
+    lines += [""] + [f"> `{op}`: {note}" for note, op in notes.items()]
     lines += ["", "![max](worked-examples/max.png) ![avg](worked-examples/avg.png)", ""]
     if result.engine:
         lines += ["### The NumPy engine's worked examples, checked by hand", ""]

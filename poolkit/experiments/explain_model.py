@@ -73,6 +73,7 @@ class TextExplanation:
     bias: list[float]
     features: list[dict[str, Any]] = field(default_factory=list)  # ranked, strongest first
     truncated: bool = False
+    explained_by: str = "winners"  # or "shares": average pooling, every n-gram's part
 
     @property
     def predicted_label(self) -> str:
@@ -80,7 +81,8 @@ class TextExplanation:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "has_winners": True,
+            "has_winners": self.explained_by == "winners",
+            "explained_by": self.explained_by,
             "text": self.text,
             "tokens": self.tokens,
             "unknown_positions": self.unknown,
@@ -136,7 +138,8 @@ def explain_text(model, encoder, text: str, label_names: list[str] | None = None
     from poolkit.nn import pool_info
 
     config = model.config
-    if not pool_info(config.pool).has_winners:
+    shares = config.pool == "avg"  # linear: the logit splits exactly over the n-grams
+    if not pool_info(config.pool).has_winners and not shares:
         return NoWinners(config.pool, _no_winners_message(config.pool, "over time"))
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"top ({top!r}) must be a positive integer")
@@ -150,57 +153,9 @@ def explain_text(model, encoder, text: str, label_names: list[str] | None = None
         raise ValueError(f"text ({text!r}) has no tokens after tokenisation")
     ids = encoder.vocab.encode(tokens)
     unknown = [t for t, i in enumerate(ids) if i == encoder.vocab.unk_id]
-    input_ids = torch.tensor([ids])
-    # The pooling layers' inputs and outputs, exactly as the model computes them (hooks, so
-    # whatever the model does before pooling, such as padding, is not re-implemented here).
-    captured: list[tuple] = []
-    hooks = [
-        pool.register_forward_hook(
-            lambda module, args, out: captured.append((args[0].detach(), out.detach()))
-        )
-        for pool in model.pools
-    ]
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(input_ids)[0]  # (num_classes,)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    logits, captured = _forward_capturing(model, model.pools, torch.tensor([ids]))
     probabilities = F.softmax(logits, dim=-1)
-    # Time step t of a feature map covers the model's (padded) input positions t .. t + w - 1;
-    # with Kim's edge padding, max(filter_widths) - 1 pads come before the first token.
-    lead = model.min_length - 1 if getattr(config, "edge_padding", False) else 0
-    weight = model.classifier.weight.detach()  # (num_classes, features)
-    features, offset = [], 0
-    for width, pool, (maps, pooled) in zip(
-        config.filter_widths, model.pools, captured, strict=True
-    ):
-        activations = maps[0]  # (F, L)
-        mult = pool.feat_mult()
-        pooled = pooled[0].reshape(config.num_filters, mult)  # channel-major (F, m)
-        steps = _winner_positions(activations.numpy(), pooled.numpy())
-        for j in range(config.num_filters):
-            for slot in range(mult):
-                index = offset + j * mult + slot
-                value = float(pooled[j, slot])
-                step = int(steps[j, slot])
-                window = [step - lead + k for k in range(width)] if step >= 0 else []
-                gram = [tokens[t] if 0 <= t < len(tokens) else "<pad>" for t in window]
-                features.append(
-                    {
-                        "feature": index,
-                        "width": int(width),
-                        "filter": j,
-                        "slot": slot,
-                        "position": step - lead if step >= 0 else None,
-                        "ngram": gram,
-                        "ngram_text": " ".join(t for t in gram if t != "<pad>"),
-                        "activation": value,
-                        "push": [float(weight[c, index]) * value for c in range(len(logits))],
-                    }
-                )
-        offset += config.num_filters * mult
+    features = (_share_features if shares else _text_features)(model, captured, tokens)
     predicted = int(probabilities.argmax())
     names = list(label_names or [str(c) for c in range(len(logits))])
     features.sort(key=lambda f: -f["push"][predicted])
@@ -219,7 +174,106 @@ def explain_text(model, encoder, text: str, label_names: list[str] | None = None
         bias=[float(v) for v in model.classifier.bias.detach()],
         features=features[:top],
         truncated=truncated,
+        explained_by="shares" if shares else "winners",
     )
+
+
+def _forward_capturing(model, modules, inputs) -> tuple[Any, list[tuple]]:
+    """The model's logits for the one example in ``inputs`` and, for each of ``modules``, its
+    ``(input, output)`` in that forward pass. Forward hooks, so whatever the model does before
+    pooling (such as padding) is read, not re-implemented here."""
+    import torch
+
+    captured: list[tuple] = [()] * len(modules)
+
+    def hook_for(number: int):
+        def hook(module, args, out):
+            captured[number] = (args[0].detach(), out.detach())
+
+        return hook
+
+    hooks = [module.register_forward_hook(hook_for(i)) for i, module in enumerate(modules)]
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(inputs)[0]  # (num_classes,)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return logits, captured
+
+
+def _text_features(model, captured: list[tuple], tokens: list[str]) -> list[dict[str, Any]]:
+    """One entry per pooled feature of a TextCNN: the winning window's n-gram, its activation
+    and its push on every class (classifier weight times activation)."""
+    config = model.config
+    # Time step t of a feature map covers the model's (padded) input positions t .. t + w - 1;
+    # with Kim's edge padding, max(filter_widths) - 1 pads come before the first token.
+    lead = model.min_length - 1 if getattr(config, "edge_padding", False) else 0
+    weight = model.classifier.weight.detach()  # (num_classes, features)
+    features, offset = [], 0
+    for width, pool, (maps, pooled) in zip(
+        config.filter_widths, model.pools, captured, strict=True
+    ):
+        mult = pool.feat_mult()
+        pooled = pooled[0].reshape(config.num_filters, mult)  # channel-major (F, m)
+        steps = _winner_positions(maps[0].numpy(), pooled.numpy())  # maps[0]: (F, L)
+        for j in range(config.num_filters):
+            for slot in range(mult):
+                index = offset + j * mult + slot
+                value = float(pooled[j, slot])
+                step = int(steps[j, slot])
+                window = [step - lead + k for k in range(width)] if step >= 0 else []
+                gram = [tokens[t] if 0 <= t < len(tokens) else "<pad>" for t in window]
+                features.append({
+                    "feature": index,
+                    "width": int(width),
+                    "filter": j,
+                    "slot": slot,
+                    "position": step - lead if step >= 0 else None,
+                    "ngram": gram,
+                    "ngram_text": " ".join(t for t in gram if t != "<pad>"),
+                    "activation": value,
+                    "push": [float(w) * value for w in weight[:, index]],
+                })
+        offset += config.num_filters * mult
+    return features
+
+
+def _share_features(model, captured: list[tuple], tokens: list[str]) -> list[dict[str, Any]]:
+    """Average pooling over time: one entry per n-gram (filter width, time step), its share of
+    every feature (activation / number of windows) and its push on each class,
+    ``sum_j W_cj a_jt / L``; the pushes of all n-grams and the bias add up to the logits."""
+    config = model.config
+    lead = model.min_length - 1 if getattr(config, "edge_padding", False) else 0
+    weight = model.classifier.weight.detach().double()  # (num_classes, features)
+    features, offset = [], 0
+    for width, (maps, pooled) in zip(config.filter_widths, captured, strict=True):
+        activations = maps[0].double()  # (F, L): the windows the pool saw
+        if not np.allclose(activations.mean(-1).numpy(), pooled[0].double().numpy(), atol=1e-5):
+            raise ValueError("the average pool's output is not the mean of the maps it saw; "
+                             "cannot split it into n-gram shares")
+        # The model averages over the windows that hold a token (a padded short text's other
+        # windows are zero and do not count): window t covers tokens t - lead .. + width - 1.
+        real = [t for t in range(activations.shape[-1])
+                if t - lead <= len(tokens) - 1 and t - lead + width - 1 >= 0]
+        steps = len(real)
+        block = weight[:, offset : offset + config.num_filters]  # (classes, F)
+        pushes = (block @ activations / steps).T  # (L, classes)
+        for step in real:
+            window = [step - lead + k for k in range(width)]
+            gram = [tokens[t] if 0 <= t < len(tokens) else "<pad>" for t in window]
+            features.append({
+                "width": int(width),
+                "position": step - lead,
+                "ngram": gram,
+                "ngram_text": " ".join(t for t in gram if t != "<pad>"),
+                "share": 1.0 / steps,
+                "activation": float(activations[:, step].mean()),
+                "push": [float(v) for v in pushes[step]],
+            })
+        offset += config.num_filters
+    return features
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,79 +385,16 @@ def explain_image(model, image, label_names: list[str] | None = None) -> ImageEx
         for m in model.features
         if not isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.ReLU))
     ]
-    captured: dict[int, tuple] = {}
-    hooks = [
-        module.register_forward_hook(
-            lambda mod, args, out, key=i: captured.__setitem__(
-                key, (args[0].detach(), out.detach())
-            )
-        )
-        for i, module in enumerate([*pools, model.head_pool])
-    ]
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(torch.from_numpy(image)[None])[0]
-    finally:
-        for hook in hooks:
-            hook.remove()
+    logits, captured = _forward_capturing(
+        model, [*pools, model.head_pool], torch.from_numpy(image)[None]
+    )
     probabilities = torch.softmax(logits, dim=-1)
-    height, width = image.shape[1:]
-    layers: list[dict[str, Any]] = []
-    notes: list[str] = []
-    # trace[l]: for each flat position of layer l's output, the image pixel it traces back to.
-    trace_to_pixel = np.arange(height * width)  # layer 0's input is the image resolution
-    traceable = True
-    for level, module in enumerate(pools):
-        layer_input, layer_output = captured[level]
-        in_h, in_w = layer_input.shape[-2:]
-        if trace_to_pixel is None or trace_to_pixel.size != in_h * in_w:
-            traceable = False
-        if not down_winners:
-            notes.append(
-                f"downsampling pool {level + 1} ({config.pool!r}) has no winners; "
-                "later winners cannot be traced to pixels through it"
-            )
-            traceable = False
-            break
-        winners = _window_winners(module, layer_input, layer_output)  # (C, Ho, Wo) flat in-plane
-        counts = np.zeros(height * width, dtype=np.int64)
-        if traceable:
-            np.add.at(counts, trace_to_pixel[winners.ravel()], 1)
-        layers.append(
-            {
-                "layer": f"pool {level + 1}",
-                "pool": config.pool,
-                "input_size": [int(in_h), int(in_w)],
-                "output_size": list(layer_output.shape[-2:]),
-                "channels": int(winners.shape[0]),
-                "windows": int(winners.size),
-                "counts": counts.reshape(height, width),
-            }
-        )
-        # Each output position -> the input position that won its window for most channels.
-        channels = winners.shape[0]
-        flat = winners.reshape(channels, -1)  # (C, Ho*Wo)
-        majority = np.array([np.bincount(flat[:, o]).argmax() for o in range(flat.shape[1])])
-        trace_to_pixel = trace_to_pixel[majority] if traceable else None
-    if head_winners and traceable:
-        head_input, head_output = captured[len(pools)]
-        channels = head_input.shape[1]
-        flat_input = head_input[0].reshape(channels, -1)  # (C, h*w)
-        winners = flat_input.argmax(dim=1).numpy()  # first maximum, as torch
-        counts = np.zeros(height * width, dtype=np.int64)
-        np.add.at(counts, trace_to_pixel[winners], 1)
-        layers.append(
-            {
-                "layer": "global",
-                "pool": config.global_pool,
-                "input_size": list(head_input.shape[-2:]),
-                "output_size": [1, 1],
-                "channels": int(channels),
-                "windows": int(channels),
-                "counts": counts.reshape(height, width),
-            }
-        )
+    layers, notes, trace_to_pixel = _downsampling_win_maps(
+        config.pool, pools, captured, image.shape[1:], down_winners
+    )
+    if head_winners and trace_to_pixel is not None:
+        layers.append(_head_win_map(config.global_pool, captured[len(pools)], trace_to_pixel,
+                                    image.shape[1:]))
     elif config.global_pool and not head_winners:
         notes.append(f"the global pool ({config.global_pool!r}) has no winners (not mapped)")
     names = list(label_names or [str(c) for c in range(len(logits))])
@@ -417,14 +408,78 @@ def explain_image(model, image, label_names: list[str] | None = None) -> ImageEx
     )
 
 
+def _downsampling_win_maps(pool: str, pools, captured, shape, has_winners: bool):
+    """Win maps of the downsampling pools, traced back to the image's pixels:
+    ``(layers, notes, trace)``; ``trace`` maps each position of the last pool's output to the
+    pixel it traces back to, or is None where tracing broke off."""
+    height, width = shape
+    layers: list[dict[str, Any]] = []
+    notes: list[str] = []
+    # trace[l]: for each flat position of layer l's output, the image pixel it traces back to.
+    trace_to_pixel = np.arange(height * width)  # layer 0's input is the image resolution
+    traceable = True
+    for level, module in enumerate(pools):
+        layer_input, layer_output = captured[level]
+        in_h, in_w = layer_input.shape[-2:]
+        if trace_to_pixel is None or trace_to_pixel.size != in_h * in_w:
+            traceable = False
+        if not has_winners:
+            notes.append(
+                f"downsampling pool {level + 1} ({pool!r}) has no winners; "
+                "later winners cannot be traced to pixels through it"
+            )
+            traceable = False
+            break
+        winners = _window_winners(module, layer_input, layer_output)  # (C, Ho, Wo) flat in-plane
+        counts = np.zeros(height * width, dtype=np.int64)
+        if traceable:
+            np.add.at(counts, trace_to_pixel[winners.ravel()], 1)
+        layers.append(
+            {
+                "layer": f"pool {level + 1}",
+                "pool": pool,
+                "input_size": [int(in_h), int(in_w)],
+                "output_size": list(layer_output.shape[-2:]),
+                "channels": int(winners.shape[0]),
+                "windows": int(winners.size),
+                "counts": counts.reshape(height, width),
+            }
+        )
+        # Each output position -> the input position that won its window for most channels.
+        channels = winners.shape[0]
+        flat = winners.reshape(channels, -1)  # (C, Ho*Wo)
+        majority = np.array([np.bincount(flat[:, o]).argmax() for o in range(flat.shape[1])])
+        trace_to_pixel = trace_to_pixel[majority] if traceable else None
+    return layers, notes, trace_to_pixel if traceable else None
+
+
+def _head_win_map(pool: str, head_capture, trace_to_pixel, shape) -> dict[str, Any]:
+    """The global pool's win map: each channel's maximum, traced back to its pixel."""
+    head_input, _ = head_capture
+    channels = head_input.shape[1]
+    flat_input = head_input[0].reshape(channels, -1)  # (C, h*w)
+    winners = flat_input.argmax(dim=1).numpy()  # first maximum, as torch
+    counts = np.zeros(shape[0] * shape[1], dtype=np.int64)
+    np.add.at(counts, trace_to_pixel[winners], 1)
+    return {
+        "layer": "global",
+        "pool": pool,
+        "input_size": list(head_input.shape[-2:]),
+        "output_size": [1, 1],
+        "channels": int(channels),
+        "windows": int(channels),
+        "counts": counts.reshape(shape),
+    }
+
+
 def plot_win_map(explanation: ImageExplanation, path, *, title: str = "") -> Any:
     """Draw the image and each layer's win map side by side (PNG, written atomically)."""
     import io
 
-    from poolkit.experiments._io import atomic_write_bytes
-    from poolkit.experiments.plots import _pyplot
+    from poolkit._io import atomic_write_bytes
+    from poolkit.experiments.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     panels = [("input", None)] + [(layer["layer"], layer) for layer in explanation.layers]
     if len(explanation.layers) > 1:
         panels.append(("all layers", {"counts": explanation.total, "windows": None}))
@@ -457,6 +512,9 @@ def plot_win_map(explanation: ImageExplanation, path, *, title: str = "") -> Any
         ax.set_yticks([])
     if title:
         figure.suptitle(title, fontsize=10)
+    figure.text(0.5, -0.04, "legend: grey is the image itself (faded in the win maps): a pixel "
+                "left grey won no window of that layer; yellow to red: how many windows it won "
+                "(colour bar)", ha="center", va="top", fontsize=8, wrap=True)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     plt.close(figure)

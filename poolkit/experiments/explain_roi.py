@@ -197,9 +197,9 @@ def plot_roi(explanation: RoIExplanation, path) -> Any:
     import io
 
     from poolkit.experiments._io import atomic_write_bytes
-    from poolkit.experiments.plots import _pyplot
+    from poolkit.experiments.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     grid, args = explanation.input, dict(explanation.arguments)
     pool = explanation if explanation.op == "roi_pool" else explain_roi(
         "roi_pool", grid, box=args["box"], output_size=args["output_size"],

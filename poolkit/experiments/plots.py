@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from poolkit.experiments._io import atomic_write_bytes
+from poolkit._io import atomic_write_bytes
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (files only, no display)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -26,10 +27,14 @@ def _pyplot():
     return plt
 
 
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_pyplot = pyplot
+
+
 def _save(figure, path: str | Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -37,20 +42,24 @@ def _finite(value) -> bool:
     return value is not None and math.isfinite(float(value))
 
 
-def plot_accuracy(rows: Sequence[dict[str, Any]], path: str | Path, *, title: str) -> Path:
+def plot_accuracy(
+    rows: Sequence[dict[str, Any]], path: str | Path, *, title: str, metric: str = "accuracy",
+    label: str = "test accuracy (%)",
+) -> Path:
     """Accuracy (%) per pooling type, best at the top: mean ± std as a point with error bars, each
     seed as a small dot. A dot plot, not bars, because the axis is zoomed to the results (bars on
-    a cut axis exaggerate gaps); the majority-class baseline is named in the axis label."""
-    plt = _pyplot()
+    a cut axis exaggerate gaps); the majority-class baseline is named in the axis label.
+    ``metric``/``label``: another score of the rows (``spearman``, x100), and its axis label."""
+    plt = pyplot()
     rows = [row for row in rows if row["runs"] > 0]
     figure, axes = plt.subplots(figsize=(7.0, 0.42 * len(rows) + 1.6))
     colour_of = {"best": "#2b8a3e", "tie": "#4c6ef5"}
     values = []
     for y, row in enumerate(rows):
-        mean = 100 * row["accuracy_mean"]
-        std = 100 * row["accuracy_std"] if _finite(row["accuracy_std"]) else 0.0
+        mean = 100 * row[f"{metric}_mean"]
+        std = 100 * row[f"{metric}_std"] if _finite(row[f"{metric}_std"]) else 0.0
         colour = colour_of.get(row["verdict"], "#868e96" if row["verdict"] != "best" else "")
-        seeds = [100 * a for a in row.get("_accuracies", [])]
+        seeds = [100 * a for a in row.get("_scores", [])]
         axes.scatter(seeds, [y] * len(seeds), s=14, color=colour, alpha=0.45, zorder=2)
         axes.errorbar(mean, y, xerr=std, fmt="o", color=colour, capsize=4, markersize=7, zorder=3)
         axes.annotate(
@@ -69,7 +78,6 @@ def plot_accuracy(rows: Sequence[dict[str, Any]], path: str | Path, *, title: st
     axes.set_yticks(range(len(rows)), [row["pool"] for row in rows])
     axes.set_ylim(len(rows) - 0.5, -0.5)  # best on top
     chance = [100 * row["chance"] for row in rows if _finite(row.get("chance"))]
-    label = "test accuracy (%)"
     if chance:
         label += f"; always predicting the majority class: {chance[0]:.1f}%"
         if axes.get_xlim()[0] <= chance[0]:
@@ -87,7 +95,7 @@ def plot_robustness(
     rows: Sequence[dict[str, Any]], path: str | Path, *, title: str, xlabel: str
 ) -> Path | None:
     """Accuracy (%) against the perturbation level, one line per pooling type."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [row for row in rows if row["runs"] > 0]
     labels = [key[: -len("_mean")] for key in rows[0] if key.endswith("_mean")] if rows else []
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]

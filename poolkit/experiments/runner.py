@@ -2,8 +2,10 @@
 
 Each run trains one model (the task's model with one pooling type, one seed), evaluates it on the
 test split, times inference, and measures accuracy under the task's perturbation at each level.
-A finished run is one line of ``results.jsonl``; a run whose line is there is not repeated, and a
-run that was killed (no line) is done again. The file is rewritten atomically after every run.
+A finished run is one file in ``runs/`` (merged into ``results.jsonl``, see
+:mod:`poolkit.experiments.results`); a finished run is not repeated, a run that was killed (no
+record) is done again, a run that another process is training is left to it, and ``shard=(K, N)``
+runs one slice of the grid, so that any number of processes or machines can share one folder.
 
 Parallelism: ``jobs`` worker processes (``forkserver`` or ``spawn``, so no thread pool is
 inherited from the parent), each limited to ``threads`` torch threads with
@@ -25,10 +27,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from poolkit.experiments._io import read_jsonl, write_jsonl
+from poolkit._io import to_jsonable
+from poolkit.experiments.results import RESULTS_FILE, ResultStore, grid_records
 from poolkit.experiments.tasks import Task, TaskData
-
-RESULTS_FILE = "results.jsonl"
 
 
 def available_cores() -> int:
@@ -84,9 +85,9 @@ class CompareSpec:
         """Everything but pool and seed that decides a run's result."""
         return {
             "task": self.task.name,
-            "options": {k: _jsonable(v) for k, v in sorted(self.task.options.items())},
-            "model": {k: _jsonable(v) for k, v in sorted(self.task.model.items())},
-            "train": {k: _jsonable(v) for k, v in sorted(self.train.items())},
+            "options": {k: _jsonable_str(v) for k, v in sorted(self.task.options.items())},
+            "model": {k: _jsonable_str(v) for k, v in sorted(self.task.model.items())},
+            "train": {k: _jsonable_str(v) for k, v in sorted(self.train.items())},
             "perturbation": self.task.perturbation,
             "levels": list(self.task.levels),
         }
@@ -103,14 +104,8 @@ class CompareSpec:
         return [(pool, seed) for pool in self.pools for seed in self.seeds]
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return str(value)
+def _jsonable_str(value: Any) -> Any:
+    return to_jsonable(value, default=str)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +116,7 @@ _DATA_CACHE: dict[str, TaskData] = {}
 
 def load_task_data(task: Task) -> TaskData:
     """Load a task's data once per process (every run of a grid shares the split)."""
-    key = json.dumps([task.name, _jsonable(task.options)], sort_keys=True)
+    key = json.dumps([task.name, _jsonable_str(task.options)], sort_keys=True)
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()  # one task per grid: keep memory flat
         _DATA_CACHE[key] = task.load(**task.options)
@@ -213,6 +208,19 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
     fit = task.fit or default_fit
     fitted = fit(model, data, dict(train), seed)
     eval_batch = int(train.get("eval_batch_size", 256))
+    if task.evaluate is not None:  # a task with its own metric (Spearman for STS-B)
+        scores = task.evaluate(model, data, eval_batch)
+        return {
+            **scores,
+            "train_time_s": float(fitted.get("train_time_s", float("nan"))),
+            "epochs": int(fitted.get("epochs", train.get("epochs", 0))),
+            f"best_dev_{task.metric}": fitted.get("best_dev_score"),
+            "params": int(params),
+            "trainable_params": int(trainable),
+            "model_pools": getattr(model, "model_pools", {"pool": pool}),
+            "n_train": len(data.train),
+            "n_dev": len(data.dev) if data.dev is not None else 0,
+        }
     clean = evaluate(
         model, data.test, data.collate_fn, batch_size=eval_batch, num_classes=data.num_classes
     )
@@ -279,7 +287,13 @@ def _run_job(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[st
 
 @dataclass
 class GridOutcome:
-    """What :func:`run_grid` did: the records of this grid, and how many were reused/run/failed."""
+    """What :func:`run_grid` did.
+
+    ``records``: the finished records of the whole grid (this process's, earlier calls' and
+    other processes' or shards'), in grid order; ``total``: the grid's size. ``reused``/``ran``/
+    ``failed``/``busy`` count this call's share: runs found finished, run here, failed here, and
+    skipped because another process was running them.
+    """
 
     records: list[dict[str, Any]]
     reused: int
@@ -288,16 +302,64 @@ class GridOutcome:
     jobs: int
     threads: int
     wall_time_s: float
+    total: int = 0
+    busy: int = 0
+    shard: tuple[int, int] | None = None
+
+    @property
+    def unfinished(self) -> int:
+        """Runs of the grid with no record yet (in flight elsewhere, or in another shard)."""
+        return self.total - len(self.records)
 
 
-def finished_records(spec: CompareSpec) -> dict[str, dict[str, Any]]:
-    """The successful records of ``spec``'s grid already in ``results.jsonl``, by run key."""
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` (1 <= K <= N) as ``(K, N)``: this process runs the K-th of N slices."""
+    parts = str(text).split("/")
+    try:
+        index, count = (int(part) for part in parts)
+    except ValueError:
+        raise ValueError(f"shard ({text!r}) must be K/N with whole numbers, e.g. 1/4") from None
+    if not 1 <= index <= count:
+        raise ValueError(f"shard ({text!r}) must be K/N with 1 <= K <= N")
+    return index, count
+
+
+def shard_from_env(environ: dict[str, str] | None = None) -> tuple[int, int] | None:
+    """The shard of a SLURM array task (``SLURM_ARRAY_TASK_ID`` among
+    ``SLURM_ARRAY_TASK_COUNT``, counted from ``SLURM_ARRAY_TASK_MIN`` in steps of
+    ``SLURM_ARRAY_TASK_STEP``), or ``None`` outside an array job."""
+    environ = os.environ if environ is None else environ
+    if "SLURM_ARRAY_TASK_ID" not in environ or "SLURM_ARRAY_TASK_COUNT" not in environ:
+        return None
+    names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
+             "SLURM_ARRAY_TASK_STEP")
+    try:
+        defaults = zip(names, "0001", strict=True)
+        task, count, first, step = (int(environ.get(name, d)) for name, d in defaults)
+    except ValueError:
+        shown = ", ".join(f"{n}={environ.get(n)!r}" for n in names if n in environ)
+        raise ValueError(f"SLURM array variables must be whole numbers: {shown}") from None
+    index = (task - first) // max(step, 1) + 1
+    return parse_shard(f"{index}/{count}")
+
+
+def shard_of(grid: list[tuple[str, int]], shard: tuple[int, int] | None) -> list[tuple[str, int]]:
+    """The runs of ``grid`` in shard ``(K, N)``: every N-th run from the K-th (all for None)."""
+    if shard is None:
+        return list(grid)
+    index, count = shard
+    return list(grid)[index - 1 :: count]
+
+
+def finished_records(spec: CompareSpec, records=None) -> dict[str, dict[str, Any]]:
+    """The successful records of ``spec``'s grid already in ``spec.out_dir``, by run key."""
     wanted = {spec.run_key(pool, seed) for pool, seed in spec.grid()}
-    found = {}
-    for record in read_jsonl(spec.out_dir / RESULTS_FILE):
-        if record.get("status") == "ok" and record.get("run_key") in wanted:
-            found[record["run_key"]] = record
-    return found
+    records = ResultStore(spec.out_dir).records() if records is None else records
+    return {
+        record["run_key"]: record
+        for record in records
+        if record.get("status") == "ok" and record.get("run_key") in wanted
+    }
 
 
 def run_grid(
@@ -308,78 +370,118 @@ def run_grid(
     progress: bool = True,
     console=None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> GridOutcome:
-    """Run every (pool, seed) of ``spec`` that ``results.jsonl`` does not hold yet.
+    """Run every (pool, seed) of ``spec`` (of its ``shard``, see :func:`shard_of`) that
+    ``spec.out_dir`` holds no successful record of and no other process is running.
 
-    Returns the records of the whole grid (reused and new, in grid order). Failed runs are
-    recorded with ``status="failed"`` and their error, and retried by the next call.
+    Any number of processes may share ``spec.out_dir`` (see :mod:`poolkit.experiments.results`).
+    Failed runs are recorded with ``status="failed"`` and their error, and retried by the next
+    call.
     """
     started = time.perf_counter()
     spec.out_dir.mkdir(parents=True, exist_ok=True)
-    results_path = spec.out_dir / RESULTS_FILE
-    all_records = read_jsonl(results_path)
-    done = finished_records(spec)
-    todo = [(pool, seed) for pool, seed in spec.grid() if spec.run_key(pool, seed) not in done]
+    store = ResultStore(spec.out_dir)
+    done = finished_records(spec, store.records())
+    mine = shard_of(spec.grid(), shard)
+    todo = [(pool, seed) for pool, seed in mine if spec.run_key(pool, seed) not in done]
     n_jobs, threads = plan_workers(len(todo), jobs, threads=threads)
-    new: dict[str, dict[str, Any]] = {}
-    config = spec.config
+    bar = _Progress(spec, len(todo), len(done), n_jobs, threads, enabled=progress, console=console)
+    book = _Bookkeeper(spec, store, bar, (n_jobs, threads), on_record)
+    book.tally["reused"] = len(mine) - len(todo)
+    try:
+        with bar:
+            if todo and n_jobs == 1:
+                _run_serial(spec, todo, threads, book.claim, book.finish, bar)
+            elif todo:
+                _run_parallel(spec, todo, n_jobs, threads, book.claim, book.finish, bar)
+    finally:
+        book.release_all()  # interrupted: the runs in flight are free again
+    keys = [spec.run_key(pool, seed) for pool, seed in spec.grid()]
+    return GridOutcome(
+        records=grid_records(store.records(), keys),
+        jobs=n_jobs,
+        threads=threads,
+        wall_time_s=time.perf_counter() - started,
+        total=len(keys),
+        shard=shard,
+        **book.tally,
+    )
 
-    def finish(pool: str, seed: int, outcome: dict[str, Any]) -> dict[str, Any]:
-        key = spec.run_key(pool, seed)
+
+class _Bookkeeper:
+    """Claims runs before they start and records them when they finish (one grid, one call)."""
+
+    def __init__(self, spec: CompareSpec, store: ResultStore, bar, workers, on_record) -> None:
+        self.spec, self.store, self.bar, self.on_record = spec, store, bar, on_record
+        self.jobs, self.threads = workers
+        self.config = spec.config
+        self.claims: dict[str, Any] = {}
+        self.tally = {"reused": 0, "ran": 0, "failed": 0, "busy": 0}
+
+    def claim(self, pool: str, seed: int) -> bool:
+        """Whether this process runs (pool, seed) now: not running or finished elsewhere."""
+        key = self.spec.run_key(pool, seed)
+        lock = self.store.claim(key)
+        if lock is None:
+            self.tally["busy"] += 1
+            self.bar.skipped(pool, seed, "running in another process")
+            return False
+        found = self.store.read_run(key)
+        if found is not None and found.get("status") == "ok":  # finished meanwhile
+            lock.release()
+            self.tally["reused"] += 1
+            self.bar.skipped(pool, seed, "finished by another process")
+            return False
+        self.claims[key] = lock
+        return True
+
+    def finish(self, pool: str, seed: int, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Save the record of a finished (or failed) run, free its claim, refresh the merge."""
+        key = self.spec.run_key(pool, seed)
         record = {
-            "task": spec.task.name,
+            "task": self.spec.task.name,
             "pool": pool,
             "seed": seed,
             **outcome,
             "run_key": key,
-            "config_id": spec.config_id,
-            "config": config,
-            "jobs": n_jobs,
-            "threads": threads,
+            "config_id": self.spec.config_id,
+            "config": self.config,
+            "jobs": self.jobs,
+            "threads": self.threads,
             "versions": versions(),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        new[key] = record
-        # Drop earlier lines for this run (a failed try), keep every other grid's lines.
-        nonlocal all_records
-        all_records = [r for r in all_records if r.get("run_key") != key] + [record]
-        write_jsonl(results_path, all_records)
-        if on_record is not None:
-            on_record(record)
+        self.store.save(record)
+        self.claims.pop(key).release()
+        self.store.publish()
+        self.tally["ran"] += 1
+        self.tally["failed"] += record["status"] != "ok"
+        if self.on_record is not None:
+            self.on_record(record)
         return record
 
-    bar = _Progress(spec, len(todo), len(done), n_jobs, threads, enabled=progress, console=console)
-    with bar:
-        if todo and n_jobs == 1:
-            import torch
-
-            saved_threads = torch.get_num_threads()
-            torch.set_num_threads(threads)
-            try:
-                for pool, seed in todo:
-                    bar.starting(pool, seed)
-                    bar.advance(finish(pool, seed, _run_job(spec.task, pool, seed, spec.train)))
-            finally:
-                torch.set_num_threads(saved_threads)
-        elif todo:
-            _run_parallel(spec, todo, n_jobs, threads, finish, bar)
-    records = []
-    for pool, seed in spec.grid():
-        key = spec.run_key(pool, seed)
-        records.append(new.get(key) or done[key])
-    failed = sum(1 for record in new.values() if record["status"] != "ok")
-    return GridOutcome(
-        records=records,
-        reused=len(done),
-        ran=len(new),
-        failed=failed,
-        jobs=n_jobs,
-        threads=threads,
-        wall_time_s=time.perf_counter() - started,
-    )
+    def release_all(self) -> None:
+        for lock in self.claims.values():
+            lock.release()
+        self.claims.clear()
 
 
-def _run_parallel(spec, todo, n_jobs, threads, finish, bar) -> None:
+def _run_serial(spec, todo, threads, claim, finish, bar) -> None:
+    import torch
+
+    saved_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for pool, seed in todo:
+            if claim(pool, seed):
+                bar.starting(pool, seed)
+                bar.advance(finish(pool, seed, _run_job(spec.task, pool, seed, spec.train)))
+    finally:
+        torch.set_num_threads(saved_threads)
+
+
+def _run_parallel(spec, todo, n_jobs, threads, claim, finish, bar) -> None:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -400,6 +502,8 @@ def _run_parallel(spec, todo, n_jobs, threads, finish, bar) -> None:
         while queue or pending:
             while queue and len(pending) < n_jobs:
                 pool, seed = queue.pop(0)
+                if not claim(pool, seed):
+                    continue
                 future = executor.submit(_run_job, spec.task, pool, seed, spec.train)
                 pending[future] = (pool, seed)
                 bar.starting(pool, seed)
@@ -458,16 +562,7 @@ class _Progress:
     def __enter__(self):
         if not self.enabled:
             return self
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        from poolkit.cli._app import stderr_console
+        from poolkit._console import progress_bar, stderr_console
 
         console = self.console or stderr_console()
         if self.reused:
@@ -475,15 +570,8 @@ class _Progress:
                 f"[dim]{self.spec.task.name}: {self.reused} finished run(s) found in "
                 f"{self.spec.out_dir / RESULTS_FILE}, not repeated[/dim]"
             )
-        self.progress = Progress(
-            TextColumn("[bold]{task.fields[name]}[/bold]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"),
-            console=console,
+        self.progress = progress_bar(
+            "[bold]{task.fields[name]}[/bold]", "{task.fields[status]}", console=console,
             transient=False,
         )
         self.progress.__enter__()
@@ -505,12 +593,22 @@ class _Progress:
         self.running.append(f"{pool}/{seed}")
         self._update("")
 
+    def skipped(self, pool: str, seed: int, why: str) -> None:
+        """A run of the plan that this process does not run after all."""
+        self.done += 1
+        if self.progress is not None:
+            self.progress.advance(self.bar)
+        self._update(f"[dim]{pool}/{seed}: {why}[/dim]")
+
     def advance(self, record: dict[str, Any]) -> None:
         label = f"{record['pool']}/{record['seed']}"
         if label in self.running:
             self.running.remove(label)
-        if record["status"] == "ok":
+        metric = self.spec.task.metric
+        if record["status"] == "ok" and metric == "accuracy":
             last = f"{label}: acc {100 * record['accuracy']:.1f}%"
+        elif record["status"] == "ok":
+            last = f"{label}: {metric} {100 * record[metric]:.1f}"
         else:
             last = f"[red]{label} failed[/red]"
         self.done += 1

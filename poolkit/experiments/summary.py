@@ -22,12 +22,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from poolkit.experiments._io import atomic_write_text
+from poolkit._io import atomic_write_text
 
 BASE_COLUMNS = (
     "rank",
@@ -67,11 +68,27 @@ def robustness_labels(records: Sequence[dict[str, Any]]) -> list[str]:
     return labels
 
 
-def summarize(records: Sequence[dict[str, Any]], pools: Sequence[str] | None = None) -> list[dict]:
-    """One row per pooling type (sorted by mean accuracy, best first) with the columns of
-    :data:`BASE_COLUMNS` plus ``<perturbation>_mean``/``_std`` for each robustness level."""
+def extra_labels(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Keys of the records' ``extra`` dicts (numbers a task's ``evaluate`` adds), in order."""
+    labels: list[str] = []
+    for record in records:
+        for label in record.get("extra") or {}:
+            if label not in labels:
+                labels.append(label)
+    return labels
+
+
+def summarize(
+    records: Sequence[dict[str, Any]], pools: Sequence[str] | None = None,
+    metric: str = "accuracy",
+) -> list[dict]:
+    """One row per pooling type (sorted by mean ``metric``, best first) with the columns of
+    :data:`BASE_COLUMNS` (``accuracy`` read as ``metric``) plus ``<perturbation>_mean``/``_std``
+    for each robustness level and ``<key>_mean``/``_std`` for each key of the records' ``extra``.
+    """
     pools = list(pools) if pools is not None else list(dict.fromkeys(r["pool"] for r in records))
     labels = robustness_labels(records)
+    extras = extra_labels(records)
     rows = []
     for pool in pools:
         mine = [r for r in records if r["pool"] == pool]
@@ -82,10 +99,11 @@ def summarize(records: Sequence[dict[str, Any]], pools: Sequence[str] | None = N
             "runs": len(ok),
             "failed": len(mine) - len(ok),
         }
-        for metric in ("accuracy", "macro_f1"):
-            row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std([r[metric] for r in ok])
-        for metric in ("train_time_s", "inference_time_s", "throughput_samples_s"):
-            row[f"{metric}_mean"] = _mean_std([r.get(metric) for r in ok])[0]
+        for name in dict.fromkeys((metric, "macro_f1")):
+            if name == metric or any(name in r for r in ok):
+                row[f"{name}_mean"], row[f"{name}_std"] = _mean_std([r.get(name) for r in ok])
+        for name in ("train_time_s", "inference_time_s", "throughput_samples_s"):
+            row[f"{name}_mean"] = _mean_std([r.get(name) for r in ok])[0]
         row["params"] = int(ok[0]["params"]) if ok else None
         row["trainable_params"] = (
             int(ok[0].get("trainable_params", row["params"] or 0)) if ok else None
@@ -94,36 +112,52 @@ def summarize(records: Sequence[dict[str, Any]], pools: Sequence[str] | None = N
         for label in labels:
             values = [(r.get("robustness") or {}).get(label) for r in ok]
             row[f"{label}_mean"], row[f"{label}_std"] = _mean_std(values)
+        for label in extras:
+            values = [(r.get("extra") or {}).get(label) for r in ok]
+            row[f"{label}_mean"], row[f"{label}_std"] = _mean_std(values)
+        _count_paired_wins(row, ok, extras)
         row["chance"] = _mean_std([r.get("chance_accuracy") for r in ok])[0]
-        row["_accuracies"] = [float(r["accuracy"]) for r in ok]
+        row["_scores"] = [float(r[metric]) for r in ok]
         rows.append(row)
-    _rank_and_judge(rows)
+    _rank_and_judge(rows, metric)
     return rows
 
 
-def _rank_and_judge(rows: list[dict]) -> None:
+def _count_paired_wins(row: dict, records: Sequence[dict], extras: Sequence[str]) -> None:
+    """For each paired comparison ``vs_<pool>`` with a CI in ``extra``: in how many runs the
+    interval lies above 0 (``vs_<pool>_above``) and below 0 (``vs_<pool>_below``)."""
+    for label in extras:
+        if label.startswith("vs_") and f"{label}_ci_low" in extras:
+            lows = [(r.get("extra") or {}).get(f"{label}_ci_low") for r in records]
+            highs = [(r.get("extra") or {}).get(f"{label}_ci_high") for r in records]
+            row[f"{label}_above"] = sum(1 for low in lows if low is not None and low > 0)
+            row[f"{label}_below"] = sum(1 for high in highs if high is not None and high < 0)
+
+
+def _rank_and_judge(rows: list[dict], metric: str = "accuracy") -> None:
     scored = [row for row in rows if row["runs"] > 0]
-    scored.sort(key=lambda row: -row["accuracy_mean"])
+    scored.sort(key=lambda row: -row[f"{metric}_mean"])
     for rank, row in enumerate(scored, start=1):
         row["rank"] = rank
     for row in rows:
         if row["runs"] == 0:
-            row.update(rank=None, delta_pp=None, verdict="failed")
+            verdict = "failed" if row["failed"] else "not finished"
+            row.update(rank=None, delta_pp=None, verdict=verdict)
     if not scored:
         return
     best = scored[0]
     for row in scored:
-        delta = 100 * (row["accuracy_mean"] - best["accuracy_mean"])
+        delta = 100 * (row[f"{metric}_mean"] - best[f"{metric}_mean"])
         row["delta_pp"] = delta
         chance = row.get("chance")
-        if chance is not None and math.isfinite(chance) and row["accuracy_mean"] <= chance + 0.02:
+        if chance is not None and math.isfinite(chance) and row[f"{metric}_mean"] <= chance + 0.02:
             row["verdict"] = "at chance"
         elif row is best:
             row["verdict"] = "best"
         elif row["runs"] < 2 or best["runs"] < 2:
             row["verdict"] = f"lower (1 seed, {delta:+.1f} pp)" if delta < 0 else "tie"
         else:
-            significant = welch_significant(best["_accuracies"], row["_accuracies"])
+            significant = welch_significant(best["_scores"], row["_scores"])
             row["verdict"] = f"loses ({delta:+.1f} pp)" if significant else "tie"
     rows.sort(key=lambda row: (row["rank"] is None, row["rank"] or 0))
 
@@ -182,30 +216,62 @@ def t_quantile_975(df: float) -> float:
 
 
 def welch_significant(best: Sequence[float], other: Sequence[float]) -> bool:
-    """Whether ``mean(best) > mean(other)`` by Welch's t-test (two-sided 5%); needs 2+ each."""
-    n_a, n_b = len(best), len(other)
+    """Whether ``mean(best) > mean(other)`` by Welch's t-test (two-sided 5%); needs 2+ each.
+
+    With SciPy, ``scipy.stats.ttest_ind(equal_var=False)``. SciPy is optional (it comes with
+    ``poolkit[data]``), so without it the same statistic is computed here and compared with
+    :func:`t_quantile_975`'s table, which errs on the conservative side.
+    """
     gap = float(np.mean(best) - np.mean(other))
     if gap <= 0:
         return False
-    va, vb = _var(best) / n_a, _var(other) / n_b
-    if va + vb == 0:
+    if _var(best) + _var(other) == 0:
         return True  # every seed gave the same accuracy on both sides: the gap is exact
+    try:
+        from scipy.stats import ttest_ind
+    except ImportError:
+        t, df = _welch_t(best, other)
+        return t > t_quantile_975(df)
+    with warnings.catch_warnings():
+        # Seeds often score (nearly) the same; SciPy then warns of precision loss in the
+        # variance, which the fallback computes the same way. One warning per row is noise.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return bool(ttest_ind(best, other, equal_var=False).pvalue < 0.05)
+
+
+def _welch_t(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    r"""Welch's :math:`t = (\bar a - \bar b) / \sqrt{s_a^2/n_a + s_b^2/n_b}` and its
+    Welch-Satterthwaite degrees of freedom."""
+    n_a, n_b = len(a), len(b)
+    va, vb = _var(a) / n_a, _var(b) / n_b
     df = (va + vb) ** 2 / ((va**2 / (n_a - 1) if va else 0) + (vb**2 / (n_b - 1) if vb else 0))
-    return gap / math.sqrt(va + vb) > t_quantile_975(df)
+    return float(np.mean(a) - np.mean(b)) / math.sqrt(va + vb), df
 
 
 def _var(values: Sequence[float]) -> float:
     return float(np.var(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def columns(rows: Sequence[dict]) -> list[str]:
-    extra = [key for row in rows for key in row if key not in BASE_COLUMNS]
+_SCORE_COLUMNS = ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std")
+
+
+def columns(rows: Sequence[dict], metric: str = "accuracy") -> list[str]:
+    """:data:`BASE_COLUMNS` with ``metric`` in the place of accuracy (and macro-F1 only where the
+    rows have it), then every other public key of the rows."""
+    base: list[str] = []
+    for name in BASE_COLUMNS:
+        if name == "accuracy_mean" and metric != "accuracy":
+            base += [f"{metric}_mean", f"{metric}_std"]
+        if name in _SCORE_COLUMNS and rows and not any(name in row for row in rows):
+            continue
+        base.append(name)
+    extra = [key for row in rows for key in row if key not in base]
     extra = [key for key in dict.fromkeys(extra) if not key.startswith("_") and key != "chance"]
-    return [*BASE_COLUMNS, *extra]
+    return [*base, *extra]
 
 
-def to_csv(rows: Sequence[dict]) -> str:
-    names = columns(rows)
+def to_csv(rows: Sequence[dict], metric: str = "accuracy") -> str:
+    names = columns(rows, metric)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=names, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -220,7 +286,8 @@ def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _pct(mean: float, std: float | None = None) -> str:
+def format_percent(mean: float, std: float | None = None) -> str:
+    """``0.853, 0.011`` -> ``"85.3 ± 1.1"`` (``"–"`` for a missing or non-finite mean)."""
     if mean is None or not math.isfinite(mean):
         return "–"
     if std is None or not math.isfinite(std):
@@ -228,16 +295,73 @@ def _pct(mean: float, std: float | None = None) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
-def _num(value: float | None, fmt: str) -> str:
+def format_number(value: float | None, fmt: str) -> str:
+    """``value`` in format ``fmt`` (``"–"`` when missing or not finite)."""
     return "–" if value is None or not math.isfinite(value) else format(value, fmt)
 
 
-def _level_header(label: str) -> str:
+def level_header(label: str) -> str:
+    """A robustness column's header: ``shift_<n>`` -> ``shift <n>``, ``word_dropout_<r>`` ->
+    ``drop <r>%``; other labels as they are."""
     if label.startswith("shift_"):
         return f"shift {label[len('shift_') :]}"
     if label.startswith("word_dropout_"):
         return f"drop {label[len('word_dropout_') :]}%"
     return label
+
+
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_pct, _num, _level_header = format_percent, format_number, level_header
+
+
+def paired_labels(rows: Sequence[dict]) -> list[str]:
+    """The paired comparisons in the rows: ``vs_mean`` for rows with ``vs_mean_mean``, its CI
+    and its win counts (see :func:`summarize`)."""
+    keys = [key for row in rows for key in row]
+    return [key[: -len("_above")] for key in dict.fromkeys(keys)
+            if key.startswith("vs_") and key.endswith("_above")]
+
+
+def paired_cells(row: dict, label: str) -> list[str]:
+    """``+1.2 ± 0.3 [+0.4, +2.0]`` (x100, CI averaged over seeds) and how many seeds' paired
+    bootstrap intervals lie above / below 0."""
+    mean, std = row.get(f"{label}_mean"), row.get(f"{label}_std")
+    if row.get("pool") == label[len("vs_") :]:
+        return ["reference", "–"]
+    if mean is None or not math.isfinite(mean):
+        return ["–", "–"]
+    spread = f" ± {100 * std:.1f}" if std is not None and math.isfinite(std) and std > 0 else ""
+    low, high = row.get(f"{label}_ci_low_mean"), row.get(f"{label}_ci_high_mean")
+    interval = f" [{100 * low:+.1f}, {100 * high:+.1f}]" if low is not None else ""
+    runs, above, below = row["runs"], row.get(f"{label}_above", 0), row.get(f"{label}_below", 0)
+    if above == runs:
+        verdict = "better" + (f" ({above}/{runs} seeds)" if runs > 1 else "")
+    elif below == runs:
+        verdict = "worse" + (f" ({below}/{runs} seeds)" if runs > 1 else "")
+    elif above or below:
+        verdict = f"mixed ({above} better, {below} worse of {runs})"
+    else:
+        verdict = "not significant"
+    return [f"{100 * mean:+.1f}{spread}{interval}", verdict]
+
+
+def score_headers(rows: Sequence[dict], metric: str, metric_label: str) -> list[str]:
+    header = [metric_label]
+    if any(f"{metric}_ci_low_mean" in row for row in rows):
+        header.append("95% CI")
+    if metric == "accuracy" or any("macro_f1_mean" in row for row in rows):
+        header.append("macro-F1 %")
+    return header
+
+
+def score_cells(row: dict, metric: str, header: Sequence[str]) -> list[str]:
+    cells = [format_percent(row[f"{metric}_mean"], row[f"{metric}_std"])]
+    if "95% CI" in header:
+        low, high = row.get(f"{metric}_ci_low_mean"), row.get(f"{metric}_ci_high_mean")
+        cells.append(f"{format_percent(low)}–{format_percent(high)}")
+    if "macro-F1 %" in header:
+        cells.append(format_percent(row.get("macro_f1_mean"), row.get("macro_f1_std")))
+    return cells
 
 
 def to_markdown(
@@ -247,13 +371,20 @@ def to_markdown(
     command: str = "",
     notes: Sequence[str] = (),
     failures: Sequence[dict] = (),
+    metric: str = "accuracy",
+    metric_label: str = "accuracy %",
 ) -> str:
     """The summary as a Markdown page: the command, the table (best row bold), how to read it."""
-    labels = [key[: -len("_mean")] for key in columns(rows) if key.endswith("_mean")]
+    labels = [key[: -len("_mean")] for key in columns(rows, metric) if key.endswith("_mean")]
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
-    header = ["rank", "pooling", "accuracy %", "macro-F1 %"]
-    header += [_level_header(label) for label in labels]  # accuracy %, see the note below
-    header += ["train s", "infer samples/s", "params", "verdict"]
+    paired = paired_labels(rows)
+    score_header = score_headers(rows, metric, metric_label)
+    header = ["rank", "pooling", *score_header]
+    header += [level_header(label) for label in labels]  # accuracy %, see the note below
+    header += ["train s", "infer samples/s", "params"]
+    for label in paired:
+        header += [f"Δ vs `{label[3:]}` (95% CI)", f"vs `{label[3:]}` (paired bootstrap)"]
+    header.append("verdict")
     lines = [f"# {title}", ""]
     if command:
         lines += ["```bash", command, "```", ""]
@@ -265,27 +396,49 @@ def to_markdown(
         cells = [
             str(row["rank"]) if row.get("rank") else "–",
             f"`{row['pool']}`",
-            _pct(row["accuracy_mean"], row["accuracy_std"]),
-            _pct(row["macro_f1_mean"], row["macro_f1_std"]),
+            *score_cells(row, metric, score_header),
         ]
-        cells += [_pct(row.get(f"{label}_mean"), row.get(f"{label}_std")) for label in labels]
         cells += [
-            _num(row.get("train_time_s_mean"), ".1f"),
-            _num(row.get("throughput_samples_s_mean"), ",.0f"),
-            f"{row['params']:,}" if row.get("params") is not None else "–",
-            row["verdict"] + (f" ({row['failed']} failed)" if row.get("failed") else ""),
+            format_percent(row.get(f"{label}_mean"), row.get(f"{label}_std")) for label in labels
         ]
+        cells += [
+            format_number(row.get("train_time_s_mean"), ".1f"),
+            format_number(row.get("throughput_samples_s_mean"), ",.0f"),
+            f"{row['params']:,}" if row.get("params") is not None else "–",
+        ]
+        for label in paired:
+            cells += paired_cells(row, label)
+        cells.append(row["verdict"] + (f" ({row['failed']} failed)" if row.get("failed") else ""))
         if row["verdict"] == "best":
             cells = [f"**{cell}**" for cell in cells]
             cells[1] = cells[1] + " ★"
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Mean ± sample standard deviation over seeds. **best** = highest mean accuracy; "
+    lines += ["", *_legend(labels, paired, metric)]
+    if failures:
+        lines += ["", "Failed runs:", ""]
+        lines += [f"- `{f['pool']}` seed {f['seed']}: {f.get('error', '?')}" for f in failures]
+    return "\n".join(lines) + "\n"
+
+
+def _legend(labels: Sequence[str], paired: Sequence[str], metric: str) -> list[str]:
+    chance = (
+        "; **at chance** = within 2 points of always predicting the most frequent class"
+        if metric == "accuracy" else ""
+    )
+    lines = [
+        f"Mean ± sample standard deviation over seeds. **best** = highest mean {metric}; "
         "**loses** = lower, and Welch's t-test over the seeds (two-sided, 5%) says the gap is "
-        "not seed noise (pp = percentage points); **tie** = lower, but not significantly; "
-        "**at chance** = within 2 points of always predicting the most frequent class.",
+        "not seed noise (pp = percentage points); **tie** = lower, but not significantly"
+        f"{chance}.",
     ]
+    for label in paired:
+        lines.append(
+            f"Δ vs `{label[3:]}`: the difference in {metric} x100 against `{label[3:]}` on the "
+            "same test examples, with the 95% interval of a paired bootstrap over the test "
+            "examples (1,000 resamples, seeded; the bounds averaged over seeds); **better** / "
+            "**worse** = the interval excludes 0 for every seed. 95% CI: the percentile "
+            f"bootstrap interval of the {metric} itself."
+        )
     if labels and labels[0].startswith("shift_"):
         lines.append(
             "Robustness columns (shift 1-3px): test accuracy in % with every image translated by "
@@ -298,14 +451,11 @@ def to_markdown(
             "(tokens) of every text deleted at random (seeded; the same texts for every pooling "
             "type)."
         )
-    if failures:
-        lines += ["", "Failed runs:", ""]
-        lines += [f"- `{f['pool']}` seed {f['seed']}: {f.get('error', '?')}" for f in failures]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_summary(rows, csv_path, md_path, **markdown_args) -> None:
-    atomic_write_text(csv_path, to_csv(rows))
+    atomic_write_text(csv_path, to_csv(rows, markdown_args.get("metric", "accuracy")))
     atomic_write_text(md_path, to_markdown(rows, **markdown_args))
 
 

@@ -23,92 +23,14 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
 from typing import Any
 
-KINDS = ("image", "text")
+from poolkit.experiments.task_types import KINDS, Task, TaskData
 
-
-@dataclass
-class TaskData:
-    """The loaded data of a task.
-
-    ``train``/``dev``/``test`` are data sets (anything with ``len`` and indexing, such as a
-    ``torch.utils.data.Dataset`` or a list of examples); ``collate_fn`` turns a list of examples
-    into a batch ``dict[str, Tensor]`` with ``"labels"`` and the model's inputs. ``info`` carries
-    what a model builder or a perturbation needs (``vocab_size``, ``pad_id``, ``image_shape``…).
-    """
-
-    train: Any
-    dev: Any
-    test: Any
-    collate_fn: Callable[[list], dict]
-    num_classes: int
-    class_names: list[str] | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Task:
-    """A classification task to compare pooling types on.
-
-    Args:
-        name: registry key (``digits``, ``mr``…).
-        kind: ``"image"`` or ``"text"``; picks the default perturbation.
-        load: ``load(**options) -> TaskData``; the split must not depend on the run's seed, so that
-            every pooling type sees the same data.
-        build_model: ``build_model(pool, data, **model) -> nn.Module`` whose
-            ``forward(**inputs)`` returns logits ``(B, num_classes)``.
-        description: one line for ``compare --help`` and the summary.
-        train: training defaults (keys of ``poolkit.train.TrainConfig``: ``epochs``, ``batch_size``,
-            ``lr``…), kept small so a grid finishes in minutes.
-        perturbation: ``"shift"`` (images), ``"word_dropout"`` (text) or ``None``.
-        levels: perturbation levels (pixels, or drop rates).
-        default_pools: pools compared when ``--pools`` is not given.
-        options: keyword arguments for ``load`` (subset sizes, paths, columns).
-        model: keyword arguments for ``build_model`` (sizes such as ``embed_dim``).
-        fit: optional ``fit(model, data, train_config, seed) -> dict`` replacing the default
-            trainer (must return ``train_time_s`` and ``epochs``).
-    """
-
-    name: str
-    kind: str
-    load: Callable[..., TaskData]
-    build_model: Callable[..., Any]
-    description: str = ""
-    train: dict[str, Any] = field(default_factory=dict)
-    perturbation: str | None = None
-    levels: tuple[float, ...] = ()
-    default_pools: tuple[str, ...] = ("max", "avg")
-    options: dict[str, Any] = field(default_factory=dict)
-    fit: Callable[..., dict] | None = None
-    model: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"task name must be a non-empty string, got {self.name!r}")
-        if self.kind not in KINDS:
-            raise ValueError(f"task kind ({self.kind!r}) must be one of {', '.join(KINDS)}")
-        if self.perturbation is None and not self.levels:
-            default = "shift" if self.kind == "image" else "word_dropout"
-            levels = (1, 2, 3) if self.kind == "image" else (0.1, 0.2, 0.3)
-            object.__setattr__(self, "perturbation", default)
-            object.__setattr__(self, "levels", levels)
-
-    def with_options(self, **options: Any) -> Task:
-        """A copy with some ``load`` options changed (``None`` values are ignored)."""
-        merged = {**self.options, **{k: v for k, v in options.items() if v is not None}}
-        return replace(self, options=merged)
-
-    def with_settings(
-        self, *, train: dict[str, Any] | None = None, model: dict[str, Any] | None = None
-    ) -> Task:
-        """A copy with some training defaults and model arguments changed."""
-        return replace(
-            self, train={**self.train, **(train or {})}, model={**self.model, **(model or {})}
-        )
-
+__all__ = [
+    "KINDS", "Task", "TaskData", "register_task", "list_tasks", "get_task", "parse_pools",
+]
 
 _TASKS: dict[str, Task] = {}
 

@@ -2,8 +2,12 @@
 
 - :class:`TextCNN` (Kim 2014) — :mod:`poolkit.models.textcnn`
 - :class:`ConvNet` (small VGG-style image CNN) — :mod:`poolkit.models.convnet`
+- ``reduce_tokens(model, schedule)``: token merging / pooling / pruning between the layers of a
+  BERT encoder — :mod:`poolkit.models.token_patch`
 - the transformer pooling-head classifier — :mod:`poolkit.models.transformer` (imported on
   demand: ``build_model("transformer", ...)``)
+- :class:`Embedder` (sentence embeddings from a pretrained transformer and a pooling mode) —
+  :mod:`poolkit.models.embedder` (imported on first use of ``poolkit.models.Embedder``)
 
 Every classifier has a ``@dataclass`` config (``model.config``), ``forward(**inputs) -> logits
 (B, num_classes)`` taking the keys of a batch from :mod:`poolkit.data` (``input_ids`` or
@@ -23,6 +27,7 @@ from poolkit.models.registry import (
     register_model,
 )
 from poolkit.models.textcnn import TextCNN, TextCNNConfig
+from poolkit.models.token_patch import parse_schedule, reduce_tokens
 
 __all__ = [
     "TextCNN",
@@ -35,4 +40,17 @@ __all__ = [
     "register_model",
     "config_to_dict",
     "config_from_dict",
+    "Embedder",
+    "parse_schedule",
+    "reduce_tokens",
 ]
+
+_LAZY = {"Embedder": "poolkit.models.embedder"}  # pulls in the transformer module on first use
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'poolkit.models' has no attribute {name!r}")

@@ -286,6 +286,10 @@ def conv_max_over_time(x: Tensor, where: Tensor, rows: Tensor, bias: Tensor, rea
     ``has_token`` (from ``real`` ``(B, T)``, true at real tokens) zeroes windows of padding
     only; its backward touches only each filter's best window.
     """
+    if torch.is_autocast_enabled(x.device.type):  # the sparse kernel runs in float32
+        with torch.autocast(x.device.type, enabled=False):
+            return conv_max_over_time(x.float(), where, rows.float(), bias.float(), real,
+                                      widths, num_filters, lead, trail)
     args = (x, where, rows, bias, real, tuple(widths), num_filters, lead, trail)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (x, rows, bias)):
         return _ConvMaxOverTime.apply(*args)

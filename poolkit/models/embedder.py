@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,12 +36,14 @@ import numpy as np
 import torch
 
 from poolkit.models.transformer import (
-    _accepted_arguments,
+    accepted_arguments,
     backbone_hidden_states,
+    backbone_token_states,
     load_tokenizer_and_backbone,
     resolve_model_source,
 )
-from poolkit.nn.sequence import LEARNED_MODES, SequencePool, _parse_mode
+from poolkit.nn.sequence import LEARNED_MODES, SequencePool, parse_mode
+from poolkit.nn.token_reduction import pool_reduced
 
 __all__ = ["Embedder", "sentence_transformers_settings"]
 
@@ -93,6 +96,8 @@ class Embedder:
         gguf_file: GGUF file inside ``model`` (found automatically when there is just one).
         device: ``"cpu"``, ``"cuda"``...
         pool_kwargs: keyword arguments of ``SequencePool`` (e.g. ``k`` for ``kmax``).
+        reduce: a token-reduction schedule (``"merge:r=8"``, ...; see
+            :func:`poolkit.models.reduce_tokens`); pooling then weighs each token by its size.
     """
 
     def __init__(
@@ -106,13 +111,14 @@ class Embedder:
         gguf_file: str | None = None,
         device: str | torch.device = "cpu",
         pool_kwargs: dict | None = None,
+        reduce: str = "none",
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size ({batch_size!r}) must be a positive integer")
         if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
             raise ValueError(f"max_length ({max_length!r}) must be a positive integer or None")
         if isinstance(pool, str):
-            learned = [part for part in _parse_mode(pool) if part in LEARNED_MODES]
+            learned = [part for part in parse_mode(pool) if part in LEARNED_MODES]
             if learned:
                 raise ValueError(
                     f"pool mode {pool!r} has learned weights ({', '.join(learned)}); pass a "
@@ -133,10 +139,15 @@ class Embedder:
         self.pool = pool.to(self.device).eval()
         self.normalize = settings["normalize"] if normalize is None else bool(normalize)
         limit = settings["max_seq_length"] or min(self.tokenizer.model_max_length, 512)
-        self.max_length = max_length or limit
+        self.max_length = _clamped_length(max_length or limit, self.model.config)
         self.batch_size = batch_size
         self.source = source
-        self._accepted = _accepted_arguments(self.model)
+        self._accepted = accepted_arguments(self.model)
+        self.reduce = "none"
+        if reduce not in (None, "none"):
+            from poolkit.models.token_patch import reduce_tokens
+
+            reduce_tokens(self, reduce)
 
     @property
     def dimension(self) -> int:
@@ -173,29 +184,69 @@ class Embedder:
                     progress.advance(task, len(rows))
         return output
 
+    def token_states(
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        show_progress: bool = True,
+    ) -> list[torch.Tensor]:
+        """The encoder's last-layer states of each text's real tokens, before any pooling.
+
+        One ``float32 (n_i, H)`` tensor per text, in input order (``n_i`` tokens after
+        truncation to ``max_length``, special tokens included). Pooling these with a
+        ``SequencePool`` gives what :meth:`encode` gives (before normalisation), so one
+        encoder pass can serve every pooling mode, or train a learned one on a frozen encoder.
+        """
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings, not one string")
+        batch_size = batch_size or self.batch_size
+        ids = self.tokenize(texts)
+        states: list[torch.Tensor] = [torch.zeros(0)] * len(ids)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        with _progress(show_progress and len(batches) > 0) as progress:
+            task = progress.add_task("encoding", total=len(ids))
+            with torch.inference_mode():
+                for rows in batches:
+                    padded = self.tokenizer.pad(
+                        {"input_ids": [ids[i] for i in rows]}, return_tensors="pt"
+                    )
+                    mask = padded["attention_mask"].to(self.device)
+                    hidden = backbone_hidden_states(
+                        self.model, padded["input_ids"].to(self.device), mask, self._accepted
+                    ).float()  # (B, T, H)
+                    for row, one, real in zip(rows, hidden, mask.bool(), strict=True):
+                        states[row] = one[real].cpu().clone()  # (n_i, H), either padding side
+                    progress.advance(task, len(rows))
+        return states
+
     def _embed(self, rows: list[list[int]]) -> np.ndarray:
         padded = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt")
         input_ids = padded["input_ids"].to(self.device)
         attention_mask = padded["attention_mask"].to(self.device)
-        hidden_states = backbone_hidden_states(
+        hidden_states, mask, sizes = backbone_token_states(
             self.model, input_ids, attention_mask, self._accepted
-        )  # (B, T, H)
-        pooled = self.pool(hidden_states, attention_mask).float()  # (B, D)
+        )  # (B, T, H); fewer tokens, with their sizes, under a token-reduction schedule
+        pooled = pool_reduced(self.pool, hidden_states, mask, sizes).float()  # (B, D)
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return pooled.cpu().numpy()
 
 
-def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+def _clamped_length(max_length: int, config) -> int:
+    """``max_length``, at most the model's position embeddings (with a warning): more tokens
+    would index past them ("index 512 is out of bounds")."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        logging.getLogger("poolkit.models").warning(
+            "max_length (%d) is more than the model's %d positions; using %d",
+            max_length, positions, positions,
+        )
+        return positions
+    return max_length
 
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-        transient=True,
-    )
+
+def _progress(enabled: bool):
+    from poolkit._console import progress_bar
+
+    return progress_bar("[progress.description]{task.description}", disable=not enabled)

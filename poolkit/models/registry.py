@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from poolkit._io import to_jsonable
+
 __all__ = [
     "register_model",
     "build_model",
@@ -116,19 +118,9 @@ def model_type_of(model) -> str:
     )
 
 
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return config_to_dict(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def config_to_dict(config: Any) -> dict:
     """A config dataclass as a JSON-ready dict (tuples become lists)."""
-    return {f.name: _jsonable(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    return {f.name: to_jsonable(getattr(config, f.name)) for f in dataclasses.fields(config)}
 
 
 def _coerce(annotation: Any, value: Any) -> Any:

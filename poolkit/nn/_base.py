@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from poolkit.nn._utils import check_dims, ntuple, window_args
+from poolkit.geometry import check_dims, normalize_sizes, normalize_window
 
 
 class PoolModule(nn.Module):
@@ -33,9 +33,12 @@ class PoolModule(nn.Module):
 
 
 class WindowPoolNd(PoolModule):
-    """Holds ``kernel_size``/``stride``/``padding``; ``kernel_size=None`` is the global form."""
+    """Holds ``kernel_size``/``stride``/``padding`` (and ``dilation`` where the family has
+    one); ``kernel_size=None`` is the global form."""
 
-    def __init__(self, kernel_size=None, stride=None, padding=0, flatten: bool = True) -> None:
+    def __init__(
+        self, kernel_size=None, stride=None, padding=0, flatten: bool = True, *, dilation=None
+    ) -> None:
         super().__init__()
         check_dims(self.dims)
         self.is_global = kernel_size is None
@@ -47,10 +50,14 @@ class WindowPoolNd(PoolModule):
                 )
             self.kernel_size = self.stride = None
             self.padding = 0
+            if dilation is not None:
+                self.dilation = normalize_sizes(dilation, self.dims, "dilation")
         else:
-            self.kernel_size, self.stride, self.padding = window_args(
-                kernel_size, stride, padding, self.dims
+            self.kernel_size, self.stride, self.padding, dilations = normalize_window(
+                kernel_size, stride, padding, 1 if dilation is None else dilation, dims=self.dims
             )
+            if dilation is not None:
+                self.dilation = dilations
         self.flatten = bool(flatten)
 
     def _finish(self, output: Tensor, unbatched: bool = False) -> Tensor:
@@ -82,6 +89,17 @@ def keep_memory_format(output, input):
     return output
 
 
+def finish_bins(pooled: Tensor, is_global: bool, flatten: bool, dims: int) -> Tensor:
+    """The output of a pool that emits bins ``(N, C, bins)`` (k-max, spatial pyramid): as is for
+    the windowed form; the global form flattened to ``(N, C * bins)``, or ``(N, C * bins, 1,
+    ...)`` with ``flatten=False``."""
+    if not is_global:
+        return pooled
+    if flatten:
+        return pooled.flatten(1)
+    return pooled.reshape(pooled.shape[0], -1, *([1] * dims))
+
+
 def bind_dims(nd_function, name: str, dims: int):
     """``name`` = ``nd_function`` with ``dims`` fixed (the public 1d/2d/3d functional forms)."""
 
@@ -97,4 +115,4 @@ def bind_dims(nd_function, name: str, dims: int):
     return function
 
 
-__all__ = ["PoolModule", "WindowPoolNd", "bind_dims", "keep_memory_format", "ntuple"]
+__all__ = ["PoolModule", "WindowPoolNd", "bind_dims", "finish_bins", "keep_memory_format"]

@@ -1,4 +1,8 @@
-"""Argument checks and small helpers shared by the pooling families of :mod:`poolkit.nn`.
+"""Tensor checks and small helpers shared by the pooling families of :mod:`poolkit.nn`.
+
+The window arguments (``dims``, ``kernel_size``, ``stride``, ``padding``, ``dilation``) are
+parsed and validated by :mod:`poolkit.geometry`, the same functions the NumPy engine calls, so
+both raise the same messages; what is here needs a tensor.
 
 Every family validates its arguments here so that a bad call raises a ``ValueError`` (or
 ``TypeError``) that names the argument, the value received and what is allowed, and never an
@@ -14,52 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from poolkit.geometry import (  # noqa: F401  (argument checks shared with poolkit.keras)
+    check_choice,
+    check_dims,
+    check_positive,
+    check_unit,
+    normalize_window,
+    pool_output_size,
+)
+
 _HALF_TYPES = (torch.float16, torch.bfloat16)
-
-
-def check_dims(dims: object, allowed: Sequence[int] = (1, 2, 3), what: str = "dims") -> int:
-    """``dims`` as an int in ``allowed``."""
-    if isinstance(dims, bool) or not isinstance(dims, int):
-        raise TypeError(f"{what} must be an int in {tuple(allowed)}, got {dims!r}")
-    if dims not in allowed:
-        raise ValueError(f"{what} ({dims}) must be one of {tuple(allowed)}")
-    return dims
-
-
-def ntuple(value: object, dims: int, name: str, *, minimum: int = 1) -> tuple[int, ...]:
-    """``value`` (an int or ``dims`` ints, each ``>= minimum``) as a ``dims``-tuple."""
-    if isinstance(value, (int,)) and not isinstance(value, bool):
-        values: tuple = (value,) * dims
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        values = tuple(value)
-        if len(values) != dims:
-            raise ValueError(
-                f"{name} ({value!r}) must be an int or a sequence of {dims} ints, "
-                f"got {len(values)} values"
-            )
-    else:
-        raise TypeError(f"{name} must be an int or a sequence of {dims} ints, got {value!r}")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name} must contain ints, got {value!r}")
-        if v < minimum:
-            raise ValueError(f"{name} ({value!r}) must be >= {minimum} in every dim")
-    return values
-
-
-def window_args(
-    kernel_size: object, stride: object, padding: object, dims: int
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """Normalise and validate ``(kernel_size, stride, padding)``; ``stride=None`` means kernel."""
-    kernel = ntuple(kernel_size, dims, "kernel_size")
-    step = kernel if stride is None else ntuple(stride, dims, "stride")
-    pad = ntuple(padding, dims, "padding", minimum=0)
-    for d in range(dims):
-        if pad[d] > kernel[d] // 2:
-            raise ValueError(
-                f"padding ({pad[d]}) must be at most half the kernel size ({kernel[d]}) in dim {d}"
-            )
-    return kernel, step, pad
 
 
 def check_input(input: object, dims: int, name: str = "input") -> Tensor:
@@ -85,37 +53,6 @@ def check_fits(input: Tensor, kernel: Sequence[int], padding: Sequence[int], dim
                 f"kernel_size ({kernel[d]}) is larger than the padded input "
                 f"({spatial[d]} + 2*{padding[d]}) in dim {d}"
             )
-
-
-def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Number of windows along one dim (floor mode): ``floor((size + 2p - k) / s) + 1``."""
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def check_positive(value: object, name: str, *, allow_zero: bool = False) -> float:
-    """A finite real number ``> 0`` (or ``>= 0``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    ok = value >= 0 if allow_zero else value > 0
-    if not ok or not math.isfinite(value):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} ({value!r}) must be a finite number {bound}")
-    return float(value)
-
-
-def check_unit(value: object, name: str) -> float:
-    """A number in ``[0, 1]``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} ({value!r}) must be in [0, 1]")
-    return float(value)
-
-
-def check_choice(value: object, name: str, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} ({value!r}) must be one of {tuple(allowed)}")
-    return value  # type: ignore[return-value]
 
 
 # The primitives every family is composed from, by number of spatial dims.
@@ -190,12 +127,14 @@ def window_count(input: Tensor, kernel, stride, padding, dims: int) -> Tensor:
 
 
 def plane_max(input: Tensor, dims: int) -> Tensor:
-    """Maximum of each ``(n, c)`` plane, shape ``(N, C, 1, ...)``, detached, ``-inf``-safe.
+    """Maximum of the finite values of each ``(n, c)`` plane, shape ``(N, C, 1, ...)``,
+    detached (0 for a plane without finite values).
 
     An upper bound of every window's maximum: subtracting it before ``exp`` keeps every
     exponent ``<= 0`` so nothing overflows in any dtype.
     """
-    m = input.detach().flatten(2).amax(-1)
+    flat = input.detach().flatten(2)
+    m = torch.where(torch.isfinite(flat), flat, -torch.inf).amax(-1)  # of the finite values
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
     return m.reshape(*m.shape, *([1] * dims))
 
@@ -220,7 +159,10 @@ def plane_chunks(planes: Tensor, parts: int = 16) -> list[slice]:
 
 def pooled_empty(planes: Tensor, kernel, stride, padding, dims: int) -> Tensor:
     """An uninitialised ``(P, 1, *out)`` tensor for the pooled planes (filled chunk by chunk)."""
-    out = [output_size(planes.shape[2 + d], kernel[d], stride[d], padding[d]) for d in range(dims)]
+    out = [
+        pool_output_size(planes.shape[2 + d], kernel[d], stride[d], padding[d]).size
+        for d in range(dims)
+    ]
     return planes.new_empty((planes.shape[0], 1, *out))
 
 
@@ -243,6 +185,6 @@ def resolve_window(
         if stride is not None or padding not in (0, None):
             raise ValueError("stride and padding need kernel_size (kernel_size=None is global)")
         return global_window(input, dims)
-    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
+    kernel, step, pad, _ = normalize_window(kernel_size, stride, padding, dims=dims)
     check_fits(input, kernel, pad, dims)
     return kernel, step, pad

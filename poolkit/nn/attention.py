@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from poolkit.geometry import normalize_sizes
 from poolkit.nn._base import PoolModule
-from poolkit.nn._utils import check_choice, check_input, ntuple
+from poolkit.nn._utils import check_choice, check_input
 
 _INTERPOLATION = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
@@ -53,7 +54,7 @@ class _AttentionPoolNd(PoolModule):
         if spatial_size is None:
             self.pos_embed = None
         else:
-            size = ntuple(spatial_size, self.dims, "spatial_size")
+            size = normalize_sizes(spatial_size, self.dims, "spatial_size")
             self.pos_embed = nn.Parameter(torch.randn(channels, *size) * scale)
         self._place(device, dtype)
 
@@ -79,8 +80,9 @@ class _AttentionPoolNd(PoolModule):
             tokens = torch.cat([query, tokens], 1)
         heads, width = self.num_heads, c // self.num_heads
         q = self.q_proj(query).view(n, 1, heads, width).transpose(1, 2)  # (N, h, 1, d)
-        k = self.k_proj(tokens).view(n, -1, heads, width).transpose(1, 2)  # (N, h, L, d)
-        v = self.v_proj(tokens).view(n, -1, heads, width).transpose(1, 2)
+        length = tokens.shape[1]  # not -1: an empty batch must keep its shape
+        k = self.k_proj(tokens).view(n, length, heads, width).transpose(1, 2)  # (N, h, L, d)
+        v = self.v_proj(tokens).view(n, length, heads, width).transpose(1, 2)
         pooled = F.scaled_dot_product_attention(q, k, v).reshape(n, c)  # (N, C)
         out = self.out_proj(pooled)
         return out if self.flatten else out.reshape(n, -1, *([1] * self.dims))

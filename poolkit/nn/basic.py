@@ -11,17 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from poolkit.geometry import check_dims, normalize_window
 from poolkit.nn._base import PoolModule, WindowPoolNd, bind_dims
-from poolkit.nn._utils import (
-    AVG_POOL,
-    MAX_POOL,
-    check_dims,
-    check_fits,
-    check_input,
-    check_positive,
-    ntuple,
-    window_args,
-)
+from poolkit.nn._utils import AVG_POOL, MAX_POOL, check_fits, check_input, check_positive
 
 _LP_POOL = {1: F.lp_pool1d, 2: F.lp_pool2d, 3: F.lp_pool3d}
 
@@ -82,9 +74,9 @@ def max_pool(
     input, unbatched = _batched(input, dims, integer_ok=True)
     if kernel_size is None:
         return _unbatch(_global_max(input, dims, bool(return_indices)), unbatched)
-    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
-    output = MAX_POOL[dims](input, kernel, step, pad, ntuple(dilation, dims, "dilation"),
-                            ceil_mode, return_indices=bool(return_indices))
+    kernel, step, pad, dil = normalize_window(kernel_size, stride, padding, dilation, dims=dims)
+    output = MAX_POOL[dims](input, kernel, step, pad, dil, ceil_mode,
+                            return_indices=bool(return_indices))
     return _unbatch(output, unbatched)
 
 
@@ -111,7 +103,7 @@ def avg_pool(
         total = input.flatten(2)
         mean = total.mean(-1) if divisor_override is None else total.sum(-1) / divisor_override
         return _unbatch(mean.reshape(_global_shape(input, dims)), unbatched)
-    kernel, step, pad = window_args(kernel_size, stride, padding, dims)
+    kernel, step, pad, _ = normalize_window(kernel_size, stride, padding, dims=dims)
     if dims == 1 and divisor_override is not None:  # not in avg_pool1d: 2-D on (N, C, 1, L)
         output = F.avg_pool2d(input.unsqueeze(2), (1, kernel[0]), (1, step[0]), (0, pad[0]),
                               ceil_mode, count_include_pad, divisor_override).squeeze(2)
@@ -140,7 +132,7 @@ def lp_pool(
     if kernel_size is None:  # torch's formula over the plane (no kernel of the input's size)
         total = input.pow(p).flatten(2).sum(-1).reshape(_global_shape(input, dims))
         return _unbatch((torch.sign(total) * torch.relu(total.abs())).pow(1.0 / p), unbatched)
-    kernel, step, _ = window_args(kernel_size, stride, 0, dims)
+    kernel, step, _, _ = normalize_window(kernel_size, stride, dims=dims)
     check_fits(input, kernel, (0,) * dims, dims)
     if dims == 1:  # lp_pool1d wants ints
         return _unbatch(F.lp_pool1d(input, p, kernel[0], step[0], ceil_mode), unbatched)
@@ -187,8 +179,7 @@ class _MaxPoolNd(WindowPoolNd):
         self, kernel_size=None, stride=None, padding=0, dilation=1, return_indices=False,
         ceil_mode=False, flatten=True,
     ):
-        super().__init__(kernel_size, stride, padding, flatten)
-        self.dilation = ntuple(dilation, self.dims, "dilation")
+        super().__init__(kernel_size, stride, padding, flatten, dilation=dilation)
         self.return_indices = bool(return_indices)
         self.ceil_mode = bool(ceil_mode)
 

@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from poolkit.geometry import check_dims, normalize_sizes
 from poolkit.nn._base import PoolModule, bind_dims
-from poolkit.nn._utils import CONV, MAX_POOL, check_choice, check_dims, check_input, ntuple
+from poolkit.nn._utils import CONV, MAX_POOL, check_choice, check_input
 
 _PADDING_MODES = ("reflect", "replicate", "zeros")
 
@@ -63,7 +64,7 @@ def blur_pool(
     check_dims(dims)
     check_input(input, dims)
     check_choice(padding_mode, "padding_mode", _PADDING_MODES)
-    step = ntuple(stride, dims, "stride")
+    step = normalize_sizes(stride, dims, "stride")
     kernel = binomial_filter(kernel_size, dims, input.dtype, input.device)
     before, after = (kernel_size - 1) // 2, kernel_size // 2
     if padding_mode == "reflect" and min(input.shape[2:]) <= after:
@@ -97,7 +98,7 @@ def max_blur_pool(
     """
     check_dims(dims)
     check_input(input, dims)
-    kernel = ntuple(kernel_size, dims, "kernel_size")
+    kernel = normalize_sizes(kernel_size, dims, "kernel_size")
     for d in range(dims):
         if input.shape[2 + d] < kernel[d]:
             raise ValueError(
@@ -121,7 +122,7 @@ class _BlurPoolNd(PoolModule):
         super().__init__()
         binomial_filter(kernel_size, 1)  # validates kernel_size
         self.kernel_size = kernel_size
-        self.stride = ntuple(stride, self.dims, "stride")
+        self.stride = normalize_sizes(stride, self.dims, "stride")
         self.padding_mode = check_choice(padding_mode, "padding_mode", _PADDING_MODES)
 
     def extra_repr(self) -> str:
@@ -186,8 +187,8 @@ class _MaxBlurPoolNd(PoolModule):
         self, kernel_size=2, stride=2, blur_size: int = 3, padding_mode: str = "reflect"
     ):
         super().__init__()
-        self.kernel_size = ntuple(kernel_size, self.dims, "kernel_size")
-        self.stride = ntuple(stride, self.dims, "stride")
+        self.kernel_size = normalize_sizes(kernel_size, self.dims, "kernel_size")
+        self.stride = normalize_sizes(stride, self.dims, "stride")
         binomial_filter(blur_size, 1)  # validates
         self.blur_size = blur_size
         self.padding_mode = check_choice(padding_mode, "padding_mode", _PADDING_MODES)

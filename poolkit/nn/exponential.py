@@ -10,7 +10,9 @@ Numerical safety: the exponent is shifted by the plane maximum (an upper bound o
 maximum), so nothing overflows; float16/bfloat16 are computed in float32, and a call in which
 a window's weights underflowed (plane range beyond ~87) is redone in float64. A window whose
 weights still all underflow (a range beyond ~700) falls back to its max (SoftPool/LIP: the value
-at the largest logit; LSE: ``max - log(|w|)/r``).
+at the largest logit; LSE: ``max - log(|w|)/r``). NaN and infinite inputs affect only their
+own windows (NaN propagates as through torch's max pool, see :func:`_nonfinite_limits`), and an
+empty batch gives an empty result.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from poolkit.geometry import check_dims
 from poolkit.nn import _traceable
 from poolkit.nn._base import WindowPoolNd, bind_dims
 from poolkit.nn._utils import (
     MAX_POOL,
     as_planes,
-    check_dims,
     check_positive,
     plane_chunks,
     plane_max,
@@ -119,6 +121,47 @@ class _ExpWeightedPool(torch.autograd.Function):
 
 
 def _exp_weighted_pool(values: Tensor, logits: Tensor | None, kernel, stride, padding, dims):
+    if values.numel() == 0:  # an empty batch: an empty result of the right shape
+        return MAX_POOL[dims](values, kernel, stride, padding)
+    limits = _nonfinite_limits(values, logits, kernel, stride, padding, dims)
+    if limits is not None:
+        values, logits, apply_limits = limits
+    out = _finite_exp_weighted_pool(values, logits, kernel, stride, padding, dims)
+    return out if limits is None else apply_limits(out)
+
+
+def _nonfinite_limits(values: Tensor, logits: Tensor | None, kernel, stride, padding, dims):
+    """Finite stand-ins for NaN and infinite inputs, and a function that gives the windows
+    holding them their limit value; ``None`` when every input is finite.
+
+    A window with a NaN value (or a NaN or ``+inf`` logit) gives NaN, as through torch's max
+    pool; one with ``+inf`` values gives ``+inf``. SoftPool gives ``-inf`` values weight 0 (a
+    window of only ``-inf`` gives ``-inf``); LIP, whose weights do not come from the values,
+    gives ``-inf`` for ``-inf`` values and NaN for a window holding both infinities.
+    """
+    nan_v, pos_v = values.isnan(), values.isposinf()
+    neg_v = values.isneginf() if logits is not None else torch.zeros_like(nan_v)
+    bad_l = None if logits is None else logits.isnan() | logits.isposinf()
+    if not (nan_v.any() or pos_v.any() or neg_v.any() or (bad_l is not None and bad_l.any())):
+        return None
+
+    def windows(mask: Tensor) -> Tensor:
+        return MAX_POOL[dims](mask.to(torch.float32), kernel, stride, padding) > 0
+
+    nan_w = windows(nan_v if bad_l is None else nan_v | bad_l)
+    pos_w, neg_w = windows(pos_v), windows(neg_v)
+    clean_values = torch.where(nan_v | pos_v | neg_v, 0.0, values)
+    clean_logits = None if logits is None else torch.where(bad_l, 0.0, logits)
+
+    def apply_limits(out: Tensor) -> Tensor:
+        out = torch.where(pos_w, torch.inf, torch.where(neg_w, -torch.inf, out))
+        return torch.where(nan_w | (pos_w & neg_w), torch.nan, out)
+
+    return clean_values, clean_logits, apply_limits
+
+
+def _finite_exp_weighted_pool(values: Tensor, logits: Tensor | None, kernel, stride, padding,
+                              dims) -> Tensor:
     for dtype in _exp_dtypes(values):
         v = values.to(dtype)
         l = None if logits is None else logits.to(dtype)
@@ -423,6 +466,8 @@ class LIPLogit(nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         z = self.conv(input)
+        if z.shape[0] == 0:  # an empty batch: torch's instance norm refuses it
+            return z
         single = all(size == 1 for size in z.shape[2:])  # (not numel: keeps sizes symbolic)
         if single and isinstance(self.norm, nn.modules.instancenorm._InstanceNorm):
             # one position per plane: instance norm gives 0 (x - mean), then its affine shift;

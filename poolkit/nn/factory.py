@@ -14,7 +14,8 @@
 
 ``pool_info(name)`` describes an entry (paper, formula, dims, local/global forms, learnable,
 whether it has "winners" — input positions that alone decide each output, which explanation
-tools can highlight).
+tools can highlight). The descriptions live in :mod:`poolkit.pools` (one table, no torch, read
+by the CLI and ``poolkit explain`` too); this module only adds the constructors.
 
 Example::
 
@@ -29,10 +30,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from torch import nn
 
+from poolkit.geometry import check_dims
 from poolkit.nn import (
     attention,
     basic,
@@ -45,34 +47,7 @@ from poolkit.nn import (
     pyramid,
     stochastic,
 )
-from poolkit.nn._utils import check_dims
-
-
-@dataclass(frozen=True)
-class PoolInfo:
-    """Machine-readable description of one registry entry."""
-
-    name: str  # the factory key
-    title: str  # human name, e.g. "SoftPool"
-    paper: str  # short citation ("" for folklore pools)
-    summary: str  # one-line formula / what it does
-    dims: tuple[int, ...]  # spatial dims the family supports
-    local: bool  # has a windowed form
-    global_: bool  # has a global form
-    learnable: bool  # has learned parameters (in its default configuration)
-    has_winners: bool  # each output is one selected input value (max-like), in eval mode
-    size_args: tuple[str, ...] = ()  # arguments that select the windowed form
-    stochastic: bool = False  # output differs between calls in training mode
-    notes: str = ""
-    local_dims: tuple[int, ...] | None = None  # dims of the windowed form, if fewer than dims
-    needs_channels: bool = False  # the constructor requires channels=C (per-channel weights)
-
-    @property
-    def windowed_dims(self) -> tuple[int, ...]:
-        """Spatial dims for which the windowed form exists (empty if none)."""
-        if not self.local:
-            return ()
-        return self.dims if self.local_dims is None else self.local_dims
+from poolkit.pools import IDENTITY, POOLS, PoolInfo
 
 
 @dataclass(frozen=True)
@@ -103,10 +78,7 @@ def list_pools(include_identity: bool = False) -> list[str]:
 def pool_info(name: str) -> PoolInfo:
     """The :class:`PoolInfo` of a registered name (``ValueError`` listing names if unknown)."""
     if name in _IDENTITY_NAMES:
-        return PoolInfo(
-            name=name, title="Identity", paper="", summary="y = x (no pooling)",
-            dims=(1, 2, 3), local=True, global_=True, learnable=False, has_winners=False,
-        )
+        return replace(IDENTITY, name=name)
     return _entry(name).info
 
 
@@ -196,60 +168,12 @@ def _classes(module, stem: str, dims=(1, 2, 3)) -> dict[int, type]:
     return {d: getattr(module, f"{stem}{d}d") for d in dims}
 
 
-_WINDOW = ("kernel_size",)
-
-register_pool(
-    PoolInfo("max", "Max pooling", "", r"y = max_{i in w} x_i", (1, 2, 3), True, True, False,
-             True, _WINDOW),
-    _classes(basic, "MaxPool"),
-)
-register_pool(
-    PoolInfo("avg", "Average pooling", "", r"y = mean_{i in w} x_i", (1, 2, 3), True, True, False,
-             False, _WINDOW),
-    _classes(basic, "AvgPool"),
-)
-register_pool(
-    PoolInfo("lp", "Power-average (Lp) pooling, PyTorch's", "Boureau, Ponce & LeCun, ICML 2010",
-             r"y = (sum_{i in w} x_i^p)^(1/p); NaN for negative x with fractional p",
-             (1, 2, 3), True, True, False, False, _WINDOW),
-    _classes(basic, "LPPool"),
-)
-register_pool(
-    PoolInfo("avgmax", "Average + max / 2", "", r"y = (max_w x + mean_w x) / 2", (1, 2, 3), True,
-             True, False, False, _WINDOW),
-    _classes(basic, "AvgMaxPool"),
-)
-register_pool(
-    PoolInfo("catavgmax", "Concatenated average and max", "", r"y = [mean_w x ; max_w x]",
-             (1, 2, 3), True, True, False, False, _WINDOW, notes="feat_mult() == 2"),
-    _classes(basic, "CatAvgMaxPool"),
-)
-register_pool(
-    PoolInfo("kmax", "k-max pooling", "Kalchbrenner, Grefenstette & Blunsom, ACL 2014",
-             "the k largest values, in their original order", (1, 2, 3), True, True, False,
-             True, (), notes="feat_mult() == k; windowed form (N, C, k) with global_pool=False",
-             local_dims=(1,)),
-    _classes(kmax, "KMaxPool"),
-    _build_flag,
-)
-
-
 def _build_dynamic(cls: type, global_pool: bool, kwargs: dict) -> nn.Module:
     if global_pool:
         for arg in ("layer", "num_layers"):
             if kwargs.get(arg) is not None:
                 raise ValueError(f"{arg} ({kwargs[arg]!r}) selects the windowed form")
     return cls(**kwargs)
-
-
-register_pool(
-    PoolInfo("dynamic_kmax", "Dynamic k-max pooling",
-             "Kalchbrenner, Grefenstette & Blunsom, ACL 2014",
-             "k-max with k = max(k_top, ceil((L - l) / L * s))", (1,), True, True, False, True,
-             ("layer", "num_layers"), notes="global form = top layer, k = k_top"),
-    {1: kmax.DynamicKMaxPool1d},
-    _build_dynamic,
-)
 
 
 def _build_plain(cls: type, global_pool: bool, kwargs: dict) -> nn.Module:
@@ -259,101 +183,39 @@ def _build_plain(cls: type, global_pool: bool, kwargs: dict) -> nn.Module:
     return cls(**kwargs)
 
 
-register_pool(
-    PoolInfo("lp_abs", "Lp pooling of |x|", "Boureau, Ponce & LeCun, ICML 2010",
-             r"y = (sum_{i in w} |x_i|^p)^(1/p); safe on signed input", (1, 2, 3), True, True,
-             False, False, _WINDOW),
-    _classes(power, "LpAbsPool"),
-)
-register_pool(
-    PoolInfo("stochastic", "Stochastic pooling", "Zeiler & Fergus, ICLR 2013",
-             "train: sample a_i with p = a_i / sum a (a = relu x); eval: sum a^2 / sum a",
-             (1, 2, 3), True, True, False, False, _WINDOW, stochastic=True,
-             notes="winners in training only (the sampled position); eval is a weighted mean"),
-    _classes(stochastic, "StochasticPool"),
-)
-register_pool(
-    PoolInfo("fractional_max", "Fractional max pooling", "Graham, arXiv:1412.6071, 2014",
-             "max over pseudo-random / random regions giving a non-integer size ratio",
-             (1, 2, 3), True, False, False, True,
-             ("kernel_size", "output_size", "output_ratio"), stochastic=True,
-             notes="eval mode uses a fixed (mid-point) grid by default"),
-    _classes(fractional, "FractionalMaxPool"),
-    _build_plain,
-)
-register_pool(
-    PoolInfo("mixed", "Mixed max-average pooling", "Yu, Wang, Chen & Wei, RSKT 2014",
-             "y = a * max + (1 - a) * avg; a fixed, learned (sigmoid) or random per call",
-             (1, 2, 3), True, True, True, False, _WINDOW,
-             notes="mode='random' is stochastic in training"),
-    _classes(mixed, "MixedPool"),
-)
-register_pool(
-    PoolInfo("gated", "Gated max-average pooling", "Lee, Gallagher & Tu, AISTATS 2016",
-             "g = sigmoid(w . x_w); y = g * max + (1 - g) * avg (learned mask w)", (1, 2, 3), True,
-             False, True, False, _WINDOW),
-    _classes(mixed, "GatedPool"),
-    _build_plain,
-)
-register_pool(
-    PoolInfo("tree", "Tree pooling", "Lee, Gallagher & Tu, AISTATS 2016",
-             "learned pooling filters (leaves) mixed by learned sigmoid gates (nodes)", (1, 2, 3),
-             True, False, True, False, _WINDOW),
-    _classes(mixed, "TreePool"),
-    _build_plain,
-)
-register_pool(
-    PoolInfo("softpool", "SoftPool", "Stergiou, Poppe & Kalliatakis, ICCV 2021",
-             "y = sum x e^x / sum e^x = avgpool(x e^x) / avgpool(e^x)", (1, 2, 3), True, True,
-             False, False, _WINDOW),
-    _classes(exponential, "SoftPool"),
-)
-register_pool(
-    PoolInfo("lip", "Local importance-based pooling (LIP)", "Gao, Wang & Wu, ICCV 2019",
-             "y = avgpool(x e^l) / avgpool(e^l), l = 12 sigmoid(IN(conv(x)))", (1, 2, 3), True,
-             True, True, False, _WINDOW, notes="needs channels=C", needs_channels=True),
-    _classes(exponential, "LIPPool"),
-)
-register_pool(
-    PoolInfo("gem", "Generalised-mean (GeM) pooling", "Radenović, Tolias & Chum, TPAMI 2018",
-             "y = (avgpool(clamp(x, eps)^p))^(1/p), learnable p (optionally per channel)",
-             (1, 2, 3), True, True, True, False, _WINDOW),
-    _classes(power, "GeMPool"),
-)
-register_pool(
-    PoolInfo("lse", "Log-sum-exp pooling", "Pinheiro & Collobert, CVPR 2015",
-             "y = (1/r) log(mean_w exp(r x)); smooth max, stable", (1, 2, 3), True, True, False,
-             False, _WINDOW),
-    _classes(exponential, "LSEPool"),
-)
-register_pool(
-    PoolInfo("blur", "BlurPool (anti-aliased)", "Zhang, ICML 2019",
-             "binomial low-pass filter (kernel_size taps, reflect padding), then subsample",
-             (1, 2, 3), True, False, False, False, _WINDOW, notes="stride defaults to 2"),
-    _classes(blur, "BlurPool"),
-    _build_plain,
-)
-register_pool(
-    PoolInfo("maxblur", "MaxBlurPool (anti-aliased max)", "Zhang, ICML 2019",
-             "max pool with stride 1, then binomial blur and subsample", (1, 2, 3), True, False,
-             False, False, _WINDOW, notes="stride defaults to 2; blur_size taps (default 3)"),
-    _classes(blur, "MaxBlurPool"),
-    _build_plain,
-)
-register_pool(
-    PoolInfo("spp", "Spatial pyramid pooling", "He, Zhang, Ren & Sun, ECCV 2014",
-             "adaptive max (or avg) pools on l x l grids for l in levels, concatenated",
-             (1, 2, 3), True, True, False, True, ("levels",),
-             notes="windowed: (N, C, bins); global: (N, C * bins), default levels (1, 2, 4); "
-                   "winners with mode='max'"),
-    _classes(pyramid, "SpatialPyramidPool"),
-    _build_flag,
-)
-register_pool(
-    PoolInfo("attention", "Attention pooling", "Radford et al. (CLIP), ICML 2021",
-             "a learned query attends to all positions (multi-head), optional pos. embedding",
-             (1, 2, 3), False, True, True, False, (), notes="needs channels=C",
-             needs_channels=True),
-    _classes(attention, "AttentionPool"),
-    _build_plain,
-)
+# name -> (module classes by dims, build); each name's description is poolkit.pools.POOLS[name].
+_CONSTRUCTORS: dict[str, tuple[dict[int, type], Callable | None]] = {
+    "max": (_classes(basic, "MaxPool"), None),
+    "avg": (_classes(basic, "AvgPool"), None),
+    "lp": (_classes(basic, "LPPool"), None),
+    "avgmax": (_classes(basic, "AvgMaxPool"), None),
+    "catavgmax": (_classes(basic, "CatAvgMaxPool"), None),
+    "kmax": (_classes(kmax, "KMaxPool"), _build_flag),
+    "dynamic_kmax": ({1: kmax.DynamicKMaxPool1d}, _build_dynamic),
+    "lp_abs": (_classes(power, "LpAbsPool"), None),
+    "stochastic": (_classes(stochastic, "StochasticPool"), None),
+    "fractional_max": (_classes(fractional, "FractionalMaxPool"), _build_plain),
+    "mixed": (_classes(mixed, "MixedPool"), None),
+    "gated": (_classes(mixed, "GatedPool"), _build_plain),
+    "tree": (_classes(mixed, "TreePool"), _build_plain),
+    "softpool": (_classes(exponential, "SoftPool"), None),
+    "lip": (_classes(exponential, "LIPPool"), None),
+    "gem": (_classes(power, "GeMPool"), None),
+    "lse": (_classes(exponential, "LSEPool"), None),
+    "blur": (_classes(blur, "BlurPool"), _build_plain),
+    "maxblur": (_classes(blur, "MaxBlurPool"), _build_plain),
+    "spp": (_classes(pyramid, "SpatialPyramidPool"), _build_flag),
+    "attention": (_classes(attention, "AttentionPool"), _build_plain),
+}
+
+
+def _register_catalogue() -> None:
+    """Register every factory entry of :data:`poolkit.pools.POOLS` with its constructor."""
+    missing = sorted({n for n, info in POOLS.items() if info.factory} ^ set(_CONSTRUCTORS))
+    if missing:
+        raise RuntimeError(f"poolkit.pools and the factory's constructors disagree on {missing}")
+    for name, (classes, build) in _CONSTRUCTORS.items():
+        register_pool(POOLS[name], classes, build)
+
+
+_register_catalogue()

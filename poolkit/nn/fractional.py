@@ -26,37 +26,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from poolkit import geometry
+from poolkit.geometry import check_dims, normalize_sizes
 from poolkit.nn import _traceable
 from poolkit.nn._base import PoolModule, bind_dims
-from poolkit.nn._utils import check_dims, check_input, ntuple
+from poolkit.nn._utils import check_input
 
 
 def fractional_output_size(
     input_size: Sequence[int], output_size=None, output_ratio=None
 ) -> tuple[int, ...]:
-    """Output size per dim from ``output_size`` or ``output_ratio`` (exactly one of them).
-
-    ``output_ratio`` r gives ``int(S * r)`` like PyTorch; every output size must be in
-    ``[1, S]``.
+    """Output size per dim from ``output_size`` or ``output_ratio``, parsed by
+    :func:`poolkit.geometry.fractional_output_size` (as the NumPy engine does: ``output_size``
+    wins when both are given, as in PyTorch's functional form; a ratio r gives ``int(S * r)``);
+    every output size must be in ``[1, S]``.
     """
-    dims = len(input_size)
-    if (output_size is None) == (output_ratio is None):
-        raise ValueError(
-            f"exactly one of output_size ({output_size!r}) and output_ratio ({output_ratio!r}) "
-            "must be given"
-        )
-    if output_size is not None:
-        sizes = ntuple(output_size, dims, "output_size")
-    else:
-        ratios = (output_ratio,) * dims if isinstance(output_ratio, (int, float)) else tuple(
-            output_ratio
-        )
-        if len(ratios) != dims or not all(
-            isinstance(r, (int, float)) and 0 < r <= 1 for r in ratios
-        ):
-            raise ValueError(f"output_ratio ({output_ratio!r}) must be {dims} number(s) in (0, 1]")
-        sizes = tuple(int(s * r) for s, r in zip(input_size, ratios, strict=True))
-    for d in range(dims):
+    sizes = geometry.fractional_output_size(tuple(input_size), output_size, output_ratio)
+    for d in range(len(sizes)):
         if not 1 <= sizes[d] <= input_size[d]:
             raise ValueError(
                 f"output size ({sizes[d]}) must be between 1 and the input size "
@@ -119,7 +105,8 @@ def _region_argmax(
         ends = bounds[d][..., 1:] if overlapping else bounds[d][..., 1:] - 1
         ends = ends.clamp_max(spatial[d] - 1)
         # every increment is floor(alpha) or ceil(alpha): a bound known without reading the
-        # data (offsets past a region's end repeat its end, which never changes the max)
+        # data (offsets past a region's end repeat its end, which never changes the max); an
+        # empty batch needs no special case
         longest = -(-spatial[d] // starts.shape[-1]) + int(overlapping)
         width = min(longest, spatial[d])
         view = [*starts.shape[:2]] + [1] * dims
@@ -207,13 +194,9 @@ def fractional_max_pool(
 
 
 def _torch_fractional(input, kernel_size, sizes, return_indices, samples, dims):
-    kernel = ntuple(kernel_size, dims, "kernel_size")
-    for d in range(dims):
-        if sizes[d] + kernel[d] - 1 > input.shape[2 + d]:
-            raise ValueError(
-                f"output size ({sizes[d]}) + kernel_size ({kernel[d]}) - 1 must be at most the "
-                f"input size ({input.shape[2 + d]}) in dim {d}"
-            )
+    kernel = normalize_sizes(kernel_size, dims, "kernel_size")
+    # PyTorch's rule, checked as the NumPy engine does (the 1-D form runs the 2-D kernel)
+    geometry.check_fractional_sizes(tuple(input.shape[2:]), kernel, sizes)
     # PyTorch's 2-D kernel reads the samples as (w, h); the 3-D one as (t, h, w).
     samples = (samples.flip(-1) if dims <= 2 else samples).to(input.dtype)
     if dims == 1:  # through the 2-D kernel on a (N, C, 1, L) view
@@ -247,7 +230,7 @@ class _FractionalMaxPoolNd(PoolModule):
                 f"exactly one of output_size ({output_size!r}) and output_ratio "
                 f"({output_ratio!r}) must be given"
             )
-        self.kernel_size = None if kernel_size is None else ntuple(
+        self.kernel_size = None if kernel_size is None else normalize_sizes(
             kernel_size, self.dims, "kernel_size"
         )
         self.output_size, self.output_ratio = output_size, output_ratio

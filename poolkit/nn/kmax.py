@@ -8,22 +8,13 @@ layer's depth.
 
 from __future__ import annotations
 
-import math
-
 import torch.nn.functional as F
 from torch import Tensor
 
+from poolkit.geometry import check_count, check_dims, dynamic_k  # noqa: F401  (public here too)
 from poolkit.nn import _traceable
-from poolkit.nn._base import PoolModule
-from poolkit.nn._utils import check_dims, check_input
-
-
-def _check_k(k: object, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"{name} must be an int >= 1, got {k!r}")
-    if k < 1:
-        raise ValueError(f"{name} ({k}) must be >= 1")
-    return k
+from poolkit.nn._base import PoolModule, finish_bins
+from poolkit.nn._utils import check_input
 
 
 def kmax_pool(input: Tensor, k: int, dim: int = -1) -> Tensor:
@@ -45,7 +36,7 @@ def kmax_pool(input: Tensor, k: int, dim: int = -1) -> Tensor:
         >>> kmax_pool(torch.tensor([1., 5., 2., 4., 3.]), 3)
         tensor([5., 4., 3.])
     """
-    k = _check_k(k)
+    k = check_count(k, "k")
     length = input.shape[dim]
     if _traceable.capturing():  # ONNX has no stable sort; TopK keeps the earlier of ties
         top = input.detach().topk(min(k, length), dim=dim).indices
@@ -59,25 +50,6 @@ def kmax_pool(input: Tensor, k: int, dim: int = -1) -> Tensor:
         pad = [0, 0] * (input.dim() - 1 - dim) + [0, k - length]
         output = F.pad(output, pad)
     return output
-
-
-def dynamic_k(length: int, k_top: int, layer: int, num_layers: int) -> int:
-    r"""Kalchbrenner et al.'s :math:`k_l = \max(k_{top}, \lceil \frac{L - l}{L} s \rceil)`.
-
-    ``length`` is the sentence length :math:`s`, ``layer`` the 1-based index :math:`l` of the
-    convolutional layer, ``num_layers`` the total :math:`L`.
-
-    Example::
-
-        >>> dynamic_k(18, 3, 1, 3)   # ceil(2/3 * 18) = 12
-        12
-    """
-    k_top = _check_k(k_top, "k_top")
-    num_layers = _check_k(num_layers, "num_layers")
-    layer = _check_k(layer, "layer")
-    if layer > num_layers:
-        raise ValueError(f"layer ({layer}) must be at most num_layers ({num_layers})")
-    return max(k_top, math.ceil((num_layers - layer) / num_layers * length))
 
 
 def dynamic_kmax_pool1d(input: Tensor, k_top: int, layer: int, num_layers: int) -> Tensor:
@@ -106,7 +78,7 @@ def global_kmax_pool(input: Tensor, k: int, *, dims: int) -> Tensor:
 class _KMaxPoolNd(PoolModule):
     def __init__(self, k: int = 1, global_pool: bool = True, flatten: bool = True) -> None:
         super().__init__()
-        self.k = _check_k(k)
+        self.k = check_count(k, "k")
         self.is_global = bool(global_pool)
         if not self.is_global and self.dims != 1:
             raise ValueError(
@@ -118,11 +90,7 @@ class _KMaxPoolNd(PoolModule):
         return self.k
 
     def _finish(self, pooled: Tensor) -> Tensor:  # pooled: (N, C, k)
-        if not self.is_global:
-            return pooled
-        if self.flatten:
-            return pooled.flatten(1)
-        return pooled.reshape(pooled.shape[0], -1, *([1] * self.dims))
+        return finish_bins(pooled, self.is_global, self.flatten, self.dims)
 
     def extra_repr(self) -> str:
         return f"k={self.k}, global_pool={self.is_global}, flatten={self.flatten}"
@@ -211,7 +179,7 @@ class DynamicKMaxPool1d(PoolModule):
         flatten: bool = True,
     ) -> None:
         super().__init__()
-        self.k_top = _check_k(k_top, "k_top")
+        self.k_top = check_count(k_top, "k_top")
         if (layer is None) != (num_layers is None):
             raise ValueError(
                 f"layer ({layer!r}) and num_layers ({num_layers!r}) must be given together"

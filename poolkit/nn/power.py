@@ -62,10 +62,14 @@ class _PowerMeanPool(torch.autograd.Function):
         x = as_planes(input)
         power = _exponents(p, n, c, dims)
         with torch.no_grad():
-            scale = _base(input.detach().flatten(2).amax(-1), mode, eps)
+            # the scale comes from the finite values: a NaN or inf decides only its own windows
+            flat = input.detach().flatten(2)
+            finite = torch.isfinite(flat)
+            scale = _base(torch.where(finite, flat, -torch.inf).amax(-1), mode, eps)
             if mode == "abs":  # the max of |x| needs the min too
-                scale = torch.maximum(scale, input.detach().flatten(2).amin(-1).abs())
-            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+                low = torch.where(finite, flat, torch.inf).amin(-1).abs()
+                scale = torch.maximum(scale, low)
+            scale = torch.where(torch.isfinite(scale) & (scale > 0), scale, torch.ones_like(scale))
             scale = scale.reshape(n, c, *([1] * dims))
             s = scale.reshape(-1, *([1] * (dims + 1)))
             total = pooled_empty(x, kernel, stride, padding, dims)
@@ -75,9 +79,9 @@ class _PowerMeanPool(torch.autograd.Function):
                 del base
             total = total.view(n, c, *total.shape[2:])
             count = window_count(input, kernel, stride, padding, dims) if divide else 1.0
-            positive = total > 0
-            safe_total = torch.where(positive, total, torch.ones_like(total))
-            out = torch.where(positive, (safe_total / count).pow(1.0 / p), 0.0).mul_(scale)
+            keep = (total > 0) | total.isnan()  # NaN propagates, as through torch's max pool
+            safe_total = torch.where(keep, total, torch.ones_like(total))
+            out = torch.where(keep, (safe_total / count).pow(1.0 / p), 0.0).mul_(scale)
         ctx.save_for_backward(input, p, scale, total, out)
         ctx.config = (mode, eps, divide, kernel, stride, padding, dims)
         return out

@@ -12,24 +12,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from poolkit.nn._base import PoolModule, bind_dims
-from poolkit.nn._utils import ADAPTIVE_AVG, ADAPTIVE_MAX, check_choice, check_dims, check_input
-
-
-def _check_levels(levels: object) -> tuple[int, ...]:
-    if isinstance(levels, int) and not isinstance(levels, bool):
-        levels = (levels,)
-    if not isinstance(levels, Sequence) or isinstance(levels, str) or not levels:
-        raise ValueError(f"levels ({levels!r}) must be a non-empty sequence of ints >= 1")
-    for level in levels:
-        if isinstance(level, bool) or not isinstance(level, int) or level < 1:
-            raise ValueError(f"levels ({levels!r}) must be a non-empty sequence of ints >= 1")
-    return tuple(levels)
+from poolkit.geometry import check_dims, pyramid_levels
+from poolkit.nn._base import PoolModule, bind_dims, finish_bins
+from poolkit.nn._utils import ADAPTIVE_AVG, ADAPTIVE_MAX, check_choice, check_input
 
 
 def pyramid_bins(levels: Sequence[int], dims: int) -> int:
     """Number of bins of a pyramid: :math:`\\sum_l l^{dims}` (``(1, 2, 4)`` in 2-D: 21)."""
-    return sum(level**dims for level in _check_levels(levels))
+    return sum(level**dims for level in pyramid_levels(levels))
 
 
 def spatial_pyramid_pool(
@@ -56,7 +46,7 @@ def spatial_pyramid_pool(
     """
     check_dims(dims)
     check_input(input, dims)
-    levels = _check_levels(levels)
+    levels = pyramid_levels(levels)
     check_choice(mode, "mode", ("max", "avg"))
     pool = ADAPTIVE_MAX[dims] if mode == "max" else ADAPTIVE_AVG[dims]
     return torch.cat([pool(input, level).flatten(2) for level in levels], dim=2)
@@ -73,7 +63,7 @@ class _SpatialPyramidPoolNd(PoolModule):
         flatten: bool = True,
     ):
         super().__init__()
-        self.levels = _check_levels(levels)
+        self.levels = pyramid_levels(levels)
         self.mode = check_choice(mode, "mode", ("max", "avg"))
         self.is_global = bool(global_pool)
         self.flatten = bool(flatten)
@@ -82,11 +72,7 @@ class _SpatialPyramidPoolNd(PoolModule):
         return pyramid_bins(self.levels, self.dims)
 
     def _finish(self, pooled: Tensor) -> Tensor:  # (N, C, bins)
-        if not self.is_global:
-            return pooled
-        if self.flatten:
-            return pooled.flatten(1)
-        return pooled.reshape(pooled.shape[0], -1, *([1] * self.dims))
+        return finish_bins(pooled, self.is_global, self.flatten, self.dims)
 
     def extra_repr(self) -> str:
         return f"levels={self.levels}, mode={self.mode!r}, global_pool={self.is_global}"

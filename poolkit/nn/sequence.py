@@ -302,7 +302,8 @@ class _MaskedMultiHeadAttention(nn.Module):
               + \\log m\\big) V W^V_j, \\quad \\mathrm{out} = [\\mathrm{head}_1..] W^O
 
     A query whose keys are all masked gets a zero output (not NaN).
-    Shape: queries ``(B, Q, H)``, keys_values ``(B, S, H)``, key_mask ``(B, S)`` -> ``(B, Q, H)``.
+    Shape: queries ``(B, Q, H)``, keys_values ``(B, S, H)`` or ``(1, S, H)`` (shared by every
+    row, broadcast), key_mask ``(B, S)`` -> ``(B, Q, H)``.
     """
 
     def __init__(self, hidden_size: int, num_heads: int):
@@ -380,8 +381,10 @@ class _LatentAttention(nn.Module):
         )
 
     def forward(self, hidden_states: Tensor, mask: Tensor) -> Tensor:
-        latents = self.latents.expand(hidden_states.shape[0], -1, -1)  # (B, r, H)
-        attended = hidden_states + self.attention(hidden_states, latents, None)  # (B, T, H)
+        # The latents' keys and values are the same for every row: project them once, (1, r, H),
+        # and let the attention's matmuls broadcast over the batch (B times fewer FLOPs than
+        # expanding the latents to (B, r, H) first).
+        attended = hidden_states + self.attention(hidden_states, self.latents, None)  # (B, T, H)
         attended = attended + self.mlp(attended)
         return masked_mean(attended, mask)
 
@@ -390,7 +393,8 @@ class _LatentAttention(nn.Module):
 # The module
 
 
-def _parse_mode(mode: Any) -> tuple[str, ...]:
+def parse_mode(mode: Any) -> tuple[str, ...]:
+    """``"mean+max"`` -> ``("mean", "max")``, each a name of :data:`POOLING_MODES`."""
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a string such as 'mean' or 'mean+max', got {mode!r}")
     parts = tuple(part.strip() for part in mode.split("+"))
@@ -403,6 +407,10 @@ def _parse_mode(mode: Any) -> tuple[str, ...]:
     if len(set(parts)) != len(parts):
         raise ValueError(f"mode {mode!r} repeats a mode; each may appear once")
     return parts
+
+
+# The old private spelling, still used by branches not merged yet; remove once none does.
+_parse_mode = parse_mode
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -450,7 +458,7 @@ class SequencePool(nn.Module):
 
     def __init__(self, mode: str = "mean", hidden_size: int | None = None, **kwargs: Any):
         super().__init__()
-        self.modes = _parse_mode(mode)
+        self.modes = parse_mode(mode)
         self.mode = "+".join(self.modes)
         if hidden_size is not None:
             hidden_size = _positive_int("hidden_size", hidden_size)

@@ -47,6 +47,9 @@ def stochastic_indices(
     tiny = torch.finfo(dtype).tiny
     one_below = 1.0 - torch.finfo(dtype).eps / 2  # the largest float below 1
     planes = as_planes(input.detach())
+    if planes.numel() == 0:  # an empty batch: no window, no draw
+        index = MAX_POOL[dims](planes.to(dtype), kernel, step, pad, return_indices=True)[1]
+        return index.view(*input.shape[:2], *index.shape[2:])
     uniforms = None if noise is None else as_planes(noise)
     indices = []
     with torch.no_grad():  # by groups of planes: the keys never exist at full size
@@ -100,8 +103,8 @@ def stochastic_pool(
     whole = kernel_size is None  # a plane sum, not a kernel as large as the input (export)
     total = window_sum(positive, kernel, step, pad, dims, whole)
     squares = window_sum(positive * positive, kernel, step, pad, dims, whole)
-    nonzero = total > 0
-    out = torch.where(nonzero, squares / torch.where(nonzero, total, 1.0), 0.0)
+    keep = (total > 0) | total.isnan()  # NaN propagates, as through torch's max pool
+    out = torch.where(keep, squares / torch.where(keep, total, 1.0), 0.0)
     return out.to(input.dtype)
 
 

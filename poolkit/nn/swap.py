@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from poolkit.geometry import check_choice, check_dims
 from poolkit.nn._base import PoolModule
-from poolkit.nn._utils import check_choice, check_dims
 from poolkit.nn.factory import create_pool, list_pools, pool_info
 
 _IDENTITY = ("", "identity")

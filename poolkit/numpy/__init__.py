@@ -20,10 +20,11 @@ forward (and ``_backward``)  what it computes
 ==========================  =====================================================
 
 Formulas, output sizes, index semantics and worked examples: ``docs/numpy-engine.md``. The
-windowing primitive every op reduces on (and that new pooling families build on) is
-:mod:`poolkit.numpy.windows`; :mod:`poolkit.numpy.examples` holds the worked examples as
-data. Optional numba kernels (``poolkit[fast]``) speed up the windowed max/avg ops; choose with
-``POOLKIT_NUMPY_BACKEND=auto|numpy|numba`` (see :mod:`poolkit.numpy._backend`).
+windowing primitive every op reduces on is :mod:`poolkit.numpy.windows` (the families of
+:mod:`poolkit.numpy.families` compose those ops); :mod:`poolkit.numpy.examples` holds the
+worked examples as data. Optional numba kernels (``poolkit[fast]``) speed up the windowed
+max/avg ops; choose with ``POOLKIT_NUMPY_BACKEND=auto|numpy|numba`` (see
+:mod:`poolkit.numpy._backend`).
 
 Example::
 

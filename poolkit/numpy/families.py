@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
 
 import numpy as np
 
-from poolkit.geometry import normalize_tuple
+from poolkit.geometry import check_count, normalize_tuple, pyramid_levels
 from poolkit.numpy import adaptive, pooling
 
 _AVG = {1: pooling.avg_pool1d, 2: pooling.avg_pool2d, 3: pooling.avg_pool3d}
@@ -396,12 +395,6 @@ def mixed_pool_backward(
 # --- k-max ------------------------------------------------------------------------------------
 
 
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k ({k!r}) must be an int >= 1")
-    return int(k)
-
-
 def _kmax_positions(x: np.ndarray, k: int) -> np.ndarray:
     order = np.argsort(-x, axis=-1, kind="stable")[..., :k]  # ties: the earlier position
     return np.sort(order, axis=-1)
@@ -411,7 +404,7 @@ def kmax_pool1d(input, k: int) -> np.ndarray:
     r"""k-max pooling over the last axis (Kalchbrenner et al. 2014), original order kept; zero
     padded at the end when the axis is shorter than ``k``."""
     x = _array(input, 1)
-    k = _check_k(k)
+    k = check_count(k, "k")
     picked = np.take_along_axis(x, _kmax_positions(x, k), -1)
     if x.shape[-1] < k:
         picked = np.concatenate([picked, np.zeros((*x.shape[:-1], k - x.shape[-1]), x.dtype)], -1)
@@ -421,7 +414,7 @@ def kmax_pool1d(input, k: int) -> np.ndarray:
 def kmax_pool1d_backward(grad_output, input, k: int) -> np.ndarray:
     """Each selected position receives its output's gradient."""
     x = _array(input, 1)
-    k = _check_k(k)
+    k = check_count(k, "k")
     positions = _kmax_positions(x, k)
     g = np.asarray(grad_output)[..., : positions.shape[-1]]
     grad = np.zeros_like(x)
@@ -430,16 +423,6 @@ def kmax_pool1d_backward(grad_output, input, k: int) -> np.ndarray:
 
 
 # --- spatial pyramid --------------------------------------------------------------------------
-
-
-def _levels(levels) -> tuple[int, ...]:
-    if isinstance(levels, numbers.Integral) and not isinstance(levels, bool):
-        levels = (levels,)
-    if not isinstance(levels, Sequence) or not levels or not all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in levels
-    ):
-        raise ValueError(f"levels ({levels!r}) must be a non-empty sequence of ints >= 1")
-    return tuple(int(v) for v in levels)
 
 
 def _mode(mode) -> str:
@@ -452,7 +435,7 @@ def spatial_pyramid_pool(input, levels=(1, 2, 4), mode: str = "max", *, dims: in
     r"""Spatial pyramid pooling (He et al. 2014): adaptive ``mode`` pooling to :math:`l^{d}`
     bins per level, flattened and concatenated: ``(N, C, sum_l l^d)``."""
     x = _array(input, dims)
-    levels, mode = _levels(levels), _mode(mode)
+    levels, mode = pyramid_levels(levels), _mode(mode)
     parts = [
         _ADAPTIVE[mode][dims](x, level).reshape(*x.shape[: x.ndim - dims], -1) for level in levels
     ]
@@ -464,7 +447,7 @@ def spatial_pyramid_pool_backward(
 ):
     """Sum over levels of the adaptive pools' backward on each level's slice of the gradient."""
     x = _array(input, dims)
-    levels, mode = _levels(levels), _mode(mode)
+    levels, mode = pyramid_levels(levels), _mode(mode)
     g = np.asarray(grad_output, dtype=np.float64)
     grad = np.zeros(x.shape, dtype=np.float64)
     start = 0

@@ -30,11 +30,12 @@ block and its temporaries stay in cache; see :func:`plane_blocks`):
   reductions that need the whole window at once (teaching, naive references, new pooling
   families that are not separable). It materialises a padded copy when there is padding.
 
-For new pooling families (``poolkit.numpy.families``), the whole-array helpers
+The pooling families PyTorch lacks (:mod:`poolkit.numpy.families`) do not call this module
+directly: they compose the engine's pooling ops (a window sum is ``avg_pool`` times the window
+size, its transpose the average-pooling backward), which reduce here. The whole-array helpers
 :func:`window_sum`, :func:`window_max` and :func:`window_sum_backward` take ``(N, C, *S)`` or
-``(C, *S)`` arrays and PyTorch-style arguments and do the blocking: GeM is
-``(window_sum(x**p) / count) ** (1/p)``, SoftPool ``window_sum(e**x * x) / window_sum(e**x)``,
-and their gradients go back through :func:`window_sum_backward`.
+``(C, *S)`` arrays and PyTorch-style arguments and do the blocking; they serve teaching, naive
+references and tests (e.g. GeM is ``(window_sum(x**p) / count) ** (1/p)``).
 
 Example (sum pooling of a 4x4 plane with 2x2 windows)::
 

@@ -14,8 +14,9 @@ tensors, numbers, strings, lists, tuples and dicts; :func:`save_state` writes it
 safetensors file and the rest to JSON, so that :func:`load_state` rebuilds it exactly (int dict
 keys and tuples included). ``torch.save``/``torch.load`` (pickle) are never used.
 
-Every file is written to a temporary name in the same folder and moved into place with
-``os.replace``, so a crash leaves either the old or the new file, never half of one.
+Every file is written with :func:`poolkit._io.atomic_write` (a temporary name in the same folder,
+moved into place with ``os.replace``), so a crash leaves either the old or the new file, never
+half of one; ``atomic_write_text``/``atomic_write_json`` are re-exported from there.
 
 Example:
     >>> import tempfile, torch
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from poolkit._io import atomic_write, atomic_write_json, atomic_write_text
 from poolkit.errors import DataFormatError
 from poolkit.models.registry import build_model, config_to_dict, model_type_of
 
@@ -52,6 +53,8 @@ __all__ = [
     "read_checkpoint_config",
     "save_state",
     "load_state",
+    "load_tensors",
+    "load_weights",
     "atomic_write_text",
     "atomic_write_json",
 ]
@@ -59,38 +62,6 @@ __all__ = [
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT = "poolkit-checkpoint"
-
-
-# ---------------------------------------------------------------------------------------------
-# Atomic writes
-
-
-def _atomic(path: Path, write) -> None:
-    """Call ``write(temp_path)`` then move the temp file onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    def write(temp):
-        with open(temp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-    _atomic(Path(path), write)
-
-
-def atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,7 +110,7 @@ def save_checkpoint(
         "model_config": config_to_dict(model.config),
         **(metadata or {}),
     }
-    _atomic(directory / MODEL_FILE, lambda temp: save_model(model, temp))
+    atomic_write(directory / MODEL_FILE, write_path=lambda temp: save_model(model, temp))
     atomic_write_json(directory / CONFIG_FILE, config)
     return directory
 
@@ -165,6 +136,38 @@ def read_checkpoint_config(directory: str | os.PathLike) -> dict:
     return config
 
 
+def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu"
+                 ) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; a corrupt file raises :class:`DataFormatError`
+    naming it (safetensors alone says only "Error while deserializing header")."""
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        return load_file(path, device=str(device))
+    except SafetensorError as exc:
+        raise DataFormatError(path, None, f"not a readable safetensors file ({exc})") from None
+
+
+def load_weights(model: torch.nn.Module, path: str | os.PathLike,
+                 device: str | torch.device = "cpu") -> None:
+    """Load a safetensors file into ``model`` (strict); errors name the file."""
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        load_model(model, path, strict=True, device=str(device))
+    except SafetensorError as exc:
+        raise DataFormatError(path, None, f"not a readable safetensors file ({exc})") from None
+    except RuntimeError as exc:  # missing/unexpected keys or shapes: not this model's weights
+        reason = " ".join(str(exc).split())
+        raise DataFormatError(path, None, f"weights do not fit the model: {reason}") from None
+
+
 def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "cpu"
                     ) -> Checkpoint:
     """Rebuild the model of a checkpoint folder (in eval mode) with its ``config.json``."""
@@ -173,7 +176,7 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "
         directory = directory.parent
     config = read_checkpoint_config(directory)
     model = build_model(config["model_type"], config["model_config"])
-    load_model(model, directory / MODEL_FILE, strict=True, device=str(device))
+    load_weights(model, directory / MODEL_FILE, device)
     model.to(device)
     model.eval()
     return Checkpoint(model, config, directory)
@@ -234,13 +237,26 @@ def save_state(path_stem: str | os.PathLike, state: Any) -> None:
     stem = Path(path_stem)
     tensors: dict[str, torch.Tensor] = {}
     structure = _flatten(state, tensors, "")
-    _atomic(stem.with_suffix(".safetensors"), lambda temp: save_file(tensors, temp))
-    atomic_write_json(stem.with_suffix(".json"), structure)
+    atomic_write(stem.with_suffix(".safetensors"), write_path=lambda temp: save_file(tensors, temp))
+    # Python's own JSON (NaN and Infinity kept): the state must come back exactly as it was.
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(structure, indent=2) + "\n")
 
 
 def load_state(path_stem: str | os.PathLike) -> Any:
     """Read what :func:`save_state` wrote (tensors on the CPU)."""
     stem = Path(path_stem)
-    tensors = load_file(stem.with_suffix(".safetensors"), device="cpu")
-    structure = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
-    return _unflatten(structure, tensors)
+    tensors = load_tensors(stem.with_suffix(".safetensors"))
+    path = stem.with_suffix(".json")
+    if not path.is_file():
+        raise FileNotFoundError(f"trainer state file not found: {path}")
+    try:
+        structure = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(path, None, f"not UTF-8 ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
+    try:
+        return _unflatten(structure, tensors)
+    except KeyError as exc:
+        raise DataFormatError(path, None, f"names tensor {exc} that {stem.name}.safetensors "
+                                          "lacks (files from two different saves?)") from None

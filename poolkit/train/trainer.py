@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -57,6 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from poolkit._console import progress_bar, stderr_console
+from poolkit._io import dumps
 from poolkit.errors import PoolkitError
 from poolkit.train import checkpoint as ckpt
 from poolkit.train.distributed import (
@@ -100,7 +103,10 @@ class RunFolderError(PoolkitError, RuntimeError):
 #: Train settings a resumed run must share with its checkpoint (others, like ``epochs`` or
 #: ``patience``, may change: a run can be extended).
 RESUME_KEYS = ("batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup", "monitor",
-               "grad_clip", "seed", "group_by_length", "layer_lr_decay", "ema")
+               "grad_clip", "seed", "group_by_length", "layer_lr_decay", "ema", "grad_accum",
+               "precision")
+#: autocast dtype of each ``precision`` (None: no autocast)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 #: ... and the parts of config.json that describe the model and its data.
 RESUME_METADATA = ("model_type", "model_config", "label_names", "data", "text_encoder", "image")
 
@@ -165,6 +171,17 @@ class TrainConfig:
         force_resume: resume even where the settings that define the model, its training or
             its data differ from the checkpoint's (listed in the :class:`RunFolderError`
             otherwise).
+        grad_accum: gradient accumulation: each optimizer step sums the gradients of this many
+            batches, each loss weighted by its share of the examples, so that a step equals one
+            batch ``grad_accum`` times as large (learning-rate schedule steps count optimizer
+            steps; an epoch's last step takes the batches left over).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the forward pass and loss run under
+            ``torch.autocast`` in that dtype (weights and optimizer stay in float32); fp16 uses a
+            gradient scaler (saved with the checkpoints). bf16 works on CPUs too.
+        save_total_limit: how many epoch checkpoints (``checkpoints/epoch-N``, with optimizer
+            state) to keep; older ones are deleted once a newer one is complete.
+        resume_state: write the epoch checkpoints at all; ``False`` keeps only the best model,
+            its config and the log (no optimizer state on disk: the run cannot be resumed).
     """
 
     epochs: int = 10
@@ -191,6 +208,10 @@ class TrainConfig:
     skip_nonfinite: int = 0
     overwrite: bool = False
     force_resume: bool = False
+    grad_accum: int = 1
+    precision: str = "fp32"
+    save_total_limit: int = 1
+    resume_state: bool = True
 
     def __post_init__(self) -> None:
         if self.out_dir is not None:
@@ -222,6 +243,14 @@ class TrainConfig:
             raise ValueError(f"skip_nonfinite ({self.skip_nonfinite!r}) must be an integer >= 0")
         if self.resume and self.out_dir is None:
             raise ValueError("resume=True needs out_dir (the folder of the checkpoints)")
+        for name in ("grad_accum", "save_total_limit"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} ({value!r}) must be a positive integer")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision ({self.precision!r}) must be one of {list(PRECISIONS)}")
+        if self.resume and not self.resume_state:
+            raise ValueError("resume=True needs resume_state=True (the checkpoints it reads)")
 
     @property
     def base_lr(self) -> float:
@@ -297,6 +326,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.dist = DistInfo()
         self.device = resolve_device(config.device)
+        self.scaler = None  # an fp16 gradient scaler, made by fit()
         self.optimizer: torch.optim.Optimizer | None = None
         self.step = 0
         self.nonfinite_skipped = 0  # batches skipped for a NaN/inf loss, over the whole run
@@ -335,7 +365,8 @@ class Trainer:
         for batch in loader:
             batch = _to_device(batch, self.device)
             labels = batch.pop("labels")
-            all_logits.append(model(**batch).float().cpu())
+            with self._autocast():
+                all_logits.append(model(**batch).float().cpu())
             all_labels.append(labels.cpu())
         model.train(was_training)
         if not all_logits:
@@ -386,6 +417,8 @@ class Trainer:
                                  f"trainable parameters {left[:3]}")
         self.optimizer = build_optimizer(parameters, cfg.optimizer, cfg.base_lr, cfg.weight_decay)
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema is not None else None
+        self.scaler = (torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16"
+                       else None)
         sampler = DistributedSampler(
             self.train_data, num_replicas=info.world_size, rank=info.rank, shuffle=True,
             seed=cfg.seed, drop_last=False,
@@ -405,7 +438,7 @@ class Trainer:
             generator=torch.Generator(),  # keep the global RNG out of the loader
             pin_memory=self.device.type == "cuda",
         )
-        steps_per_epoch = len(loader)
+        steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)  # optimizer steps
         total_steps = steps_per_epoch * cfg.epochs
         warmup_steps = int(round(cfg.warmup * total_steps))
 
@@ -420,7 +453,7 @@ class Trainer:
         start_epoch = state["epoch"]
         best_weights = self._best_weights_at_start(out_dir, state)
 
-        console = _stderr_console() if (cfg.progress and main) else None
+        console = stderr_console() if (cfg.progress and main) else None
         for epoch in range(start_epoch, cfg.epochs):
             if state["stopped_early"]:
                 break
@@ -464,7 +497,8 @@ class Trainer:
             state["train_time_s"] += record["time_s"]
             state["history"].append(record)
             if out_dir is not None and main:
-                self._save_checkpoint(out_dir, state)
+                if cfg.resume_state:
+                    self._save_checkpoint(out_dir, state)
                 self._write_log(out_dir, state["history"])
             if console is not None:
                 console.print(_epoch_line(record, cfg.epochs, cfg.monitor))
@@ -497,8 +531,8 @@ class Trainer:
         cfg = self.config
         model.train()
         # running sums stay on the device: no host sync per step on a GPU
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        totals = {"loss": torch.zeros((), dtype=torch.float64, device=self.device),
+                  "correct": torch.zeros((), dtype=torch.int64, device=self.device)}
         seen = skipped = 0
         progress = _progress(console)
         task = None
@@ -508,39 +542,29 @@ class Trainer:
                 f"epoch {epoch + 1}/{cfg.epochs}", total=len(loader), loss="-"
             )
         try:
-            for position, batch in enumerate(loader):
-                batch = _to_device(batch, self.device)
-                labels = batch.pop("labels")
+            batches = iter(loader)
+            position = 0
+            while group := list(itertools.islice(batches, cfg.grad_accum)):
                 lr = cfg.base_lr * lr_factor(self.step, total_steps, cfg.schedule, warmup_steps)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr * group.get("lr_scale", 1.0)
-                logits = model(**batch)
-                loss = F.cross_entropy(logits, labels)
-                self.optimizer.zero_grad(set_to_none=True)
-                if not self._all_finite(loss):  # one host sync per step, as the progress bar's
-                    self._skip_nonfinite(loss, epoch, position, len(loader))
+                for param_group in self.optimizer.param_groups:
+                    param_group["lr"] = lr * param_group.get("lr_scale", 1.0)
+                loss = self._accumulate(model, group, totals)
+                position += len(group)
+                if loss is None:  # a NaN/inf loss somewhere in the group: no update
+                    self._skip_nonfinite(self._bad_loss, epoch, position - 1, len(loader))
                     self.step += 1
                     skipped += 1
                     continue
-                loss.backward()
-                if cfg.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                self.optimizer.step()
-                constrain = getattr(self.model, "apply_constraints", None)
-                if callable(constrain):
-                    constrain()
-                if self.average is not None:
-                    self.average.update()
+                self._optimizer_step()
                 self.step += 1
-                loss_sum += loss.detach().double() * len(labels)
-                correct += (logits.detach().argmax(1) == labels).sum()
-                seen += len(labels)
+                seen += sum(len(batch["labels"]) for batch in group)
                 if progress is not None:
-                    progress.update(task, advance=1, loss=f"{loss.item():.4f}")
+                    progress.update(task, advance=len(group), loss=f"{loss:.4f}")
         finally:
             if progress is not None:
                 progress.stop()
-        stats = torch.tensor([loss_sum.item(), correct.item(), seen], dtype=torch.float64)
+        stats = torch.tensor([totals["loss"].item(), totals["correct"].item(), seen],
+                             dtype=torch.float64)
         if self.dist.enabled:
             import torch.distributed as dist
 
@@ -553,6 +577,62 @@ class Trainer:
             "steps": self.step,
             "skipped_nonfinite": skipped,
         }
+
+    def _accumulate(self, model, group: list[dict], totals: dict) -> float | None:
+        """Forward and backward over the ``grad_accum`` batches of one optimizer step, each
+        loss weighted by its share of the group's examples (so the summed gradient is the
+        mean over all of them). Returns the group's mean loss, or ``None`` (gradients
+        cleared) when a loss is not finite in some process."""
+        examples = sum(len(batch["labels"]) for batch in group)
+        self.optimizer.zero_grad(set_to_none=True)
+        group_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        group_correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        for index, batch in enumerate(group):
+            batch = _to_device(batch, self.device)
+            labels = batch.pop("labels")
+            last = index == len(group) - 1
+            # DDP: gradients are all-reduced on the group's last backward only
+            sync = contextlib.nullcontext() if last or not self.dist.enabled else model.no_sync()
+            with sync:
+                with self._autocast():
+                    logits = model(**batch)
+                    loss = F.cross_entropy(logits.float(), labels)
+                if not self._all_finite(loss):  # one host sync per batch, as the progress bar's
+                    self._bad_loss = loss
+                    self.optimizer.zero_grad(set_to_none=True)
+                    return None
+                weighted = loss * (len(labels) / examples)
+                (self.scaler.scale(weighted) if self.scaler else weighted).backward()
+            group_loss += loss.detach().double() * len(labels)
+            group_correct += (logits.detach().argmax(1) == labels).sum()
+        totals["loss"] += group_loss
+        totals["correct"] += group_correct
+        return group_loss.item() / examples
+
+    def _optimizer_step(self) -> None:
+        """Clip, step (through the fp16 scaler), constrain and average the weights."""
+        cfg = self.config
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        constrain = getattr(self.model, "apply_constraints", None)
+        if callable(constrain):
+            constrain()
+        if self.average is not None:
+            self.average.update()
+
+    def _autocast(self):
+        """``torch.autocast`` in the configured precision (nothing for fp32)."""
+        dtype = PRECISIONS[self.config.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         """Whether the loss is finite in every process (under torchrun all skip a batch
@@ -630,6 +710,7 @@ class Trainer:
         ckpt.save_state(temp / STATE_STEM, {
             "optimizer": self.optimizer.state_dict(),
             **({"ema": self.average.state_dict()} if self.average is not None else {}),
+            **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
             "trainer": {k: v for k, v in state.items()},
             "rng": rng,
             "train_config": self.config.to_dict(),
@@ -642,8 +723,12 @@ class Trainer:
                 shutil.copyfile(best, temp / BEST_FILE)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(temp, final)  # the folder appears complete or not at all
+        # the newest save_total_limit of this run's epochs; a later epoch of an older run that
+        # this one overwrites goes now, at this run's first save
+        ours = sorted(p for p in root.glob("epoch-*") if p.is_dir() and p.name <= final.name)
+        kept = ours[-self.config.save_total_limit:]
         for old in root.iterdir():
-            if old != final and old.name.startswith(("epoch-", ".epoch-")):
+            if old not in kept and old.name.startswith(("epoch-", ".epoch-")):
                 shutil.rmtree(old, ignore_errors=True)
 
     def _load_last_checkpoint(self, out_dir: Path, state: dict) -> dict:
@@ -665,12 +750,12 @@ class Trainer:
                 f"cannot resume {last}: this run differs from it in {'; '.join(differences)} "
                 "(--force-resume to continue anyway, --overwrite to start again)"
             )
-        from safetensors.torch import load_model
-
-        load_model(self.model, last / ckpt.MODEL_FILE, strict=True, device=str(self.device))
+        ckpt.load_weights(self.model, last / ckpt.MODEL_FILE, self.device)
         self.optimizer.load_state_dict(_to_optimizer_device(saved["optimizer"], self.device))
         if self.average is not None:
             self.average.load_state_dict(saved["ema"])
+        if self.scaler is not None and "scaler" in saved:
+            self.scaler.load_state_dict(saved["scaler"])
         rng = saved["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(tuple(rng["numpy"]))  # noqa: NPY002
@@ -691,7 +776,8 @@ class Trainer:
     def _resume_differences(self, previous: dict, last: Path) -> list[str]:
         """``["lr 0.001 -> 0.01", "model_config.pool 'max' -> 'avg'", ...]``: the settings of this
         run that differ from the checkpoint's (model, data, training)."""
-        defaults = {"layer_lr_decay": 1.0, "ema": None}  # checkpoints from before these keys
+        # checkpoints from before these keys
+        defaults = {"layer_lr_decay": 1.0, "ema": None, "grad_accum": 1, "precision": "fp32"}
         current = self.config.to_dict()
         differences = [f"{key} {previous.get(key, defaults.get(key))!r} -> {current[key]!r}"
                        for key in RESUME_KEYS
@@ -709,16 +795,14 @@ class Trainer:
         if state["best_epoch"] == 0 or not self.config.restore_best:
             return None
         last = out_dir / "checkpoints" / f"epoch-{state['epoch']:04d}"
-        from safetensors.torch import load_file
-
-        best = load_file(last / BEST_FILE, device="cpu")
+        best = ckpt.load_tensors(last / BEST_FILE)
         reference = self.model.state_dict()
         # safetensors stores shared tensors once; fill the aliases back from the live model
         return {k: best[k] if k in best else reference[k].detach().cpu().clone()
                 for k in reference}
 
     def _write_log(self, out_dir: Path, records: list[dict]) -> None:
-        lines = "".join(json.dumps(_json_safe(r)) + "\n" for r in records)
+        lines = "".join(dumps(r) + "\n" for r in records)
         ckpt.atomic_write_text(out_dir / LOG_FILE, lines)
 
 
@@ -831,29 +915,10 @@ def _json_safe(value):
     return value
 
 
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
 def _progress(console):
     if console is None or not console.is_terminal:  # no bars in log files
         return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
-    )
+    return progress_bar("{task.description}", "loss {task.fields[loss]}", console=console)
 
 
 def _epoch_line(record: dict, epochs: int, monitor: str) -> str:

@@ -1,0 +1,225 @@
+r"""The pooling catalogue: what each pooling type is, in one table (pure Python, no NumPy or torch).
+
+One :class:`PoolInfo` per pooling type, all keyword fields: its name (the key of
+:func:`poolkit.nn.create_pool`), title, paper, a one-line summary, the window-by-window formula
+``poolkit explain`` prints, the spatial dims and forms it has, and what explanation tools may
+show (``has_winners``). Everything that describes a pooling type reads it from here: the
+factory in :mod:`poolkit.nn.factory` (which only adds the constructors), ``poolkit explain``
+(:mod:`poolkit.experiments.explain_op`), the command line and the docs.
+
+Adding a pooling type is one ``PoolInfo(name=..., ...)`` entry in :data:`POOLS`, plus its
+constructor in :mod:`poolkit.nn.factory` (``_CONSTRUCTORS``); an entry with ``factory=False``
+describes an engine op that ``create_pool`` does not build (adaptive pooling).
+
+Example::
+
+    >>> from poolkit.pools import POOLS
+    >>> info = POOLS["softpool"]
+    >>> info.title, info.has_winners, info.windowed_dims
+    ('SoftPool', False, (1, 2, 3))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["PoolInfo", "POOLS", "IDENTITY", "factory_names", "explained_names"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolInfo:
+    """Machine-readable description of one pooling type (every field by keyword)."""
+
+    name: str  # the factory key
+    title: str  # human name, e.g. "SoftPool"
+    summary: str  # one-line formula / what it does
+    paper: str = ""  # short citation ("" for folklore pools)
+    formula: str = ""  # the window-by-window formula `poolkit explain` prints ("": not explained)
+    dims: tuple[int, ...] = (1, 2, 3)  # spatial dims the family supports
+    local: bool = True  # has a windowed form
+    global_: bool = True  # has a global form
+    learnable: bool = False  # has learned parameters (in its default configuration)
+    has_winners: bool = False  # each output is one selected input value (max-like), in eval mode
+    size_args: tuple[str, ...] = ("kernel_size",)  # arguments that select the windowed form
+    stochastic: bool = False  # output differs between calls in training mode
+    notes: str = ""
+    local_dims: tuple[int, ...] | None = None  # dims of the windowed form, if fewer than dims
+    needs_channels: bool = False  # the constructor requires channels=C (per-channel weights)
+    factory: bool = True  # built by poolkit.nn.create_pool (False: an engine op only)
+
+    @property
+    def windowed_dims(self) -> tuple[int, ...]:
+        """Spatial dims for which the windowed form exists (empty if none)."""
+        if not self.local:
+            return ()
+        return self.dims if self.local_dims is None else self.local_dims
+
+
+IDENTITY = PoolInfo(name="identity", title="Identity", summary="y = x (no pooling)", size_args=())
+
+_BOUREAU = "Boureau, Ponce & LeCun, ICML 2010"
+_KALCHBRENNER = "Kalchbrenner, Grefenstette & Blunsom, ACL 2014"
+_LEE = "Lee, Gallagher & Tu, AISTATS 2016"
+_ZHANG = "Zhang, ICML 2019"
+_ADAPTIVE_BIN = "bin o spans floor(o*L/O) .. ceil((o+1)*L/O) - 1"
+
+_ENTRIES = (
+    PoolInfo(
+        name="max", title="Max pooling", summary="y = max_{i in w} x_i", has_winners=True,
+        formula="y[o] = max_{i in window(o)} x[i]",
+    ),
+    PoolInfo(
+        name="avg", title="Average pooling", summary="y = mean_{i in w} x_i",
+        formula="y[o] = (1/n(o)) * sum_{i in window(o)} x[i]   (n(o), per window: its cells "
+                "inside the padded input; only the real ones with count_include_pad off; or "
+                "divisor_override)",
+    ),
+    PoolInfo(
+        name="lp", title="Power-average (Lp) pooling, PyTorch's", paper=_BOUREAU,
+        summary="y = (sum_{i in w} x_i^p)^(1/p); NaN for negative x with fractional p",
+        formula="y[o] = (sum_{i in window(o)} x[i]^p)^(1/p)",
+    ),
+    PoolInfo(
+        name="avgmax", title="Average + max / 2", summary="y = (max_w x + mean_w x) / 2",
+        formula="y[o] = (max_{window(o)} x + mean_{window(o)} x) / 2   (padding in neither)",
+    ),
+    PoolInfo(
+        name="catavgmax", title="Concatenated average and max", summary="y = [mean_w x ; max_w x]",
+        notes="feat_mult() == 2",
+        formula="y[o] = [mean_{window(o)} x ; max_{window(o)} x]   (two channels per input "
+                "channel)",
+    ),
+    PoolInfo(
+        name="kmax", title="k-max pooling", paper=_KALCHBRENNER,
+        summary="the k largest values, in their original order", has_winners=True, size_args=(),
+        notes="feat_mult() == k; windowed form (N, C, k) with global_pool=False", local_dims=(1,),
+        formula="y = the k largest x, kept in their original order",
+    ),
+    PoolInfo(
+        name="dynamic_kmax", title="Dynamic k-max pooling", paper=_KALCHBRENNER,
+        summary="k-max with k = max(k_top, ceil((L - l) / L * s))", dims=(1,), has_winners=True,
+        size_args=("layer", "num_layers"), notes="global form = top layer, k = k_top",
+        formula="y = the k largest x in order, k = max(k_top, ceil((num_layers - layer) / "
+                "num_layers * L))",
+    ),
+    PoolInfo(
+        name="lp_abs", title="Lp pooling of |x|", paper=_BOUREAU,
+        summary="y = (sum_{i in w} |x_i|^p)^(1/p); safe on signed input",
+        formula="y[o] = (sum_{i in window(o)} |x[i]|^p)^(1/p)",
+    ),
+    PoolInfo(
+        name="stochastic", title="Stochastic pooling", paper="Zeiler & Fergus, ICLR 2013",
+        summary="train: sample a_i with p = a_i / sum a (a = relu x); eval: sum a^2 / sum a",
+        formula="a = max(x, 0); p_i = a_i / sum_{window} a; training: y = a_j with j ~ p "
+                "(seeded); eval: y = sum p_i a_i",
+        stochastic=True,
+        notes="winners in training only (the sampled position); eval is a weighted mean",
+    ),
+    PoolInfo(
+        name="fractional_max", title="Fractional max pooling",
+        paper="Graham, arXiv:1412.6071, 2014",
+        summary="max over pseudo-random / random regions giving a non-integer size ratio",
+        formula="y[o] = max over a k x k window starting at floor((o+u)*a) - floor(u*a), "
+                "a = (L - k)/(O - 1), u ~ U[0, 1) per plane (seeded); the last window starts "
+                "at L - k",
+        global_=False, has_winners=True, size_args=("kernel_size", "output_size", "output_ratio"),
+        stochastic=True, notes="eval mode uses a fixed (mid-point) grid by default",
+    ),
+    PoolInfo(
+        name="mixed", title="Mixed max-average pooling", paper="Yu, Wang, Chen & Wei, RSKT 2014",
+        summary="y = a * max + (1 - a) * avg; a fixed, learned (sigmoid) or random per call",
+        formula="y = alpha * max_{window} x + (1 - alpha) * mean_{window} x",
+        learnable=True, notes="mode='random' is stochastic in training",
+    ),
+    PoolInfo(
+        name="gated", title="Gated max-average pooling", paper=_LEE,
+        summary="g = sigmoid(w . x_w); y = g * max + (1 - g) * avg (learned mask w)",
+        global_=False, learnable=True,
+        formula="g = sigmoid(w . x_window(o)); y[o] = g * max_{window(o)} x + (1 - g) * "
+                "mean_{window(o)} x   (w learned)",
+    ),
+    PoolInfo(
+        name="tree", title="Tree pooling", paper=_LEE,
+        summary="learned pooling filters (leaves) mixed by learned sigmoid gates (nodes)",
+        global_=False, learnable=True,
+        formula="g = sigmoid(w . x_window(o)); y[o] = g * (v1 . x_window(o)) + (1 - g) * (v2 . "
+                "x_window(o))   (v1, v2, w learned)",
+    ),
+    PoolInfo(
+        name="softpool", title="SoftPool", paper="Stergiou, Poppe & Kalliatakis, ICCV 2021",
+        summary="y = sum x e^x / sum e^x = avgpool(x e^x) / avgpool(e^x)",
+        formula="w_i = exp(x_i) / sum_{window} exp(x); y = sum w_i x_i",
+    ),
+    PoolInfo(
+        name="lip", title="Local importance-based pooling (LIP)", paper="Gao, Wang & Wu, ICCV 2019",
+        summary="y = avgpool(x e^l) / avgpool(e^l), l = 12 sigmoid(IN(conv(x)))",
+        learnable=True, notes="needs channels=C", needs_channels=True,
+        formula="l = 12 sigmoid(IN(conv(x))); y[o] = sum_{window(o)} e^l x / sum_{window(o)} e^l",
+    ),
+    PoolInfo(
+        name="gem", title="Generalised-mean (GeM) pooling",
+        paper="Radenović, Tolias & Chum, TPAMI 2018",
+        summary="y = (avgpool(clamp(x, eps)^p))^(1/p), learnable p (optionally per channel)",
+        formula="y = (mean_{window} max(x, eps)^p)^(1/p)", learnable=True,
+    ),
+    PoolInfo(
+        name="lse", title="Log-sum-exp pooling", paper="Pinheiro & Collobert, CVPR 2015",
+        summary="y = (1/r) log(mean_w exp(r x)); smooth max, stable",
+        formula="y = (1/r) log(mean_{window} exp(r x))   (r = --p)",
+    ),
+    PoolInfo(
+        name="blur", title="BlurPool (anti-aliased)", paper=_ZHANG,
+        summary="binomial low-pass filter (kernel_size taps, reflect padding), then subsample",
+        global_=False, notes="stride defaults to 2",
+        formula="y[o] = sum_j b_j x[o*s - floor((k-1)/2) + j]   (b binomial taps, reflect "
+                "padding)",
+    ),
+    PoolInfo(
+        name="maxblur", title="MaxBlurPool (anti-aliased max)", paper=_ZHANG,
+        summary="max pool with stride 1, then binomial blur and subsample", global_=False,
+        notes="stride defaults to 2; blur_size taps (default 3)",
+        formula="M = max_pool(x, k, stride 1); y[o] = sum_j b_j M[o*s - 1 + j]   (3 binomial "
+                "taps b, reflect padding)",
+    ),
+    PoolInfo(
+        name="spp", title="Spatial pyramid pooling", paper="He, Zhang, Ren & Sun, ECCV 2014",
+        summary="adaptive max (or avg) pools on l x l grids for l in levels, concatenated",
+        has_winners=True, size_args=("levels",),
+        notes="windowed: (N, C, bins); global: (N, C * bins), default levels (1, 2, 4); "
+              "winners with mode='max'",
+        formula="y = [max over bin b of level l]_{l in levels, b in the l x l grid of adaptive "
+                "bins}",
+    ),
+    PoolInfo(
+        name="attention", title="Attention pooling", paper="Radford et al. (CLIP), ICML 2021",
+        summary="a learned query attends to all positions (multi-head), optional pos. embedding",
+        local=False, learnable=True, size_args=(), notes="needs channels=C",
+        needs_channels=True,
+        formula="a_i = softmax_i(q_proj(query) . k_proj(x_i)); y = out_proj(sum_i a_i "
+                "v_proj(x_i))",
+    ),
+    PoolInfo(
+        name="adaptive_max", title="Adaptive max pooling", summary="max over each of O bins",
+        formula=f"y[o] = max over bin o; {_ADAPTIVE_BIN}", has_winners=True,
+        size_args=("output_size",), factory=False,
+    ),
+    PoolInfo(
+        name="adaptive_avg", title="Adaptive average pooling", summary="mean over each of O bins",
+        formula=f"y[o] = mean over bin o; {_ADAPTIVE_BIN}", size_args=("output_size",),
+        factory=False,
+    ),
+)
+
+POOLS: dict[str, PoolInfo] = {info.name: info for info in _ENTRIES}
+if len(POOLS) != len(_ENTRIES):
+    raise ValueError("poolkit.pools: two catalogue entries share a name")
+
+
+def factory_names() -> list[str]:
+    """Names :func:`poolkit.nn.create_pool` builds, in catalogue order."""
+    return [name for name, info in POOLS.items() if info.factory]
+
+
+def explained_names() -> list[str]:
+    """Names ``poolkit explain`` walks through window by window (those with a ``formula``)."""
+    return [name for name, info in POOLS.items() if info.formula]
