@@ -182,3 +182,17 @@ def test_graph_path_limits_on_underflow():
     assert torch.equal(eager[0, 0].flatten()[1:], torch.zeros(3))  # log(mean(e^0)) = 0
     # graph: the lower bound max - log(|w|) / r of LSE, here -log 4
     assert torch.allclose(graph[0, 0].flatten()[1:], torch.full((3,), -math.log(4.0)))
+
+
+@pytest.mark.parametrize("name, form, dims, kwargs", FORMS, ids=IDS)
+def test_compiled_nan_and_inf_as_eager(name, form, dims, kwargs):
+    """The graph path keeps the eager path's non-finite rules (tests/test_nn_nonfinite.py): a
+    NaN gives NaN in exactly the windows eager gives it, a ``+inf`` the same limits, and the
+    other windows the same numbers."""
+    pool = build(name, dims, kwargs)
+    x = sample(dims)
+    x[0, 1].view(-1)[5] = float("nan")
+    x[1, 2].view(-1)[3] = float("inf")
+    compiled = torch.compile(pool, fullgraph=True, backend="eager")
+    eager, graph = pool(x), compiled(x)
+    torch.testing.assert_close(graph, eager, equal_nan=True, rtol=1e-5, atol=1e-5)

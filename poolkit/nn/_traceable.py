@@ -11,7 +11,9 @@ Equal to the eager path to float tolerance, with one difference: the graph compu
 compute dtype only (float32 for float16/bfloat16/float32 input), so a window whose exponential
 weights all underflow there (SoftPool/LIP/LSE on a plane whose values span more than ~87)
 takes the limit the eager path takes only after its float64 retry also underflows (the value at
-the window's largest logit; LSE: ``max - log(|w|)/r``).
+the window's largest logit; LSE: ``max - log(|w|)/r``). NaN and infinite inputs give their
+windows the eager path's limits (see :func:`poolkit.nn.exponential._nonfinite_limits`), every
+window computed, none branched on.
 
 ``whole=True`` (the global form) reduces each plane with ``sum``/``amax`` instead of a pooling
 kernel, so the exported graph accepts any spatial size.
@@ -82,22 +84,44 @@ def _value_at_max_logit(values, logits, kernel, stride, padding, dims, whole) ->
     return values.flatten(2).gather(2, index.flatten(2)).view_as(index)
 
 
+def _nonfinite_windows(values, logits, kernel, stride, padding, dims, whole):
+    """Graph form of :func:`poolkit.nn.exponential._nonfinite_limits` (no data-dependent
+    branch): finite stand-ins for the inputs, and the windows that hold a NaN (or a NaN or
+    ``+inf`` logit), a ``+inf`` value and (LIP only) a ``-inf`` value."""
+    nan_v, pos_v = values.isnan(), values.isposinf()
+    neg_v = values.isneginf() if logits is not None else torch.zeros_like(nan_v)
+    bad_l = None if logits is None else logits.isnan() | logits.isposinf()
+
+    def windows(mask: Tensor) -> Tensor:
+        return window_max(mask.to(values.dtype), kernel, stride, padding, dims, whole) > 0
+
+    nan_w = windows(nan_v if bad_l is None else nan_v | bad_l)
+    clean_values = torch.where(nan_v | pos_v | neg_v, 0.0, values)
+    clean_logits = None if logits is None else torch.where(bad_l, 0.0, logits)
+    return clean_values, clean_logits, nan_w, windows(pos_v), windows(neg_v)
+
+
 def exp_weighted_pool(
     values: Tensor, logits: Tensor | None, kernel, stride, padding, dims: int, whole: bool
 ) -> Tensor:
     """``sum_w v e^l / sum_w e^l`` (SoftPool when ``logits`` is None, else LIP), see
-    :class:`poolkit.nn.exponential._ExpWeightedPool`."""
+    :class:`poolkit.nn.exponential._ExpWeightedPool`; NaN and infinite inputs give their
+    windows the eager path's limits."""
     dtype = compute_dtype(values)
-    v = values.to(dtype)
-    l = v if logits is None else logits.to(dtype)
-    weights = torch.exp(l - plane_max(l, dims))  # in (0, 1]
+    v, l = values.to(dtype), None if logits is None else logits.to(dtype)
+    v, l, nan_w, pos_w, neg_w = _nonfinite_windows(v, l, kernel, stride, padding, dims, whole)
+    # SoftPool: a -inf value (kept) has weight 0 and adds nothing to the numerator
+    logit = v if l is None else l
+    weights = torch.exp(logit - plane_max(logit, dims))  # in [0, 1]
     den = window_sum(weights, kernel, stride, padding, dims, whole)
-    num = window_sum(weights * v, kernel, stride, padding, dims, whole)
+    num = window_sum(torch.where(weights > 0, weights * v, 0.0), kernel, stride, padding, dims,
+                     whole)
     positive = den > 0
     ratio = num / torch.where(positive, den, torch.ones_like(den))
-    fallback = _value_at_max_logit(v, None if logits is None else l, kernel, stride, padding,
-                                   dims, whole)
-    return torch.where(positive, ratio, fallback).to(values.dtype)
+    fallback = _value_at_max_logit(v, l, kernel, stride, padding, dims, whole)
+    out = torch.where(positive, ratio, fallback)
+    out = torch.where(pos_w, torch.inf, torch.where(neg_w, -torch.inf, out))
+    return torch.where(nan_w | (pos_w & neg_w), torch.nan, out).to(values.dtype)
 
 
 def lse_pool(input: Tensor, r: float, kernel, stride, padding, dims: int, whole: bool) -> Tensor:
@@ -120,13 +144,16 @@ def power_mean_pool(
     ``a`` (see :class:`poolkit.nn.power._PowerMeanPool`); ``power`` broadcasts to the output."""
     x = input.to(power.dtype)
     base = x.clamp_min(eps) if mode == "clamp" else x.abs()
-    scale = base.detach().flatten(2).amax(-1).reshape(_plane_shape(x, dims))
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    # the scale comes from the finite values: a NaN or inf decides only its own windows
+    flat = base.detach().flatten(2)
+    scale = torch.where(torch.isfinite(flat), flat, -torch.inf).amax(-1)
+    scale = scale.reshape(_plane_shape(x, dims))
+    scale = torch.where(torch.isfinite(scale) & (scale > 0), scale, torch.ones_like(scale))
     total = window_sum((base / scale).pow(power), kernel, stride, padding, dims, whole)
     count = window_size(x, kernel, stride, padding, dims, whole) if divide else 1.0
-    positive = total > 0
-    mean = torch.where(positive, total, torch.ones_like(total)) / count
-    out = torch.where(positive, mean.pow(1.0 / power), torch.zeros_like(mean)) * scale
+    keep = (total > 0) | total.isnan()  # NaN propagates, as through torch's max pool
+    mean = torch.where(keep, total, torch.ones_like(total)) / count
+    out = torch.where(keep, mean.pow(1.0 / power), torch.zeros_like(mean)) * scale
     return out.to(input.dtype)
 
 
