@@ -25,6 +25,7 @@ BENCHMARKS = [
     ("bench_sequence_pool.py", ["--rounds", "3"]),  # docs/sequence-pooling.md
     ("bench_textcnn.py", ["--rounds", "1", "--seconds", "1"]),  # docs/training.md
     ("bench_roi.py", ["--repeats", "3"]),  # docs/detection-segmentation.md
+    ("bench_metaformer.py", ["--sizes", "28", "--repeats", "2"]),  # docs/poolformer.md
 ]
 # Benchmarks run with fixed extra arguments (always, quick or not).
 EXTRA = {"bench_textcnn.py": [[], ["--text", "mr"]]}  # random ids, then real MR batches

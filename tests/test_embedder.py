@@ -48,7 +48,7 @@ def test_matches_sentence_transformers_encode(embedder):
 
 def test_settings_come_from_the_model_directory(embedder):
     settings = sentence_transformers_settings(embedder.source)
-    assert settings == {"normalize": True, "max_seq_length": 256, "pooling_mode": "mean_tokens"}
+    assert settings == {"normalize": True, "max_seq_length": 256, "pooling_mode": "mean"}
 
 
 def test_order_and_batching_do_not_change_results(embedder):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -16,22 +17,34 @@ from poolkit.cli._app import (
 )
 
 _TASK_HELP = (
-    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt, minilm-mr, stsb) or your "
-    "file: "
+    "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt, minilm-mr, stsb; "
+    "digits-metaformer and mnist-metaformer compare token mixers: pool, attention, identity, "
+    "max...) or your file: "
     "csv:PATH, tsv:PATH, jsonl:PATH (with --text-column/--label-column) or images:PATH.npz."
 )
 
 
 def _check_pools(pools: list[str], task) -> None:
     """Unknown pooling names are bad usage (exit 2), before any run starts."""
-    from poolkit.experiments.builtin_tasks import build_convnet, build_textcnn, build_transformer
+    from poolkit.experiments.builtin_tasks import (
+        build_convnet,
+        build_metaformer,
+        build_textcnn,
+        build_transformer,
+    )
 
     builder = getattr(task.build_model, "func", task.build_model)
-    if task.kind == "pairs" or builder is build_transformer:  # SequencePool modes
-        from poolkit.nn.sequence import _parse_mode
+    if builder is build_metaformer:
+        from poolkit.models.metaformer import check_mixer
 
         for name in pools:
-            _parse_mode(name)  # ValueError listing the valid modes
+            check_mixer(name)  # ValueError listing the valid mixers
+        return
+    if task.kind == "pairs" or builder is build_transformer:  # SequencePool modes
+        from poolkit.nn.sequence import parse_mode
+
+        for name in pools:
+            parse_mode(name)  # ValueError listing the valid modes
         return
     if builder not in (build_convnet, build_textcnn):
         return  # a user's task may use names of its own
@@ -41,10 +54,8 @@ def _check_pools(pools: list[str], task) -> None:
         pool_info(name)  # ValueError listing the valid names
 
 
-def render_table(rows, console, metric: str = "accuracy", metric_label: str = "accuracy %") -> None:
-    """The summary as a rich table: best row green, losing rows dim."""
-    from rich.table import Table
-
+def _table_columns(rows, metric: str, metric_label: str) -> list[tuple[str, Any]]:
+    """``(header, cell(row) -> str)`` for each column of the console table."""
     from poolkit.experiments.summary import (
         format_number,
         format_percent,
@@ -53,26 +64,75 @@ def render_table(rows, console, metric: str = "accuracy", metric_label: str = "a
         paired_labels,
         score_cells,
         score_headers,
+        throughput_header,
     )
+
+    def compact(text: str) -> str:
+        return text.replace(" ± ", "±")
+
+    def pct(name):
+        return lambda row: compact(format_percent(row.get(f"{name}_mean"), row.get(f"{name}_std")))
+
+    def nth_score(index):
+        return lambda row: compact(score_cells(row, metric, score_header)[index])
+
+    def nth_paired(label, index):
+        return lambda row: paired_cells(row, label)[index]
 
     labels = [k[: -len("_mean")] for k in rows[0] if k.endswith("_mean")] if rows else []
     labels = [label for label in labels if label.startswith(("shift_", "word_dropout_"))]
-    paired = paired_labels(rows)
     score_header = score_headers(rows, metric, metric_label)
-    table = Table(show_lines=False, header_style="bold")
-    paired_header = [name for label in paired for name in (f"Δ vs {label[3:]}", "paired")]
-    for name in (
-        "#",
-        "pooling",
-        *score_header,
-        *[level_header(x) for x in labels],
-        "train s",
-        "params",
-        *paired_header,
-        "verdict",
-    ):
+    samples, _, threads = throughput_header(rows).partition(" ")
+    speed = "throughput_samples_s_mean"
+    columns = [("#", lambda row: str(row.get("rank") or "–")), ("pooling", lambda row: row["pool"])]
+    columns += [(name.replace(" ", "\n", 1), nth_score(i)) for i, name in enumerate(score_header)]
+    columns += [(level_header(x).replace(" ", "\n", 1), pct(x)) for x in labels]
+    if any("consistency_mean" in row for row in rows):
+        columns.append(("consis-\ntency %", pct("consistency")))
+    columns += [
+        ("train\ns", lambda row: format_number(row.get("train_time_s_mean"), ".1f")),
+        (f"{samples}\n{threads}".rstrip(), lambda row: format_number(row.get(speed), ",.0f")),
+        ("peak\nMiB", lambda row: format_number(row.get("peak_memory_mib"), ".2f")),
+        ("params", lambda row: f"{row['params']:,}" if row.get("params") is not None else "–"),
+    ]
+    for label in paired_labels(rows):
+        columns += [(f"Δ vs {label[3:]}", nth_paired(label, 0)), ("paired", nth_paired(label, 1))]
+    return columns + [("verdict", lambda row: row["verdict"])]
+
+
+def render_table(rows, console, metric: str = "accuracy", metric_label: str = "accuracy %") -> None:
+    """The summary as a rich table: best row green, losing rows dim. Headers take two lines,
+    numbers never wrap (a sweep's cell labels wrap at their spaces), and where the table would
+    not fit the console, macro-F1 and then the training time (both in summary.md) are left
+    out."""
+    from rich.measure import Measurement
+
+    columns = _table_columns(rows, metric, metric_label)
+    table = _rich_table(rows, columns)
+    unbounded = console.options.update_width(10_000)  # Measurement clips to the width given
+    for spare in ("macro-F1", "train\ns"):  # both are in summary.md
+        if Measurement.get(console, unbounded, table).minimum <= console.width:
+            break
+        columns = [column for column in columns if not column[0].startswith(spare)]
+        table = _rich_table(rows, columns)
+    console.print(table)
+
+
+def _rich_table(rows, columns):
+    from rich import box
+    from rich.table import Table
+
+    # No vertical rules: shift, consistency and cost columns fit beside the accuracy ones.
+    table = Table(show_lines=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    words = [len(word) for row in rows for word in row["pool"].split(" ")]
+    for name, _ in columns:
         left = name in ("pooling", "verdict", "paired")
-        table.add_column(name, justify="left" if left else "right")
+        table.add_column(
+            name,
+            justify="left" if left else "right",
+            no_wrap=not left,
+            min_width={"pooling": max(words, default=7), "verdict": 9}.get(name),
+        )
     for row in rows:
         style = (
             "bold green"
@@ -81,18 +141,8 @@ def render_table(rows, console, metric: str = "accuracy", metric_label: str = "a
             if row["verdict"].startswith(("loses", "at chance", "failed", "not finished"))
             else None
         )
-        table.add_row(
-            str(row.get("rank") or "–"),
-            row["pool"],
-            *score_cells(row, metric, score_header),
-            *[format_percent(row.get(f"{x}_mean"), row.get(f"{x}_std")) for x in labels],
-            format_number(row.get("train_time_s_mean"), ".1f"),
-            f"{row['params']:,}" if row.get("params") is not None else "–",
-            *[cell for label in paired for cell in paired_cells(row, label)],
-            row["verdict"],
-            style=style,
-        )
-    console.print(table)
+        table.add_row(*(cell(row) for _, cell in columns), style=style)
+    return table
 
 
 def wide_console():
@@ -112,12 +162,26 @@ def compare_command(
         "", "--pools", "-p", help="Comma-separated pooling names (default: the task's set)."
     ),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Seeds per pooling type (0..N-1)."),
+    sweep: list[str] = typer.Option(
+        [],
+        "--sweep",
+        metavar="NAME=V1,V2",
+        help="Also vary a model argument (repeatable; the grid is every pooling "
+        "type x every combination), e.g. kernel_size=2,3 or stride=1,2 (image pools), "
+        "filter_widths=[3,4,5],[2,3] or k=1,2 (TextCNN); ';' separates values that hold commas.",
+    ),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the epochs."),
     jobs: int | None = typer.Option(
         None, "--jobs", "-j", min=1, help="Worker processes (default: one per core)."
     ),
     threads: int | None = typer.Option(
         None, "--threads", min=1, help="Torch threads per worker (default: cores // jobs)."
+    ),
+    throughput_threads: int = typer.Option(
+        1,
+        "--throughput-threads",
+        min=1,
+        help="Torch threads for timing inference (samples/s), the same for every run.",
     ),
     out: Path | None = typer.Option(
         None,
@@ -161,6 +225,7 @@ def compare_command(
     elsewhere is skipped, and the summary covers every run finished so far."""
     from poolkit.experiments import CompareSpec, compare, get_task
     from poolkit.experiments.runner import command_line, parse_shard, shard_from_env
+    from poolkit.experiments.sweep import parse_sweep
     from poolkit.experiments.tasks import parse_pools
 
     grid_shard = parse_shard(shard) if shard is not None else shard_from_env()
@@ -183,6 +248,7 @@ def compare_command(
         resolved = resolved.with_options(encoding=encoding, skip_bad_lines=skip_bad_lines or None)
     pool_names = parse_pools(pools, resolved)
     _check_pools(pool_names, resolved)
+    axes = parse_sweep(sweep, resolved, pool_names)
     out_dir = out or Path("runs") / f"compare-{resolved.name.replace(':', '-').replace('/', '_')}"
     if "cache_dir" in resolved.options:  # a task caching encoder outputs: in the output folder
         resolved = resolved.with_options(cache_dir=str(out_dir))
@@ -190,11 +256,19 @@ def compare_command(
         resolved,
         pool_names,
         list(range(seeds)),
-        train={"epochs": epochs, "batch_size": batch_size, "lr": lr},
+        train={
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "throughput_threads": throughput_threads,
+        },
         out_dir=out_dir,
         command=command_line(),
+        sweep=axes,
     )
     report = compare(spec, jobs=jobs, threads=threads, console=stderr_console(), shard=grid_shard)
+    for warning in report.warnings:
+        stderr_console().print(f"[yellow]warning:[/yellow] {warning}")
     if as_json:
         print_json(report.to_json())
     else:

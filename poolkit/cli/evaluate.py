@@ -82,7 +82,10 @@ def evaluate(
         if reduce is not None:
             from poolkit.models import reduce_tokens
 
-            reduce_tokens(predictor.model, reduce)
+            try:
+                reduce_tokens(predictor.model, reduce)
+            except ValueError as exc:  # a schedule this model cannot take: bad usage
+                raise UsageError(f"--reduce: {exc}") from exc
         splits, own, dataset_name = _candidate_splits(predictor, data, dataset, text_column,
                                                       label_column, encoding, skip_bad_lines)
         chosen = _choose(split, splits, own, predictor.path)

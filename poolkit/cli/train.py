@@ -2,10 +2,12 @@
 
 Examples::
 
-    poolkit train textcnn --dataset mr --data ../shared/data/mr --folds 10 --optimizer adadelta
-    poolkit train textcnn --dataset sst2 --data ../shared/data/sst2 --pool kmax --pool-arg k=2
-    poolkit train convnet --dataset mnist --data ../shared/data/mnist --test-fraction 0.2 \\
+    poolkit train textcnn --dataset mr --data rt-polaritydata --folds 10 --optimizer adadelta
+    poolkit train textcnn --dataset sst2 --data SST-2 --pool kmax --pool-arg k=2
+    poolkit train convnet --dataset mnist --data mnist --test-fraction 0.2 \\
         --pool gem --global-pool catavgmax --out runs/mnist
+    poolkit train metaformer --dataset mnist --data mnist --test-fraction 0.2 \\
+        --pool attention --model-arg dims=32,64 --model-arg depths=2,2
     poolkit train textcnn --data reviews.csv --text-column review --label-column stars --json
 
 The best model (by dev accuracy) is written to ``--out`` (default: a new folder
@@ -34,7 +36,7 @@ from poolkit.cli._app import (
     stdout_console,
 )
 
-MODELS = ("textcnn", "convnet", "transformer")
+MODELS = ("textcnn", "convnet", "transformer", "metaformer")
 DATA_PANEL = "Data"
 MODEL_PANEL = "Model"
 TRAIN_PANEL = "Training"
@@ -80,7 +82,9 @@ def _int_list(text: str | None, option: str) -> list[int] | None:
 
 @app.command("train")
 def train(
-    model: str = typer.Argument(..., metavar="MODEL", help="textcnn, convnet or transformer."),
+    model: str = typer.Argument(
+        ..., metavar="MODEL", help="textcnn, convnet, transformer or metaformer."
+    ),
     dataset: str | None = typer.Option(
         None, "--dataset", "-d", rich_help_panel=DATA_PANEL,
         help="mr, sst2, chnsenti, rt, digits, mnist, mnist5k, or a format of --data: csv, tsv, "
@@ -143,7 +147,8 @@ def train(
     pool: str | None = typer.Option(
         None, "--pool", "-p", rich_help_panel=MODEL_PANEL,
         help="Pooling by name: over time (textcnn), downsampling (convnet), SequencePool mode "
-        "(transformer). Default: max (mean for transformer).",
+        "(transformer), token mixer (metaformer: pool, attention, identity or a pooling family). "
+        "Default: max (mean for transformer, pool for metaformer).",
     ),
     pool_arg: list[str] | None = typer.Option(
         None, "--pool-arg", rich_help_panel=MODEL_PANEL, help="key=value for the pool (repeat)."
@@ -301,7 +306,8 @@ def train(
         options["max_length"] = max_length  # subword tokens, the model's own tokenizer
     default_out = out is None
     if default_out:
-        out = default_run_folder(model, name if data is None else data, options["pool"])
+        out = default_run_folder(model, name if data is None else data,
+                                 options.get("pool", options.get("mixer")))
     if lr is None and model == "transformer" and optimizer == "adamw":
         lr = 5e-5
     config = TrainConfig(
@@ -388,7 +394,8 @@ def _run_training(model, bundle, config, options, text, info, folds, quiet) -> d
                         test_fraction=0.0 if folds else info["test_fraction"])
     train_data = splits["train"].data
     console = None if quiet else stderr_console()
-    summary = {"model": model, "dataset": bundle.name, "pool": options.get("pool"),
+    summary = {"model": model, "dataset": bundle.name,
+               "pool": options.get("pool", options.get("mixer")),
                "out_dir": config.out_dir, "label_names": list(bundle.label_names)}
     if folds:
         if console is not None:
@@ -474,6 +481,10 @@ def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_di
     pool_kwargs = parse_assignments(pool_arg, "--pool-arg")
     if pool_kwargs:
         options["pool_kwargs"] = pool_kwargs
+    if model == "metaformer":  # --pool names the token mixer, --pool-arg its arguments
+        options = {"mixer": pool or "pool"}
+        if pool_kwargs:
+            options["mixer_kwargs"] = pool_kwargs
     if dropout is not None:
         options["dropout"] = dropout
     for owner, owned in flags.items():
@@ -486,7 +497,15 @@ def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_di
     if options.get("max_norm") == 0:
         options["max_norm"] = None  # --max-norm 0 turns the constraint off
     options.update(parse_assignments(model_arg, "--model-arg"))
-    _check_pool_name(model, "--pool", options["pool"])
+    if model == "metaformer":
+        from poolkit.models.metaformer import OWN_MIXERS, check_mixer
+
+        check_mixer(options["mixer"])  # ValueError listing the valid mixers: bad usage
+        if options["mixer"] in OWN_MIXERS and options.get("mixer_kwargs"):
+            raise ValueError(f"--pool-arg ({options['mixer_kwargs']}) apply to zoo families "
+                             f"only, not to the {options['mixer']!r} mixer")
+    else:
+        _check_pool_name(model, "--pool", options["pool"])
     if options.get("global_pool") is not None:
         _check_pool_name(model, "--global-pool", options["global_pool"])
     return options

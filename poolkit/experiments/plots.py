@@ -4,6 +4,7 @@
   seed as a dot, best first, the majority-class baseline as a dashed line.
 - :func:`plot_robustness`: accuracy against the perturbation level (0 = clean), one line per
   pooling type with ±1 std error bars.
+- :func:`plot_pareto`: accuracy against inference throughput with the Pareto front.
 """
 
 from __future__ import annotations
@@ -42,6 +43,20 @@ def _finite(value) -> bool:
     return value is not None and math.isfinite(float(value))
 
 
+def seed_offsets(count: int, centre: float = 0.2, spread: float = 0.16) -> list[float]:
+    """Vertical offsets of ``count`` seed dots: evenly over ``spread`` around ``centre`` (below
+    the row's mean marker, on an axis whose y grows downwards), so that seeds with the same
+    accuracy, or the mean's, do not hide each other (deterministic, not random jitter).
+
+    Example:
+        >>> seed_offsets(3)
+        [0.12, 0.2, 0.28]
+    """
+    if count <= 1:
+        return [centre] * count
+    return [round(centre + spread * (i / (count - 1) - 0.5), 6) for i in range(count)]
+
+
 def plot_accuracy(
     rows: Sequence[dict[str, Any]], path: str | Path, *, title: str, metric: str = "accuracy",
     label: str = "test accuracy (%)",
@@ -60,7 +75,8 @@ def plot_accuracy(
         std = 100 * row[f"{metric}_std"] if _finite(row[f"{metric}_std"]) else 0.0
         colour = colour_of.get(row["verdict"], "#868e96" if row["verdict"] != "best" else "")
         seeds = [100 * a for a in row.get("_scores", [])]
-        axes.scatter(seeds, [y] * len(seeds), s=14, color=colour, alpha=0.45, zorder=2)
+        rows_y = [y + offset for offset in seed_offsets(len(seeds))]
+        axes.scatter(seeds, rows_y, s=14, color=colour, alpha=0.45, zorder=2)
         axes.errorbar(mean, y, xerr=std, fmt="o", color=colour, capsize=4, markersize=7, zorder=3)
         axes.annotate(
             f"{mean:.1f}  {row['verdict']}",
@@ -84,7 +100,8 @@ def plot_accuracy(
             axes.axvline(chance[0], color="#e03131", linestyle="--", linewidth=1)
     axes.set_xlabel(label, fontsize=9)
     axes.set_title(
-        title + "\n(mean ± std over seeds, faint dots = single seeds; green = best, grey = loses)",
+        title + "\n(mean ± std over seeds, faint dots below = single seeds; "
+        "green = best, grey = loses)",
         fontsize=9,
     )
     axes.grid(axis="x", alpha=0.3, zorder=0)
@@ -135,3 +152,109 @@ def _level_value(label: str) -> float:
     if label.startswith("word_dropout_"):
         return float(label[len("word_dropout_") :])
     return float(label.rsplit("_", 1)[-1])
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points ``(throughput, accuracy)`` that no other point beats on both
+    (higher or equal on both, higher on one), fastest first.
+
+    Example:
+        >>> pareto_front([(10, 0.9), (20, 0.8), (5, 0.85), (20, 0.7)])
+        [1, 0]
+    """
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for index in order:
+        if points[index][1] > best:
+            front.append(index)
+            best = points[index][1]
+    return front
+
+
+def plot_pareto(
+    rows: Sequence[dict[str, Any]], path: str | Path, *, title: str, xlabel: str
+) -> Path | None:
+    """Accuracy (%) against inference throughput, one point per row (pooling type, or pooling
+    type and setting of a sweep): the mean over seeds, ±1 std of accuracy as the vertical bar,
+    the range of the seeds' throughputs as the horizontal one (timings are skewed: a std bar
+    would cross zero); the Pareto front (no other row both faster and more accurate) joined by a
+    line and labelled in bold. Labels are placed where they overlap no other label."""
+    plt = _pyplot()
+    rows = [r for r in rows if r["runs"] > 0 and _finite(r.get("throughput_samples_s_mean"))]
+    if not rows:
+        return None
+    points = [(r["throughput_samples_s_mean"], 100 * r["accuracy_mean"]) for r in rows]
+    front = pareto_front(points)
+    figure, axes = plt.subplots(figsize=(7.2, 5.0))
+    for index, row in enumerate(rows):
+        colour = "#2b8a3e" if index in front else "#868e96"
+        x, y = points[index]
+        speeds = row.get("_throughputs") or [x]
+        yerr = 100 * row["accuracy_std"] if _finite(row["accuracy_std"]) else 0.0
+        axes.errorbar(
+            x, y, xerr=[[x - min(speeds)], [max(speeds) - x]], yerr=yerr, fmt="o",
+            color=colour, capsize=3, markersize=6 if index in front else 5, zorder=3,
+        )
+    front_points = sorted(points[i] for i in front)
+    axes.plot(*zip(*front_points, strict=True), color="#2b8a3e", linewidth=1, alpha=0.6,
+              linestyle="--", zorder=2, label="Pareto front (nothing both faster and better)")
+    speeds = [x for x, _ in points]
+    if min(speeds) > 0 and max(speeds) / min(speeds) > 5:
+        from matplotlib.ticker import FuncFormatter
+
+        axes.set_xscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:,.0f}")  # 20,000, not 2x10^4
+        axes.xaxis.set_major_formatter(plain)
+        # label the 2s, 3s and 5s between the powers of ten, not every minor tick (they crowd)
+        axes.xaxis.set_minor_formatter(FuncFormatter(
+            lambda value, _: f"{value:,.0f}" if f"{value:.0e}"[0] in "235" else ""
+        ))
+        axes.tick_params(axis="x", which="both", labelsize=8)
+    axes.margins(x=0.15, y=0.15)
+    axes.set_xlabel(xlabel, fontsize=9)
+    axes.set_ylabel("test accuracy (%)", fontsize=9)
+    axes.set_title(
+        title + "\n(mean over seeds: ±1 std of accuracy, range of throughput; "
+        "green = on the Pareto front)", fontsize=9,
+    )
+    axes.grid(alpha=0.3, zorder=0)
+    axes.legend(fontsize=8, loc="best")
+    _place_labels(figure, axes, points, [r["pool"] for r in rows], front)
+    return _save(figure, path)
+
+
+# Label offsets (points) tried in turn: right above, right below, left above, left below, ...
+_LABEL_SPOTS = ((6, 5, "left"), (6, -12, "left"), (-6, 5, "right"), (-6, -12, "right"),
+                (6, 16, "left"), (6, -23, "left"), (-6, 16, "right"), (-6, -23, "right"))
+
+
+def _place_labels(figure, axes, points, labels, front) -> None:
+    """Annotate each point at the first of :data:`_LABEL_SPOTS` where its text overlaps no label
+    placed before it, nor a marker (the last spot when none is free)."""
+    renderer = figure.canvas.get_renderer()
+    axes.autoscale_view()  # fix the limits first: marker positions depend on them
+    axes.set_xlim(axes.get_xlim())
+    axes.set_ylim(axes.get_ylim())
+    markers = [axes.transData.transform(point) for point in points]
+    taken = []
+    for index in sorted(range(len(points)), key=lambda i: (i not in front, i)):
+        for dx, dy, align in _LABEL_SPOTS:
+            text = axes.annotate(
+                labels[index], points[index], xytext=(dx, dy), textcoords="offset points",
+                ha=align, fontsize=8, color="#2b8a3e" if index in front else "#868e96",
+                fontweight="bold" if index in front else "normal", zorder=4,
+                bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none",
+                      "alpha": 0.75},  # readable over the error bars
+            )
+            box = text.get_window_extent(renderer).expanded(1.05, 1.15)
+            reach = 8 * figure.dpi / 72  # a marker's radius and some air, in pixels
+            hits_marker = any(
+                box.x0 - reach < x < box.x1 + reach and box.y0 - reach < y < box.y1 + reach
+                for j, (x, y) in enumerate(markers)
+                if j != index
+            )
+            if not hits_marker and not any(box.overlaps(other) for other in taken):
+                break
+            if (dx, dy, align) != _LABEL_SPOTS[-1]:
+                text.remove()
+        taken.append(box)

@@ -6,6 +6,9 @@ Both act on a collated batch (``dict[str, Tensor]``), so they work for any data 
   eight compass directions (chosen per image from a seeded generator) and fills the uncovered
   border with zeros. Max pooling is often said to give "translation invariance"; this measures how
   much of it survives a shift of 1-3 pixels.
+- :func:`shift_consistency` (Zhang 2019): how often the predicted class of an image stays the
+  same under two independent random shifts of up to ``m`` pixels in each direction (the shift
+  invariance pooling is said to give, measured without the label).
 - :func:`word_dropout` deletes each real token of ``batch["input_ids"]`` with probability ``rate``
   (seeded), closes the gaps and pads at the end, keeping at least one token per text.
 
@@ -54,14 +57,36 @@ def shift_images(batch: dict[str, Any], pixels: int, generator=None) -> dict[str
         return batch
     if images.dim() != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
-    n, _, height, width = images.shape
-    choice = torch.randint(len(_DIRECTIONS), (n,), generator=generator)
+    choice = torch.randint(len(_DIRECTIONS), (images.shape[0],), generator=generator)
+    offsets = pixels * torch.tensor(_DIRECTIONS, dtype=torch.long)[choice]  # (N, 2)
+    return {**batch, "images": translate_images(images, offsets)}
+
+
+def translate_images(images, offsets):
+    """Move image ``n`` by ``offsets[n] = (dy, dx)`` pixels (down and right for positive
+    values), filling the uncovered border with zeros.
+
+    Shape:
+        ``images``: ``(N, C, H, W)``; ``offsets``: ``(N, 2)`` integers. Returns ``(N, C, H, W)``.
+
+    Example:
+        >>> import torch
+        >>> image = torch.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+        >>> translate_images(image, torch.tensor([[1, -1]]))[0, 0].tolist()
+        [[0.0, 0.0, 0.0], [2.0, 3.0, 0.0], [5.0, 6.0, 0.0]]
+    """
+    import torch
+
+    if images.dim() != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+    if tuple(offsets.shape) != (images.shape[0], 2):
+        raise ValueError(
+            f"offsets must be (N, 2) = ({images.shape[0]}, 2), got shape {tuple(offsets.shape)}"
+        )
+    height, width = images.shape[2:]
     shifted = torch.zeros_like(images)
-    for index, (dy, dx) in enumerate(_DIRECTIONS):
-        rows = (choice == index).nonzero(as_tuple=True)[0]
-        if rows.numel() == 0:
-            continue
-        ky, kx = dy * pixels, dx * pixels
+    for ky, kx in torch.unique(offsets, dim=0).tolist():
+        rows = ((offsets[:, 0] == ky) & (offsets[:, 1] == kx)).nonzero(as_tuple=True)[0]
         if abs(ky) >= height or abs(kx) >= width:
             continue  # moved out entirely: zeros
         src_y = slice(max(0, -ky), height - max(0, ky))
@@ -69,7 +94,47 @@ def shift_images(batch: dict[str, Any], pixels: int, generator=None) -> dict[str
         src_x = slice(max(0, -kx), width - max(0, kx))
         dst_x = slice(max(0, kx), width - max(0, -kx))
         shifted[rows, :, dst_y, dst_x] = images[rows][:, :, src_y, src_x]
-    return {**batch, "images": shifted}
+    return shifted
+
+
+def shift_consistency(
+    model, dataset, collate_fn, *, max_shift: int = 3, seed: int = 2019, batch_size: int = 256
+) -> float:
+    """Share of test images whose predicted class is the same under two random shifts
+    (Zhang 2019, "Making convolutional networks shift-invariant again"):
+
+    .. math::
+        \\frac{1}{N} \\sum_n \\mathbb{1}\\left[\\arg\\max f(\\mathrm{shift}_{a_n}(x_n))
+        = \\arg\\max f(\\mathrm{shift}_{b_n}(x_n))\\right]
+
+    with :math:`a_n, b_n` drawn independently and uniformly from
+    :math:`\\{-m, \\dots, m\\}^2` (``m = max_shift``) by a generator seeded with ``seed``, and
+    zero fill as in :func:`shift_images`. The label does not enter: a model can be consistent and
+    wrong. The same offsets for every model given the same ``seed`` and test set.
+    """
+    import torch
+
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"max_shift ({max_shift!r}) must be an integer >= 0")
+    count = len(dataset)
+    if count == 0:
+        return float("nan")
+    generator = torch.Generator().manual_seed(seed)
+    offsets = torch.randint(-max_shift, max_shift + 1, (2, count, 2), generator=generator)
+    agree = 0
+    model.eval()
+    with torch.inference_mode():
+        for first in range(0, count, batch_size):
+            last = min(first + batch_size, count)
+            batch = collate_fn([dataset[i] for i in range(first, last)])
+            inputs = {k: v for k, v in batch.items() if k not in ("labels", "images")}
+            a, b = (
+                model(images=translate_images(batch["images"], shift[first:last]), **inputs)
+                .argmax(dim=-1)
+                for shift in offsets
+            )
+            agree += int((a == b).sum())
+    return agree / count
 
 
 def word_dropout(

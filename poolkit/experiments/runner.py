@@ -1,7 +1,9 @@
 """Run the grid pooling types x seeds of ``poolkit compare``: in parallel, resumable.
 
 Each run trains one model (the task's model with one pooling type, one seed), evaluates it on the
-test split, times inference, and measures accuracy under the task's perturbation at each level.
+test split, times inference (with the same thread count for every run), measures the peak memory
+of one forward pass (:mod:`poolkit.experiments.cost`), and measures accuracy under the task's
+perturbation at each level.
 A finished run is one file in ``runs/`` (merged into ``results.jsonl``, see
 :mod:`poolkit.experiments.results`); a finished run is not repeated, a run that was killed (no
 record) is done again, a run that another process is training is left to it, and ``shard=(K, N)``
@@ -71,6 +73,8 @@ class CompareSpec:
     train: dict[str, Any] = field(default_factory=dict)
     out_dir: Path = Path("runs/compare")
     command: str = ""
+    # --sweep axes (poolkit.experiments.sweep.Axis): each grid cell is a pool and a setting
+    sweep: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -87,7 +91,9 @@ class CompareSpec:
             "task": self.task.name,
             "options": {k: _jsonable_str(v) for k, v in sorted(self.task.options.items())},
             "model": {k: _jsonable_str(v) for k, v in sorted(self.task.model.items())},
-            "train": {k: _jsonable_str(v) for k, v in sorted(self.train.items())},
+            "train": {
+                k: _jsonable_str(v) for k, v in sorted(self.train.items()) if k not in _TIMING_ONLY
+            },
             "perturbation": self.task.perturbation,
             "levels": list(self.task.levels),
         }
@@ -100,8 +106,19 @@ class CompareSpec:
     def run_key(self, pool: str, seed: int) -> str:
         return f"{self.task.name}|{pool}|{seed}|{self.config_id}"
 
+    def cells(self) -> list[str]:
+        """The grid's cells: the pooling types, or with a sweep the labels
+        ``"max kernel_size=3 stride=1"`` of every (pool, setting) pair."""
+        from poolkit.experiments.sweep import sweep_cells
+
+        return sweep_cells(self.task, self.pools, self.sweep)
+
     def grid(self) -> list[tuple[str, int]]:
-        return [(pool, seed) for pool in self.pools for seed in self.seeds]
+        return [(cell, seed) for cell in self.cells() for seed in self.seeds]
+
+
+# Settings that change how a run is timed, not its result: outside the config (and the run key).
+_TIMING_ONLY = ("throughput_threads",)
 
 
 def _jsonable_str(value: Any) -> Any:
@@ -195,18 +212,31 @@ def default_fit(model, data: TaskData, train: dict[str, Any], seed: int) -> dict
 
 
 def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str, Any]:
-    """Train and evaluate one (pool, seed); returns the results.jsonl record (without keys)."""
+    """Train and evaluate one (pool, seed); returns the results.jsonl record (without keys).
+
+    ``pool`` may be a sweep's cell label (``"max kernel_size=3"``, see
+    :func:`poolkit.experiments.sweep.resolve_cell`)."""
     import torch
 
+    from poolkit.experiments.cost import (
+        DEFAULT_THROUGHPUT_THREADS,
+        inference_clock,
+        memory_batch,
+        peak_forward_bytes,
+        time_inference,
+        torch_threads,
+    )
     from poolkit.experiments.robustness import PERTURBATIONS, perturbation_label
+    from poolkit.experiments.sweep import resolve_cell
 
+    pool, setting, task = resolve_cell(task, pool)  # a sweep's cell: pool + model arguments
     data = load_task_data(task)
     torch.manual_seed(seed)
     model = task.build_model(pool, data, **task.model)
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     fit = task.fit or default_fit
-    fitted = fit(model, data, dict(train), seed)
+    fitted = fit(model, data, {k: v for k, v in train.items() if k not in _TIMING_ONLY}, seed)
     eval_batch = int(train.get("eval_batch_size", 256))
     if task.evaluate is not None:  # a task with its own metric (Spearman for STS-B)
         scores = task.evaluate(model, data, eval_batch)
@@ -218,12 +248,21 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
             "params": int(params),
             "trainable_params": int(trainable),
             "model_pools": getattr(model, "model_pools", {"pool": pool}),
+            **({"setting": setting} if setting else {}),
             "n_train": len(data.train),
             "n_dev": len(data.dev) if data.dev is not None else 0,
         }
+    timing_threads = int(train.get("throughput_threads") or DEFAULT_THROUGHPUT_THREADS)
     clean = evaluate(
         model, data.test, data.collate_fn, batch_size=eval_batch, num_classes=data.num_classes
     )
+    clock_name, clock = inference_clock(timing_threads)
+    with torch_threads(timing_threads):  # every throughput figure at the same thread count
+        pass_s, repeats = time_inference(
+            model, data.test, data.collate_fn, batch_size=eval_batch, clock=clock
+        )
+    batch = memory_batch(data.test, data.collate_fn, eval_batch)
+    peak_bytes = peak_forward_bytes(model, batch)
     robustness: dict[str, float] = {}
     if task.perturbation:
         perturb_fn = PERTURBATIONS[task.perturbation]
@@ -243,6 +282,16 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
                 perturb=perturb,
             )
             robustness[perturbation_label(task.perturbation, level)] = shifted["accuracy"]
+    if task.perturbation == "shift" and task.levels:
+        from poolkit.experiments.robustness import shift_consistency
+
+        max_shift = int(max(task.levels))
+        consistency = shift_consistency(
+            model, data.test, data.collate_fn, max_shift=max_shift, batch_size=eval_batch
+        )
+        consistency_fields = {"shift_consistency": consistency, "consistency_max_shift": max_shift}
+    else:
+        consistency_fields = {}
     n_test = clean["n"]
     return {
         "accuracy": clean["accuracy"],
@@ -251,11 +300,18 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
         "epochs": int(fitted.get("epochs", train.get("epochs", 0))),
         "best_dev_accuracy": fitted.get("best_dev_accuracy"),
         "inference_time_s": clean["time_s"],
-        "throughput_samples_s": n_test / clean["time_s"] if clean["time_s"] > 0 else None,
+        "throughput_samples_s": n_test / pass_s if pass_s > 0 else None,
+        "throughput_threads": timing_threads,
+        "throughput_repeats": repeats,
+        "throughput_clock": clock_name,
+        "peak_memory_bytes": peak_bytes,
+        "memory_batch_size": min(eval_batch, n_test),
         "params": int(params),
         "trainable_params": int(trainable),
         "model_pools": getattr(model, "model_pools", {"pool": pool}),
+        **({"setting": setting} if setting else {}),
         "robustness": robustness,
+        **consistency_fields,
         "chance_accuracy": clean["majority_accuracy"],
         "n_train": len(data.train),
         "n_dev": len(data.dev) if data.dev is not None else 0,

@@ -43,6 +43,9 @@ BASE_COLUMNS = (
     "train_time_s_mean",
     "inference_time_s_mean",
     "throughput_samples_s_mean",
+    "throughput_samples_s_std",
+    "throughput_threads",
+    "peak_memory_mib",
     "params",
     "epochs",
     "delta_pp",
@@ -57,6 +60,28 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     array = np.asarray(values)
     std = float(array.std(ddof=1)) if array.size > 1 else float("nan")
     return float(array.mean()), std
+
+
+def _same_or_mixed(values: Sequence[Any]) -> Any:
+    """The one value all runs share, ``"mixed"`` if they differ, ``None`` if none has it."""
+    found = set(values)
+    if found == {None} or not found:
+        return None
+    return found.pop() if len(found) == 1 else "mixed"
+
+
+def throughput_threads(rows: Sequence[dict]) -> int | str | None:
+    """The thread count every throughput figure of ``rows`` was timed with (``"mixed"`` when
+    runs differ, e.g. results resumed from an older poolkit or another ``--throughput-threads``)."""
+    return _same_or_mixed([row.get("throughput_threads") for row in rows if row.get("runs")])
+
+
+def throughput_header(rows: Sequence[dict]) -> str:
+    """``samples/s (1 thread)``: the column header, naming the thread count of the timings."""
+    threads = throughput_threads(rows)
+    if threads is None or threads == "mixed":
+        return "samples/s (threads differ!)" if threads == "mixed" else "samples/s"
+    return f"samples/s ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def robustness_labels(records: Sequence[dict[str, Any]]) -> list[str]:
@@ -104,6 +129,10 @@ def summarize(
                 row[f"{name}_mean"], row[f"{name}_std"] = _mean_std([r.get(name) for r in ok])
         for name in ("train_time_s", "inference_time_s", "throughput_samples_s"):
             row[f"{name}_mean"] = _mean_std([r.get(name) for r in ok])[0]
+        row["throughput_samples_s_std"] = _mean_std([r.get("throughput_samples_s") for r in ok])[1]
+        row["throughput_threads"] = _same_or_mixed([r.get("throughput_threads") for r in ok])
+        peak = _mean_std([r.get("peak_memory_bytes") for r in ok])[0]
+        row["peak_memory_mib"] = peak / 2**20
         row["params"] = int(ok[0]["params"]) if ok else None
         row["trainable_params"] = (
             int(ok[0].get("trainable_params", row["params"] or 0)) if ok else None
@@ -116,8 +145,14 @@ def summarize(
             values = [(r.get("extra") or {}).get(label) for r in ok]
             row[f"{label}_mean"], row[f"{label}_std"] = _mean_std(values)
         _count_paired_wins(row, ok, extras)
+        if any(r.get("shift_consistency") is not None for r in ok):
+            values = [r.get("shift_consistency") for r in ok]
+            row["consistency_mean"], row["consistency_std"] = _mean_std(values)
         row["chance"] = _mean_std([r.get("chance_accuracy") for r in ok])[0]
         row["_scores"] = [float(r[metric]) for r in ok]
+        row["_throughputs"] = [
+            float(r["throughput_samples_s"]) for r in ok if _finite(r.get("throughput_samples_s"))
+        ]
         rows.append(row)
     _rank_and_judge(rows, metric)
     return rows
@@ -252,6 +287,65 @@ def _var(values: Sequence[float]) -> float:
     return float(np.var(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+def accuracy_resolution(n_test: int, accuracy: float) -> dict[str, float]:
+    """How finely a test set of ``n_test`` examples measures an accuracy near ``accuracy``, in
+    percentage points: ``one_example`` (one example changing its prediction moves accuracy by
+    100/n), ``standard_error`` of one accuracy (binomial, :math:`\\sqrt{p(1-p)/n}`) and
+    ``detectable`` gap between two pooling types at 95%: :math:`1.96 \\sqrt{2 p (1-p) / n}`.
+
+    Rough: it treats the two accuracies as independent, whereas both come from the same test
+    examples (a paired test such as McNemar's can resolve a little less); it is about the test
+    sample, not the seeds, which the verdict's Welch test covers.
+
+    Example:
+        >>> r = accuracy_resolution(400, 0.9)  # SE = sqrt(0.9 * 0.1 / 400) = 1.5 points
+        >>> round(r["one_example"], 2), round(r["standard_error"], 2), round(r["detectable"], 2)
+        (0.25, 1.5, 4.16)
+    """
+    if n_test < 1:
+        raise ValueError(f"n_test ({n_test}) must be >= 1")
+    p = min(max(float(accuracy), 0.0), 1.0)
+    error = math.sqrt(p * (1 - p) / n_test)
+    return {
+        "one_example": 100 / n_test,
+        "standard_error": 100 * error,
+        "detectable": 100 * 1.96 * math.sqrt(2) * error,
+    }
+
+
+def resolution_notes(rows: Sequence[dict], n_test: int | None) -> tuple[list[str], list[str]]:
+    """``(notes, warnings)`` on what the test set can tell apart: a note with its resolution, and
+    a warning when the best and the runner-up differ by less than the detectable gap."""
+    scored = [row for row in rows if row.get("runs") and _finite(row.get("accuracy_mean"))]
+    if not n_test or not scored:
+        return [], []
+    best = max(scored, key=lambda row: row["accuracy_mean"])
+    r = accuracy_resolution(int(n_test), best["accuracy_mean"])
+    notes = [
+        f"Test-set resolution: {n_test:,} test examples; one example is "
+        f"{r['one_example']:.2f} points of accuracy, the binomial standard error at "
+        f"{100 * best['accuracy_mean']:.1f}% is {r['standard_error']:.2f} points, so two pooling "
+        f"types must differ by about {r['detectable']:.1f} points (1.96·√2·SE) before the test "
+        "set, rather than the sample of test examples, tells them apart."
+    ]
+    ordered = sorted(scored, key=lambda row: -row["accuracy_mean"])
+    warnings = []
+    if len(ordered) > 1:
+        gap = 100 * (ordered[0]["accuracy_mean"] - ordered[1]["accuracy_mean"])
+        if gap < r["detectable"]:
+            warnings.append(
+                f"the test set ({n_test:,} examples) is too small to tell the leading pooling "
+                f"types apart: {ordered[0]['pool']} leads {ordered[1]['pool']} by {gap:.1f} "
+                f"points, under the ~{r['detectable']:.1f} points it can detect (one example = "
+                f"{r['one_example']:.2f} points); use a larger --test-size or data set"
+            )
+    return notes, warnings
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 _SCORE_COLUMNS = ("accuracy_mean", "accuracy_std", "macro_f1_mean", "macro_f1_std")
 
 
@@ -373,6 +467,7 @@ def to_markdown(
     failures: Sequence[dict] = (),
     metric: str = "accuracy",
     metric_label: str = "accuracy %",
+    warnings: Sequence[str] = (),
 ) -> str:
     """The summary as a Markdown page: the command, the table (best row bold), how to read it."""
     labels = [key[: -len("_mean")] for key in columns(rows, metric) if key.endswith("_mean")]
@@ -381,7 +476,9 @@ def to_markdown(
     score_header = score_headers(rows, metric, metric_label)
     header = ["rank", "pooling", *score_header]
     header += [level_header(label) for label in labels]  # accuracy %, see the note below
-    header += ["train s", "infer samples/s", "params"]
+    consistent = any("consistency_mean" in row for row in rows)
+    header += ["consistency %"] if consistent else []
+    header += ["train s", throughput_header(rows), "peak MiB", "params"]
     for label in paired:
         header += [f"Δ vs `{label[3:]}` (95% CI)", f"vs `{label[3:]}` (paired bootstrap)"]
     header.append("verdict")
@@ -390,6 +487,9 @@ def to_markdown(
         lines += ["```bash", command, "```", ""]
     lines += list(notes)
     if notes:
+        lines.append("")
+    lines += [f"**Warning:** {warning}." for warning in warnings]
+    if warnings:
         lines.append("")
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows:
@@ -401,9 +501,12 @@ def to_markdown(
         cells += [
             format_percent(row.get(f"{label}_mean"), row.get(f"{label}_std")) for label in labels
         ]
+        if consistent:
+            cells.append(format_percent(row.get("consistency_mean"), row.get("consistency_std")))
         cells += [
             format_number(row.get("train_time_s_mean"), ".1f"),
             format_number(row.get("throughput_samples_s_mean"), ",.0f"),
+            format_number(row.get("peak_memory_mib"), ".2f"),
             f"{row['params']:,}" if row.get("params") is not None else "–",
         ]
         for label in paired:
@@ -413,14 +516,16 @@ def to_markdown(
             cells = [f"**{cell}**" for cell in cells]
             cells[1] = cells[1] + " ★"
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", *_legend(labels, paired, metric)]
+    lines += ["", *_legend(labels, paired, metric, consistent)]
     if failures:
         lines += ["", "Failed runs:", ""]
         lines += [f"- `{f['pool']}` seed {f['seed']}: {f.get('error', '?')}" for f in failures]
     return "\n".join(lines) + "\n"
 
 
-def _legend(labels: Sequence[str], paired: Sequence[str], metric: str) -> list[str]:
+def _legend(
+    labels: Sequence[str], paired: Sequence[str], metric: str, consistent: bool = False
+) -> list[str]:
     chance = (
         "; **at chance** = within 2 points of always predicting the most frequent class"
         if metric == "accuracy" else ""
@@ -430,6 +535,10 @@ def _legend(labels: Sequence[str], paired: Sequence[str], metric: str) -> list[s
         "**loses** = lower, and Welch's t-test over the seeds (two-sided, 5%) says the gap is "
         "not seed noise (pp = percentage points); **tie** = lower, but not significantly"
         f"{chance}.",
+        "Cost: samples/s = test examples classified per second (inference, the whole test set, "
+        "mean over seeds) with the thread count in the header for every run; peak MiB = the most "
+        "memory the tensors of one forward pass over a fixed test batch hold at once (weights "
+        "and the input batch not counted; counted op by op, so it does not vary between runs).",
     ]
     for label in paired:
         lines.append(
@@ -450,6 +559,13 @@ def _legend(labels: Sequence[str], paired: Sequence[str], metric: str) -> list[s
             "Robustness columns (drop 10-30%): test accuracy in % with that share of the words "
             "(tokens) of every text deleted at random (seeded; the same texts for every pooling "
             "type)."
+        )
+    if consistent:
+        lines.append(
+            "Consistency (Zhang 2019): how often the predicted class of a test image is the same "
+            "under two independent random shifts of up to the largest shift above in each "
+            "direction (zero fill; the same pairs of shifts for every run); 100% = "
+            "shift-invariant predictions, right or wrong."
         )
     return lines
 

@@ -120,11 +120,9 @@ class Task:
 
 
 def data_path(name: str) -> str | None:
-    """``$POOLKIT_DATA/<name>``, or the ``shared/data`` folder beside a source checkout."""
+    """``$POOLKIT_DATA/<name>`` when that exists (a folder holding ``mr/``, ``sst2/``,
+    ``mnist/``, ``stsb/``...), else ``None``: the task then needs ``--data``."""
     root = os.environ.get("POOLKIT_DATA")
-    candidates = [Path(root) / name] if root else []
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data" / name)
-    for candidate in candidates:
-        if candidate.exists():
-            return str(candidate)
+    if root and (Path(root) / name).exists():
+        return str(Path(root) / name)
     return None

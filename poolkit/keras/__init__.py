@@ -36,7 +36,7 @@ from poolkit.keras.pooling import (
     StochasticPool,
     TreePool,
 )
-from poolkit.keras.sequence import LEARNED_MODES, POOLING_MODES, SequencePool
+from poolkit.keras.sequence import SequencePool
 from poolkit.keras.shaped import (
     AttentionPool,
     BlurPool,
@@ -47,6 +47,7 @@ from poolkit.keras.shaped import (
     MaxBlurPool,
     SpatialPyramidPool,
 )
+from poolkit.pools import LEARNED_MODES, POOLING_MODES
 
 _FAMILY_CLASSES = (
     AvgMaxPool, AvgPool, CatAvgMaxPool, GatedPool, GeMPool, LIPPool, LPPool, LpAbsPool, LSEPool,

@@ -21,32 +21,8 @@ from keras import ops
 
 from poolkit.keras._base import copy_torch_weights
 from poolkit.keras.pooling import _register
-
-POOLING_MODES: tuple[str, ...] = (
-    "mean", "max", "min", "cls", "first", "last", "weighted_mean", "mean_sqrt_len", "kmax",
-    "attention", "latent_attention",
-)
-LEARNED_MODES: tuple[str, ...] = ("attention", "latent_attention")
-_MODE_KWARGS: dict[str, dict[str, Any]] = {
-    "kmax": {"k": 2},
-    "attention": {"num_heads": 1, "num_queries": 1},
-    "latent_attention": {"num_heads": 8, "num_latents": 512, "mlp_dim": None},
-}
-
-
-def parse_mode(mode: Any) -> tuple[str, ...]:
-    if not isinstance(mode, str):
-        raise TypeError(f"mode must be a string such as 'mean' or 'mean+max', got {mode!r}")
-    parts = tuple(part.strip() for part in mode.split("+"))
-    for part in parts:
-        if part not in POOLING_MODES:
-            raise ValueError(
-                f"mode {mode!r}: unknown pooling mode {part!r}; valid modes are "
-                f"{', '.join(POOLING_MODES)} (combine with '+', e.g. 'mean+max')"
-            )
-    if len(set(parts)) != len(parts):
-        raise ValueError(f"mode {mode!r} repeats a mode; each may appear once")
-    return parts
+from poolkit.pools import LEARNED_MODES, parse_mode
+from poolkit.pools import SEQUENCE_MODE_OPTIONS as _MODE_KWARGS
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -4,6 +4,8 @@
 - :class:`ConvNet` (small VGG-style image CNN) — :mod:`poolkit.models.convnet`
 - ``reduce_tokens(model, schedule)``: token merging / pooling / pruning between the layers of a
   BERT encoder — :mod:`poolkit.models.token_patch`
+- :class:`MetaFormer` (PoolFormer-style blocks, token mixer by name: a pooling, self-attention
+  or identity) — :mod:`poolkit.models.metaformer`
 - the transformer pooling-head classifier — :mod:`poolkit.models.transformer` (imported on
   demand: ``build_model("transformer", ...)``)
 - :class:`Embedder` (sentence embeddings from a pretrained transformer and a pooling mode) —
@@ -18,6 +20,7 @@ checkpoint's ``config.json``.
 from __future__ import annotations
 
 from poolkit.models.convnet import ConvNet, ConvNetConfig
+from poolkit.models.metaformer import MetaFormer, MetaFormerConfig
 from poolkit.models.registry import (
     build_model,
     config_from_dict,
@@ -34,6 +37,8 @@ __all__ = [
     "TextCNNConfig",
     "ConvNet",
     "ConvNetConfig",
+    "MetaFormer",
+    "MetaFormerConfig",
     "build_model",
     "list_models",
     "model_type_of",

@@ -42,7 +42,12 @@ from poolkit.models.transformer import (
     load_tokenizer_and_backbone,
     resolve_model_source,
 )
-from poolkit.nn.sequence import LEARNED_MODES, SequencePool, parse_mode
+from poolkit.nn.sequence import (
+    LEARNED_MODES,
+    SequencePool,
+    mode_from_sentence_transformers,
+    parse_mode,
+)
 from poolkit.nn.token_reduction import pool_reduced
 
 __all__ = ["Embedder", "sentence_transformers_settings"]
@@ -51,8 +56,10 @@ __all__ = ["Embedder", "sentence_transformers_settings"]
 def sentence_transformers_settings(model_dir: str | os.PathLike) -> dict[str, Any]:
     """What a sentence-transformers model directory says about its pipeline.
 
-    Returns ``{"normalize": bool, "max_seq_length": int | None, "pooling_mode": str | None}``;
-    all falsy/None for a directory without sentence-transformers files.
+    Returns ``{"normalize": bool, "max_seq_length": int | None, "pooling_mode": str | None}``,
+    the pooling mode as a poolkit mode (``"mean"``, ``"cls"``, ``"mean+max"``...) read from
+    either the current ``pooling_mode`` key or the older ``pooling_mode_*`` flags; all
+    falsy/None for a directory without sentence-transformers files.
     """
     folder = Path(model_dir)
     settings: dict[str, Any] = {"normalize": False, "max_seq_length": None, "pooling_mode": None}
@@ -61,11 +68,12 @@ def sentence_transformers_settings(model_dir: str | os.PathLike) -> dict[str, An
         kind = str(module.get("type", ""))
         if kind.endswith(".Normalize"):
             settings["normalize"] = True
-        if kind.endswith(".Pooling"):
-            pooling = _read_json(folder / str(module.get("path", "")) / "config.json") or {}
-            modes = [key[len("pooling_mode_"):] for key, on in pooling.items()
-                     if key.startswith("pooling_mode_") and on is True]
-            settings["pooling_mode"] = "+".join(modes) or None
+        pooling = _read_json(folder / str(module.get("path", "")) / "config.json")
+        if kind.endswith((".Pooling", ".SentenceTransformerPool")) and isinstance(pooling, dict):
+            settings["pooling_mode"] = (pooling.get("mode") if "mode" in pooling
+                                        else mode_from_sentence_transformers(pooling))
+            if kind.endswith(".SentenceTransformerPool"):
+                settings["pooling_config"] = pooling
     bert_config = _read_json(folder / "sentence_bert_config.json") or {}
     if isinstance(bert_config.get("max_seq_length"), int):
         settings["max_seq_length"] = bert_config["max_seq_length"]
@@ -86,8 +94,10 @@ class Embedder:
         model: model directory, ``.gguf`` file, hub id or a shipped name (see
             :func:`poolkit.models.transformer.resolve_model_source`).
         pool: a :class:`~poolkit.nn.SequencePool` mode (``"mean"``, ``"last"``, ``"mean+max"``
-            ...) or a trained ``SequencePool`` (the learned modes need trained weights, so
-            they are accepted only as a module).
+            ...; sentence-transformers' names too) or a trained ``SequencePool`` (the learned
+            modes need trained weights, so they are accepted only as a module). ``None``: the
+            model directory's own pooling (its sentence-transformers ``Pooling`` config, or a
+            saved poolkit pooling with its weights), else ``"mean"``.
         normalize: L2-normalise each embedding; ``None`` = as the model directory's
             sentence-transformers pipeline says (``modules.json`` has a ``Normalize``), else no.
         max_length: tokens kept per text; ``None`` = ``max_seq_length`` of
@@ -103,7 +113,7 @@ class Embedder:
     def __init__(
         self,
         model: str | os.PathLike,
-        pool: str | SequencePool = "mean",
+        pool: str | SequencePool | None = None,
         *,
         normalize: bool | None = None,
         max_length: int | None = None,
@@ -117,26 +127,17 @@ class Embedder:
             raise ValueError(f"batch_size ({batch_size!r}) must be a positive integer")
         if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
             raise ValueError(f"max_length ({max_length!r}) must be a positive integer or None")
-        if isinstance(pool, str):
-            learned = [part for part in parse_mode(pool) if part in LEARNED_MODES]
-            if learned:
-                raise ValueError(
-                    f"pool mode {pool!r} has learned weights ({', '.join(learned)}); pass a "
-                    "trained SequencePool instead of its name"
-                )
-        elif not isinstance(pool, SequencePool):
-            raise TypeError(f"pool must be a mode string or a SequencePool, got {pool!r}")
         source, gguf_file = resolve_model_source(model, gguf_file)
         settings = sentence_transformers_settings(source)  # defaults for a hub id or a GGUF
         self.device = torch.device(device)
         self.tokenizer, self.model = load_tokenizer_and_backbone(source, gguf_file)
         self.model = self.model.to(self.device).eval()
-        hidden_size = self.model.config.hidden_size
-        if isinstance(pool, str):
-            pool = SequencePool(pool, hidden_size, **(pool_kwargs or {}))
-        elif pool_kwargs:
-            raise ValueError("pool_kwargs applies only when pool is a mode string")
-        self.pool = pool.to(self.device).eval()
+        if pool is None and "pooling_config" in settings and not pool_kwargs:
+            from poolkit.models.st_pooling import SentenceTransformerPool
+
+            pool = SentenceTransformerPool.load(str(_pooling_folder(source))).pool
+        self.set_pool(pool if pool is not None else settings["pooling_mode"] or "mean",
+                      **(pool_kwargs or {}))
         self.normalize = settings["normalize"] if normalize is None else bool(normalize)
         limit = settings["max_seq_length"] or min(self.tokenizer.model_max_length, 512)
         self.max_length = _clamped_length(max_length or limit, self.model.config)
@@ -148,6 +149,43 @@ class Embedder:
             from poolkit.models.token_patch import reduce_tokens
 
             reduce_tokens(self, reduce)
+
+    def set_pool(self, pool: str | SequencePool, **pool_kwargs: Any) -> Embedder:
+        """Pool with another mode (or a trained ``SequencePool``) from now on, without reloading
+        the model. Returns the embedder."""
+        if isinstance(pool, str):
+            learned = [part for part in parse_mode(pool) if part in LEARNED_MODES]
+            if learned:
+                raise ValueError(
+                    f"pool mode {pool!r} has learned weights ({', '.join(learned)}); pass a "
+                    "trained SequencePool instead of its name"
+                )
+            pool = SequencePool(pool, self.model.config.hidden_size, **pool_kwargs)
+        elif not isinstance(pool, SequencePool):
+            raise TypeError(f"pool must be a mode string or a SequencePool, got {pool!r}")
+        elif pool_kwargs:
+            raise ValueError("pool_kwargs applies only when pool is a mode string")
+        self.pool = pool.to(self.device).eval()
+        return self
+
+    @staticmethod
+    def similarity(a, b) -> torch.Tensor:
+        """Cosine similarity of every row of ``a`` with every row of ``b``: ``(len(a), len(b))``
+        (sentence-transformers' ``model.similarity`` with its default cosine)."""
+        a = torch.as_tensor(a, dtype=torch.float32)
+        b = torch.as_tensor(b, dtype=torch.float32)
+        a, b = (x.unsqueeze(0) if x.dim() == 1 else x for x in (a, b))
+        a = torch.nn.functional.normalize(a, p=2, dim=1)
+        b = torch.nn.functional.normalize(b, p=2, dim=1)
+        return a @ b.T
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a sentence-transformers model folder: ``SentenceTransformer(path)`` loads it and
+        encodes as this embedder does (and so does ``Embedder(path)``)."""
+        from poolkit.models.st_pooling import save_sentence_transformer
+
+        return save_sentence_transformer(path, self.tokenizer, self.model, self.pool,
+                                         normalize=self.normalize, max_length=self.max_length)
 
     @property
     def dimension(self) -> int:
@@ -167,10 +205,19 @@ class Embedder:
         texts: Sequence[str],
         batch_size: int | None = None,
         show_progress: bool = True,
-    ) -> np.ndarray:
-        """Embeddings of ``texts`` in input order, ``float32 (len(texts), dimension)``."""
+        *,
+        normalize_embeddings: bool | None = None,
+        convert_to_tensor: bool = False,
+    ) -> np.ndarray | torch.Tensor:
+        """Embeddings of ``texts`` in input order, ``float32 (len(texts), dimension)``.
+
+        ``normalize_embeddings`` overrides the embedder's ``normalize`` for this call;
+        ``convert_to_tensor`` returns a ``torch.Tensor`` (on the embedder's device) instead of a
+        NumPy array (sentence-transformers' ``encode`` arguments).
+        """
         if isinstance(texts, str):
             raise TypeError("texts must be a sequence of strings, not one string")
+        normalize = self.normalize if normalize_embeddings is None else bool(normalize_embeddings)
         batch_size = batch_size or self.batch_size
         ids = self.tokenize(texts)
         output = np.zeros((len(ids), self.dimension), dtype=np.float32)
@@ -180,9 +227,9 @@ class Embedder:
             task = progress.add_task("embedding", total=len(ids))
             with torch.inference_mode():
                 for rows in batches:
-                    output[rows] = self._embed([ids[i] for i in rows])
+                    output[rows] = self._embed([ids[i] for i in rows], normalize)
                     progress.advance(task, len(rows))
-        return output
+        return torch.from_numpy(output).to(self.device) if convert_to_tensor else output
 
     def token_states(
         self,
@@ -220,7 +267,7 @@ class Embedder:
                     progress.advance(task, len(rows))
         return states
 
-    def _embed(self, rows: list[list[int]]) -> np.ndarray:
+    def _embed(self, rows: list[list[int]], normalize: bool) -> np.ndarray:
         padded = self.tokenizer.pad({"input_ids": rows}, return_tensors="pt")
         input_ids = padded["input_ids"].to(self.device)
         attention_mask = padded["attention_mask"].to(self.device)
@@ -228,9 +275,17 @@ class Embedder:
             self.model, input_ids, attention_mask, self._accepted
         )  # (B, T, H); fewer tokens, with their sizes, under a token-reduction schedule
         pooled = pool_reduced(self.pool, hidden_states, mask, sizes).float()  # (B, D)
-        if self.normalize:
+        if normalize:
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return pooled.cpu().numpy()
+
+
+def _pooling_folder(source: str) -> Path:
+    """The folder of the pooling module in a sentence-transformers model directory."""
+    for module in _read_json(Path(source) / "modules.json") or []:
+        if str(module.get("type", "")).endswith((".Pooling", ".SentenceTransformerPool")):
+            return Path(source) / str(module.get("path", ""))
+    raise FileNotFoundError(f"{source}/modules.json names no pooling module")
 
 
 def _clamped_length(max_length: int, config) -> int:

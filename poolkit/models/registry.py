@@ -51,6 +51,7 @@ _REGISTRY: dict[str, ModelSpec] = {}
 LAZY_MODULES: dict[str, str] = {
     "textcnn": "poolkit.models.textcnn",
     "convnet": "poolkit.models.convnet",
+    "metaformer": "poolkit.models.metaformer",
     "transformer": "poolkit.models.transformer",
 }
 

@@ -42,9 +42,21 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from poolkit.pools import (  # noqa: F401  (the modes are pure data, shared with poolkit.keras)
+    LEARNED_MODES,
+    POOLING_MODES,
+    SENTENCE_TRANSFORMERS_MODES,
+    ST_ONLY_NAMES,
+    parse_mode,
+)
+from poolkit.pools import SEQUENCE_MODE_OPTIONS as _MODE_KWARGS
+
 __all__ = [
     "LEARNED_MODES",
     "POOLING_MODES",
+    "SENTENCE_TRANSFORMERS_MODES",
+    "mode_from_sentence_transformers",
+    "sentence_transformers_config",
     "SequencePool",
     "first_token",
     "last_token",
@@ -57,30 +69,6 @@ __all__ = [
     "sequence_mask",
 ]
 
-POOLING_MODES: tuple[str, ...] = (
-    "mean",
-    "max",
-    "min",
-    "cls",
-    "first",
-    "last",
-    "weighted_mean",
-    "mean_sqrt_len",
-    "kmax",
-    "attention",
-    "latent_attention",
-)
-"""Every single mode; combine them with ``+``."""
-
-LEARNED_MODES: tuple[str, ...] = ("attention", "latent_attention")
-"""Modes with trainable weights (they need ``hidden_size``)."""
-
-# Keyword arguments each mode understands, with their defaults.
-_MODE_KWARGS: dict[str, dict[str, Any]] = {
-    "kmax": {"k": 2},
-    "attention": {"num_heads": 1, "num_queries": 1},
-    "latent_attention": {"num_heads": 8, "num_latents": 512, "mlp_dim": None},
-}
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -393,20 +381,42 @@ class _LatentAttention(nn.Module):
 # The module
 
 
-def parse_mode(mode: Any) -> tuple[str, ...]:
-    """``"mean+max"`` -> ``("mean", "max")``, each a name of :data:`POOLING_MODES`."""
-    if not isinstance(mode, str):
-        raise TypeError(f"mode must be a string such as 'mean' or 'mean+max', got {mode!r}")
-    parts = tuple(part.strip() for part in mode.split("+"))
-    for part in parts:
-        if part not in POOLING_MODES:
-            raise ValueError(
-                f"mode {mode!r}: unknown pooling mode {part!r}; valid modes are "
-                f"{', '.join(POOLING_MODES)} (combine with '+', e.g. 'mean+max')"
-            )
-    if len(set(parts)) != len(parts):
-        raise ValueError(f"mode {mode!r} repeats a mode; each may appear once")
-    return parts
+#: The order in which sentence-transformers' legacy ``pooling_mode_*`` keys concatenate.
+_ST_LEGACY_KEYS = (
+    ("pooling_mode_cls_token", "cls"), ("pooling_mode_max_tokens", "max"),
+    ("pooling_mode_mean_tokens", "mean"), ("pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len"),
+    ("pooling_mode_weightedmean_tokens", "weighted_mean"), ("pooling_mode_lasttoken", "last"),
+)
+
+
+def mode_from_sentence_transformers(config: Mapping[str, Any]) -> str | None:
+    """The mode of a sentence-transformers ``Pooling`` config (``1_Pooling/config.json``):
+    its ``pooling_mode`` (a name or a list, current versions) or its ``pooling_mode_*`` flags
+    (older ones, concatenated in sentence-transformers' order). ``None`` when it names none."""
+    named = config.get("pooling_mode")
+    if isinstance(named, str):
+        return "+".join(parse_mode(named))
+    if isinstance(named, (list, tuple)) and named:
+        return "+".join(parse_mode("+".join(str(part) for part in named)))
+    modes = [mode for key, mode in _ST_LEGACY_KEYS if config.get(key) is True]
+    return "+".join(modes) or None
+
+
+def sentence_transformers_config(pool: SequencePool) -> dict[str, Any] | None:
+    """The ``1_Pooling/config.json`` of sentence-transformers' own ``Pooling`` for ``pool``, in
+    the legacy keys every version reads, or ``None`` where its ``Pooling`` cannot express the
+    mode (min, kmax, the learned modes, or a concatenation in another order than
+    sentence-transformers' fixed cls, max, mean, mean_sqrt_len, weighted_mean, last)."""
+    names = dict((mode, key) for key, mode in _ST_LEGACY_KEYS)
+    modes = ["cls" if part == "first" else part for part in pool.modes]
+    if pool.hidden_size is None or any(part not in names for part in modes):
+        return None
+    order = [mode for _, mode in _ST_LEGACY_KEYS if mode in modes]
+    if order != modes or len(set(modes)) != len(modes):
+        return None
+    config: dict[str, Any] = {"word_embedding_dimension": pool.hidden_size}
+    config.update({key: mode in modes for key, mode in _ST_LEGACY_KEYS})
+    return config
 
 
 # The old private spelling, still used by branches not merged yet; remove once none does.
@@ -538,9 +548,18 @@ class SequencePool(nn.Module):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SequencePool:
+        """Rebuild from :meth:`get_config`, or from a sentence-transformers ``Pooling`` config
+        (``word_embedding_dimension``/``embedding_dimension``, ``pooling_mode`` or the
+        ``pooling_mode_*`` flags; ``include_prompt`` is a call-time matter here: pass an
+        ``exclude_mask``)."""
         config = dict(config)
         if "mode" not in config:
-            raise ValueError(f"config {config!r} has no 'mode'")
+            mode = mode_from_sentence_transformers(config)
+            if mode is None:
+                raise ValueError(f"config {config!r} has no 'mode' (nor sentence-transformers' "
+                                 "pooling_mode keys)")
+            hidden = config.get("embedding_dimension", config.get("word_embedding_dimension"))
+            return cls(mode, hidden)
         return cls(config.pop("mode"), config.pop("hidden_size", None), **config)
 
     def extra_repr(self) -> str:

@@ -396,7 +396,8 @@ def mixed_pool_backward(
 
 
 def _kmax_positions(x: np.ndarray, k: int) -> np.ndarray:
-    order = np.argsort(-x, axis=-1, kind="stable")[..., :k]  # ties: the earlier position
+    # torch's descending sort: NaN above everything, ties to the earlier position (stable)
+    order = np.lexsort((-x, ~np.isnan(x)), axis=-1)[..., :k]
     return np.sort(order, axis=-1)
 
 
@@ -437,7 +438,8 @@ def spatial_pyramid_pool(input, levels=(1, 2, 4), mode: str = "max", *, dims: in
     x = _array(input, dims)
     levels, mode = pyramid_levels(levels), _mode(mode)
     parts = [
-        _ADAPTIVE[mode][dims](x, level).reshape(*x.shape[: x.ndim - dims], -1) for level in levels
+        _ADAPTIVE[mode][dims](x, level).reshape(*x.shape[: x.ndim - dims], level**dims)
+        for level in levels
     ]
     return np.concatenate(parts, axis=-1)
 

@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 TEXT_MODELS = ("textcnn", "transformer")
-IMAGE_MODELS = ("convnet",)
+IMAGE_MODELS = ("convnet", "metaformer")
 
 
 @dataclass
