@@ -5,6 +5,8 @@
 classes are importable from here. The box-wise RoI layers of detection heads (``RoIPool``,
 ``RoIAlign``, ``PSRoIAlign``, ``MultiScaleRoIAlign``) have their own registry,
 ``create_roi_pool(name, output_size, **kwargs)`` / ``list_roi_pools()`` (:mod:`poolkit.nn.roi`).
+``GlobalPool`` / ``set_global_pool(model, name)`` put any global pool into an image model
+(:mod:`poolkit.nn.swap`).
 ``docs/pooling-families.md`` has the table of families.
 """
 
@@ -81,11 +83,14 @@ from poolkit.nn.roi import (
 )
 from poolkit.nn.sequence import LEARNED_MODES, POOLING_MODES, SequencePool, prompt_exclude_mask
 from poolkit.nn.stochastic import StochasticPool1d, StochasticPool2d, StochasticPool3d
+from poolkit.nn.swap import GlobalPool, set_global_pool
 
 __all__ = [  # grouped by family
     "functional",
     "PoolModule", "PoolInfo", "create_pool", "list_pools", "pool_info", "register_pool",
     "PyramidPooling", "ASPPPooling", "ASPP",
+    # image models: timm's global-pool contract, swapping a model's global pool
+    "GlobalPool", "set_global_pool",
     "Identity",
     "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "LPPool1d", "LPPool2d", "LPPool3d", "AvgMaxPool1d", "AvgMaxPool2d", "AvgMaxPool3d",

@@ -7,6 +7,7 @@ the family's **global** pool: one window covering all spatial positions, and the
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from poolkit.geometry import check_dims, normalize_sizes, normalize_window
@@ -20,6 +21,15 @@ class PoolModule(nn.Module):
     def feat_mult(self) -> int:
         """How many features per input channel the pool emits (``C_out = C * feat_mult``)."""
         return 1
+
+    def is_identity(self) -> bool:
+        """timm's global-pool contract: true only for the no-op pool (``''``/``"identity"``)."""
+        return False
+
+    def _place(self, device=None, dtype=None) -> None:
+        """torch's ``device=``/``dtype=`` factory arguments: move what ``__init__`` built."""
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
 
 
 class WindowPoolNd(PoolModule):
@@ -50,16 +60,33 @@ class WindowPoolNd(PoolModule):
                 self.dilation = dilations
         self.flatten = bool(flatten)
 
-    def _finish(self, output: Tensor) -> Tensor:
-        """Flatten the global form's ``(N, C', 1, ...)`` to ``(N, C')`` when asked."""
+    def _finish(self, output: Tensor, unbatched: bool = False) -> Tensor:
+        """Flatten the global form's ``(N, C', 1, ...)`` to ``(N, C')`` when asked (an unbatched
+        ``(C', 1, ...)`` to ``(C',)``)."""
         if self.is_global and self.flatten:
-            return output.flatten(1)
+            return output.flatten(0 if unbatched else 1)
         return output
 
     def extra_repr(self) -> str:
         if self.is_global:
             return f"global, flatten={self.flatten}"
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+_CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
+def keep_memory_format(output, input):
+    """``output`` (a tensor or a tuple of them) channels-last where ``input`` is, like torch's
+    pools (the composed pools would otherwise return NCHW for channels-last input)."""
+    layout = _CHANNELS_LAST.get(input.dim()) if isinstance(input, Tensor) else None
+    if layout is None or input.is_contiguous() or not input.is_contiguous(memory_format=layout):
+        return output
+    if isinstance(output, tuple):
+        return tuple(keep_memory_format(t, input) for t in output)
+    if isinstance(output, Tensor) and output.dim() == input.dim():
+        return output.contiguous(memory_format=layout)
+    return output
 
 
 def finish_bins(pooled: Tensor, is_global: bool, flatten: bool, dims: int) -> Tensor:
@@ -77,7 +104,7 @@ def bind_dims(nd_function, name: str, dims: int):
     """``name`` = ``nd_function`` with ``dims`` fixed (the public 1d/2d/3d functional forms)."""
 
     def function(input: Tensor, *args, **kwargs):
-        return nd_function(input, *args, dims=dims, **kwargs)
+        return keep_memory_format(nd_function(input, *args, dims=dims, **kwargs), input)
 
     function.__name__ = function.__qualname__ = name
     function.__doc__ = (
@@ -88,4 +115,4 @@ def bind_dims(nd_function, name: str, dims: int):
     return function
 
 
-__all__ = ["PoolModule", "WindowPoolNd", "bind_dims", "finish_bins"]
+__all__ = ["PoolModule", "WindowPoolNd", "bind_dims", "finish_bins", "keep_memory_format"]

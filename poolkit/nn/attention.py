@@ -26,7 +26,7 @@ class _AttentionPoolNd(PoolModule):
     def __init__(
         self, channels: int, num_heads: int = 1, out_features: int | None = None,
         spatial_size: int | Sequence[int] | None = None, query: str = "learned",
-        flatten: bool = True,
+        flatten: bool = True, *, device=None, dtype=None,
     ):
         super().__init__()
         for name, value in (("channels", channels), ("num_heads", num_heads)):
@@ -56,6 +56,7 @@ class _AttentionPoolNd(PoolModule):
         else:
             size = normalize_sizes(spatial_size, self.dims, "spatial_size")
             self.pos_embed = nn.Parameter(torch.randn(channels, *size) * scale)
+        self._place(device, dtype)
 
     def feat_mult(self) -> int:
         return self.out_features // self.channels

@@ -22,39 +22,97 @@ def _global_shape(input: Tensor, dims: int) -> tuple[int, ...]:
     return (*input.shape[:2], *([1] * dims))
 
 
+def _batched(input: object, dims: int, integer_ok: bool = False) -> tuple[Tensor, bool]:
+    """``(input as (N, C, *S), whether it was unbatched (C, *S))``, like torch's pools.
+
+    ``integer_ok``: integer input is allowed (torch's max and windowed average pooling take it).
+    """
+    if isinstance(input, Tensor) and input.dim() == dims + 1:
+        input, unbatched = input.unsqueeze(0), True
+    else:
+        unbatched = False
+    if integer_ok and isinstance(input, Tensor) and not input.is_floating_point() \
+            and input.dtype != torch.bool and not input.is_complex():
+        if input.dim() != dims + 2:
+            check_input(input.float(), dims)  # the shape error
+        return input, unbatched
+    return check_input(input, dims), unbatched
+
+
+def _unbatch(output, unbatched: bool):
+    """Drop the batch dim added by :func:`_batched` (from each tensor of a tuple too)."""
+    if not unbatched:
+        return output
+    if isinstance(output, tuple):
+        return tuple(t.squeeze(0) for t in output)
+    return output.squeeze(0)
+
+
+def _global_max(input: Tensor, dims: int, return_indices: bool):
+    flat = input.flatten(2)
+    if not return_indices:
+        return flat.amax(-1).reshape(_global_shape(input, dims))
+    values, indices = flat.max(-1)  # the first maximum; NaN wins (as max_pool)
+    shape = _global_shape(input, dims)
+    return values.reshape(shape), indices.reshape(shape)
+
+
 def max_pool(
-    input: Tensor, kernel_size=None, stride=None, padding=0, dilation=1, ceil_mode=False, *, dims
-) -> Tensor:
+    input: Tensor, kernel_size=None, stride=None, padding=0, dilation=1, ceil_mode=False,
+    return_indices=False, *, dims,
+):
     r"""Max pooling; ``kernel_size=None`` is the global max ``(N, C, 1, ...)``.
 
     .. math:: y_{n,c,w} = \max_{i \in w} x_{n,c,i}
 
-    The windowed form is :func:`torch.nn.functional.max_pool{dims}d`.
+    The windowed form is :func:`torch.nn.functional.max_pool{dims}d` (same arguments, in its
+    order). Unbatched ``(C, *S)`` and integer input are accepted as torch accepts them;
+    ``return_indices`` also returns the flat index of each maximum in its input plane (the
+    global form too: the first maximum, NaN wins).
     """
     check_dims(dims)
-    check_input(input, dims)
+    input, unbatched = _batched(input, dims, integer_ok=True)
     if kernel_size is None:
-        return input.flatten(2).amax(-1).reshape(_global_shape(input, dims))
+        return _unbatch(_global_max(input, dims, bool(return_indices)), unbatched)
     kernel, step, pad, dil = normalize_window(kernel_size, stride, padding, dilation, dims=dims)
-    return MAX_POOL[dims](input, kernel, step, pad, dil, ceil_mode)
+    output = MAX_POOL[dims](input, kernel, step, pad, dil, ceil_mode,
+                            return_indices=bool(return_indices))
+    return _unbatch(output, unbatched)
 
 
 def avg_pool(
     input: Tensor, kernel_size=None, stride=None, padding=0, ceil_mode=False,
-    count_include_pad=True, *, dims,
+    count_include_pad=True, divisor_override=None, *, dims,
 ) -> Tensor:
     r"""Average pooling; ``kernel_size=None`` is the global mean ``(N, C, 1, ...)``.
 
     .. math:: y_{n,c,w} = \frac{1}{|w|} \sum_{i \in w} x_{n,c,i}
 
-    The windowed form is :func:`torch.nn.functional.avg_pool{dims}d`.
+    The windowed form is :func:`torch.nn.functional.avg_pool{dims}d` (same arguments, in its
+    order; ``divisor_override`` replaces :math:`|w|`). Unbatched ``(C, *S)`` input is accepted,
+    integer input in the windowed form (as torch's).
     """
     check_dims(dims)
-    check_input(input, dims)
+    input, unbatched = _batched(input, dims, integer_ok=kernel_size is not None)
+    if divisor_override is not None and (
+        isinstance(divisor_override, bool) or not isinstance(divisor_override, int)
+        or divisor_override < 1
+    ):
+        raise ValueError(f"divisor_override ({divisor_override!r}) must be None or an int >= 1")
     if kernel_size is None:
-        return input.flatten(2).mean(-1).reshape(_global_shape(input, dims))
+        total = input.flatten(2)
+        mean = total.mean(-1) if divisor_override is None else total.sum(-1) / divisor_override
+        return _unbatch(mean.reshape(_global_shape(input, dims)), unbatched)
     kernel, step, pad, _ = normalize_window(kernel_size, stride, padding, dims=dims)
-    return AVG_POOL[dims](input, kernel, step, pad, ceil_mode, count_include_pad)
+    if dims == 1 and divisor_override is not None:  # not in avg_pool1d: 2-D on (N, C, 1, L)
+        output = F.avg_pool2d(input.unsqueeze(2), (1, kernel[0]), (1, step[0]), (0, pad[0]),
+                              ceil_mode, count_include_pad, divisor_override).squeeze(2)
+    elif divisor_override is None:
+        output = AVG_POOL[dims](input, kernel, step, pad, ceil_mode, count_include_pad)
+    else:
+        output = AVG_POOL[dims](input, kernel, step, pad, ceil_mode, count_include_pad,
+                                divisor_override)
+    return _unbatch(output, unbatched)
 
 
 def lp_pool(
@@ -69,16 +127,16 @@ def lp_pool(
     :func:`poolkit.nn.functional.lp_abs_pool2d`, which pools :math:`|x|`.
     """
     check_dims(dims)
-    check_input(input, dims)
+    input, unbatched = _batched(input, dims)
     p = check_positive(norm_type, "norm_type")
-    if kernel_size is None:
-        spatial = tuple(input.shape[-dims:])
-        return _LP_POOL[dims](input, p, spatial if dims > 1 else spatial[0])
+    if kernel_size is None:  # torch's formula over the plane (no kernel of the input's size)
+        total = input.pow(p).flatten(2).sum(-1).reshape(_global_shape(input, dims))
+        return _unbatch((torch.sign(total) * torch.relu(total.abs())).pow(1.0 / p), unbatched)
     kernel, step, _, _ = normalize_window(kernel_size, stride, dims=dims)
     check_fits(input, kernel, (0,) * dims, dims)
     if dims == 1:  # lp_pool1d wants ints
-        return F.lp_pool1d(input, p, kernel[0], step[0], ceil_mode)
-    return _LP_POOL[dims](input, p, kernel, step, ceil_mode)
+        return _unbatch(F.lp_pool1d(input, p, kernel[0], step[0], ceil_mode), unbatched)
+    return _unbatch(_LP_POOL[dims](input, p, kernel, step, ceil_mode), unbatched)
 
 
 def avgmax_pool(input: Tensor, kernel_size=None, stride=None, padding=0, *, dims) -> Tensor:
@@ -115,11 +173,23 @@ catavgmax_pool1d, catavgmax_pool2d, catavgmax_pool3d = (
 
 
 class _MaxPoolNd(WindowPoolNd):
+    """torch's ``MaxPoolNd`` arguments in torch's order, then ``flatten`` (global form)."""
+
     def __init__(
-        self, kernel_size=None, stride=None, padding=0, dilation=1, ceil_mode=False, flatten=True
+        self, kernel_size=None, stride=None, padding=0, dilation=1, return_indices=False,
+        ceil_mode=False, flatten=True,
     ):
         super().__init__(kernel_size, stride, padding, flatten, dilation=dilation)
+        self.return_indices = bool(return_indices)
         self.ceil_mode = bool(ceil_mode)
+
+    def _pool(self, input: Tensor, function):
+        output = function(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                          self.ceil_mode, self.return_indices)
+        unbatched = input.dim() == self.dims + 1
+        if self.return_indices:
+            return tuple(self._finish(t, unbatched) for t in output)
+        return self._finish(output, unbatched)
 
 
 class MaxPool1d(_MaxPoolNd):
@@ -141,8 +211,7 @@ class MaxPool1d(_MaxPoolNd):
     dims = 1
 
     def forward(self, input: Tensor) -> Tensor:
-        return self._finish(max_pool1d(input, self.kernel_size, self.stride, self.padding,
-                                       self.dilation, self.ceil_mode))
+        return self._pool(input, max_pool1d)
 
 
 class MaxPool2d(_MaxPoolNd):
@@ -164,8 +233,7 @@ class MaxPool2d(_MaxPoolNd):
     dims = 2
 
     def forward(self, input: Tensor) -> Tensor:
-        return self._finish(max_pool2d(input, self.kernel_size, self.stride, self.padding,
-                                       self.dilation, self.ceil_mode))
+        return self._pool(input, max_pool2d)
 
 
 class MaxPool3d(_MaxPoolNd):
@@ -181,18 +249,20 @@ class MaxPool3d(_MaxPoolNd):
     dims = 3
 
     def forward(self, input: Tensor) -> Tensor:
-        return self._finish(max_pool3d(input, self.kernel_size, self.stride, self.padding,
-                                       self.dilation, self.ceil_mode))
+        return self._pool(input, max_pool3d)
 
 
 class _AvgPoolNd(WindowPoolNd):
+    """torch's ``AvgPoolNd`` arguments in torch's order, then ``flatten`` (global form)."""
+
     def __init__(
         self, kernel_size=None, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-        flatten=True,
+        divisor_override=None, flatten=True,
     ):
         super().__init__(kernel_size, stride, padding, flatten)
         self.ceil_mode = bool(ceil_mode)
         self.count_include_pad = bool(count_include_pad)
+        self.divisor_override = divisor_override
 
 
 class AvgPool1d(_AvgPoolNd):
@@ -214,7 +284,8 @@ class AvgPool1d(_AvgPoolNd):
 
     def forward(self, input: Tensor) -> Tensor:
         return self._finish(avg_pool1d(input, self.kernel_size, self.stride, self.padding,
-                                       self.ceil_mode, self.count_include_pad))
+                                       self.ceil_mode, self.count_include_pad,
+                                       self.divisor_override), input.dim() == self.dims + 1)
 
 
 class AvgPool2d(_AvgPoolNd):
@@ -231,7 +302,8 @@ class AvgPool2d(_AvgPoolNd):
 
     def forward(self, input: Tensor) -> Tensor:
         return self._finish(avg_pool2d(input, self.kernel_size, self.stride, self.padding,
-                                       self.ceil_mode, self.count_include_pad))
+                                       self.ceil_mode, self.count_include_pad,
+                                       self.divisor_override), input.dim() == self.dims + 1)
 
 
 class AvgPool3d(_AvgPoolNd):
@@ -248,7 +320,8 @@ class AvgPool3d(_AvgPoolNd):
 
     def forward(self, input: Tensor) -> Tensor:
         return self._finish(avg_pool3d(input, self.kernel_size, self.stride, self.padding,
-                                       self.ceil_mode, self.count_include_pad))
+                                       self.ceil_mode, self.count_include_pad,
+                                       self.divisor_override), input.dim() == self.dims + 1)
 
 
 class _LPPoolNd(WindowPoolNd):
@@ -275,7 +348,8 @@ class LPPool1d(_LPPoolNd):
 
     def forward(self, input: Tensor) -> Tensor:
         return self._finish(
-            lp_pool1d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+            lp_pool1d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode),
+            input.dim() == self.dims + 1,
         )
 
 
@@ -293,7 +367,8 @@ class LPPool2d(_LPPoolNd):
 
     def forward(self, input: Tensor) -> Tensor:
         return self._finish(
-            lp_pool2d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+            lp_pool2d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode),
+            input.dim() == self.dims + 1,
         )
 
 
@@ -311,7 +386,8 @@ class LPPool3d(_LPPoolNd):
 
     def forward(self, input: Tensor) -> Tensor:
         return self._finish(
-            lp_pool3d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+            lp_pool3d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode),
+            input.dim() == self.dims + 1,
         )
 
 
@@ -440,6 +516,9 @@ class Identity(PoolModule):
     def __init__(self, dims: int = 2) -> None:
         super().__init__()
         self.dims = check_dims(dims)
+
+    def is_identity(self) -> bool:
+        return True
 
     def forward(self, input: Tensor) -> Tensor:
         return input

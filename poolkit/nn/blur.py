@@ -77,7 +77,7 @@ def blur_pool(
     )
     n, c = input.shape[:2]
     out = CONV[dims](padded.reshape(n * c, 1, *padded.shape[2:]), kernel[None, None], None, step)
-    return out.view(n, c, *out.shape[2:])
+    return out.squeeze(1).unflatten(0, (n, c))  # (not view: an exported size stays symbolic)
 
 
 def max_blur_pool(

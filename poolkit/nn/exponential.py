@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from poolkit.geometry import check_dims
+from poolkit.nn import _traceable
 from poolkit.nn._base import WindowPoolNd, bind_dims
 from poolkit.nn._utils import (
     MAX_POOL,
@@ -198,6 +199,9 @@ def soft_pool(input: Tensor, kernel_size=None, stride=None, padding=0, *, dims: 
         tensor([[[[0.2772]]]])
     """
     kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
+    if _traceable.capturing():
+        whole = kernel_size is None
+        return _traceable.exp_weighted_pool(input, None, kernel, step, pad, dims, whole)
     return _exp_weighted_pool(input, None, kernel, step, pad, dims)
 
 
@@ -220,6 +224,9 @@ def lip_pool(
     if not isinstance(logits, Tensor) or logits.shape != input.shape:
         got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(f"logits ({got}) must have the input's shape {tuple(input.shape)}")
+    if _traceable.capturing():
+        whole = kernel_size is None
+        return _traceable.exp_weighted_pool(input, logits, kernel, step, pad, dims, whole)
     return _exp_weighted_pool(input, logits, kernel, step, pad, dims)
 
 
@@ -286,6 +293,8 @@ def lse_pool(
     """
     kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
     r = check_positive(r, "r")
+    if _traceable.capturing():
+        return _traceable.lse_pool(input, r, kernel, step, pad, dims, kernel_size is None)
     for dtype in _exp_dtypes(input):
         x = input.to(dtype)
         shift = plane_max(x, dims)
@@ -459,7 +468,7 @@ class LIPLogit(nn.Module):
         z = self.conv(input)
         if z.shape[0] == 0:  # an empty batch: torch's instance norm refuses it
             return z
-        single = z.shape[2:].numel() == 1
+        single = all(size == 1 for size in z.shape[2:])  # (not numel: keeps sizes symbolic)
         if single and isinstance(self.norm, nn.modules.instancenorm._InstanceNorm):
             # one position per plane: instance norm gives 0 (x - mean), then its affine shift;
             # torch refuses the single element, so take the limit it defines
@@ -471,10 +480,12 @@ class LIPLogit(nn.Module):
 class _LIPPoolNd(WindowPoolNd):
     def __init__(
         self, channels: int, kernel_size=None, stride=None, padding=0, flatten=True,
-        logit_kernel_size: int = 3, norm: str = "instance", coeff: float = 12.0,
+        logit_kernel_size: int = 3, norm: str = "instance", coeff: float = 12.0, *,
+        device=None, dtype=None,
     ):
         super().__init__(kernel_size, stride, padding, flatten)
         self.logit = LIPLogit(channels, self.dims, logit_kernel_size, norm, coeff)
+        self._place(device, dtype)
 
 
 class LIPPool1d(_LIPPoolNd):

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from poolkit import geometry
 from poolkit.geometry import check_dims, normalize_sizes
+from poolkit.nn import _traceable
 from poolkit.nn._base import PoolModule, bind_dims
 from poolkit.nn._utils import check_input
 
@@ -103,7 +104,11 @@ def _region_argmax(
         starts = bounds[d][..., :-1]  # (N, C, out_d)
         ends = bounds[d][..., 1:] if overlapping else bounds[d][..., 1:] - 1
         ends = ends.clamp_max(spatial[d] - 1)
-        width = int((ends - starts).max()) + 1 if starts.numel() else 1  # empty batch: 1
+        # every increment is floor(alpha) or ceil(alpha): a bound known without reading the
+        # data (offsets past a region's end repeat its end, which never changes the max); an
+        # empty batch needs no special case
+        longest = -(-spatial[d] // starts.shape[-1]) + int(overlapping)
+        width = min(longest, spatial[d])
         view = [*starts.shape[:2]] + [1] * dims
         view[axis] = starts.shape[-1]
         target = list(values.shape)
@@ -167,7 +172,7 @@ def fractional_max_pool(
     elif not isinstance(samples, Tensor) or tuple(samples.shape) != (n, c, dims):
         got = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
         raise ValueError(f"samples ({got}) must have shape (N, C, dims) = {(n, c, dims)}")
-    elif not bool(((samples >= 0) & (samples < 1)).all()):
+    elif not _traceable.capturing() and not bool(((samples >= 0) & (samples < 1)).all()):
         raise ValueError("samples must lie in [0, 1)")
     if kernel_size is not None:
         return _torch_fractional(input, kernel_size, sizes, return_indices, samples, dims)
@@ -244,11 +249,17 @@ class _FractionalMaxPoolNd(PoolModule):
                           device=input.device)
 
     def _pool(self, input: Tensor, function):
-        return function(
+        unbatched = isinstance(input, Tensor) and input.dim() == self.dims + 1  # (C, *S)
+        if unbatched:
+            input = input.unsqueeze(0)
+        output = function(
             input, self.kernel_size, self.output_size, self.output_ratio, self.return_indices,
             self.generator, self._samples(input), self.overlapping,
             self.pseudo_random or not self.training,
         )
+        if not unbatched:
+            return output
+        return tuple(t.squeeze(0) for t in output) if self.return_indices else output.squeeze(0)
 
     def extra_repr(self) -> str:
         size = f"output_size={self.output_size}" if self.output_size is not None else \

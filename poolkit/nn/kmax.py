@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from poolkit.geometry import check_count, check_dims, dynamic_k  # noqa: F401  (public here too)
+from poolkit.nn import _traceable
 from poolkit.nn._base import PoolModule, finish_bins
 from poolkit.nn._utils import check_input
 
@@ -37,8 +38,12 @@ def kmax_pool(input: Tensor, k: int, dim: int = -1) -> Tensor:
     """
     k = check_count(k, "k")
     length = input.shape[dim]
-    order = input.detach().sort(dim=dim, descending=True, stable=True).indices
-    chosen = order.narrow(dim, 0, min(k, length)).sort(dim=dim).values  # back to time order
+    if _traceable.capturing():  # ONNX has no stable sort; TopK keeps the earlier of ties
+        top = input.detach().topk(min(k, length), dim=dim).indices
+    else:
+        order = input.detach().sort(dim=dim, descending=True, stable=True).indices
+        top = order.narrow(dim, 0, min(k, length))
+    chosen = top.sort(dim=dim).values  # back to time order
     output = input.gather(dim, chosen)
     if length < k:
         dim = dim % input.dim()

@@ -20,6 +20,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from poolkit.nn import _traceable
 from poolkit.nn._base import WindowPoolNd, bind_dims
 from poolkit.nn._utils import (
     AVG_POOL,
@@ -96,6 +97,9 @@ def mixed_pool(
     kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
     if not isinstance(alpha, Tensor):
         alpha = torch.tensor(check_unit(alpha, "alpha"), dtype=input.dtype, device=input.device)
+    if _traceable.capturing():
+        return _traceable.mixed_pool(input, alpha.to(input.dtype), kernel, step, pad, dims,
+                                     kernel_size is None)
     return _MixedPool.apply(input, alpha.to(input.dtype), kernel, step, pad, dims)
 
 
@@ -215,7 +219,7 @@ class _MixedPoolNd(WindowPoolNd):
     def __init__(
         self, kernel_size=None, stride=None, padding=0, alpha: float = 0.5, mode: str = "learned",
         channels: int | None = None, flatten: bool = True,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | None = None, *, device=None, dtype=None,
     ):
         super().__init__(kernel_size, stride, padding, flatten)
         self.mode = check_choice(mode, "mode", _MIX_MODES)
@@ -231,6 +235,7 @@ class _MixedPoolNd(WindowPoolNd):
         else:
             self.register_buffer("alpha_value", torch.full(shape, alpha))
         self.generator = generator
+        self._place(device, dtype)
 
     def alpha(self, input: Tensor) -> Tensor:
         """The mixing weight for this call: ``(1 or N, 1 or C, 1, ...)``."""
@@ -317,7 +322,10 @@ def _mask_parameter(count: int, kernel, channels: int | None, init: str) -> nn.P
 
 
 class _GatedPoolNd(WindowPoolNd):
-    def __init__(self, kernel_size, stride=None, padding=0, channels: int | None = None):
+    def __init__(
+        self, kernel_size, stride=None, padding=0, channels: int | None = None, *, device=None,
+        dtype=None,
+    ):
         if kernel_size is None:
             raise ValueError("kernel_size is required: gated pooling has no global form")
         super().__init__(kernel_size, stride, padding)
@@ -327,6 +335,7 @@ class _GatedPoolNd(WindowPoolNd):
             raise ValueError(f"channels ({channels!r}) must be None or an int >= 1")
         # zero mask: every gate starts at 1/2, i.e. (max + avg) / 2
         self.gate_weight = _mask_parameter(1, self.kernel_size, channels, "zeros")
+        self._place(device, dtype)
 
 
 class GatedPool1d(_GatedPoolNd):
@@ -388,7 +397,8 @@ class GatedPool3d(_GatedPoolNd):
 
 class _TreePoolNd(WindowPoolNd):
     def __init__(
-        self, kernel_size, stride=None, padding=0, depth: int = 2, channels: int | None = None
+        self, kernel_size, stride=None, padding=0, depth: int = 2, channels: int | None = None,
+        *, device=None, dtype=None,
     ):
         if kernel_size is None:
             raise ValueError("kernel_size is required: tree pooling has no global form")
@@ -403,6 +413,7 @@ class _TreePoolNd(WindowPoolNd):
         leaves = 2 ** (depth - 1)
         self.leaf_weight = _mask_parameter(leaves, self.kernel_size, channels, "average")
         self.gate_weight = _mask_parameter(leaves - 1, self.kernel_size, channels, "zeros")
+        self._place(device, dtype)
 
     def extra_repr(self) -> str:
         return f"depth={self.depth}, " + super().extra_repr()

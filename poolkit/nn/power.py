@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from poolkit.nn import _traceable
 from poolkit.nn._base import WindowPoolNd, bind_dims
 from poolkit.nn._utils import (
     as_planes,
@@ -142,16 +143,19 @@ def _as_power(p, input: Tensor, dims: int, dtype: torch.dtype, name: str) -> Ten
                 f"{name} tensor must be a scalar or have shape ({input.shape[1]},), "
                 f"got {tuple(p.shape)}"
             )
-        if not bool((p.detach() > 0).all()):
+        if not _traceable.capturing() and not bool((p.detach() > 0).all()):
             raise ValueError(f"{name} ({p.detach().tolist()}) must be > 0")
         return power.to(dtype)
     value = check_positive(p, name)
     return torch.full((1, 1, *([1] * dims)), value, dtype=dtype, device=input.device)
 
 
-def _power_mean(input, p, mode, eps, divide, kernel, stride, padding, dims, name) -> Tensor:
+def _power_mean(input, p, mode, eps, divide, kernel, stride, padding, dims, name, whole):
     dtype = compute_dtype(input)
     power = _as_power(p, input, dims, dtype, name)
+    if _traceable.capturing():
+        return _traceable.power_mean_pool(input, power, mode, eps, divide, kernel, stride,
+                                          padding, dims, whole)
     out = _PowerMeanPool.apply(
         input.to(dtype), power, mode, eps, divide, kernel, stride, padding, dims
     )
@@ -182,7 +186,8 @@ def gem_pool(
     """
     kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
     eps = check_positive(eps, "eps")
-    return _power_mean(input, p, "clamp", eps, True, kernel, step, pad, dims, "p")
+    return _power_mean(input, p, "clamp", eps, True, kernel, step, pad, dims, "p",
+                       kernel_size is None)
 
 
 def lp_abs_pool(
@@ -205,7 +210,8 @@ def lp_abs_pool(
         tensor([[[5.]]])
     """
     kernel, step, pad = resolve_window(input, kernel_size, stride, padding, dims)
-    return _power_mean(input, norm_type, "abs", 0.0, False, kernel, step, pad, dims, "norm_type")
+    return _power_mean(input, norm_type, "abs", 0.0, False, kernel, step, pad, dims, "norm_type",
+                       kernel_size is None)
 
 
 gem_pool1d, gem_pool2d, gem_pool3d = (bind_dims(gem_pool, f"gem_pool{d}d", d) for d in (1, 2, 3))
@@ -217,7 +223,8 @@ lp_abs_pool1d, lp_abs_pool2d, lp_abs_pool3d = (
 class _GeMPoolNd(WindowPoolNd):
     def __init__(
         self, kernel_size=None, stride=None, padding=0, p: float = 3.0, eps: float = 1e-6,
-        learnable: bool = True, channels: int | None = None, flatten: bool = True,
+        learnable: bool = True, channels: int | None = None, flatten: bool = True, *,
+        device=None, dtype=None,
     ):
         super().__init__(kernel_size, stride, padding, flatten)
         value = check_positive(p, "p")
@@ -232,6 +239,7 @@ class _GeMPoolNd(WindowPoolNd):
             self.p = nn.Parameter(initial)
         else:
             self.register_buffer("p", initial)
+        self._place(device, dtype)
 
     def extra_repr(self) -> str:
         p = self.p.detach()

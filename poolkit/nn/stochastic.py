@@ -19,13 +19,13 @@ import torch
 from torch import Tensor
 
 from poolkit.nn._base import WindowPoolNd, bind_dims
+from poolkit.nn._traceable import window_sum
 from poolkit.nn._utils import (
     MAX_POOL,
     as_planes,
     compute_dtype,
     plane_chunks,
     resolve_window,
-    sum_pool,
 )
 
 
@@ -100,8 +100,9 @@ def stochastic_pool(
         sampled = input.flatten(2).gather(2, index.flatten(2)).view_as(index)
         return sampled.clamp_min(0.0)
     positive = input.to(compute_dtype(input)).clamp_min(0.0)  # a^2 overflows float16 past 256
-    total = sum_pool(positive, kernel, step, pad, dims)
-    squares = sum_pool(positive * positive, kernel, step, pad, dims)
+    whole = kernel_size is None  # a plane sum, not a kernel as large as the input (export)
+    total = window_sum(positive, kernel, step, pad, dims, whole)
+    squares = window_sum(positive * positive, kernel, step, pad, dims, whole)
     keep = (total > 0) | total.isnan()  # NaN propagates, as through torch's max pool
     out = torch.where(keep, squares / torch.where(keep, total, 1.0), 0.0)
     return out.to(input.dtype)
