@@ -154,7 +154,8 @@ def _learnable_kwargs(name):
 
 
 def test_learnable_families_are_the_expected_ones():
-    assert sorted(LEARNABLE) == ["attention", "gated", "gem", "lip", "mixed", "tree"]
+    assert sorted(LEARNABLE) == ["aspp", "aspp_pooling", "attention", "gated", "gem", "lip",
+                                 "mixed", "ppm", "tree"]
 
 
 @pytest.mark.parametrize("name", LEARNABLE)
@@ -176,6 +177,8 @@ _LOCAL = {
     "blur": {"kernel_size": 3, "stride": 2},
     "maxblur": {"kernel_size": 2, "stride": 2},
     "lp": {"kernel_size": 3, "stride": 2},
+    # context modules: one form, chosen by channels=; the output keeps the spatial size
+    "ppm": {"bins": (1, 2)}, "aspp_pooling": {}, "aspp": {"atrous_rates": (1, 2)},
 }
 
 

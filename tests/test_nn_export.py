@@ -19,6 +19,8 @@ from poolkit.nn import functional as PF
 C = 8
 NEEDS_CHANNELS = {"channels": C}
 LOCAL = {
+    # context modules: their one form is chosen by channels= (size stays; convolutions around)
+    "ppm": {}, "aspp_pooling": {}, "aspp": {},
     "fractional_max": {"output_size": 5},
     "spp": {"levels": (1, 2)},
     "kmax": {"k": 3, "global_pool": False},
@@ -40,6 +42,7 @@ ONNX_STATIC_SPATIAL = {
     # the exporter turns adaptive pooling into fixed windows for the traced size (an ONNX graph
     # exported with a dynamic size would give wrong numbers for other sizes)
     "spp": "adaptive pooling windows are fixed at export",
+    "ppm": "its bins are adaptive pooling windows, fixed at export",
 }
 
 

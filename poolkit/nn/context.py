@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from poolkit.nn._base import PoolModule
+from poolkit.nn._base import PoolModule, keep_memory_format
 from poolkit.nn._utils import ADAPTIVE_AVG, ADAPTIVE_MAX, check_choice, check_dims, check_input
 
 NORMS = ("batch", "none")
@@ -185,7 +185,7 @@ class PyramidPooling(_ContextModule):
     def __init__(
         self, channels: int, bins: Sequence[int] = (1, 2, 3, 6), branch_channels: int | None = None,
         pool: str = "avg", pool_kwargs: dict | None = None, norm: str = "batch",
-        align_corners: bool = False, dims: int | None = None,
+        align_corners: bool = False, dims: int | None = None, device=None, dtype=None,
     ):
         super().__init__(channels, dims, pool, pool_kwargs, norm)
         self.bins = _int_sequence(bins, "bins")
@@ -198,6 +198,7 @@ class PyramidPooling(_ContextModule):
             for _ in self.bins
         )
         self.out_channels = channels + len(self.bins) * self.branch_channels
+        self._place(device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         self._check(input)
@@ -206,7 +207,7 @@ class PyramidPooling(_ContextModule):
         for bins, branch in zip(self.bins, self.branches, strict=True):
             pooled = adaptive_pool(input, bins, self.bin_pool, dims=self.dims)
             outputs.append(self._upsample(branch(pooled), size))
-        return torch.cat(outputs, dim=1)
+        return keep_memory_format(torch.cat(outputs, dim=1), input)
 
     def extra_repr(self) -> str:
         return (f"channels={self.in_channels}, bins={self.bins}, "
@@ -234,17 +235,19 @@ class ASPPPooling(_ContextModule):
     def __init__(
         self, channels: int, out_channels: int | None = None, pool: str = "avg",
         pool_kwargs: dict | None = None, norm: str = "batch", dims: int | None = None,
+        device=None, dtype=None,
     ):
         super().__init__(channels, dims, pool, pool_kwargs, norm)
         self.out_channels = _positive_int(
             channels if out_channels is None else out_channels, "out_channels")
         self.branch = _ConvNormReLU(self.dims, channels * self.pool_mult, self.out_channels, norm)
+        self._place(device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         self._check(input)
         pooled = adaptive_pool(input, 1, self.bin_pool, dims=self.dims)
         # upsampling a 1x1 map is a broadcast: every position gets the image-level feature
-        return self.branch(pooled).expand(-1, -1, *input.shape[2:])
+        return keep_memory_format(self.branch(pooled).expand(-1, -1, *input.shape[2:]), input)
 
     def extra_repr(self) -> str:
         return (f"channels={self.in_channels}, out_channels={self.out_channels}, "
@@ -270,6 +273,7 @@ class ASPP(_ContextModule):
         self, channels: int, atrous_rates: Sequence[int] = (6, 12, 18),
         out_channels: int | None = None, dropout: float = 0.0, pool: str = "avg",
         pool_kwargs: dict | None = None, norm: str = "batch", dims: int | None = None,
+        device=None, dtype=None,
     ):
         super().__init__(channels, dims, pool, pool_kwargs, norm)
         self.atrous_rates = _int_sequence(atrous_rates, "atrous_rates")
@@ -288,12 +292,13 @@ class ASPP(_ContextModule):
         self.project = nn.Sequential(
             _ConvNormReLU(self.dims, branches * width, width, norm), nn.Dropout(dropout)
         )
+        self._place(device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         self._check(input)
         outputs = [branch(input) for branch in self.branches]
         outputs.append(self.image_pool(input))
-        return self.project(torch.cat(outputs, dim=1))
+        return keep_memory_format(self.project(torch.cat(outputs, dim=1)), input)
 
     def extra_repr(self) -> str:
         return (f"channels={self.in_channels}, atrous_rates={self.atrous_rates}, "
