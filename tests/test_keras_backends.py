@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("KERAS_BACKEND", "jax")  # keras' own default (tensorflow) is not installed
 pytest.importorskip("keras")
 
 # the in-process run of tests/test_keras_layers.py uses JAX (its default)
