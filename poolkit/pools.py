@@ -247,6 +247,30 @@ if len(POOLS) != len(_ENTRIES):
     raise ValueError("poolkit.pools: two catalogue entries share a name")
 
 
+def resolve_form(info: PoolInfo, dims: int, global_pool: bool | None, kwargs: dict) -> bool:
+    """Which form of ``info`` a factory call builds: ``global_pool``, or (``None``) the global
+    form unless one of the family's size arguments is given. Raises ``ValueError`` for a form
+    or ``dims`` the family does not have (the words of :func:`poolkit.nn.create_pool` and
+    :func:`poolkit.keras.create_pool` alike)."""
+    name = info.name
+    if dims not in info.dims:
+        raise ValueError(f"pool {name!r} supports dims {info.dims}, got dims={dims}")
+    if global_pool is None:
+        global_pool = not any(kwargs.get(arg) is not None for arg in info.size_args)
+    if global_pool and not info.global_:
+        raise ValueError(
+            f"pool {name!r} has no global form; give one of its size arguments "
+            f"{info.size_args} for the windowed form"
+        )
+    if not global_pool and not info.local:
+        raise ValueError(f"pool {name!r} has only a global form (global_pool must not be False)")
+    if not global_pool and dims not in info.windowed_dims:
+        raise ValueError(
+            f"pool {name!r} has a windowed form for dims {info.windowed_dims} only, got dims={dims}"
+        )
+    return bool(global_pool)
+
+
 def factory_names() -> list[str]:
     """Names :func:`poolkit.nn.create_pool` builds, in catalogue order."""
     return [name for name, info in POOLS.items() if info.factory]
@@ -327,3 +351,36 @@ SEQUENCE_MODE_OPTIONS: dict[str, dict[str, Any]] = {
     "attention": {"num_heads": 1, "num_queries": 1},
     "latent_attention": {"num_heads": 8, "num_latents": 512, "mlp_dim": None},
 }
+
+
+def positive_int(name: str, value: Any) -> int:
+    """An int ``>= 1`` (a sequence mode's option or size), or ``TypeError``/``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} ({value}) must be at least 1")
+    return value
+
+
+def resolve_sequence_options(modes: tuple[str, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The options of the ``modes`` of one ``SequencePool``: their defaults
+    (:data:`SEQUENCE_MODE_OPTIONS`) updated by ``kwargs``, checked. An option of another mode
+    is a ``ValueError`` naming the mode it belongs to; an unknown one a ``TypeError``."""
+    allowed = {name: default for part in modes
+               for name, default in SEQUENCE_MODE_OPTIONS.get(part, {}).items()}
+    for name in kwargs:
+        if name not in allowed:
+            known = sorted({key for options in SEQUENCE_MODE_OPTIONS.values() for key in options})
+            users = [part for part, options in SEQUENCE_MODE_OPTIONS.items() if name in options]
+            if users:
+                raise ValueError(f"{name}={kwargs[name]!r} applies to mode {' / '.join(users)}, "
+                                 f"not to mode {'+'.join(modes)!r}")
+            raise TypeError(f"SequencePool got an unknown argument {name!r}; known: "
+                            f"{', '.join(known)}")
+    options = {**allowed, **kwargs}
+    for name in ("k", "num_heads", "num_queries", "num_latents"):
+        if name in options:
+            options[name] = positive_int(name, options[name])
+    if options.get("mlp_dim") is not None:
+        options["mlp_dim"] = positive_int("mlp_dim", options["mlp_dim"])
+    return options

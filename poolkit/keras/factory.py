@@ -17,7 +17,7 @@ import keras
 from poolkit.geometry import check_dims
 from poolkit.keras import pooling as P
 from poolkit.keras import shaped as S
-from poolkit.pools import POOLS, window_pool_names
+from poolkit.pools import POOLS, resolve_form, window_pool_names
 
 # name -> layer class; the forms, dims and size arguments come from poolkit.pools
 _CLASSES: dict[str, type] = {
@@ -57,23 +57,6 @@ def pool_class(name: str) -> type:
     return _CLASSES[name]
 
 
-def _check_form(name: str, dims: int, global_pool: bool) -> None:
-    info = POOLS[name]
-    if dims not in info.dims:
-        raise ValueError(f"pool {name!r} supports dims {info.dims}, got dims={dims}")
-    if global_pool and not info.global_:
-        raise ValueError(
-            f"pool {name!r} has no global form; give one of its size arguments "
-            f"{info.size_args} for the windowed form"
-        )
-    if not global_pool and not info.local:
-        raise ValueError(f"pool {name!r} has only a global form (global_pool must not be False)")
-    if not global_pool and dims not in info.windowed_dims:
-        raise ValueError(
-            f"pool {name!r} has a windowed form for dims {info.windowed_dims} only, got dims={dims}"
-        )
-
-
 def create_pool(name, dims: int = 2, global_pool: bool | None = None, **kwargs):
     """Build the Keras pooling layer called ``name`` for ``dims`` spatial dims.
 
@@ -94,9 +77,7 @@ def create_pool(name, dims: int = 2, global_pool: bool | None = None, **kwargs):
             raise TypeError(f"identity pooling takes no arguments, got {extra}")
         return cls(dims=dims, **kwargs)
     info = POOLS[name]
-    if global_pool is None:
-        global_pool = not any(kwargs.get(arg) is not None for arg in info.size_args)
-    _check_form(name, dims, bool(global_pool))
+    global_pool = resolve_form(info, dims, global_pool, kwargs)
     if issubclass(cls, _FLAG_CLASSES):
         kwargs["global_pool"] = bool(global_pool)
     elif global_pool and kwargs.get("kernel_size") is not None:

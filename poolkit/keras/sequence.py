@@ -13,7 +13,6 @@ Modes and formulas are :mod:`poolkit.nn.sequence`'s: ``mean``, ``max``, ``min``,
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import keras
 import numpy as np
@@ -21,17 +20,7 @@ from keras import ops
 
 from poolkit.keras._base import copy_torch_weights
 from poolkit.keras.pooling import _register
-from poolkit.pools import LEARNED_MODES, parse_mode
-from poolkit.pools import SEQUENCE_MODE_OPTIONS as _MODE_KWARGS
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} ({value}) must be at least 1")
-    return value
-
+from poolkit.pools import LEARNED_MODES, parse_mode, positive_int, resolve_sequence_options
 
 # ---------------------------------------------------------------------------------------------
 # Functional forms on (B, T, H) states and a float 0/1 mask (B, T)
@@ -270,33 +259,13 @@ class SequencePool(keras.layers.Layer):
         self.supports_masking = True
         self.modes = parse_mode(mode)
         self.mode = "+".join(self.modes)
-        self.hidden_size = None if hidden_size is None else _positive_int("hidden_size",
+        self.hidden_size = None if hidden_size is None else positive_int("hidden_size",
                                                                          hidden_size)
         self.seed = seed
-        self.options = self._resolve_options(options)
+        self.options = resolve_sequence_options(self.modes, options)
         for part in self.modes:
             if part in LEARNED_MODES:
                 setattr(self, f"{part}_pool", self._build_learned(part))
-
-    def _resolve_options(self, kwargs):
-        allowed = {name: default for part in self.modes
-                   for name, default in _MODE_KWARGS.get(part, {}).items()}
-        for name in kwargs:
-            if name not in allowed:
-                known = sorted({key for options in _MODE_KWARGS.values() for key in options})
-                users = [part for part, options in _MODE_KWARGS.items() if name in options]
-                if users:
-                    raise ValueError(f"{name}={kwargs[name]!r} applies to mode "
-                                     f"{' / '.join(users)}, not to mode {self.mode!r}")
-                raise TypeError(f"SequencePool got an unknown argument {name!r}; known: "
-                                f"{', '.join(known)}")
-        options = {**allowed, **kwargs}
-        for name in ("k", "num_heads", "num_queries", "num_latents"):
-            if name in options:
-                options[name] = _positive_int(name, options[name])
-        if options.get("mlp_dim") is not None:
-            options["mlp_dim"] = _positive_int("mlp_dim", options["mlp_dim"])
-        return options
 
     def _build_learned(self, part):
         if self.hidden_size is None:

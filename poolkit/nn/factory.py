@@ -48,7 +48,7 @@ from poolkit.nn import (
     pyramid,
     stochastic,
 )
-from poolkit.pools import IDENTITY, POOLS, PoolInfo
+from poolkit.pools import IDENTITY, POOLS, PoolInfo, resolve_form
 
 
 @dataclass(frozen=True)
@@ -136,21 +136,7 @@ def create_pool(name, dims: int = 2, global_pool: bool | None = None, **kwargs) 
         return basic.Identity(dims)
     entry = _entry(name)
     info = entry.info
-    if dims not in info.dims:
-        raise ValueError(f"pool {name!r} supports dims {info.dims}, got dims={dims}")
-    if global_pool is None:
-        global_pool = not any(kwargs.get(arg) is not None for arg in info.size_args)
-    if global_pool and not info.global_:
-        raise ValueError(
-            f"pool {name!r} has no global form; give one of its size arguments "
-            f"{info.size_args} for the windowed form"
-        )
-    if not global_pool and not info.local:
-        raise ValueError(f"pool {name!r} has only a global form (global_pool must not be False)")
-    if not global_pool and dims not in info.windowed_dims:
-        raise ValueError(
-            f"pool {name!r} has a windowed form for dims {info.windowed_dims} only, got dims={dims}"
-        )
+    global_pool = resolve_form(info, dims, global_pool, kwargs)
     cls = entry.classes[dims]
     build = entry.build or _build_window
     try:

@@ -48,8 +48,9 @@ from poolkit.pools import (  # noqa: F401  (the modes are pure data, shared with
     SENTENCE_TRANSFORMERS_MODES,
     ST_ONLY_NAMES,
     parse_mode,
+    positive_int,
+    resolve_sequence_options,
 )
-from poolkit.pools import SEQUENCE_MODE_OPTIONS as _MODE_KWARGS
 
 __all__ = [
     "LEARNED_MODES",
@@ -423,14 +424,6 @@ def sentence_transformers_config(pool: SequencePool) -> dict[str, Any] | None:
 _parse_mode = parse_mode
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} ({value}) must be at least 1")
-    return value
-
-
 class SequencePool(nn.Module):
     """Masked pooling of token states into one vector per sequence.
 
@@ -471,39 +464,13 @@ class SequencePool(nn.Module):
         self.modes = parse_mode(mode)
         self.mode = "+".join(self.modes)
         if hidden_size is not None:
-            hidden_size = _positive_int("hidden_size", hidden_size)
+            hidden_size = positive_int("hidden_size", hidden_size)
         self.hidden_size = hidden_size
-        self.options = self._resolve_options(kwargs)
+        self.options = resolve_sequence_options(self.modes, kwargs)
         self.learned = nn.ModuleDict()
         for part in self.modes:
             if part in LEARNED_MODES:
                 self.learned[part] = self._build_learned(part)
-
-    def _resolve_options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        allowed = {
-            name: default
-            for part in self.modes
-            for name, default in _MODE_KWARGS.get(part, {}).items()
-        }
-        for name in kwargs:
-            if name not in allowed:
-                known = sorted({key for options in _MODE_KWARGS.values() for key in options})
-                users = [part for part, options in _MODE_KWARGS.items() if name in options]
-                if users:
-                    raise ValueError(
-                        f"{name}={kwargs[name]!r} applies to mode {' / '.join(users)}, "
-                        f"not to mode {self.mode!r}"
-                    )
-                raise TypeError(
-                    f"SequencePool got an unknown argument {name!r}; known: {', '.join(known)}"
-                )
-        options = {**allowed, **kwargs}
-        for name in ("k", "num_heads", "num_queries", "num_latents"):
-            if name in options:
-                options[name] = _positive_int(name, options[name])
-        if options.get("mlp_dim") is not None:
-            options["mlp_dim"] = _positive_int("mlp_dim", options["mlp_dim"])
-        return options
 
     def _build_learned(self, part: str) -> nn.Module:
         if self.hidden_size is None:
