@@ -17,7 +17,13 @@ from poolkit.cli import run  # noqa: E402
 def test_demo_quick_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert run(["demo", "--quick", "--out", str(out), "--json"]) == 0
-    payload = json.loads(capsys.readouterr().out)
+    json_output = capsys.readouterr().out
+    # the same call printed for a person (the finished runs are reused): every example's line,
+    # 1-D outputs (kmax, spp, attention) included
+    assert run(["demo", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "kmax:" in printed and "spp:" in printed
+    payload = json.loads(json_output)
     examples = {row["op"]: row["output"] for row in payload["worked_examples"]}
     assert examples["max"] == [[6, 8], [14, 16]]
     assert examples["avg"] == [[3.5, 5.5], [11.5, 13.5]]

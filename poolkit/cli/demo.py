@@ -40,9 +40,10 @@ def demo_command(
     else:
         console = wide_console()
         console.print(Rule("[bold]worked examples (4x4 grid 1..16, 2x2, stride 2)[/bold]"))
+        from poolkit.experiments.demo import format_output
+
         for row in result.worked_examples:
-            shown = " / ".join(" ".join(f"{v:g}" for v in r) for r in row["output"])
-            console.print(f"  {row['op']:>15}: {shown}")
+            console.print(f"  {row['op']:>15}: {format_output(row['output'])}")
         for note in {n for row in result.worked_examples for n in row["notes"]}:
             console.print(f"  [yellow]note: {note}[/yellow]")
         console.print(Rule("[bold]the NumPy engine's worked examples, checked by hand[/bold]"))

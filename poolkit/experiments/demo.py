@@ -174,9 +174,16 @@ def run_demo(
     return result
 
 
+def format_output(output) -> str:
+    """A worked example's output on one line: rows joined by `` / `` (a 1-D output is one row)."""
+    from poolkit.experiments.explain_op import short_number
+
+    grid = output if output and isinstance(output[0], list) else [output]
+    return " / ".join(" ".join(short_number(v) for v in row) for row in grid)
+
+
 def demo_markdown(result: DemoResult) -> str:
     """One page: the worked examples and both comparison tables with their plots."""
-    from poolkit.experiments.explain_op import short_number
 
     lines = [
         "# poolkit demo",
@@ -190,9 +197,7 @@ def demo_markdown(result: DemoResult) -> str:
         "|---|---|",
     ]
     for row in result.worked_examples:
-        grid = row["output"] if isinstance(row["output"][0], list) else [row["output"]]  # 1-D
-        output = " / ".join(" ".join(short_number(v) for v in r) for r in grid)
-        lines.append(f"| `{row['op']}` | {output} |")
+        lines.append(f"| `{row['op']}` | {format_output(row['output'])} |")
     notes = {}  # each note once, under the first op that makes it, in the table's order
     for row in result.worked_examples:
         for note in row["notes"]:
