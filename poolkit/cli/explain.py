@@ -293,13 +293,13 @@ def _render_roi(e, console) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from poolkit.experiments.explain_op import _fmt
+    from poolkit.experiments.explain_op import short_number
 
     console.print(Text(e.title, style="bold") + Text(f"   {e.formula}", style="cyan"))
     console.print(Text(f"({e.paper})", style="dim"))
     console.print("arguments: " + ", ".join(f"{k}={v}" for k, v in e.arguments.items()))
     console.print("input:")
-    console.print(_grid(e.input, _fmt))
+    console.print(_grid(e.input, short_number))
     for step in e.steps:
         console.print(f"  {step}")
     table = Table(show_header=True, header_style="bold", box=None, padding=(0, 1))
@@ -311,9 +311,10 @@ def _render_roi(e, console) -> None:
         table.add_column("winner")
     table.add_column("result", justify="right")
     for b in e.bins:
-        result = Text(_fmt(b["result"]), style="bold green")
+        result = Text(short_number(b["result"]), style="bold green")
         if e.op == "roi_align":
-            samples = "  ".join(f"({_fmt(s['y'])}, {_fmt(s['x'])}) -> {_fmt(s['value'])}"
+            n = short_number
+            samples = "  ".join(f"({n(s['y'])}, {n(s['x'])}) -> {n(s['value'])}"
                                 for s in b["samples"]) or "no samples"
             table.add_row(str(tuple(b["bin"])), f"{samples}  / {b['count']}", result)
         else:
@@ -325,7 +326,7 @@ def _render_roi(e, console) -> None:
     console.print("bins:")
     console.print(table)
     console.print("output:")
-    console.print(_grid(e.output, _fmt, style="bold green"))
+    console.print(_grid(e.output, short_number, style="bold green"))
     for note in e.notes:
         console.print(Text(f"note: {note}", style="yellow"))
 

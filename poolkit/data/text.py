@@ -175,9 +175,6 @@ def decode_lines(
     return lines, problems
 
 
-# The old private spelling, still used by branches not merged yet; remove once none does.
-_open_bytes = open_bytes
-
 
 def read_lines(
     path: str | os.PathLike, encoding: str = "utf-8", *, control_characters: bool = False
@@ -331,7 +328,7 @@ def read_mr(path: str | os.PathLike, encoding: str | None = None) -> TextData:
     texts, labels = [], []
     for label, suffix in ((0, "neg"), (1, "pos")):
         file = folder / f"rt-polarity.{suffix}"
-        raw = _open_bytes(file)
+        raw = open_bytes(file)
         chosen = encoding or _utf8_or_cp1252(raw, file)
         lines, problems = decode_lines(raw, file, chosen)
         _raise_or_skip(file, problems, skip=False)

@@ -803,6 +803,3 @@ def short_number(value: float) -> str:
         return str(int(value))
     return f"{value:.4g}"
 
-
-# The old private spelling, still used by branches not merged yet; remove once none does.
-_fmt = short_number

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from poolkit.experiments.explain_op import _fmt, parse_grid
+from poolkit.experiments.explain_op import parse_grid, short_number
 
 ROI_OPS = ("roi_align", "roi_pool")
 WORKED_INPUT = "; ".join(" ".join(str(10 * h + w) for w in range(5)) for h in range(5))
@@ -196,7 +196,7 @@ def plot_roi(explanation: RoIExplanation, path) -> Any:
     PNG, written atomically."""
     import io
 
-    from poolkit.experiments._io import atomic_write_bytes
+    from poolkit._io import atomic_write_bytes
     from poolkit.experiments.plots import pyplot
 
     plt = pyplot()
@@ -234,8 +234,8 @@ def _draw_map(ax, grid) -> None:
         for c in range(grid.shape[1]):
             ax.add_patch(Rectangle((c, r), 1, 1, facecolor="white", edgecolor="#cccccc",
                                    linewidth=0.8))
-            ax.text(c + 0.5, r + 0.5, _fmt(grid[r, c]), ha="center", va="center", fontsize=8,
-                    color="#777777")
+            ax.text(c + 0.5, r + 0.5, short_number(grid[r, c]), ha="center", va="center",
+                    fontsize=8, color="#777777")
 
 
 def _draw_pool(ax, e: RoIExplanation, plt) -> None:
@@ -297,4 +297,4 @@ def _draw_bins(ax, corners, shape, style: str, colour: str) -> None:
 
 
 def _rows_text(output: np.ndarray) -> str:
-    return " / ".join(" ".join(_fmt(v) for v in row) for row in output)
+    return " / ".join(" ".join(short_number(v) for v in row) for row in output)

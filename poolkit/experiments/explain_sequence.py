@@ -226,7 +226,7 @@ def plot_sequence(explanation: SequenceExplanation, path):
 
     from matplotlib.patches import Rectangle
 
-    from poolkit.experiments._io import atomic_write_bytes
+    from poolkit._io import atomic_write_bytes
     from poolkit.experiments.explain_op import short_number
     from poolkit.experiments.plots import pyplot
 

@@ -28,9 +28,6 @@ def pyplot():
     return plt
 
 
-# The old private spelling, still used by branches not merged yet; remove once none does.
-_pyplot = pyplot
-
 
 def _save(figure, path: str | Path) -> Path:
     buffer = io.BytesIO()
@@ -179,7 +176,7 @@ def plot_pareto(
     the range of the seeds' throughputs as the horizontal one (timings are skewed: a std bar
     would cross zero); the Pareto front (no other row both faster and more accurate) joined by a
     line and labelled in bold. Labels are placed where they overlap no other label."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in rows if r["runs"] > 0 and _finite(r.get("throughput_samples_s_mean"))]
     if not rows:
         return None

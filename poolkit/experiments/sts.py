@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from poolkit._io import atomic_write_bytes
 from poolkit.data.pairs import SentencePairs, load_sentence_pairs
-from poolkit.experiments._io import atomic_write_bytes
 from poolkit.experiments.task_types import TaskData, data_path
 from poolkit.nn.sequence import SequencePool
 from poolkit.train.correlation import bootstrap_spearman, paired_bootstrap, pearson, spearman
@@ -358,10 +358,10 @@ def _no_collate(examples: list) -> dict:
 def build_sts_pool(pool: str, data: TaskData, **mode_kwargs: dict[str, Any]) -> SequencePool:
     """A :class:`SequencePool` of mode ``pool``; ``mode_kwargs`` maps a mode to its keyword
     arguments (``{"latent_attention": {"num_latents": 128}}``), used where ``pool`` has it."""
-    from poolkit.nn.sequence import _parse_mode
+    from poolkit.nn.sequence import parse_mode
 
     kwargs = {}
-    for part in _parse_mode(pool):
+    for part in parse_mode(pool):
         kwargs.update(mode_kwargs.get(part, {}))
     model = SequencePool(pool, data.info["hidden_size"], **kwargs)
     model.model_pools = {"sequence": pool}
@@ -420,12 +420,12 @@ def evaluate_pairs_file(
     once; learned modes are refused (they need training: ``poolkit compare --task stsb``)."""
     from poolkit.data.pairs import read_pairs_file
     from poolkit.models.embedder import Embedder
-    from poolkit.nn.sequence import LEARNED_MODES, _parse_mode
+    from poolkit.nn.sequence import LEARNED_MODES, parse_mode
 
     if not pools:
         raise ValueError("pools must name at least one pooling mode")
     for mode in pools:
-        learned = [part for part in _parse_mode(mode) if part in LEARNED_MODES]
+        learned = [part for part in parse_mode(mode) if part in LEARNED_MODES]
         if learned:
             raise ValueError(
                 f"pool {mode!r} has learned weights ({', '.join(learned)}); train it on STS-B "

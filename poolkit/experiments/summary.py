@@ -404,9 +404,6 @@ def level_header(label: str) -> str:
     return label
 
 
-# The old private spelling, still used by branches not merged yet; remove once none does.
-_pct, _num, _level_header = format_percent, format_number, level_header
-
 
 def paired_labels(rows: Sequence[dict]) -> list[str]:
     """The paired comparisons in the rows: ``vs_mean`` for rows with ``vs_mean_mean``, its CI

@@ -281,9 +281,6 @@ def accepted_arguments(backbone: nn.Module) -> set[str]:
     return set(parameters)
 
 
-# The old private spelling, still used by branches not merged yet; remove once none does.
-_accepted_arguments = accepted_arguments
-
 
 def backbone_hidden_states(
     backbone: nn.Module,

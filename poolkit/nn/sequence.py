@@ -420,9 +420,6 @@ def sentence_transformers_config(pool: SequencePool) -> dict[str, Any] | None:
     return config
 
 
-# The old private spelling, still used by branches not merged yet; remove once none does.
-_parse_mode = parse_mode
-
 
 class SequencePool(nn.Module):
     """Masked pooling of token states into one vector per sequence.
