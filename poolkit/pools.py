@@ -384,3 +384,13 @@ def resolve_sequence_options(modes: tuple[str, ...], kwargs: dict[str, Any]) -> 
     if options.get("mlp_dim") is not None:
         options["mlp_dim"] = positive_int("mlp_dim", options["mlp_dim"])
     return options
+
+
+def sequence_part_mult(part: str, options: dict[str, Any]) -> int:
+    """H-wide blocks one sequence mode emits: ``k`` for kmax, ``num_queries`` for attention,
+    else 1."""
+    if part == "kmax":
+        return options["k"]
+    if part == "attention":
+        return options["num_queries"]
+    return 1

@@ -20,7 +20,13 @@ from keras import ops
 
 from poolkit.keras._base import copy_torch_weights
 from poolkit.keras.pooling import _register
-from poolkit.pools import LEARNED_MODES, parse_mode, positive_int, resolve_sequence_options
+from poolkit.pools import (
+    LEARNED_MODES,
+    parse_mode,
+    positive_int,
+    resolve_sequence_options,
+    sequence_part_mult,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Functional forms on (B, T, H) states and a float 0/1 mask (B, T)
@@ -282,12 +288,8 @@ class SequencePool(keras.layers.Layer):
         return LatentAttention(self.hidden_size, heads, self.options["num_latents"], mlp_dim,
                                seed=self.seed, name="latent_attention")
 
-    def _part_mult(self, part):
-        if part == "kmax":
-            return self.options["k"]
-        if part == "attention":
-            return self.options["num_queries"]
-        return 1
+    def _part_mult(self, part: str) -> int:
+        return sequence_part_mult(part, self.options)
 
     def feat_mult(self) -> int:
         return sum(self._part_mult(part) for part in self.modes)

@@ -50,6 +50,7 @@ from poolkit.pools import (  # noqa: F401  (the modes are pure data, shared with
     parse_mode,
     positive_int,
     resolve_sequence_options,
+    sequence_part_mult,
 )
 
 __all__ = [
@@ -488,11 +489,7 @@ class SequencePool(nn.Module):
     # -- sizes and config (sentence-transformers' Pooling has the same getters) ---------------
 
     def _part_mult(self, part: str) -> int:
-        if part == "kmax":
-            return self.options["k"]
-        if part == "attention":
-            return self.options["num_queries"]
-        return 1
+        return sequence_part_mult(part, self.options)
 
     def feat_mult(self) -> int:
         """Number of H-wide blocks in the output: 1 for ``mean``, 2 for ``mean+max``, k for kmax."""
