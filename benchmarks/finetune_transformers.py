@@ -152,7 +152,7 @@ def estimate(run: Run, args, parts, tokenizers) -> dict:
     set_seed(args.seed)
     from torch.utils.data import DistributedSampler
 
-    from poolkit.train.trainer import LengthGroupedBatches
+    from poolkit.train.batching import LengthGroupedBatches
 
     _, encoder, collate, model = build(run, args.max_length, tokenizers)
     train = datasets(encoder, parts[:1])[0]

@@ -29,6 +29,11 @@ epoch number. With ``out_dir`` set, the end of each epoch writes
 ``TrainConfig(resume=True)`` continues from the newest complete ``checkpoints/epoch-NNNN``, and the
 finished run has the same weights and metrics as one that was never interrupted.
 
+The trainer is three files, each readable alone: this one (the settings and the loop: one
+epoch of steps, dev scoring and model selection, the end), :mod:`poolkit.train.run_state`
+(the loop's state between epochs, checkpoints, resume and the log) and
+:mod:`poolkit.train.batching` (the seeded training order and the loader).
+
 Data parallel. Started under ``torchrun --nproc_per_node N`` (``WORLD_SIZE`` > 1), ``fit`` joins
 the process group (gloo on CPU, nccl on GPU), wraps the model in ``DistributedDataParallel`` and
 gives each process 1/N of every epoch: ``batch_size`` is per process, so the global batch is
@@ -41,11 +46,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import json
 import math
 import os
-import random
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -56,12 +58,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader
 
 from poolkit._console import progress_bar, stderr_console
-from poolkit._io import dumps
 from poolkit.errors import PoolkitError
 from poolkit.train import checkpoint as ckpt
+from poolkit.train.batching import to_device, train_loader
 from poolkit.train.distributed import (
     DistInfo,
     cleanup_distributed,
@@ -80,51 +82,28 @@ from poolkit.train.optim import (
     layer_decay_groups,
     lr_factor,
 )
+from poolkit.train.run_state import (
+    RESULT_FILE,
+    LoopState,
+    RunFolderError,
+    best_weights_at_start,
+    check_run_folder,
+    checkpoint_metadata,
+    load_last_checkpoint,
+    save_epoch_checkpoint,
+    write_log,
+)
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "MONITORS", "NonFiniteLossError",
-           "RunFolderError", "check_run_folder"]
+           "RunFolderError", "check_run_folder", "metrics_from_logits"]
 
 MONITORS = ("accuracy", "macro_f1", "loss")
-STATE_STEM = "trainer_state"
-BEST_FILE = "best.safetensors"  # inside a checkpoint: the best model up to that epoch
-LOG_FILE = "log.jsonl"
-RESULT_FILE = "result.json"
+#: autocast dtype of each ``precision`` (None: no autocast)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLossError(PoolkitError, RuntimeError):
     """Training produced a NaN or infinite loss (or weights): the run stops, nothing is saved."""
-
-
-class RunFolderError(PoolkitError, RuntimeError):
-    """``out_dir`` holds another run: refused without ``overwrite``, or a resume whose settings
-    differ from the checkpoint's without ``force_resume``."""
-
-
-#: Train settings a resumed run must share with its checkpoint (others, like ``epochs`` or
-#: ``patience``, may change: a run can be extended).
-RESUME_KEYS = ("batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup", "monitor",
-               "grad_clip", "seed", "group_by_length", "layer_lr_decay", "ema", "grad_accum",
-               "precision")
-#: autocast dtype of each ``precision`` (None: no autocast)
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-#: ... and the parts of config.json that describe the model and its data.
-RESUME_METADATA = ("model_type", "model_config", "label_names", "data", "text_encoder", "image")
-
-
-def check_run_folder(config: TrainConfig) -> None:
-    """Refuse to start a new run (no ``resume``) in an ``out_dir`` that holds a trained model or
-    checkpoints, unless ``config.overwrite``."""
-    if config.out_dir is None or config.resume or config.overwrite:
-        return
-    out_dir = Path(config.out_dir)
-    found = [name for name in (ckpt.MODEL_FILE, "cv_result.json") if (out_dir / name).is_file()]
-    found += sorted(str(p.relative_to(out_dir)) for pattern in ("checkpoints/epoch-*", "fold-*")
-                    for p in out_dir.glob(pattern))[:3]
-    if found:
-        raise RunFolderError(
-            f"{out_dir} already holds a run ({', '.join(found)}); pass --resume to continue it, "
-            "--overwrite to replace it, or another --out"
-        )
 
 
 @dataclass
@@ -279,15 +258,6 @@ class TrainResult:
         return dataclasses.asdict(self)
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
-            for k, v in batch.items()}
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
-
-
 class Trainer:
     """Train ``model`` on ``train_data`` with early stopping on ``dev_data`` (see module doc).
 
@@ -350,7 +320,7 @@ class Trainer:
     @torch.no_grad()
     def predict_logits(self, data, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(logits (N, K), labels (N,))`` of ``data`` in order, in eval mode."""
-        model = _unwrap(self.model)
+        model = getattr(self.model, "module", self.model)  # DDP
         model.to(self.device)
         was_training = model.training
         model.eval()
@@ -363,7 +333,7 @@ class Trainer:
         )
         all_logits, all_labels = [], []
         for batch in loader:
-            batch = _to_device(batch, self.device)
+            batch = to_device(batch, self.device)
             labels = batch.pop("labels")
             with self._autocast():
                 all_logits.append(model(**batch).float().cpu())
@@ -388,142 +358,156 @@ class Trainer:
         return self.config.eval_batch_size or max(self.config.batch_size, 256)
 
     def _fit(self) -> TrainResult:
-        cfg, info = self.config, self.dist
+        cfg = self.config
         out_dir = Path(cfg.out_dir) if cfg.out_dir else None
-        main = info.is_main
+        model = self._setup_model()
+        loader, order = train_loader(
+            self.train_data, batch_size=cfg.batch_size, seed=cfg.seed,
+            group_by_length=cfg.group_by_length, num_workers=cfg.num_workers,
+            collate_fn=self.collate_fn, dist=self.dist, device=self.device,
+        )
+        total_steps = math.ceil(len(loader) / cfg.grad_accum) * cfg.epochs  # optimizer steps
+        warmup_steps = int(round(cfg.warmup * total_steps))
+        state = self._start_state(out_dir)
+        start_epoch = state.epoch
+        best_weights = best_weights_at_start(self, out_dir, state)
+        console = stderr_console() if (cfg.progress and self.dist.is_main) else None
+        for epoch in range(start_epoch, cfg.epochs):
+            if state.stopped_early:
+                break
+            started = time.perf_counter()
+            set_seed(epoch_seed(cfg.seed, epoch) + self.dist.rank)
+            order.set_epoch(epoch)
+            train_stats = self._train_epoch(
+                model, loader, epoch, total_steps, warmup_steps, console
+            )
+            record = {"event": "epoch", "epoch": epoch + 1, **train_stats}
+            state.epoch, state.step = epoch + 1, self.step
+            state.nonfinite_skipped = self.nonfinite_skipped
+            _check_finite_weights(self.model, epoch)
+            best_weights = self._select(record, state, out_dir, best_weights)
+            record["time_s"] = time.perf_counter() - started
+            state.train_time_s += record["time_s"]
+            state.history.append(record)
+            self._end_epoch(record, state, out_dir, console)
+        return self._finish(state, out_dir, start_epoch, best_weights)
+
+    def _setup_model(self) -> torch.nn.Module:
+        """Move the model to the device and build the optimizer, the weight average and the
+        fp16 scaler; returns the model the loop runs (wrapped in DDP under torchrun)."""
+        cfg = self.config
         self.model.to(self.device)
         model = self.model
-        if info.enabled:
+        if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             model = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
-        parameters = self.model.parameters()
-        if cfg.layer_lr_decay != 1.0:
-            lr_layers = getattr(self.model, "lr_layers", None)
-            if not callable(lr_layers):
-                raise ValueError(
-                    f"layer_lr_decay={cfg.layer_lr_decay} needs a model with lr_layers() "
-                    f"(its parameters from the bottom layer to the head); "
-                    f"{type(self.model).__name__} has none"
-                )
-            parameters = layer_decay_groups(lr_layers(), cfg.layer_lr_decay)
-            grouped = {id(p) for g in parameters for p in g["params"]}
-            left = [n for n, p in self.model.named_parameters()
-                    if p.requires_grad and id(p) not in grouped]
-            if left:
-                raise ValueError(f"lr_layers() of {type(self.model).__name__} leaves out "
-                                 f"trainable parameters {left[:3]}")
-        self.optimizer = build_optimizer(parameters, cfg.optimizer, cfg.base_lr, cfg.weight_decay)
+        self.optimizer = build_optimizer(self._parameter_groups(), cfg.optimizer, cfg.base_lr,
+                                         cfg.weight_decay)
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema is not None else None
         self.scaler = (torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16"
                        else None)
-        sampler = DistributedSampler(
-            self.train_data, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-            seed=cfg.seed, drop_last=False,
-        )
-        if cfg.group_by_length:
-            lengths = getattr(self.train_data, "lengths", None)
-            if lengths is None:
-                raise ValueError("group_by_length=True needs a data set with `lengths`")
-            batches = LengthGroupedBatches(sampler, lengths, cfg.batch_size, seed=cfg.seed)
-            batching = {"batch_sampler": batches}
-        else:
-            batches = sampler
-            batching = {"batch_size": cfg.batch_size, "sampler": sampler}
-        loader = DataLoader(
-            self.train_data, **batching, collate_fn=self.collate_fn,
-            num_workers=cfg.num_workers,
-            generator=torch.Generator(),  # keep the global RNG out of the loader
-            pin_memory=self.device.type == "cuda",
-        )
-        steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)  # optimizer steps
-        total_steps = steps_per_epoch * cfg.epochs
-        warmup_steps = int(round(cfg.warmup * total_steps))
+        return model
 
-        state = self._fresh_state()
-        if cfg.resume:
-            state = self._load_last_checkpoint(out_dir, state)
-        else:  # every process checks, so that all stop together
-            # an old run's checkpoints go when this run saves its first one (_save_checkpoint)
-            check_run_folder(cfg)
-        self.step = state["step"]
-        self.nonfinite_skipped = state.get("nonfinite_skipped", 0)
-        start_epoch = state["epoch"]
-        best_weights = self._best_weights_at_start(out_dir, state)
-
-        console = stderr_console() if (cfg.progress and main) else None
-        for epoch in range(start_epoch, cfg.epochs):
-            if state["stopped_early"]:
-                break
-            started = time.perf_counter()
-            set_seed(epoch_seed(cfg.seed, epoch) + info.rank)
-            batches.set_epoch(epoch)
-            train_stats = self._train_epoch(
-                model, loader, epoch, total_steps, warmup_steps, console
+    def _parameter_groups(self):
+        """The model's parameters, or its layer-lr-decay groups (``layer_lr_decay`` < 1)."""
+        decay = self.config.layer_lr_decay
+        if decay == 1.0:
+            return self.model.parameters()
+        lr_layers = getattr(self.model, "lr_layers", None)
+        if not callable(lr_layers):
+            raise ValueError(
+                f"layer_lr_decay={decay} needs a model with lr_layers() (its parameters from "
+                f"the bottom layer to the head); {type(self.model).__name__} has none"
             )
-            record = {"event": "epoch", "epoch": epoch + 1, **train_stats}
-            state["epoch"] = epoch + 1
-            state["step"] = self.step
-            state["nonfinite_skipped"] = self.nonfinite_skipped
-            _check_finite_weights(self.model, epoch)
-            # with a weight average, the average is what is evaluated and kept as the best
-            averaged = self.average.swapped() if self.average else contextlib.nullcontext()
-            with averaged:
-                if self.dev_data is not None and len(self.dev_data):
-                    dev = self.evaluate(self.dev_data)
-                    record["dev"] = {k: dev[k] for k in ("accuracy", "macro_f1", "loss")}
-                    score = dev[cfg.monitor]
-                    # a dev loss of NaN/inf means NaN/inf logits: never the best model
-                    better = math.isfinite(dev["loss"]) and _is_better(
-                        score, state["best_score"], cfg.monitor)
-                else:
-                    dev, better = {}, True  # no dev data: the last epoch is the best
-                if better:
-                    state.update(best_score=dev.get(cfg.monitor), best_epoch=epoch + 1,
-                                 best_metrics=dev, bad_epochs=0)
-                    if cfg.restore_best:
-                        best_weights = {k: v.detach().to("cpu", copy=True)
-                                        for k, v in self.model.state_dict().items()}
-                    if out_dir is not None and main:
-                        ckpt.save_checkpoint(out_dir, self.model, metadata=self._metadata(state))
-                else:
-                    state["bad_epochs"] += 1
-            if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
-                state["stopped_early"] = True
-            record["best"] = better
-            record["time_s"] = time.perf_counter() - started
-            state["train_time_s"] += record["time_s"]
-            state["history"].append(record)
-            if out_dir is not None and main:
-                if cfg.resume_state:
-                    self._save_checkpoint(out_dir, state)
-                self._write_log(out_dir, state["history"])
-            if console is not None:
-                console.print(_epoch_line(record, cfg.epochs, cfg.monitor))
-            for callback in self.callbacks:
-                callback(self, record)
+        groups = layer_decay_groups(lr_layers(), decay)
+        grouped = {id(p) for g in groups for p in g["params"]}
+        left = [n for n, p in self.model.named_parameters()
+                if p.requires_grad and id(p) not in grouped]
+        if left:
+            raise ValueError(f"lr_layers() of {type(self.model).__name__} leaves out "
+                             f"trainable parameters {left[:3]}")
+        return groups
 
-        if cfg.restore_best and best_weights is not None:
+    def _start_state(self, out_dir: Path | None) -> LoopState:
+        """A fresh loop state, or the newest checkpoint's when resuming."""
+        state = LoopState()
+        if self.config.resume:
+            state = load_last_checkpoint(self, out_dir, state)
+        else:  # every process checks, so that all stop together
+            # an old run's checkpoints go when this run saves its first one
+            check_run_folder(self.config)
+        self.step, self.nonfinite_skipped = state.step, state.nonfinite_skipped
+        return state
+
+    def _select(self, record: dict, state: LoopState, out_dir: Path | None,
+                best_weights: dict | None) -> dict | None:
+        """Score the dev data, keep the model when it is the best so far (saved to ``out_dir``,
+        and in memory for ``restore_best``), count the epochs without progress; returns the
+        best weights."""
+        cfg = self.config
+        # with a weight average, the average is what is evaluated and kept as the best
+        averaged = self.average.swapped() if self.average else contextlib.nullcontext()
+        with averaged:
+            if self.dev_data is not None and len(self.dev_data):
+                dev = self.evaluate(self.dev_data)
+                record["dev"] = {k: dev[k] for k in ("accuracy", "macro_f1", "loss")}
+                # a dev loss of NaN/inf means NaN/inf logits: never the best model
+                better = math.isfinite(dev["loss"]) and _is_better(
+                    dev[cfg.monitor], state.best_score, cfg.monitor)
+            else:
+                dev, better = {}, True  # no dev data: the last epoch is the best
+            if better:
+                state.best_score, state.best_epoch = dev.get(cfg.monitor), record["epoch"]
+                state.best_metrics, state.bad_epochs = dev, 0
+                if cfg.restore_best:
+                    best_weights = {k: v.detach().to("cpu", copy=True)
+                                    for k, v in self.model.state_dict().items()}
+                if out_dir is not None and self.dist.is_main:
+                    ckpt.save_checkpoint(out_dir, self.model,
+                                         metadata=checkpoint_metadata(self, state))
+            else:
+                state.bad_epochs += 1
+        if cfg.patience is not None and state.bad_epochs >= cfg.patience:
+            state.stopped_early = True
+        record["best"] = better
+        return best_weights
+
+    def _end_epoch(self, record: dict, state: LoopState, out_dir: Path | None, console) -> None:
+        """Checkpoint, log, print the epoch's line and call the callbacks."""
+        if out_dir is not None and self.dist.is_main:
+            if self.config.resume_state:
+                save_epoch_checkpoint(self, out_dir, state)
+            write_log(out_dir, state.history)
+        if console is not None:
+            console.print(_epoch_line(record, self.config.epochs, self.config.monitor))
+        for callback in self.callbacks:
+            callback(self, record)
+
+    def _finish(self, state: LoopState, out_dir: Path | None, start_epoch: int,
+                best_weights: dict | None) -> TrainResult:
+        """Load the best (or averaged) weights, write the end of the log and ``result.json``."""
+        if self.config.restore_best and best_weights is not None:
             self.model.load_state_dict(best_weights)
         elif self.average is not None:
             self.average.copy_to()  # the average is the trained model
         result = TrainResult(
-            history=state["history"],
-            best_epoch=state["best_epoch"],
-            best_metrics=state["best_metrics"],
-            train_time_s=state["train_time_s"],
-            epochs_run=state["epoch"],
-            stopped_early=state["stopped_early"],
+            history=state.history,
+            best_epoch=state.best_epoch,
+            best_metrics=state.best_metrics,
+            train_time_s=state.train_time_s,
+            epochs_run=state.epoch,
+            stopped_early=state.stopped_early,
             resumed_from=start_epoch,
-            world_size=info.world_size,
+            world_size=self.dist.world_size,
             out_dir=str(out_dir) if out_dir else None,
         )
-        if out_dir is not None and main:
+        if out_dir is not None and self.dist.is_main:
             end = {"event": "end", **{k: v for k, v in result.to_dict().items()
                                       if k != "history"}}
-            self._write_log(out_dir, state["history"] + [end])
+            write_log(out_dir, state.history + [end])
             ckpt.atomic_write_json(out_dir / RESULT_FILE, result.to_dict())
         return result
 
@@ -588,7 +572,7 @@ class Trainer:
         group_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         group_correct = torch.zeros((), dtype=torch.int64, device=self.device)
         for index, batch in enumerate(group):
-            batch = _to_device(batch, self.device)
+            batch = to_device(batch, self.device)
             labels = batch.pop("labels")
             last = index == len(group) - 1
             # DDP: gradients are all-reduced on the group's last backward only
@@ -665,205 +649,6 @@ class Trainer:
                   f"({self.nonfinite_skipped} of at most {self.config.skip_nonfinite})",
                   file=sys.stderr)
 
-    # -----------------------------------------------------------------------------------------
-    # State, checkpoints, logs
-
-    def _fresh_state(self) -> dict:
-        return {
-            "epoch": 0,
-            "step": 0,
-            "best_score": None,
-            "best_epoch": 0,
-            "best_metrics": {},
-            "bad_epochs": 0,
-            "stopped_early": False,
-            "train_time_s": 0.0,
-            "nonfinite_skipped": 0,
-            "history": [],
-        }
-
-    def _metadata(self, state: dict) -> dict:
-        return {
-            **self.metadata,
-            "train": {
-                "config": self.config.to_dict(),
-                "best_epoch": state["best_epoch"],
-                "best_metrics": {k: state["best_metrics"][k] for k in
-                                 ("accuracy", "macro_f1", "loss") if k in state["best_metrics"]},
-            },
-        }
-
-    def _save_checkpoint(self, out_dir: Path, state: dict) -> None:
-        root = out_dir / "checkpoints"
-        root.mkdir(parents=True, exist_ok=True)
-        final = root / f"epoch-{state['epoch']:04d}"
-        temp = root / f".epoch-{state['epoch']:04d}.tmp{os.getpid()}"
-        shutil.rmtree(temp, ignore_errors=True)
-        ckpt.save_checkpoint(temp, self.model, metadata=self._metadata(state))
-        rng = {
-            "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),  # noqa: NPY002 -- the global one set_seed seeds
-            "python": random.getstate(),
-        }
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        ckpt.save_state(temp / STATE_STEM, {
-            "optimizer": self.optimizer.state_dict(),
-            **({"ema": self.average.state_dict()} if self.average is not None else {}),
-            **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
-            "trainer": {k: v for k, v in state.items()},
-            "rng": rng,
-            "train_config": self.config.to_dict(),
-        })
-        best = out_dir / ckpt.MODEL_FILE
-        if state["best_epoch"] and best.is_file():
-            try:  # a hard link costs no space; out_dir's file is replaced, never rewritten
-                os.link(best, temp / BEST_FILE)
-            except OSError:
-                shutil.copyfile(best, temp / BEST_FILE)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(temp, final)  # the folder appears complete or not at all
-        # the newest save_total_limit of this run's epochs; a later epoch of an older run that
-        # this one overwrites goes now, at this run's first save
-        ours = sorted(p for p in root.glob("epoch-*") if p.is_dir() and p.name <= final.name)
-        kept = ours[-self.config.save_total_limit:]
-        for old in root.iterdir():
-            if old not in kept and old.name.startswith(("epoch-", ".epoch-")):
-                shutil.rmtree(old, ignore_errors=True)
-
-    def _load_last_checkpoint(self, out_dir: Path, state: dict) -> dict:
-        root = out_dir / "checkpoints"
-        found = sorted(p for p in root.glob("epoch-*") if p.is_dir()) if root.is_dir() else []
-        if not found:
-            if self.dist.is_main and self.config.progress:
-                print(f"poolkit: no checkpoint in {root}; starting from scratch", file=sys.stderr)
-            return state
-        last = found[-1]
-        try:
-            saved = ckpt.load_state(last / STATE_STEM)
-        except (OSError, ValueError, KeyError) as exc:  # JSON, safetensors header, missing key
-            raise RunFolderError(f"cannot resume from {last}: its trainer state is unreadable "
-                                 f"({type(exc).__name__}: {exc})") from exc
-        differences = self._resume_differences(saved["train_config"], last)
-        if differences and not self.config.force_resume:
-            raise RunFolderError(
-                f"cannot resume {last}: this run differs from it in {'; '.join(differences)} "
-                "(--force-resume to continue anyway, --overwrite to start again)"
-            )
-        ckpt.load_weights(self.model, last / ckpt.MODEL_FILE, self.device)
-        self.optimizer.load_state_dict(_to_optimizer_device(saved["optimizer"], self.device))
-        if self.average is not None:
-            self.average.load_state_dict(saved["ema"])
-        if self.scaler is not None and "scaler" in saved:
-            self.scaler.load_state_dict(saved["scaler"])
-        rng = saved["rng"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(tuple(rng["numpy"]))  # noqa: NPY002
-        random.setstate(_as_tuple(rng["python"]))
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        restored = {**state, **saved["trainer"]}
-        if self.dist.is_main and (last / BEST_FILE).is_file():
-            # the best model of the checkpoint becomes out_dir's model again (a crash between
-            # writing a new best model and its checkpoint may have left a newer one there)
-            shutil.copyfile(last / BEST_FILE, out_dir / f".{ckpt.MODEL_FILE}.resume")
-            os.replace(out_dir / f".{ckpt.MODEL_FILE}.resume", out_dir / ckpt.MODEL_FILE)
-            config = ckpt.read_checkpoint_config(last)
-            config.update(self._metadata(restored))
-            ckpt.atomic_write_json(out_dir / ckpt.CONFIG_FILE, config)
-        return restored
-
-    def _resume_differences(self, previous: dict, last: Path) -> list[str]:
-        """``["lr 0.001 -> 0.01", "model_config.pool 'max' -> 'avg'", ...]``: the settings of this
-        run that differ from the checkpoint's (model, data, training)."""
-        # checkpoints from before these keys
-        defaults = {"layer_lr_decay": 1.0, "ema": None, "grad_accum": 1, "precision": "fp32"}
-        current = self.config.to_dict()
-        differences = [f"{key} {previous.get(key, defaults.get(key))!r} -> {current[key]!r}"
-                       for key in RESUME_KEYS
-                       if key in previous or key in defaults
-                       if previous.get(key, defaults.get(key)) != current[key]]
-        saved = ckpt.read_checkpoint_config(last)
-        ours = _jsonable({**self.metadata, "model_type": saved["model_type"],
-                          "model_config": _model_config_dict(self.model)})
-        for key in RESUME_METADATA:
-            if key in saved or key in ours:
-                differences += _dict_differences(key, saved.get(key), ours.get(key))
-        return differences
-
-    def _best_weights_at_start(self, out_dir: Path | None, state: dict) -> dict | None:
-        if state["best_epoch"] == 0 or not self.config.restore_best:
-            return None
-        last = out_dir / "checkpoints" / f"epoch-{state['epoch']:04d}"
-        best = ckpt.load_tensors(last / BEST_FILE)
-        reference = self.model.state_dict()
-        # safetensors stores shared tensors once; fill the aliases back from the live model
-        return {k: best[k] if k in best else reference[k].detach().cpu().clone()
-                for k in reference}
-
-    def _write_log(self, out_dir: Path, records: list[dict]) -> None:
-        lines = "".join(dumps(r) + "\n" for r in records)
-        ckpt.atomic_write_text(out_dir / LOG_FILE, lines)
-
-
-class LengthGroupedBatches(Sampler):
-    """Batches of similar length: this epoch's order (from ``sampler``) in chunks of
-    ``group`` batches, each chunk sorted by length and cut into batches, the batches shuffled
-    with a generator seeded by ``(seed, epoch)``."""
-
-    def __init__(self, sampler, lengths, batch_size: int, group: int = 50, seed: int = 0):
-        self.sampler = sampler
-        self.lengths = lengths
-        self.batch_size = batch_size
-        self.group = group
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.sampler.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.sampler) / self.batch_size)
-
-    def __iter__(self):
-        indices = list(self.sampler)
-        chunk = self.batch_size * self.group
-        batches = []
-        for start in range(0, len(indices), chunk):
-            part = sorted(indices[start : start + chunk], key=lambda i: self.lengths[i])
-            batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
-        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        for position in torch.randperm(len(batches), generator=generator).tolist():
-            yield batches[position]
-
-
-def _model_config_dict(model: torch.nn.Module) -> dict:
-    from poolkit.models.registry import config_to_dict
-
-    return config_to_dict(_unwrap(model).config)
-
-
-def _jsonable(value):
-    return json.loads(json.dumps(value, default=str))
-
-
-def _dict_differences(prefix: str, old, new, limit: int = 6) -> list[str]:
-    """Dotted keys whose values differ (a vocabulary or other long list as one entry)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        found = []
-        for key in sorted(set(old) | set(new), key=str):
-            found += _dict_differences(f"{prefix}.{key}", old.get(key), new.get(key), limit)
-        return found[:limit]
-    if old == new:
-        return []
-    if isinstance(old, list) and isinstance(new, list) and max(len(old), len(new)) > 8:
-        sizes = (f"{len(old)} items -> {len(new)}" if len(old) != len(new)
-                 else f"other items, {len(old)} in both")
-        return [f"{prefix} ({sizes})"]
-    return [f"{prefix} {old!r} -> {new!r}"]
-
-
 def _check_finite_weights(model: torch.nn.Module, epoch: int) -> None:
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
@@ -884,35 +669,10 @@ def metrics_from_logits(logits: np.ndarray, labels: np.ndarray) -> dict:
     return {**metrics, "loss": float(loss)}
 
 
-def _to_optimizer_device(state: dict, device: torch.device) -> dict:
-    """Optimizer moments onto the model's device (``step`` counters stay on the CPU)."""
-    moved = {}
-    for index, values in state["state"].items():
-        moved[index] = {k: v.to(device) if torch.is_tensor(v) and k != "step" else v
-                        for k, v in values.items()}
-    return {"state": moved, "param_groups": state["param_groups"]}
-
-
-def _as_tuple(value):
-    if isinstance(value, list):
-        return tuple(_as_tuple(v) for v in value)
-    return value
-
-
 def _is_better(score: float, best: float | None, monitor: str) -> bool:
     if best is None:
         return True
     return score < best if monitor == "loss" else score > best
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _progress(console):
