@@ -245,24 +245,24 @@ def test_textcnn_with_a_nonzero_padding_embedding_equals_previous(edge_padding):
     ids[0, 5:] = 0
     torch.testing.assert_close(model(ids), previous_textcnn_logits(model, ids))
     model.config.pool = "max"
-    hooked = model.pools[0].register_forward_hook(lambda *args: None)  # the general path
-    try:
-        torch.testing.assert_close(model(ids), previous_textcnn_logits(model, ids))
-    finally:
-        hooked.remove()
+    model.fused_max = False  # the general path, through the pool modules
+    torch.testing.assert_close(model(ids), previous_textcnn_logits(model, ids))
 
 
 def test_hooked_pools_see_the_maps_and_give_the_same_logits():
-    """``poolkit explain`` hooks the pools: then the model runs them (same logits), and each
-    hook sees ``(B, F, lead + T + trail - w + 1)`` maps."""
+    """``poolkit explain`` hooks the pools with ``fused_max`` off: then the model runs them
+    (same logits), and each hook sees ``(B, F, lead + T + trail - w + 1)`` maps; with it on
+    (the default) the fused max does not call them."""
     torch.manual_seed(0)
     model = TextCNN(TextCNNConfig(vocab_size=30, embed_dim=8, num_filters=4)).eval()
     ids = torch.randint(1, 30, (2, 6), generator=torch.Generator().manual_seed(4))
-    fused = model(ids)
     seen = []
     hooks = [pool.register_forward_hook(lambda m, args, out: seen.append(args[0].shape))
              for pool in model.pools]
     try:
+        fused = model(ids)
+        assert seen == []
+        model.fused_max = False
         torch.testing.assert_close(model(ids), fused)
     finally:
         for hook in hooks:

@@ -194,12 +194,17 @@ def _forward_capturing(model, modules, inputs) -> tuple[Any, list[tuple]]:
 
     hooks = [module.register_forward_hook(hook_for(i)) for i, module in enumerate(modules)]
     model.eval()
+    fused = getattr(model, "fused_max", None)  # a TextCNN's fused max skips its pool modules
+    if fused is not None:
+        model.fused_max = False
     try:
         with torch.no_grad():
             logits = model(inputs)[0]  # (num_classes,)
     finally:
         for hook in hooks:
             hook.remove()
+        if fused is not None:
+            model.fused_max = fused
     return logits, captured
 
 

@@ -156,6 +156,10 @@ class TextCNN(nn.Module):
         self.dropout = nn.Dropout(c.dropout)
         self.classifier = nn.Linear(features, c.num_classes)
         self.min_length = max(c.filter_widths)
+        #: Plain global max pools run as one fused max over time with a sparse backward,
+        #: which does not call the pool modules (nor their hooks). Set False to run each pool
+        #: module (same values): ``poolkit explain`` does, to read the maps they see.
+        self.fused_max = True
         self._plain_max = all(
             type(pool) is MaxPool1d and pool.is_global and pool.flatten for pool in self.pools
         )
@@ -205,15 +209,9 @@ class TextCNN(nn.Module):
         return self.classifier(h)  # (B, num_classes)
 
     def _max_over_time(self) -> bool:
-        """Plain global max pools without hooks: the fused max with the sparse backward.
-
-        A hooked pool (``poolkit explain`` reads the maps it sees) gets the general path,
-        which computes the same values through the pool modules.
-        """
-        return self._plain_max and not any(
-            pool._forward_hooks or pool._forward_pre_hooks for pool in self.pools
-        ) and not (nn.modules.module._global_forward_hooks
-                   or nn.modules.module._global_forward_pre_hooks)
+        """Plain global max pools and :attr:`fused_max` on: the fused max with the sparse
+        backward (the pool modules are not called)."""
+        return self._plain_max and self.fused_max
 
     @torch.no_grad()
     def apply_constraints(self) -> None:
