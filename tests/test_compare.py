@@ -286,3 +286,16 @@ def test_plan_workers_keeps_jobs_times_threads_within_cores(runs, jobs, cores, e
 def test_plan_workers_rejects_bad_jobs():
     with pytest.raises(ValueError, match="jobs"):
         plan_workers(3, 0, 2)
+
+
+def test_fit_result_coerces_a_fit_dict_and_refuses_other_values():
+    """A user's ``fit`` may return a dict (older style): it is made a typed FitResult."""
+    from poolkit.experiments.tasks import FitResult
+
+    typed = FitResult(train_time_s=1.5, epochs=3, best_epoch=2, best_dev_score=0.75)
+    assert FitResult.coerce(typed) is typed
+    old = FitResult.coerce({"train_time_s": 2, "epochs": 4, "best_dev_accuracy": 0.5})
+    assert old == FitResult(train_time_s=2.0, epochs=4, best_epoch=None, best_dev_score=0.5)
+    assert FitResult.coerce({"train_time_s": 1.0}).epochs is None  # the record uses the config
+    with pytest.raises(TypeError, match="FitResult or a dict, got list"):
+        FitResult.coerce([1.0, 2])

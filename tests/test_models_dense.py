@@ -42,7 +42,7 @@ def test_segnet_shapes_and_loss(context, canvases):
     loss = model.compute_loss(batch)
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
-    assert model.model_pools == {"downsample": "max", "context": context}
+    assert model.pools_used() == {"downsample": "max", "context": context}
 
 
 def test_segnet_bad_config_and_input():

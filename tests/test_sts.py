@@ -143,17 +143,17 @@ def test_train_pool_learns_keeps_the_best_epoch_and_is_seeded():
         fitted = fit_sts_pool(pool, data, {"epochs": 6, "lr": 1e-2, "batch_size": 16}, seed=3)
         cosines = pair_cosines(pool, data.info["states"], data.dev)
         dev = stats.spearmanr(cosines, data.dev.scores).statistic
-        assert dev == pytest.approx(fitted["best_dev_score"])  # the best epoch is restored
+        assert dev == pytest.approx(fitted.best_dev_score)  # the best epoch is restored
         runs.append(cosines)
-    assert 1 <= fitted["best_epoch"] <= fitted["epochs"] <= 6
-    assert fitted["best_dev_score"] > mean_dev + 0.1
+    assert 1 <= fitted.best_epoch <= fitted.epochs <= 6
+    assert fitted.best_dev_score > mean_dev + 0.1
     np.testing.assert_array_equal(runs[0], runs[1])  # same seed, same result
 
 
 def test_fixed_modes_do_not_train_and_bad_settings_are_named():
     data = synthetic_sts_task()
     fitted = fit_sts_pool(build_sts_pool("mean+max", data), data, {}, seed=0)
-    assert fitted["epochs"] == 0 and fitted["train_time_s"] == 0.0
+    assert fitted.epochs == 0 and fitted.train_time_s == 0.0
     with pytest.raises(ValueError, match=r"\['momentum'\] are not understood.*allowed"):
         train_pool(SequencePool("attention", HIDDEN), data.info["states"], data.train, data.dev,
                    {"momentum": 0.9}, 0)

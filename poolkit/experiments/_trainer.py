@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from poolkit.experiments.task_types import FitResult
+
 
 def train_config(train: dict[str, Any], seed: int):
     """A :class:`poolkit.train.TrainConfig` from a task's ``train`` dict (unknown keys are a
@@ -19,18 +21,14 @@ def train_config(train: dict[str, Any], seed: int):
     return TrainConfig(**settings)
 
 
-def fit_with_trainer(model, data, train: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Train ``model`` on ``data.train`` (model selection on ``data.dev``); returns
-    ``train_time_s``, ``epochs`` and ``best_dev_accuracy``."""
+def fit_with_trainer(model, data, train: dict[str, Any], seed: int) -> FitResult:
+    """Train ``model`` on ``data.train`` (model selection on ``data.dev``, by accuracy)."""
     from poolkit.train import Trainer
 
     config = train_config(train, seed)
     trainer = Trainer(model, config, data.train, data.dev, data.collate_fn)
     result = trainer.fit()
     model.cpu()
-    return {
-        "train_time_s": result.train_time_s,
-        "epochs": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "best_dev_accuracy": result.best_metrics.get("accuracy"),
-    }
+    return FitResult(train_time_s=result.train_time_s, epochs=result.epochs_run,
+                     best_epoch=result.best_epoch,
+                     best_dev_score=result.best_metrics.get("accuracy"))

@@ -26,7 +26,7 @@ Which pooling a "pooling type" replaces:
   where the family has that form; a family without a windowed 2-D form that keeps the channel
   count (``catavgmax``, ``kmax``, ``spp``) downsamples with ``max``, and one without a global
   form (``stochastic``, ``fractional_max``…) ends with ``avg``. Each result records the pools it
-  actually used (``model_pools``).
+  actually used (``model_pools``, from the model's ``pools_used()``).
 
 Data splits are fixed (seed 0) and independent of the run's seed: every pooling type and seed
 sees the same train/dev/test examples. Where a data set has no test split, a stratified share is
@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from poolkit.experiments.task_types import Task, TaskData, data_path
+from poolkit.experiments.task_types import FitResult, Task, TaskData, data_path
 
 SPLIT_SEED = 0
 
@@ -342,9 +342,7 @@ def build_convnet(pool: str, data: TaskData, **config: Any):
         "global_pool": head,
         **config,
     }
-    model = ConvNet(ConvNetConfig(**settings))
-    model.model_pools = {"downsample": down, "global": head}
-    return model
+    return ConvNet(ConvNetConfig(**settings))
 
 
 def build_metaformer(pool: str, data: TaskData, **config: Any):
@@ -361,9 +359,7 @@ def build_metaformer(pool: str, data: TaskData, **config: Any):
         "mixer": pool,
         **config,
     }
-    model = MetaFormer(MetaFormerConfig(**settings))
-    model.model_pools = {"mixer": pool}
-    return model
+    return MetaFormer(MetaFormerConfig(**settings))
 
 
 def build_textcnn(pool: str, data: TaskData, **config: Any):
@@ -387,9 +383,7 @@ def build_textcnn(pool: str, data: TaskData, **config: Any):
         # k-max keeps its k=2 default unless the caller (a sweep over k) gives one
         "pool_kwargs": {**TEXT_POOL_KWARGS.get(pool, {}), **config.get("pool_kwargs", {})},
     }
-    model = TextCNN(TextCNNConfig(**settings))
-    model.model_pools = {"time": pool}
-    return model
+    return TextCNN(TextCNNConfig(**settings))
 
 
 def build_transformer(pool: str, data: TaskData, **config: Any):
@@ -405,9 +399,7 @@ def build_transformer(pool: str, data: TaskData, **config: Any):
         "finetune": "head",
         **config,
     }
-    model = build_transformer_classifier(TransformerConfig(**settings))
-    model.model_pools = {"sequence": pool}
-    return model
+    return build_transformer_classifier(TransformerConfig(**settings))
 
 
 def build_segnet(pool: str, data: TaskData, **config: Any):
@@ -430,7 +422,7 @@ def build_roidet(pool: str, data: TaskData, **config: Any):
     return RoIDet(RoIDetConfig(**settings))
 
 
-def fit_dense_task(model, data: TaskData, train: dict[str, Any], seed: int) -> dict[str, Any]:
+def fit_dense_task(model, data: TaskData, train: dict[str, Any], seed: int) -> FitResult:
     """The ``fit`` of the dense tasks: :func:`poolkit.train.dense.fit_dense`, keeping the epoch
     with the best dev mIoU or mAP@0.5 (``best_dev_score``)."""
     from poolkit.experiments._trainer import train_config
@@ -442,8 +434,7 @@ def fit_dense_task(model, data: TaskData, train: dict[str, Any], seed: int) -> d
     result = fit_dense(model, data.train, data.dev, data.collate_fn, train_config(train, seed),
                        dev_score)
     model.cpu()
-    return {key: result[key] for key in ("train_time_s", "epochs", "best_epoch",
-                                         "best_dev_score")}
+    return FitResult.coerce(result)
 
 
 def score_dense(model, data: TaskData, dataset, batch_size: int = 64) -> dict[str, Any]:

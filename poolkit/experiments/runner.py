@@ -31,7 +31,7 @@ from typing import Any
 
 from poolkit._io import to_jsonable
 from poolkit.experiments.results import RESULTS_FILE, ResultStore, grid_records
-from poolkit.experiments.tasks import Task, TaskData
+from poolkit.experiments.tasks import FitResult, Task, TaskData
 
 
 def available_cores() -> int:
@@ -218,6 +218,55 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
     :func:`poolkit.experiments.sweep.resolve_cell`)."""
     import torch
 
+    from poolkit.experiments.sweep import resolve_cell
+
+    pool, setting, task = resolve_cell(task, pool)  # a sweep's cell: pool + model arguments
+    data = load_task_data(task)
+    torch.manual_seed(seed)
+    model = task.build_model(pool, data, **task.model)
+    fit = task.fit or default_fit
+    fitted = FitResult.coerce(
+        fit(model, data, {k: v for k, v in train.items() if k not in _TIMING_ONLY}, seed)
+    )
+    eval_batch = int(train.get("eval_batch_size", 256))
+    pools_used = getattr(model, "pools_used", None)
+    common = {
+        "train_time_s": float(fitted.train_time_s),
+        "epochs": int(train.get("epochs", 0) if fitted.epochs is None else fitted.epochs),
+        f"best_dev_{task.metric}": fitted.best_dev_score,
+        "params": int(sum(p.numel() for p in model.parameters())),
+        "trainable_params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "model_pools": pools_used() if callable(pools_used) else {"pool": pool},
+        **({"setting": setting} if setting else {}),
+    }
+    sizes = {"n_train": len(data.train), "n_dev": len(data.dev) if data.dev is not None else 0}
+    if task.evaluate is not None:  # a task with its own metric (Spearman for STS-B)
+        return {**task.evaluate(model, data, eval_batch), **common, **sizes}
+    clean = evaluate(
+        model, data.test, data.collate_fn, batch_size=eval_batch, num_classes=data.num_classes
+    )
+    cost = _cost(model, data, eval_batch, train)
+    pass_s = cost.pop("pass_s")
+    return {
+        "accuracy": clean["accuracy"],
+        "macro_f1": clean["macro_f1"],
+        **{k: common[k] for k in ("train_time_s", "epochs", "best_dev_accuracy")},
+        "inference_time_s": clean["time_s"],
+        "throughput_samples_s": clean["n"] / pass_s if pass_s > 0 else None,
+        **cost,
+        **{k: common[k] for k in ("params", "trainable_params", "model_pools", "setting")
+           if k in common},
+        **_robustness(task, model, data, eval_batch),
+        "chance_accuracy": clean["majority_accuracy"],
+        **sizes,
+        "n_test": clean["n"],
+        "num_classes": data.num_classes,
+    }
+
+
+def _cost(model, data: TaskData, eval_batch: int, train: dict[str, Any]) -> dict[str, Any]:
+    """Inference time of one pass over the test set (``pass_s``, at the same thread count for
+    every run) and the peak memory of one forward pass."""
     from poolkit.experiments.cost import (
         DEFAULT_THROUGHPUT_THREADS,
         inference_clock,
@@ -226,43 +275,31 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
         time_inference,
         torch_threads,
     )
-    from poolkit.experiments.robustness import PERTURBATIONS, perturbation_label
-    from poolkit.experiments.sweep import resolve_cell
 
-    pool, setting, task = resolve_cell(task, pool)  # a sweep's cell: pool + model arguments
-    data = load_task_data(task)
-    torch.manual_seed(seed)
-    model = task.build_model(pool, data, **task.model)
-    params = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    fit = task.fit or default_fit
-    fitted = fit(model, data, {k: v for k, v in train.items() if k not in _TIMING_ONLY}, seed)
-    eval_batch = int(train.get("eval_batch_size", 256))
-    if task.evaluate is not None:  # a task with its own metric (Spearman for STS-B)
-        scores = task.evaluate(model, data, eval_batch)
-        return {
-            **scores,
-            "train_time_s": float(fitted.get("train_time_s", float("nan"))),
-            "epochs": int(fitted.get("epochs", train.get("epochs", 0))),
-            f"best_dev_{task.metric}": fitted.get("best_dev_score"),
-            "params": int(params),
-            "trainable_params": int(trainable),
-            "model_pools": getattr(model, "model_pools", {"pool": pool}),
-            **({"setting": setting} if setting else {}),
-            "n_train": len(data.train),
-            "n_dev": len(data.dev) if data.dev is not None else 0,
-        }
-    timing_threads = int(train.get("throughput_threads") or DEFAULT_THROUGHPUT_THREADS)
-    clean = evaluate(
-        model, data.test, data.collate_fn, batch_size=eval_batch, num_classes=data.num_classes
-    )
-    clock_name, clock = inference_clock(timing_threads)
-    with torch_threads(timing_threads):  # every throughput figure at the same thread count
+    threads = int(train.get("throughput_threads") or DEFAULT_THROUGHPUT_THREADS)
+    clock_name, clock = inference_clock(threads)
+    with torch_threads(threads):  # every throughput figure at the same thread count
         pass_s, repeats = time_inference(
             model, data.test, data.collate_fn, batch_size=eval_batch, clock=clock
         )
     batch = memory_batch(data.test, data.collate_fn, eval_batch)
-    peak_bytes = peak_forward_bytes(model, batch)
+    return {
+        "pass_s": pass_s,
+        "throughput_threads": threads,
+        "throughput_repeats": repeats,
+        "throughput_clock": clock_name,
+        "peak_memory_bytes": peak_forward_bytes(model, batch),
+        "memory_batch_size": min(eval_batch, len(data.test)),
+    }
+
+
+def _robustness(task: Task, model, data: TaskData, eval_batch: int) -> dict[str, Any]:
+    """Test accuracy under the task's perturbation at each level (``robustness``), and for
+    shifts the share of predictions that stay the same (``shift_consistency``)."""
+    import torch
+
+    from poolkit.experiments.robustness import PERTURBATIONS, perturbation_label
+
     robustness: dict[str, float] = {}
     if task.perturbation:
         perturb_fn = PERTURBATIONS[task.perturbation]
@@ -273,51 +310,19 @@ def run_one(task: Task, pool: str, seed: int, train: dict[str, Any]) -> dict[str
             def perturb(batch, level=level, generator=generator):
                 return perturb_fn(batch, level, generator, **data.info)
 
-            shifted = evaluate(
-                model,
-                data.test,
-                data.collate_fn,
-                batch_size=eval_batch,
-                num_classes=data.num_classes,
-                perturb=perturb,
-            )
+            shifted = evaluate(model, data.test, data.collate_fn, batch_size=eval_batch,
+                               num_classes=data.num_classes, perturb=perturb)
             robustness[perturbation_label(task.perturbation, level)] = shifted["accuracy"]
-    if task.perturbation == "shift" and task.levels:
-        from poolkit.experiments.robustness import shift_consistency
+    if task.perturbation != "shift" or not task.levels:
+        return {"robustness": robustness}
+    from poolkit.experiments.robustness import shift_consistency
 
-        max_shift = int(max(task.levels))
-        consistency = shift_consistency(
-            model, data.test, data.collate_fn, max_shift=max_shift, batch_size=eval_batch
-        )
-        consistency_fields = {"shift_consistency": consistency, "consistency_max_shift": max_shift}
-    else:
-        consistency_fields = {}
-    n_test = clean["n"]
-    return {
-        "accuracy": clean["accuracy"],
-        "macro_f1": clean["macro_f1"],
-        "train_time_s": float(fitted.get("train_time_s", float("nan"))),
-        "epochs": int(fitted.get("epochs", train.get("epochs", 0))),
-        "best_dev_accuracy": fitted.get("best_dev_accuracy"),
-        "inference_time_s": clean["time_s"],
-        "throughput_samples_s": n_test / pass_s if pass_s > 0 else None,
-        "throughput_threads": timing_threads,
-        "throughput_repeats": repeats,
-        "throughput_clock": clock_name,
-        "peak_memory_bytes": peak_bytes,
-        "memory_batch_size": min(eval_batch, n_test),
-        "params": int(params),
-        "trainable_params": int(trainable),
-        "model_pools": getattr(model, "model_pools", {"pool": pool}),
-        **({"setting": setting} if setting else {}),
-        "robustness": robustness,
-        **consistency_fields,
-        "chance_accuracy": clean["majority_accuracy"],
-        "n_train": len(data.train),
-        "n_dev": len(data.dev) if data.dev is not None else 0,
-        "n_test": n_test,
-        "num_classes": data.num_classes,
-    }
+    max_shift = int(max(task.levels))
+    consistency = shift_consistency(
+        model, data.test, data.collate_fn, max_shift=max_shift, batch_size=eval_batch
+    )
+    return {"robustness": robustness, "shift_consistency": consistency,
+            "consistency_max_shift": max_shift}
 
 
 def _init_worker(threads: int) -> None:

@@ -39,7 +39,7 @@ from torch import Tensor
 
 from poolkit._io import atomic_write_bytes
 from poolkit.data.pairs import SentencePairs, load_sentence_pairs
-from poolkit.experiments.task_types import TaskData, data_path
+from poolkit.experiments.task_types import FitResult, TaskData, data_path
 from poolkit.nn.sequence import SequencePool
 from poolkit.train.correlation import bootstrap_spearman, paired_bootstrap, pearson, spearman
 
@@ -363,15 +363,14 @@ def build_sts_pool(pool: str, data: TaskData, **mode_kwargs: dict[str, Any]) -> 
     kwargs = {}
     for part in parse_mode(pool):
         kwargs.update(mode_kwargs.get(part, {}))
-    model = SequencePool(pool, data.info["hidden_size"], **kwargs)
-    model.model_pools = {"sequence": pool}
-    return model
+    return SequencePool(pool, data.info["hidden_size"], **kwargs)
 
 
 def fit_sts_pool(model: SequencePool, data: TaskData, train: dict[str, Any],
-                 seed: int) -> dict[str, Any]:
+                 seed: int) -> FitResult:
     """The ``fit`` of the stsb task: :func:`train_pool` on train, early stopping on dev."""
-    return train_pool(model, data.info["states"], data.train, data.dev, train, seed)
+    return FitResult.coerce(train_pool(model, data.info["states"], data.train, data.dev, train,
+                                       seed))
 
 
 def evaluate_sts(model: SequencePool, data: TaskData, batch_size: int = 256) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KINDS", "Task", "TaskData", "data_path"]
+__all__ = ["KINDS", "FitResult", "Task", "TaskData", "data_path"]
 
 KINDS = ("image", "text", "pairs")
 
@@ -39,6 +39,40 @@ class TaskData:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class FitResult:
+    """What a task's ``fit`` returns.
+
+    Attributes:
+        train_time_s: wall time of training.
+        epochs: epochs run.
+        best_epoch: 1-based epoch whose weights the model holds (None: not tracked).
+        best_dev_score: the task's ``metric`` on the dev split at ``best_epoch`` (accuracy for
+            classifiers, Spearman for STS-B, mIoU / mAP@0.5 for the dense tasks; None without
+            dev data).
+    """
+
+    train_time_s: float = float("nan")
+    epochs: int | None = None  # None: not reported (the record takes the configured epochs)
+    best_epoch: int | None = None
+    best_dev_score: float | None = None
+
+    @classmethod
+    def coerce(cls, value: FitResult | dict[str, Any]) -> FitResult:
+        """``value`` itself, or a ``fit``'s dict (keys as the attributes; the older
+        ``best_dev_accuracy`` is read as ``best_dev_score``) made typed."""
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, dict):
+            raise TypeError(f"a task's fit must return a FitResult or a dict, got "
+                            f"{type(value).__name__}")
+        score = value.get("best_dev_score", value.get("best_dev_accuracy"))
+        return cls(train_time_s=float(value.get("train_time_s", float("nan"))),
+                   epochs=None if value.get("epochs") is None else int(value["epochs"]),
+                   best_epoch=value.get("best_epoch"),
+                   best_dev_score=None if score is None else float(score))
+
+
 @dataclass(frozen=True)
 class Task:
     """A classification task to compare pooling types on.
@@ -59,8 +93,8 @@ class Task:
         default_pools: pools compared when ``--pools`` is not given.
         options: keyword arguments for ``load`` (subset sizes, paths, columns).
         model: keyword arguments for ``build_model`` (sizes such as ``embed_dim``).
-        fit: optional ``fit(model, data, train_config, seed) -> dict`` replacing the default
-            trainer (must return ``train_time_s`` and ``epochs``).
+        fit: optional ``fit(model, data, train_config, seed) -> FitResult`` replacing the
+            default trainer (a dict with the same keys is accepted too).
         metric: the record key that ranks pooling types (a fraction, shown x100): ``accuracy``,
             or what ``evaluate`` returns (``spearman`` for STS-B).
         metric_label: its column header (``accuracy %``, ``Spearman x100``).
@@ -83,7 +117,7 @@ class Task:
     levels: tuple[float, ...] = ()
     default_pools: tuple[str, ...] = ("max", "avg")
     options: dict[str, Any] = field(default_factory=dict)
-    fit: Callable[..., dict] | None = None
+    fit: Callable[..., FitResult | dict] | None = None
     model: dict[str, Any] = field(default_factory=dict)
     metric: str = "accuracy"
     metric_label: str = "accuracy %"

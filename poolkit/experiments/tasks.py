@@ -26,10 +26,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from poolkit.experiments.task_types import KINDS, Task, TaskData
+from poolkit.experiments.task_types import KINDS, FitResult, Task, TaskData
 
 __all__ = [
-    "KINDS", "Task", "TaskData", "register_task", "list_tasks", "get_task", "parse_pools",
+    "KINDS", "FitResult", "Task", "TaskData", "register_task", "list_tasks", "get_task",
+    "parse_pools",
 ]
 
 _TASKS: dict[str, Task] = {}

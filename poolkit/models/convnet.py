@@ -110,6 +110,10 @@ class ConvNet(nn.Module):
         self.dropout = nn.Dropout(c.dropout)
         self.classifier = nn.Linear(width * self.head_pool.feat_mult(), c.num_classes)
 
+    def pools_used(self) -> dict[str, str]:
+        """The pooling of each role in this model (recorded by ``poolkit compare``)."""
+        return {"downsample": self.config.pool, "global": self.config.global_pool}
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != self.config.in_channels:
             raise ValueError(

@@ -307,6 +307,10 @@ class MetaFormer(nn.Module):
                     block.mixer.apply(_init_weights)
         _init_weights(self.head)
 
+    def pools_used(self) -> dict[str, str]:
+        """The pooling of each role in this model (recorded by ``poolkit compare``)."""
+        return {"mixer": self.config.mixer}
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != self.config.in_channels:
             raise ValueError(

@@ -162,7 +162,10 @@ class RoIDet(nn.Module):
                                   nn.ReLU(inplace=True))
         self.classifier = nn.Linear(config.hidden, config.num_classes + 1)
         self.regressor = nn.Linear(config.hidden, 4)
-        self.model_pools = {"roi": config.roi_pool}
+
+    def pools_used(self) -> dict[str, str]:
+        """The pooling of each role in this model (recorded by ``poolkit compare``)."""
+        return {"roi": self.config.roi_pool}
 
     def forward(self, images: Tensor, proposals: list[Tensor]) -> tuple[Tensor, Tensor]:
         """``(class logits (P, num_classes + 1), box deltas (P, 4))`` of every proposal."""

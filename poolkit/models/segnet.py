@@ -95,7 +95,10 @@ class SegNet(nn.Module):
         self.fuse = conv_bn_relu(self.context.out_channels, c3)
         self.decode = conv_bn_relu(c3 + c2, c2)
         self.classifier = nn.Conv2d(c2, config.num_classes, 1)
-        self.model_pools = {"downsample": config.pool, "context": config.context}
+
+    def pools_used(self) -> dict[str, str]:
+        """The pooling of each role in this model (recorded by ``poolkit compare``)."""
+        return {"downsample": self.config.pool, "context": self.config.context}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         c = self.config

@@ -168,6 +168,10 @@ class TextCNN(nn.Module):
         # every other pool (an average, a softmax, bins...) pools each text's own windows
         self._pools_real_windows = c.pool not in _ZERO_WINDOW_SAFE
 
+    def pools_used(self) -> dict[str, str]:
+        """The pooling of each role in this model (recorded by ``poolkit compare``)."""
+        return {"time": self.config.pool}
+
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         if input_ids.ndim != 2:
             raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")

@@ -516,6 +516,10 @@ class TransformerClassifier(nn.Module):
             pooler.requires_grad_(False)
         return backbone
 
+    def pools_used(self) -> dict[str, str]:
+        """The pooling of each role in this model (recorded by ``poolkit compare``)."""
+        return {"sequence": self.config.pool}
+
     def forward(
         self,
         input_ids: Tensor,

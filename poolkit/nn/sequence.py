@@ -503,6 +503,10 @@ class SequencePool(nn.Module):
     def get_pooling_mode_str(self) -> str:
         return self.mode
 
+    def pools_used(self) -> dict[str, str]:
+        """The pooling of each role (recorded by ``poolkit compare``): ``{"sequence": mode}``."""
+        return {"sequence": self.mode}
+
     def get_config(self) -> dict[str, Any]:
         """JSON-able config; ``SequencePool.from_config(pool.get_config())`` rebuilds it."""
         return {"mode": self.mode, "hidden_size": self.hidden_size, **self.options}
