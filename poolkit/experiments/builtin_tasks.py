@@ -39,8 +39,6 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from poolkit.experiments.task_types import FitResult, Task, TaskData, data_path
 
 SPLIT_SEED = 0
@@ -56,29 +54,15 @@ TEXT_POOL_KWARGS: dict[str, dict[str, Any]] = {
 
 
 def _split_parts(bundle, *, test_fraction: float, dev_fraction: float):
-    """``(train, dev, test)`` from a data bundle, holding out test/dev where it has none."""
-    from poolkit.data import stratified_split
+    """``(train, dev, test)`` from a data bundle, holding out test/dev where it has none
+    (:func:`poolkit.train.recipes.run_splits`, the rule ``poolkit train`` splits by, with the
+    dev split seeded apart and a dev-only data set such as SST-2 tested on its dev split)."""
+    from poolkit.train.recipes import run_splits
 
-    train, dev, test = bundle.train, bundle.dev, bundle.test
-    if test is None and dev is not None and bundle.name == "sst2":
-        test, dev = dev, None  # GLUE's test has no labels: the dev set is the test set
-    if test is None:
-        keep, held = stratified_split(train.labels, test_fraction, seed=SPLIT_SEED)
-        train, test = _subset(train, keep), _subset(train, held)
-    if dev is None and dev_fraction > 0:
-        keep, held = stratified_split(train.labels, dev_fraction, seed=SPLIT_SEED + 1)
-        train, dev = _subset(train, keep), _subset(train, held)
-    return train, dev, test
-
-
-def _subset(data, indices):
-    """A subset of TextData (has ``subset``) or ImageData (arrays)."""
-    if hasattr(data, "subset"):
-        return data.subset(indices)
-    from dataclasses import replace
-
-    indices = np.asarray(indices, dtype=np.int64)
-    return replace(data, images=data.images[indices], labels=data.labels[indices])
+    splits = run_splits(bundle, split_seed=SPLIT_SEED, dev_seed=SPLIT_SEED + 1,
+                        test_fraction=test_fraction, dev_fraction=dev_fraction, dev_as_test=True)
+    return tuple(splits[name].data if name in splits else None
+                 for name in ("train", "dev", "test"))
 
 
 def _limit(data, size: int | None, seed: int):
@@ -86,7 +70,7 @@ def _limit(data, size: int | None, seed: int):
         return data
     from poolkit.data import stratified_subset
 
-    return _subset(data, stratified_subset(data.labels, int(size), seed=seed))
+    return data.subset(stratified_subset(data.labels, int(size), seed=seed))
 
 
 def _limited_parts(bundle, *, test_fraction: float, dev_fraction: float,

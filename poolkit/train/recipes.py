@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from poolkit.data.catalog import DataBundle
 from poolkit.data.images import ImageData
 from poolkit.data.splits import stratified_kfold, stratified_split, stratified_subset
 from poolkit.data.text import TextData
@@ -46,7 +47,6 @@ __all__ = [
     "Prepared",
     "model_kind",
     "prepare",
-    "split_dev",
     "Split",
     "run_splits",
     "row_fingerprints",
@@ -197,14 +197,6 @@ def _prepare_transformer(train, dev, test, options, seed, metadata) -> Prepared:
     return Prepared(model, *datasets, transformer_collate(model.config, encoder=encoder), metadata)
 
 
-def split_dev(data: TextData | ImageData, dev_fraction: float, seed: int):
-    """``(train, dev)`` stratified and seeded; ``dev`` is ``None`` when ``dev_fraction`` is 0."""
-    if not dev_fraction:
-        return data, None
-    train_idx, dev_idx = stratified_split(data.labels, dev_fraction, seed)
-    return data.subset(train_idx), data.subset(dev_idx)
-
-
 @dataclass
 class Split:
     """One part of a run's data: the examples, where they come from in words, and their row
@@ -229,6 +221,8 @@ def run_splits(
     test_fraction: float = 0.0,
     fold: int | None = None,
     folds: int | None = None,
+    dev_seed: int | None = None,
+    dev_as_test: bool = False,
 ) -> dict[str, Split]:
     """The train/dev/test splits a training run makes of ``bundle`` — what ``poolkit train``
     trains and early-stops on, and what ``poolkit eval`` scores by default.
@@ -238,6 +232,12 @@ def run_splits(
     split (the data set's own, else ``dev_fraction`` held out, seeded ``split_seed`` (+ fold - 1
     under cross-validation, which uses none of the data set's own dev and test parts)). All are
     seeded, so the same arguments give the same rows.
+
+    ``dev_seed`` seeds the dev split apart from the test split (``poolkit compare`` uses
+    ``split_seed + 1``). ``dev_as_test``: a data set with a dev split but no test split (GLUE's
+    test labels are hidden) is tested on its dev split, and the dev split for early stopping is
+    held out of its training part (``poolkit compare`` needs a test set; ``poolkit train``
+    early-stops on the data set's dev split and ``poolkit eval`` scores it).
     """
     origin = _where(bundle.train, bundle.name)
     data, rows = bundle.train, np.arange(len(bundle.train))
@@ -249,15 +249,18 @@ def run_splits(
     cross_validation = fold is not None and bool(folds)  # the data set's dev/test unused
     own = set() if cross_validation else {name for name in ("dev", "test")
                                           if getattr(bundle, name) is not None}
-    dev_seed = split_seed
+    bundle_test = bundle.test
+    if dev_as_test and own == {"dev"}:
+        bundle_test, own = bundle.dev, {"test"}
+    dev_seed = split_seed if dev_seed is None else dev_seed
     if cross_validation:
         train_idx, test_idx = stratified_kfold(data.labels, folds, split_seed)[fold - 1]
         where = f"{origin}, fold {fold} of {folds} (--folds {folds}, split seed {split_seed})"
         splits["test"] = Split("test", data.subset(test_idx), where, rows[test_idx])
         data, rows, dev_seed = data.subset(train_idx), rows[train_idx], split_seed + fold - 1
-    elif bundle.test is not None:
-        splits["test"] = Split("test", bundle.test, _where(bundle.test, f"{bundle.name} test"),
-                               np.arange(len(bundle.test)))
+    elif bundle_test is not None:
+        splits["test"] = Split("test", bundle_test, _where(bundle_test, f"{bundle.name} test"),
+                               np.arange(len(bundle_test)))
     elif test_fraction:
         train_idx, test_idx = stratified_split(data.labels, test_fraction, split_seed)
         splits["test"] = Split("test", data.subset(test_idx), f"{origin}, {test_fraction:.0%} "
@@ -401,18 +404,22 @@ def cross_validate(
     root = Path(base.out_dir) if base.out_dir else None
     records = []
     started = time.perf_counter()
-    for fold, (train_idx, test_idx) in enumerate(stratified_kfold(data.labels, folds, seed)):
+    whole = DataBundle("data", "text" if isinstance(data, TextData) else "image", data)
+    for fold in range(folds):
         fold_dir = root / f"fold-{fold + 1:02d}" if root else None
         done = fold_dir / "fold_result.json" if fold_dir else None
         if base.resume and done is not None and done.is_file():
             records.append(json.loads(done.read_text(encoding="utf-8")))
             continue
-        train, dev = split_dev(data.subset(train_idx), dev_fraction, seed + fold)
+        splits = run_splits(whole, split_seed=seed, dev_fraction=dev_fraction, fold=fold + 1,
+                            folds=folds)
+        train, test = splits["train"].data, splits["test"].data
+        dev = splits["dev"].data if "dev" in splits else None
         config = dataclasses.replace(
             base, seed=base.seed + fold, out_dir=str(fold_dir) if fold_dir else None
         )
         outcome = fit_and_evaluate(
-            model_type, train, dev, data.subset(test_idx), train_config=config,
+            model_type, train, dev, test, train_config=config,
             model_options=model_options, text=text,
             data_info={**(data_info or {}), "fold": fold + 1, "folds": folds},
         )
@@ -426,7 +433,7 @@ def cross_validate(
             "train_time_s": outcome["train"]["train_time_s"],
             "num_train": len(train),
             "num_dev": len(dev) if dev is not None else 0,
-            "num_test": len(test_idx),
+            "num_test": len(test),
         }
         if done is not None and outcome["trainer"].dist.is_main:
             atomic_write_json(done, record)
