@@ -312,7 +312,7 @@ def image_pools(pool: str) -> tuple[str, str]:
 def build_convnet(pool: str, data: TaskData, **config: Any):
     """A :class:`poolkit.models.ConvNet` for ``data`` with pooling type ``pool`` (see
     :func:`image_pools` for where it goes); ``config`` overrides ``ConvNetConfig`` fields."""
-    from poolkit.models import ConvNet, ConvNetConfig
+    from poolkit.models.registry import build_model
 
     down, head = image_pools(pool)
     in_channels, height, width = data.info["image_shape"]
@@ -326,13 +326,13 @@ def build_convnet(pool: str, data: TaskData, **config: Any):
         "global_pool": head,
         **config,
     }
-    return ConvNet(ConvNetConfig(**settings))
+    return build_model("convnet", settings)
 
 
 def build_metaformer(pool: str, data: TaskData, **config: Any):
     """A :class:`poolkit.models.MetaFormer` for ``data`` whose token mixer is ``pool`` (``pool``,
     ``attention``, ``identity`` or a zoo family); ``config`` overrides ``MetaFormerConfig``."""
-    from poolkit.models.metaformer import MetaFormer, MetaFormerConfig
+    from poolkit.models.registry import build_model
 
     in_channels, height, width = data.info["image_shape"]
     settings = {
@@ -343,12 +343,12 @@ def build_metaformer(pool: str, data: TaskData, **config: Any):
         "mixer": pool,
         **config,
     }
-    return MetaFormer(MetaFormerConfig(**settings))
+    return build_model("metaformer", settings)
 
 
 def build_textcnn(pool: str, data: TaskData, **config: Any):
     """A :class:`poolkit.models.TextCNN` for ``data`` pooling over time with ``pool``."""
-    from poolkit.models import TextCNN, TextCNNConfig
+    from poolkit.models.registry import build_model
     from poolkit.nn import pool_info
 
     info = pool_info(pool)
@@ -367,13 +367,13 @@ def build_textcnn(pool: str, data: TaskData, **config: Any):
         # k-max keeps its k=2 default unless the caller (a sweep over k) gives one
         "pool_kwargs": {**TEXT_POOL_KWARGS.get(pool, {}), **config.get("pool_kwargs", {})},
     }
-    return TextCNN(TextCNNConfig(**settings))
+    return build_model("textcnn", settings)
 
 
 def build_transformer(pool: str, data: TaskData, **config: Any):
     """A pretrained transformer with a :class:`poolkit.nn.SequencePool` head of mode ``pool``
     (``mean``, ``max``, ``cls``, ``attention``…); by default only the head trains."""
-    from poolkit.models.transformer import TransformerConfig, build_transformer_classifier
+    from poolkit.models.registry import build_model
 
     settings = {
         "base_model": data.info["base_model"],
@@ -383,27 +383,27 @@ def build_transformer(pool: str, data: TaskData, **config: Any):
         "finetune": "head",
         **config,
     }
-    return build_transformer_classifier(TransformerConfig(**settings))
+    return build_model("transformer", settings)
 
 
 def build_segnet(pool: str, data: TaskData, **config: Any):
     """A :class:`poolkit.models.segnet.SegNet` whose context module is ``pool`` (``none``,
     ``ppm`` or ``aspp``); ``config`` overrides ``SegNetConfig`` fields."""
-    from poolkit.models.segnet import SegNet, SegNetConfig
+    from poolkit.models.registry import build_model
 
     settings = {"in_channels": data.info["image_shape"][0], "num_classes": data.num_classes,
                 "context": pool, **config}
-    return SegNet(SegNetConfig(**settings))
+    return build_model("segnet", settings)
 
 
 def build_roidet(pool: str, data: TaskData, **config: Any):
     """A :class:`poolkit.models.roidet.RoIDet` whose RoI layer is ``pool`` (``roi_pool``,
     ``roi_align`` or ``roi_align_aligned``); ``config`` overrides ``RoIDetConfig`` fields."""
-    from poolkit.models.roidet import RoIDet, RoIDetConfig
+    from poolkit.models.registry import build_model
 
     settings = {"in_channels": data.info["image_shape"][0], "num_classes": data.num_classes,
                 "roi_pool": pool, **config}
-    return RoIDet(RoIDetConfig(**settings))
+    return build_model("roidet", settings)
 
 
 def fit_dense_task(model, data: TaskData, train: dict[str, Any], seed: int) -> FitResult:
