@@ -158,13 +158,13 @@ def _grid_text(sampling_ratio, roi_h, roi_w, ph, pw, aligned) -> str:
 
 def _explain_pool(grid: np.ndarray, args: dict[str, Any]):
     from poolkit.geometry import roi_args
-    from poolkit.numpy.roi import _round_half_away, as_rois, pool_bins
+    from poolkit.numpy.roi import round_half_away, as_rois, pool_bins
 
     scalar = roi_args(args["output_size"], args["spatial_scale"])
     output, index = _call(grid, args["box"], args, "roi_pool", return_indices=True)
     rois = as_rois(np.array([[0.0, *args["box"]]]), 1)
     (hs, he), (ws, we) = pool_bins(rois, scalar, grid.shape)
-    x1, y1, x2, y2 = (int(v) for v in _round_half_away(rois.boxes[0] * scalar.spatial_scale))
+    x1, y1, x2, y2 = (int(v) for v in round_half_away(rois.boxes[0] * scalar.spatial_scale))
     (ph, pw), s = scalar.output_size, scalar.spatial_scale
     rows, cols = max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1)
     steps = [

@@ -410,7 +410,7 @@ def ps_roi_align_backward(grad_output, input, boxes, output_size, spatial_scale=
 # --------------------------------------------------------------------------------------------
 
 
-def _round_half_away(value: np.ndarray) -> np.ndarray:
+def round_half_away(value: np.ndarray) -> np.ndarray:
     """C's ``round``: halves away from zero (NumPy's ``round`` goes to even)."""
     whole = np.trunc(value)
     return (whole + np.sign(value) * (np.abs(value - whole) >= 0.5)).astype(np.int64)
@@ -420,7 +420,7 @@ def pool_bins(rois: RoIs, args: RoIArgs, spatial: tuple[int, int]):
     """RoI pooling's bins, clipped to the map: ``(hstart, hend)`` ``(K, PH)`` and
     ``(wstart, wend)`` ``(K, PW)`` (a bin is empty when end <= start)."""
     dtype = rois.boxes.dtype.type
-    corners = _round_half_away(rois.boxes * dtype(args.spatial_scale))  # x1, y1, x2, y2
+    corners = round_half_away(rois.boxes * dtype(args.spatial_scale))  # x1, y1, x2, y2
     bins = []
     for axis, pooled, size in ((1, args.output_size[0], spatial[0]),
                                (0, args.output_size[1], spatial[1])):
