@@ -110,28 +110,29 @@ def run_sst2(args, out: Path) -> dict:
 
 def run_mnist(args, out: Path, task: str) -> dict:
     from poolkit.data import load_dataset
-    from poolkit.data.splits import stratified_split
-    from poolkit.train.recipes import fit_and_evaluate, split_dev
+    from poolkit.train.recipes import fit_and_evaluate, run_splits
 
     if task == "mnist":
-        data = load_dataset("mnist", Path(args.data) / "mnist").train  # the 10k test set
+        bundle = load_dataset("mnist", Path(args.data) / "mnist")  # the 10k test set
     else:
-        data = load_dataset("mnist5k").train
-    train_idx, test_idx = stratified_split(data.labels, 0.2, seed=0)  # 8k / 2k (4k / 1k)
-    train, dev = split_dev(data.subset(train_idx), 0.1, seed=0)
+        bundle = load_dataset("mnist5k")
+    # 8k / 2k (4k / 1k), a tenth of the training part as dev: the rows `poolkit train
+    # --test-fraction 0.2 --dev-fraction 0.1` uses
+    splits = run_splits(bundle, split_seed=0, test_fraction=0.2, dev_fraction=0.1)
+    train, dev, test = (splits[name].data for name in ("train", "dev", "test"))
     config = _train_config(args, epochs=args.epochs or 15, batch_size=64, optimizer="adamw",
                            lr=1e-3, schedule="cosine", patience=args.patience,
                            out_dir=str(out / "runs" / task))
     started = time.perf_counter()
-    outcome = fit_and_evaluate("convnet", train, dev, data.subset(test_idx), train_config=config,
+    outcome = fit_and_evaluate("convnet", train, dev, test, train_config=config,
                                model_options=dict(CONVNET),
                                data_info={"dataset": task, "test_fraction": 0.2, "split_seed": 0})
-    test = outcome["test"]
-    return {"accuracy_mean": test["accuracy"], "accuracy_std": None, "test": test,
+    scores = outcome["test"]
+    return {"accuracy_mean": scores["accuracy"], "accuracy_std": None, "test": scores,
             "dev": outcome["dev"], "train": outcome["train"],
             "wall_time_s": time.perf_counter() - started, "train_config": config.to_dict(),
             "model": dict(CONVNET), "num_train": len(train), "num_dev": len(dev),
-            "num_test": len(test_idx)}
+            "num_test": len(test)}
 
 
 def main(argv=None) -> int:

@@ -158,7 +158,7 @@ def _grid_text(sampling_ratio, roi_h, roi_w, ph, pw, aligned) -> str:
 
 def _explain_pool(grid: np.ndarray, args: dict[str, Any]):
     from poolkit.geometry import roi_args
-    from poolkit.numpy.roi import round_half_away, as_rois, pool_bins
+    from poolkit.numpy.roi import as_rois, pool_bins, round_half_away
 
     scalar = roi_args(args["output_size"], args["spatial_scale"])
     output, index = _call(grid, args["box"], args, "roi_pool", return_indices=True)
