@@ -613,6 +613,28 @@ def check_count(value, name: str, minimum: int = 1) -> int:
     return count
 
 
+def check_global_form(stride, padding) -> None:
+    """The global form (``kernel_size=None``, one window over all positions) takes no
+    ``stride`` and no ``padding``."""
+    if stride is not None or padding not in (0, None):
+        raise ValueError(
+            f"stride ({stride!r}) and padding ({padding!r}) need kernel_size; the global "
+            "form (kernel_size=None) has one window over all positions"
+        )
+
+
+def check_dynamic_layer(k_top: int, layer, num_layers) -> bool:
+    """Dynamic k-max's ``layer``/``num_layers``: both or neither (validated through
+    :func:`dynamic_k`); returns whether the pool is global (neither given: plain k-max)."""
+    if (layer is None) != (num_layers is None):
+        raise ValueError(
+            f"layer ({layer!r}) and num_layers ({num_layers!r}) must be given together"
+        )
+    if layer is not None:
+        dynamic_k(k_top, k_top, layer, num_layers)
+    return layer is None
+
+
 def dynamic_k(length: int, k_top: int, layer: int, num_layers: int) -> int:
     r"""Kalchbrenner et al.'s :math:`k_l = \max(k_{top}, \lceil \frac{L - l}{L} s \rceil)`.
 

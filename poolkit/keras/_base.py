@@ -18,6 +18,7 @@ from keras import ops
 from poolkit.geometry import (
     check_choice,
     check_dims,
+    check_global_form,
     normalize_tuple,
     pool_geometry,
 )
@@ -161,11 +162,7 @@ class WindowPool(PoolLayer):
         super().__init__(dims, data_format, flatten, **kwargs)
         self.is_global = kernel_size is None
         if self.is_global:
-            if stride is not None or padding not in (0, None):
-                raise ValueError(
-                    f"stride ({stride!r}) and padding ({padding!r}) need kernel_size; the global "
-                    "form (kernel_size=None) has one window over all positions"
-                )
+            check_global_form(stride, padding)
             self.kernel_size = self.stride = None
             self.padding = (0,) * self.dims
         else:

@@ -18,6 +18,7 @@ from keras import ops
 from poolkit.geometry import (
     check_choice,
     check_count,
+    check_dynamic_layer,
     check_fractional_sizes,
     dynamic_k,
     fractional_intervals,
@@ -111,13 +112,7 @@ class DynamicKMaxPool(_ChannelMajorPool):
             raise ValueError(f"pool 'dynamic_kmax' supports dims (1,), got dims={dims}")
         super().__init__(dims, data_format, flatten, **kwargs)
         self.k_top = check_count(k_top, "k_top")
-        if (layer is None) != (num_layers is None):
-            raise ValueError(
-                f"layer ({layer!r}) and num_layers ({num_layers!r}) must be given together"
-            )
-        self.is_global = layer is None
-        if not self.is_global:
-            dynamic_k(self.k_top, self.k_top, layer, num_layers)
+        self.is_global = check_dynamic_layer(self.k_top, layer, num_layers)
         self.layer_index, self.num_layers = layer, num_layers
         self.remember(k_top=self.k_top, layer=layer, num_layers=num_layers,
                           flatten=self.flatten)

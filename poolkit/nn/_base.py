@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from poolkit.geometry import check_dims, normalize_sizes, normalize_window
+from poolkit.geometry import check_dims, check_global_form, normalize_sizes, normalize_window
 
 
 class PoolModule(nn.Module):
@@ -43,11 +43,7 @@ class WindowPoolNd(PoolModule):
         check_dims(self.dims)
         self.is_global = kernel_size is None
         if self.is_global:
-            if stride is not None or padding not in (0, None):
-                raise ValueError(
-                    f"stride ({stride!r}) and padding ({padding!r}) need kernel_size; the global "
-                    "form (kernel_size=None) has one window over all positions"
-                )
+            check_global_form(stride, padding)
             self.kernel_size = self.stride = None
             self.padding = 0
             if dilation is not None:

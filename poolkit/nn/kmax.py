@@ -11,7 +11,12 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from poolkit.geometry import check_count, check_dims, dynamic_k  # noqa: F401  (public here too)
+from poolkit.geometry import (  # noqa: F401  (check_dims, dynamic_k: public here too)
+    check_count,
+    check_dims,
+    check_dynamic_layer,
+    dynamic_k,
+)
 from poolkit.nn import _traceable
 from poolkit.nn._base import PoolModule, finish_bins
 from poolkit.nn._utils import check_input
@@ -180,13 +185,7 @@ class DynamicKMaxPool1d(PoolModule):
     ) -> None:
         super().__init__()
         self.k_top = check_count(k_top, "k_top")
-        if (layer is None) != (num_layers is None):
-            raise ValueError(
-                f"layer ({layer!r}) and num_layers ({num_layers!r}) must be given together"
-            )
-        self.is_global = layer is None
-        if not self.is_global:
-            dynamic_k(self.k_top, self.k_top, layer, num_layers)  # validates layer/num_layers
+        self.is_global = check_dynamic_layer(self.k_top, layer, num_layers)
         self.layer, self.num_layers = layer, num_layers
         self.flatten = bool(flatten)
 
