@@ -73,6 +73,22 @@ class TextOptions:
 
 @dataclass
 class Prepared:
+    """What :func:`prepare` builds for one run, ready for :class:`~poolkit.train.Trainer`.
+
+    Attributes:
+        model: the model built from the registry, data-dependent config fields filled in
+            (vocabulary size, classes, image shape), weights seeded by ``prepare``'s ``seed``.
+        train: the training split as a torch data set (``TextDataset`` or ``ImageDataset``).
+        dev: the dev split as a data set, or ``None``.
+        test: the test split as a data set, or ``None``.
+        collate_fn: turns a list of examples into a batch (pads token ids for text).
+        metadata: what the checkpoint stores beside the weights: ``label_names``, ``data``,
+            ``kind`` (``"text"`` or ``"image"``), ``model_config``, and ``text_encoder`` /
+            ``image`` / ``vectors`` where they apply.
+        encoder: the text encoder fitted on the training texts (TextCNN); ``None`` for images
+            and for the transformer, which uses its own tokenizer.
+    """
+
     model: Any
     train: Any
     dev: Any
