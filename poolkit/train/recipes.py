@@ -62,7 +62,19 @@ IMAGE_MODELS = ("convnet", "metaformer")
 
 @dataclass
 class TextOptions:
-    """How text becomes token ids (TextCNN; the transformer uses its own tokenizer)."""
+    """How text becomes token ids (TextCNN; the transformer uses its own tokenizer).
+
+    Attributes:
+        tokenizer: ``"word"`` (lower-cased, split after Kim's ``clean_str``) or ``"char"`` (one
+            token per character, whitespace dropped: Chinese); default ``"word"``.
+        min_freq: keep the training tokens seen at least this many times (default 1, >= 1).
+        max_vocab: at most this many vocabulary entries, the most frequent, counting ``<pad>``
+            and ``<unk>`` (``None``, the default: no limit; >= 2).
+        max_length: cut every text to its first ``max_length`` tokens (``None``: no cut).
+        vectors: a word2vec (``.bin``) or GloVe/text file of pretrained vectors for the
+            initial embeddings (Kim's CNN-static / non-static); it sets ``embed_dim``
+            (``None``: random embeddings).
+    """
 
     tokenizer: str = "word"  # "word" (Kim's clean_str) or "char" (Chinese)
     min_freq: int = 1
