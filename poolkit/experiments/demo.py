@@ -54,6 +54,21 @@ def demo_tasks(quick: bool = False) -> list[tuple[Task, tuple[str, ...], list[in
 
 @dataclass
 class DemoResult:
+    """What :func:`run_demo` made (``to_json()`` gives it as JSON-ready values).
+
+    Attributes:
+        out_dir: the folder that holds everything below.
+        worked_examples: one dict per op of :mod:`poolkit.experiments.explain_op` on the 4x4
+            worked example: ``op``, ``title``, ``arguments``, ``output``, ``notes``.
+        reports: the :class:`~poolkit.experiments.compare.CompareReport` of each comparison
+            (image task, then text task).
+        files: the files written, by role: ``worked_max_png``, ``worked_avg_png``,
+            ``summary_md``.
+        engine: the NumPy engine's worked examples (:func:`engine_examples`), each with its
+            output and whether it ``matches_by_hand``.
+        wall_time_s: wall time of the whole demo, in seconds.
+    """
+
     out_dir: Path
     worked_examples: list[dict[str, Any]]
     reports: list[CompareReport]

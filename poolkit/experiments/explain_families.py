@@ -28,6 +28,29 @@ _BUILT: contextvars.ContextVar[list] = contextvars.ContextVar("explain_family_la
 
 @dataclass
 class FamilyExplanation:
+    """One pooling family on a small grid, window by window (:func:`explain_family`'s answer;
+    :mod:`poolkit.experiments.explain_op` turns it into an ``OpExplanation``).
+
+    Attributes:
+        lines: how the output size (or ``k``, or the bins) comes about, one line each.
+        windows: one dict per output value: ``output`` (its index), ``positions`` (the input
+            positions of its window), ``padding`` (per position, whether it lies in the
+            padding), ``values`` (the input there, ``None`` in the padding) and ``result``; plus
+            what decided it for the family (``max`` and ``mean`` of avgmax, the gate and
+            ``leaves`` of tree pooling, LIP or attention weights, blur taps, kept positions).
+        output: the family's output, computed by the real :mod:`poolkit.nn` layer in float64;
+            1-D or 2-D like the grid (catavgmax: the average half, then the max half, stacked
+            on the first axis).
+        notes: remarks printed under the result (padding rules, ties, what the layer fixed).
+        padding: padding drawn around the grid, per dimension.
+        parameters: the learned weights used (drawn from a seeded generator), printed so that
+            every result can be recomputed by hand.
+        input: the grid the windows read when it is not the given one (MaxBlurPool: the dense
+            max map it blurs), else ``None``.
+        layer: the :mod:`poolkit.nn` layer that computed ``output`` (float64, eval mode), or
+            ``None``.
+    """
+
     lines: list[str]  # how the output size (or k, or the bins) comes about
     windows: list[dict[str, Any]]
     output: np.ndarray

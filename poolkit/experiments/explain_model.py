@@ -62,6 +62,29 @@ def _no_winners_message(pool: str, where: str) -> str:
 
 @dataclass
 class TextExplanation:
+    """Why a TextCNN predicted what it did for one text (:func:`explain_text`'s answer).
+
+    Attributes:
+        text: the text explained.
+        tokens: its tokens, as the model's encoder splits them (cut at ``max_length``).
+        unknown: positions of tokens not in the vocabulary (read as ``<unk>``).
+        pool: the model's pooling over time (``config.pool``).
+        label_names: the class names, in class-index order.
+        probabilities: softmax of the logits, one per class.
+        predicted: index of the predicted class (:attr:`predicted_label` is its name).
+        logits: the classifier's output, one per class.
+        bias: the classifier's bias, one per class; each logit is its bias plus the pushes of
+            all features.
+        features: the ``top`` strongest features, by push on the predicted class: ``rank``,
+            ``width``, ``filter``, the window's ``position`` (first token; negative in the
+            leading padding), ``ngram`` and ``ngram_text``, ``activation``, and ``push`` (its
+            share ``W[c, j] * z_j`` of each class's logit, by class name); with ``"shares"``
+            one entry per n-gram with its ``share`` of the average instead of a filter.
+        truncated: the text had more tokens than the encoder's ``max_length``.
+        explained_by: ``"winners"`` (max-like pooling: each feature is one n-gram's
+            activation) or ``"shares"`` (average pooling: every n-gram's part of the mean).
+    """
+
     text: str
     tokens: list[str]
     unknown: list[int]  # positions of tokens not in the vocabulary (read as <unk>)
@@ -77,6 +100,7 @@ class TextExplanation:
 
     @property
     def predicted_label(self) -> str:
+        """The name of the predicted class."""
         return self.label_names[self.predicted]
 
     def to_json(self) -> dict[str, Any]:
@@ -287,6 +311,23 @@ def _share_features(model, captured: list[tuple], tokens: list[str]) -> list[dic
 
 @dataclass
 class ImageExplanation:
+    """Where a ConvNet looked for one image: the pixels its max-like pools picked
+    (:func:`explain_image`'s answer).
+
+    Attributes:
+        image: the input image ``(C, H, W)``.
+        layers: one dict per pooling layer with winners, downsampling layers first, then the
+            global pool when it has them: ``layer`` (``"pool 1"``... or ``"global"``),
+            ``pool``, ``input_size``, ``output_size``, ``channels``, ``windows`` (how many
+            windows it has: channels x output positions) and ``counts``, an ``(H, W)`` map of
+            how many of them each pixel won (traced back through the earlier layers; it sums
+            to ``windows``).
+        label_names: the class names, in class-index order.
+        probabilities: softmax of the logits, one per class.
+        predicted: index of the predicted class.
+        notes: remarks (layers that have no winners and are not mapped).
+    """
+
     image: np.ndarray  # (C, H, W)
     layers: list[dict[str, Any]]  # per pooling layer: name, pool, windows, counts (H, W)
     label_names: list[str]
@@ -296,6 +337,7 @@ class ImageExplanation:
 
     @property
     def total(self) -> np.ndarray:
+        """``(H, W)``: the sum of every layer's ``counts`` (zeros when no layer is mapped)."""
         maps = [layer["counts"] for layer in self.layers]
         return np.sum(maps, axis=0) if maps else np.zeros(self.image.shape[1:], dtype=np.int64)
 

@@ -232,6 +232,32 @@ def list_ops() -> list[str]:
 
 @dataclass
 class OpExplanation:
+    """One pooling operation on a small grid, window by window (:func:`explain_op`'s answer).
+
+    Attributes:
+        op: the op's name, a key of :data:`OPS` (``"max"``, ``"avg"``, ``"softpool"``...).
+        title: its human name, from :data:`poolkit.pools.POOLS`.
+        formula: its formula, one line of plain text.
+        paper: where it comes from.
+        input: the grid pooled, 1-D or 2-D (float64).
+        arguments: the arguments used, defaults filled in (those the op takes).
+        output_size: how each dimension's output size comes about, one line per dimension.
+        windows: one dict per output value: ``output`` (its index), ``positions`` (the
+            window's input positions), ``padding`` (per position, in the padding or not),
+            ``values`` and ``result``, and what decided it (the ``winner`` of max-like pooling,
+            stochastic pooling's ``probabilities``, SoftPool's weights...).
+        output: the op's output, computed by :mod:`poolkit.numpy` (or by the :mod:`poolkit.nn`
+            layer for the families beyond the engine).
+        notes: remarks printed under the result (edge cases, the tutorial's wrong average).
+        padding: padding drawn around the grid, per dimension.
+        parameters: learned weights used (seeded), printed so every result can be recomputed.
+        grad_output: the upstream gradient, one value per output, once
+            :func:`~poolkit.experiments.explain_backward.explain_backward` has run (else
+            ``None``).
+        grad_input: the gradient with respect to ``input`` it gives (else ``None``).
+        layer: for the families, the :mod:`poolkit.nn` layer used (else ``None``).
+    """
+
     op: str
     title: str
     formula: str

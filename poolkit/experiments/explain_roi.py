@@ -44,6 +44,27 @@ _FORMULAS = {
 
 @dataclass
 class RoIExplanation:
+    """One box through RoI Align or RoI pooling, bin by bin (:func:`explain_roi`'s answer).
+
+    Attributes:
+        op: ``"roi_align"`` or ``"roi_pool"`` (:data:`ROI_OPS`).
+        title: the op's human name.
+        formula: its formula, one line of plain text.
+        paper: where it comes from.
+        input: the 2-D feature map ``(H, W)`` (float64).
+        arguments: the arguments used, defaults filled in: ``box`` ``(x1, y1, x2, y2)``,
+            ``output_size``, ``spatial_scale``, and for RoI Align ``sampling_ratio`` and
+            ``aligned``.
+        steps: the arithmetic that turns the box into bins, one line each (scaled corners,
+            the half-pixel offset, bin sizes, samples per bin or the rounded cells).
+        bins: one dict per output bin: ``bin`` ``[i, j]`` and ``result``; for RoI Align its
+            ``samples`` (``y``, ``x`` and the bilinear ``value`` of each) and their ``count``;
+            for RoI pooling the ``rows`` and ``cols`` it covers and the ``winner`` cell (``None``
+            when the bin is empty).
+        output: the pooled ``(PH, PW)`` grid, computed by :mod:`poolkit.numpy.roi`.
+        notes: remarks printed under the result.
+    """
+
     op: str
     title: str
     formula: str

@@ -48,6 +48,21 @@ FORMULAS = {
 
 @dataclass
 class SequenceExplanation:
+    """One :class:`~poolkit.nn.SequencePool` mode on the right- and left-padded example batch
+    (:func:`explain_sequence`'s answer).
+
+    Attributes:
+        mode: the pooling mode (``"mean"``, ``"last"``, ``"kmax"``...).
+        formula: its formula, one line of plain text (:data:`FORMULAS`).
+        tokens: the sentence's real tokens, ``[CLS] great film [SEP]``.
+        rows: one dict per row of the batch: ``padding`` (``"right"`` or ``"left"``),
+            ``mask``, ``hidden`` (``(T, H)`` states), ``tokens`` (``<pad>`` at the pads),
+            ``result`` (the pooled vector from the real layer, float64), either ``weights``
+            (one per position) or ``winners`` (per feature, the positions pooled), and
+            ``ignoring_the_mask`` (what a pooling that ignores the mask would give).
+        notes: remarks printed under the result.
+    """
+
     mode: str
     formula: str
     tokens: list[str]

@@ -20,6 +20,22 @@ import numpy as np
 
 @dataclass
 class TransformerExplanation:
+    """Which tokens a transformer classifier's pooling head used for one text
+    (:func:`explain_transformer`'s answer).
+
+    Attributes:
+        text: the text explained.
+        tokens: its tokens, as the model's tokenizer splits them (special tokens included).
+        pool: the head's pooling mode(s), joined by ``+``.
+        parts: one dict per pooling mode: ``mode``, and either ``weights`` (each token's
+            weight in the pooled vector) or ``wins`` (how many of the ``features`` features
+            each token won, for max, min and kmax) and ``features``.
+        label_names: the class names, in class-index order.
+        probabilities: softmax of the logits, one per class.
+        predicted: index of the predicted class.
+        notes: remarks printed under the result.
+    """
+
     text: str
     tokens: list[str]
     pool: str

@@ -65,7 +65,21 @@ def plan_workers(
 
 @dataclass
 class CompareSpec:
-    """One grid: a task, pooling types, seeds, and the training settings shared by every run."""
+    """One grid: a task, pooling types, seeds, and the training settings shared by every run.
+
+    Attributes:
+        task: the :class:`~poolkit.experiments.tasks.Task` (data, model builder, metric).
+        pools: the pooling types compared, names of :func:`poolkit.nn.list_pools`; at least one.
+        seeds: the seeds each pooling type runs with; at least one.
+        train: :class:`~poolkit.train.TrainConfig` fields on top of the task's own (``None``
+            values leave the task's); after construction, the merged settings.
+        out_dir: the folder of the results (one record per run; shared safely by several
+            processes; default ``runs/compare``).
+        command: the command line shown in the report (default ``""``).
+        sweep: ``--sweep`` axes (:class:`~poolkit.experiments.sweep.Axis`): the grid is every
+            pooling type times every combination of the axes' values (:meth:`cells`; default
+            none).
+    """
 
     task: Task
     pools: list[str]

@@ -34,6 +34,32 @@ from poolkit.nn import list_pools, pool_info
 
 @dataclass
 class ConvNetConfig:
+    """Settings of a :class:`ConvNet` (all JSON-ready; saved as the checkpoint's config).
+
+    Attributes:
+        in_channels: channels of the input images (default 1, grey MNIST).
+        num_classes: number of classes, the width of the logits (default 10).
+        image_size: ``(H, W)`` of the training images, or one side of a square (default 28);
+            ``poolkit train`` fills it from the data. Checked to survive the downsampling: each
+            side at least ``2 ** len(channels)`` pixels. The model runs on other sizes too.
+        channels: output channels of each stage; one stage, and one 2x downsampling pool, per
+            entry (default ``(32, 64)``); positive integers.
+        convs_per_stage: 3x3 convolutions (each with batch norm and ReLU) before each stage's
+            pool (default 2).
+        pool: the downsampling pool, a name of :func:`poolkit.nn.list_pools` with a 2-D
+            windowed ``kernel_size`` form (default ``"max"``); built with ``kernel_size=2,
+            stride=2`` (``fractional_max``: ``output_ratio=0.5``).
+        pool_kwargs: arguments of the downsampling pool on top of (or replacing) those; a
+            ``None`` value drops a default (default ``{}``).
+        global_pool: the pool before the head, a name with a global 2-D form (default
+            ``"avg"``); ``catavgmax`` doubles the classifier's input width.
+        global_pool_kwargs: arguments of the global pool (e.g. ``{"p": 3.0}`` for ``gem``;
+            default ``{}``).
+        batch_norm: batch norm after each convolution, whose bias is then dropped (default
+            True).
+        dropout: dropout probability before the classifier, in ``[0, 1)`` (default 0.0).
+    """
+
     in_channels: int = 1
     num_classes: int = 10
     image_size: int | tuple[int, int] = 28  # (H, W) or a square side
@@ -90,6 +116,36 @@ class ConvNetConfig:
 
 
 class ConvNet(nn.Module):
+    r"""A VGG-style image classifier whose downsampling and global pools are chosen by name.
+
+    Each of the ``S = len(channels)`` stages is ``convs_per_stage`` x (3x3 conv, batch norm,
+    ReLU), then the 2x downsampling pool, e.g. for ``max`` and ``avg``
+
+    .. math::
+
+        y_{c,i,j} = \max_{0 \le a, b < 2} x_{c,\,2i + a,\,2j + b}, \qquad
+        z_c = \frac{1}{H' W'} \sum_{i,j} y^{(S)}_{c,i,j} \ \ (\text{global } \mathrm{avg}),
+
+    and the logits are :math:`W\, \mathrm{dropout}(z) + b`. Any family of
+    :func:`poolkit.nn.create_pool` takes either place (see :class:`ConvNetConfig`); the layout
+    follows VGG (Simonyan & Zisserman, ICLR 2015) at MNIST scale.
+
+    Args:
+        config: a :class:`ConvNetConfig`.
+
+    Shape:
+        - images: ``(B, in_channels, H, W)`` floating point.
+        - features: ``(B, channels[-1] * m, H / 2^S, W / 2^S)`` (floored per stage; ``m`` the
+          downsampling pool's ``feat_mult()``, 2 for ``catavgmax``), then the global pool
+          ``(B, channels[-1] * m * feat_mult)``.
+        - output: ``(B, num_classes)`` logits.
+
+    Example:
+        >>> model = ConvNet(ConvNetConfig(image_size=8, channels=(4, 8), pool="lp"))
+        >>> model(torch.rand(2, 1, 8, 8)).shape
+        torch.Size([2, 10])
+    """
+
     def __init__(self, config: ConvNetConfig):
         super().__init__()
         self.config = config

@@ -112,7 +112,10 @@ def check_mixer(name) -> None:
 
 
 class PoolMixer(nn.Module):
-    """PoolFormer's mixer: ``avg_pool2d(x, k, 1, k // 2, count_include_pad=False) - x``."""
+    """PoolFormer's mixer: ``avg_pool2d(x, k, 1, k // 2, count_include_pad=False) - x``.
+
+    Shape: ``(B, C, H, W) -> (B, C, H, W)`` (stride 1, same padding; ``k = pool_size``, odd).
+    """
 
     def __init__(self, pool_size: int = 3):
         super().__init__()
@@ -127,7 +130,10 @@ class PoolMixer(nn.Module):
 
 
 class ZooPoolMixer(nn.Module):
-    """``f(x) - x`` for a zoo family ``f`` at ``kernel_size=k``, stride 1, same size."""
+    """``f(x) - x`` for a zoo family ``f`` at ``kernel_size=k``, stride 1, same size.
+
+    Shape: ``(B, C, H, W) -> (B, C, H, W)``; ``kwargs`` go to the family (``p``, ``norm_type``...).
+    """
 
     def __init__(self, name: str, channels: int, pool_size: int = 3, **kwargs):
         super().__init__()
@@ -196,7 +202,34 @@ def build_mixer(name: str, dim: int, *, pool_size: int = 3, head_dim: int = 32,
 
 @dataclass
 class MetaFormerConfig:
-    """A MetaFormer (see the module docstring for the block's formula and the shapes)."""
+    """Settings of a :class:`MetaFormer` (all JSON-ready; saved as the checkpoint's config).
+
+    Attributes:
+        in_channels: channels of the input images (default 1).
+        num_classes: number of classes, the width of the logits (default 10).
+        image_size: ``(H, W)`` of the training images, or one side of a square (default 28);
+            ``poolkit train`` fills it from the data; it gives :attr:`stage_sizes`. The model
+            runs on any size.
+        dims: channels of each stage (default ``(32, 64)``); a single int is one stage.
+        depths: blocks of each stage, one positive count per entry of ``dims`` (default
+            ``(2, 2)``).
+        mixer: the token mixer, one of :func:`list_mixers`: ``"pool"`` (PoolFormer's),
+            ``"attention"``, ``"identity"`` or a zoo family with a 2-D windowed form (default
+            ``"pool"``).
+        mixer_kwargs: a zoo family's extra arguments (e.g. ``{"p": 3.0}`` for ``gem``);
+            refused for the three own mixers (default ``{}``).
+        pool_size: window side ``k`` of the pooling mixers, odd so that padding ``k // 2``
+            keeps the size (default 3, the paper's).
+        head_dim: channels per head of the attention mixer; heads = ``dim // head_dim`` (at
+            least 1), ``dim`` a multiple of it when larger (default 32).
+        mlp_ratio: the MLP's hidden width is ``int(mlp_ratio * dim)`` (default 4.0, > 0).
+        stem_kernel: kernel of the stem convolution, padding ``stem_kernel // 2`` (default 3;
+            the paper: 7 with stride 4 on 224x224 images).
+        stem_stride: stride of the stem convolution (default 2).
+        layer_scale_init: initial value of the per-channel layer scales ``s1, s2`` (default
+            1e-5, the paper's: every block starts close to the identity).
+        dropout: dropout probability before the head, in ``[0, 1)`` (default 0.0).
+    """
 
     in_channels: int = 1
     num_classes: int = 10
@@ -283,6 +316,42 @@ class MetaFormerBlock(nn.Module):
 
 
 class MetaFormer(nn.Module):
+    r"""MetaFormer (Yu et al., CVPR 2022): a conv stem, stages of MetaFormer blocks, GroupNorm,
+    the mean over positions and a linear head; the token mixer is chosen by name.
+
+    Each block on ``x`` of shape ``(B, C, H, W)`` is
+
+    .. math::
+
+        x \leftarrow x + s_1 \odot \operatorname{mixer}(\operatorname{norm}_1(x)), \qquad
+        x \leftarrow x + s_2 \odot \operatorname{mlp}(\operatorname{norm}_2(x)),
+
+    with PoolFormer's pooling mixer (the default)
+
+    .. math::
+
+        \operatorname{mixer}(x)_{c,i,j} = \frac{1}{|N_{ij}|} \sum_{(a, b) \in N_{ij}}
+        x_{c,a,b} - x_{c,i,j},
+
+    :math:`N_{ij}` the ``pool_size x pool_size`` window around ``(i, j)`` clipped to the map
+    (``count_include_pad=False``); any zoo family ``f`` gives ``f(x) - x`` instead, ``attention``
+    self-attention over the ``H * W`` positions, ``identity`` no mixing. The head pools
+    :math:`z_c = \frac{1}{H' W'} \sum_{i,j} \operatorname{norm}(x)_{c,i,j}`.
+
+    Args:
+        config: a :class:`MetaFormerConfig`.
+
+    Shape:
+        - images: ``(B, in_channels, H, W)``, any size.
+        - stage ``i``: ``(B, dims[i], *config.stage_sizes[i])``.
+        - output: ``(B, num_classes)`` logits.
+
+    Example:
+        >>> config = MetaFormerConfig(image_size=8, dims=8, depths=1, mixer="gem")
+        >>> MetaFormer(config)(torch.rand(2, 1, 8, 8)).shape
+        torch.Size([2, 10])
+    """
+
     def __init__(self, config: MetaFormerConfig):
         super().__init__()
         self.config = c = config

@@ -40,6 +40,19 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One entry of the model registry (:func:`register_model`, :func:`get_model_spec`).
+
+    Attributes:
+        name: the model's type name, a checkpoint's ``model_type`` and ``poolkit train MODEL``
+            (``"textcnn"``, ``"convnet"``...).
+        model_cls: the model class; it takes the config as its only argument and keeps it as
+            ``model.config``.
+        config_cls: the config dataclass (JSON-ready fields, rebuilt by
+            :func:`config_from_dict`).
+        builder: a function ``config -> model`` to call instead of ``model_cls(config)``
+            (``None``, the default: the class itself).
+    """
+
     name: str
     model_cls: type
     config_cls: type

@@ -46,6 +46,36 @@ _STRIDE = 4
 
 @dataclass
 class RoIDetConfig:
+    """Settings of a :class:`RoIDet` (all JSON-ready; saved as the checkpoint's config).
+
+    Attributes:
+        in_channels: channels of the input images (default 1).
+        num_classes: object classes (default 10, the digits); the classifier adds background
+            as class 0, so it has ``num_classes + 1`` outputs and object ``k`` is class
+            ``k + 1``.
+        channels: output channels of the backbone's three 3x3 convs; exactly three positive
+            integers (default ``(16, 32, 32)``).
+        roi_pool: the RoI layer, one of :data:`ROI_POOLS`: ``"roi_pool"`` (Fast R-CNN's
+            max over quantised bins), ``"roi_align"`` or ``"roi_align_aligned"`` (Mask R-CNN,
+            without or with the half-pixel offset); default ``"roi_align"``.
+        output_size: P, each proposal is pooled to ``P x P`` bins (default 5).
+        sampling_ratio: RoI Align's bilinear samples per bin side (default 2; -1: adaptive,
+            ``ceil(box side / P)``); ignored by ``"roi_pool"``.
+        hidden: width of the two fully connected layers of the head (default 128).
+        jitter: proposals jittered from a true box move their centre by up to ``jitter``
+            times the box's width/height and scale each side by a factor in
+            ``[exp(-jitter), exp(jitter)]``; in ``[0, 1]`` (default 0.25).
+        jittered_per_box: jittered proposals per true box (default 4).
+        random_proposals: uniformly placed random proposals per image, sides 8 to 28 pixels;
+            ``>= 0`` (default 8).
+        positive_iou: a proposal whose IoU with a true box is at least this takes its class
+            and regresses to it, the others are background; in ``[0, 1]`` (default 0.5).
+        score_threshold: :meth:`RoIDet.detect` keeps detections whose score (the best digit's
+            probability) is at least this; in ``[0, 1]`` (default 0.05).
+        nms_iou: class-wise non-maximum suppression drops a box whose IoU with a better box
+            of the same class is above this; in ``[0, 1]`` (default 0.5).
+    """
+
     in_channels: int = 1
     num_classes: int = 10  # object classes; the classifier adds background as class 0
     channels: tuple[int, ...] = (16, 32, 32)
@@ -146,6 +176,43 @@ def _conv(in_channels: int, out_channels: int) -> list[nn.Module]:
 
 
 class RoIDet(nn.Module):
+    r"""A small two-stage-style detector whose RoI layer is chosen by name.
+
+    A backbone at stride 4 gives the feature map :math:`x`; each proposal box
+    :math:`(x_1, y_1, x_2, y_2)`, scaled by 1/4, is pooled to ``P x P`` bins, for RoI Align
+    (He et al., Mask R-CNN, ICCV 2017)
+
+    .. math::
+
+        y_{c,i,j} = \frac{1}{g^2} \sum_{a, b < g} \operatorname{bilinear}\big(x_c,\
+        y_1 + (i + \tfrac{a + 0.5}{g}) \beta_h,\ x_1 + (j + \tfrac{b + 0.5}{g}) \beta_w\big),
+        \qquad \beta = \text{box side} / P,
+
+    ``g = sampling_ratio``, and for RoI pooling (Girshick, Fast R-CNN, ICCV 2015) the maximum
+    over each quantised bin. Two fully connected layers then feed a classifier (background +
+    ``num_classes``) and a class-agnostic regressor of Fast R-CNN's box deltas
+    ``(10 dx/w, 10 dy/h, 5 log(w'/w), 5 log(h'/h))``. The proposals are the true boxes jittered
+    plus random boxes (see the module docstring).
+
+    Args:
+        config: a :class:`RoIDetConfig`.
+
+    Shape:
+        - images: ``(B, in_channels, H, W)``, ``H`` and ``W`` multiples of 4; proposals: a list
+          of ``B`` tensors ``(P_i, 4)`` ``[x1, y1, x2, y2]`` in pixels.
+        - pooled: ``(P, channels[2], output_size, output_size)``, ``P = sum P_i``.
+        - output of ``forward``: class logits ``(P, num_classes + 1)`` and box deltas ``(P, 4)``.
+        - :meth:`compute_loss`: a batch with ``images``, ``boxes`` (``B`` tensors ``(M_i, 4)``)
+          and ``box_labels`` (``B`` tensors ``(M_i,)``, in ``[0, num_classes)``) -> a scalar.
+        - :meth:`detect` -> per image ``{"boxes": (D, 4), "scores": (D,), "labels": (D,)}``.
+
+    Example:
+        >>> model = RoIDet(RoIDetConfig(channels=(4, 4, 8), roi_pool="roi_pool"))
+        >>> proposals = [torch.tensor([[0.0, 0, 16, 16], [4, 4, 28, 20]])]
+        >>> [t.shape for t in model(torch.rand(1, 1, 32, 32), proposals)]
+        [torch.Size([2, 11]), torch.Size([2, 4])]
+    """
+
     def __init__(self, config: RoIDetConfig):
         super().__init__()
         self.config = config

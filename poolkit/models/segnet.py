@@ -37,6 +37,26 @@ CONTEXTS = ("none", "ppm", "aspp")
 
 @dataclass
 class SegNetConfig:
+    """Settings of a :class:`SegNet` (all JSON-ready; saved as the checkpoint's config).
+
+    Attributes:
+        in_channels: channels of the input images (default 1).
+        num_classes: classes per pixel, the width of the logits (default 11: background and
+            the ten digits of the MNIST canvases).
+        channels: output channels of the three encoder stages (at strides 2, 4 and 8); exactly
+            three positive integers (default ``(16, 32, 64)``).
+        context: the context module at stride 8, one of :data:`CONTEXTS`: ``"none"`` (the
+            identity), ``"ppm"`` (PSPNet's :class:`~poolkit.nn.context.PyramidPooling`) or
+            ``"aspp"`` (DeepLab v3's :class:`~poolkit.nn.context.ASPP`); default ``"none"``.
+        context_kwargs: arguments of that module: ``bins``, ``branch_channels``, ``pool``,
+            ``pool_kwargs``, ``norm``, ``align_corners`` for ppm; ``atrous_rates`` (default
+            here ``(2, 4, 6)``), ``out_channels``, ``dropout``, ``pool``, ``pool_kwargs``,
+            ``norm`` for aspp; none for ``"none"`` (default ``{}``).
+        pool: the encoder's 2x downsampling pool, a name of :func:`poolkit.nn.list_pools`
+            with a 2-D windowed form, built with ``kernel_size=2, stride=2`` (default
+            ``"max"``).
+    """
+
     in_channels: int = 1
     num_classes: int = 11  # background + 10 digits
     channels: tuple[int, ...] = (16, 32, 64)  # the three encoder stages
@@ -81,6 +101,37 @@ def build_context(name: str, channels: int, **kwargs) -> nn.Module:
 
 
 class SegNet(nn.Module):
+    r"""An encoder-decoder for semantic segmentation with a context module by name.
+
+    Three encoder stages (3x3 conv + batch norm + ReLU, then a 2x2 stride-2 pool) bring the map
+    to output stride 8; the context module pools it at several scales and concatenates the
+    upsampled results, for ``"ppm"`` (Zhao et al., PSPNet, CVPR 2017)
+
+    .. math::
+
+        y = \big[\,x;\ \operatorname{up}\big(\operatorname{ReLU}(\operatorname{BN}(
+        W_b * \operatorname{pool}_{b \times b}(x)))\big)\big]_{b \in (1, 2, 3, 6)},
+
+    and for ``"aspp"`` (Chen et al., DeepLab v3, 2017) atrous convolutions and a global-pool
+    branch. A 3x3 conv fuses it back to ``channels[2]``; the decoder upsamples x2 (bilinear),
+    concatenates the stride-4 features, applies a 3x3 conv and a 1x1 classifier, and upsamples
+    x4 to the input size.
+
+    Args:
+        config: a :class:`SegNetConfig`.
+
+    Shape:
+        - images: ``(B, in_channels, H, W)``, ``H`` and ``W`` multiples of 8.
+        - context input: ``(B, channels[2], H / 8, W / 8)``.
+        - output: ``(B, num_classes, H, W)`` logits per pixel; :meth:`compute_loss` compares
+          them with ``(B, H, W)`` class ids.
+
+    Example:
+        >>> model = SegNet(SegNetConfig(channels=(4, 4, 8), context="aspp"))
+        >>> model(torch.rand(2, 1, 16, 24)).shape
+        torch.Size([2, 11, 16, 24])
+    """
+
     def __init__(self, config: SegNetConfig):
         super().__init__()
         self.config = config

@@ -103,6 +103,36 @@ def pool_real_windows(pool: nn.Module, maps: torch.Tensor, has_token: torch.Tens
 
 @dataclass
 class TextCNNConfig:
+    """Settings of a :class:`TextCNN` (all JSON-ready; saved as the checkpoint's config).
+
+    Attributes:
+        vocab_size: number of token ids, padding included (rows of the embedding); required,
+            a positive integer.
+        num_classes: number of classes, the width of the logits (default 2).
+        embed_dim: E, the width of a word embedding (default 300, word2vec's, as in Kim 2014).
+        filter_widths: window widths w in tokens, one convolution per width (default
+            ``(3, 4, 5)``); positive integers.
+        num_filters: F, feature maps per width (default 100).
+        dropout: dropout probability on the pooled features before the classifier, in
+            ``[0, 1)`` (default 0.5).
+        pool: the pooling over time, a name of :func:`poolkit.nn.list_pools` in its global 1-D
+            form (default ``"max"``, Kim's); a windowed form is refused when the model runs.
+        pool_kwargs: extra arguments of that pool (e.g. ``{"k": 2}`` for ``kmax``); no size
+            argument, the pool covers all of time (default ``{}``).
+        max_norm: cap on the l2 norm of each class weight vector, applied after every
+            optimizer step by :meth:`TextCNN.apply_constraints` (default 3.0, Kim's; ``None``:
+            no cap); positive.
+        padding_idx: the token id of padding, whose embedding stays zero; in
+            ``[0, vocab_size)`` (default 0).
+        embed_init: ``a`` of the uniform ``U(-a, a)`` initialisation of the embeddings (default
+            0.25, Kim's CNN-rand).
+        freeze_embedding: do not train the embeddings (Kim's CNN-static, with vectors loaded by
+            :meth:`TextCNN.load_embeddings`; default False).
+        edge_padding: pad both ends of every text with ``max(filter_widths) - 1`` padding
+            tokens, as Kim's code does (default True); False pads only texts shorter than the
+            widest filter, on the right.
+    """
+
     vocab_size: int
     num_classes: int = 2
     embed_dim: int = 300
@@ -136,6 +166,38 @@ class TextCNNConfig:
 
 
 class TextCNN(nn.Module):
+    r"""TextCNN (Kim, EMNLP 2014): embeddings, one convolution per filter width, a pool over
+    time, dropout and a linear classifier.
+
+    For filter width :math:`w`, filter :math:`j` and window start :math:`t`, with
+    :math:`e_t \in \mathbb{R}^E` the embedding of token :math:`t`,
+
+    .. math::
+
+        c_{j,t} = \mathrm{ReLU}\Big(b_j + \sum_{k=0}^{w-1} W_{j,k} \cdot e_{t+k}\Big),
+        \qquad z_j = \mathrm{pool}_t(c_{j,t}) \ \ (\max_t c_{j,t} \text{ by default}),
+
+    the pool taken over the windows that hold a token (see the module docstring for the
+    padding), and the logits are :math:`W_o\, \mathrm{dropout}([z^{(w_1)}; z^{(w_2)}; \dots])
+    + b_o`, the features of all widths concatenated.
+
+    Args:
+        config: a :class:`TextCNNConfig`.
+
+    Shape:
+        - input_ids: ``(B, T)`` token ids (int64), ``T >= 1``, padded with ``padding_idx``.
+        - pooled features: ``(B, len(filter_widths) * num_filters * feat_mult)`` (``feat_mult``
+          1 for max, ``k`` for ``kmax``).
+        - output: ``(B, num_classes)`` logits.
+
+    Example:
+        >>> model = TextCNN(TextCNNConfig(vocab_size=50, embed_dim=16, num_filters=4))
+        >>> model(torch.tensor([[5, 7, 9, 0], [3, 0, 0, 0]])).shape
+        torch.Size([2, 2])
+        >>> model.classifier.in_features  # 3 widths x 4 filters
+        12
+    """
+
     def __init__(self, config: TextCNNConfig):
         super().__init__()
         self.config = config

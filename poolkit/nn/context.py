@@ -258,6 +258,13 @@ class ASPP(_ContextModule):
     r"""DeepLab v3's atrous spatial pyramid pooling: 1x1 conv, one 3x3 conv per atrous rate,
     and :class:`ASPPPooling`, concatenated, then a 1x1 projection (+ norm, ReLU, dropout).
 
+    .. math::
+        y = \operatorname{dropout}\Big(\operatorname{CBR}_{1 \times 1}\big(\big[
+        \operatorname{CBR}_{1 \times 1}(x);\ \operatorname{CBR}_{3 \times 3,\, r}(x)
+        \ (r \in \text{atrous\_rates});\ \operatorname{ASPPPooling}(x)\big]\big)\Big)
+
+    with :math:`\operatorname{CBR}_{k, r}` a ``k``-size conv at dilation ``r`` + norm + ReLU.
+
     Args:
         channels: input channels ``C``.
         atrous_rates: dilations of the 3x3 branches (DeepLab v3 at output stride 16: 6, 12, 18).
@@ -305,10 +312,16 @@ class ASPP(_ContextModule):
                 f"out_channels={self.out_channels}, pool={self.pool_name!r}")
 
 
+_MAP_SHAPES = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
 def _with_dims(base: type, dims: int) -> type:
     """``base`` with another default ``dims`` (the factory's per-dims classes)."""
     name = f"{base.__name__}{dims}d"
-    doc = f"{base.__name__} over {dims}-D maps (``dims={dims}``); see :class:`{base.__name__}`."
+    shape = _MAP_SHAPES[dims]
+    doc = (f"{base.__name__} over {dims}-D maps (``dims={dims}``); see :class:`{base.__name__}` "
+           f"for the formula and arguments.\n\n    Shape: ``{shape}`` -> "
+           f"``{shape.replace('C', 'out_channels')}`` (the spatial size kept).\n")
     return type(name, (base,), {"dims": dims, "__doc__": doc, "__module__": __name__})
 
 

@@ -232,8 +232,24 @@ class _RoIModule(nn.Module):
 
 
 class RoIAlign(_RoIModule):
-    """RoI Align (He et al., Mask R-CNN, ICCV 2017), ``torchvision.ops.RoIAlign``'s arguments;
-    see :mod:`poolkit.nn.roi` for the formula. ``forward(input, boxes)``."""
+    r"""RoI Align (He et al., Mask R-CNN, ICCV 2017), ``torchvision.ops.RoIAlign``'s arguments.
+
+    Each of the ``PH x PW`` bins of box ``k`` is the mean of ``g_h x g_w`` bilinear samples,
+
+    .. math::
+        y_{k,c,i,j} = \frac{1}{g_h g_w} \sum_{a < g_h,\, b < g_w}
+        \operatorname{bilinear}\big(x_{n_k, c},\ y_1 + (i + \tfrac{a + 0.5}{g_h}) \beta_h,\
+        x_1 + (j + \tfrac{b + 0.5}{g_w}) \beta_w\big),
+
+    the box scaled by ``spatial_scale`` (minus 0.5 when ``aligned``), :math:`\beta` the bin
+    size, :math:`g` = ``sampling_ratio`` or :math:`\lceil \beta \rceil` when it is ``-1``
+    (see :mod:`poolkit.nn.roi`).
+
+    Shape:
+        - input: ``(N, C, H, W)``; boxes: ``(K, 5)`` ``[batch_index, x1, y1, x2, y2]`` or a
+          list of ``N`` tensors ``(K_i, 4)``.
+        - output: ``(K, C, PH, PW)``.
+    """
 
     def __init__(self, output_size, spatial_scale: float = 1.0, sampling_ratio: int = -1,
                  aligned: bool = False):
@@ -250,7 +266,16 @@ class RoIAlign(_RoIModule):
 
 class PSRoIAlign(_RoIModule):
     """Position-sensitive RoI Align (Dai et al., R-FCN, NeurIPS 2016, with RoI Align's
-    sampling), ``torchvision.ops.PSRoIAlign``'s arguments. ``forward(input, boxes)``."""
+    sampling), ``torchvision.ops.PSRoIAlign``'s arguments.
+
+    Bin ``(i, j)`` of output channel ``c`` is RoI Align's mean of bilinear samples (see
+    :class:`RoIAlign`) read from input channel ``(c PH + i) PW + j`` only, so each bin has its
+    own group of channels.
+
+    Shape:
+        - input: ``(N, C, H, W)``, ``C`` a multiple of ``PH * PW``; boxes as :class:`RoIAlign`.
+        - output: ``(K, C / (PH PW), PH, PW)``.
+    """
 
     def forward(self, input: Tensor, boxes) -> Tensor:
         return ps_roi_align(input, boxes, self.output_size, self.spatial_scale,
@@ -258,8 +283,22 @@ class PSRoIAlign(_RoIModule):
 
 
 class RoIPool(_RoIModule):
-    """RoI max pooling (Girshick, Fast R-CNN, ICCV 2015), ``torchvision.ops.RoIPool``'s
-    arguments. ``forward(input, boxes)``."""
+    r"""RoI max pooling (Girshick, Fast R-CNN, ICCV 2015), ``torchvision.ops.RoIPool``'s
+    arguments.
+
+    The box is scaled by ``spatial_scale`` and rounded to whole cells; bin ``(i, j)`` is the
+    maximum over its quantised cells,
+
+    .. math::
+        y_{k,c,i,j} = \max_{h \in [h_s + \lfloor i \beta_h \rfloor,\, h_s + \lceil (i + 1)
+        \beta_h \rceil),\ w \in [\dots)} x_{n_k, c, h, w}
+
+    (0 for an empty bin); the gradient of each bin goes to its first maximum.
+
+    Shape:
+        - input: ``(N, C, H, W)``; boxes as :class:`RoIAlign`.
+        - output: ``(K, C, PH, PW)``.
+    """
 
     def __init__(self, output_size, spatial_scale: float = 1.0):
         super().__init__(output_size, spatial_scale)
@@ -290,6 +329,11 @@ class MultiScaleRoIAlign(nn.Module):
     tensors in image coordinates, ``image_shapes`` the ``(height, width)`` of each image. Each
     map's scale is ``2 ** round(log2(map size / image size))`` (from the largest image); a box
     goes to level :func:`fpn_levels` and is pooled there with ``aligned=False``.
+
+    Shape:
+        - x: maps ``(N, C, H_l, W_l)``, one per level, the same ``C``; boxes: ``N`` tensors
+          ``(K_i, 4)``.
+        - output: ``(K, C, PH, PW)``, ``K = sum K_i``, boxes in order.
     """
 
     def __init__(self, featmap_names: Sequence[str], output_size, sampling_ratio: int, *,
@@ -346,7 +390,18 @@ class MultiScaleRoIAlign(nn.Module):
 
 @dataclass(frozen=True)
 class RoIPoolInfo:
-    """One entry of the RoI registry."""
+    """One entry of the RoI registry (:func:`create_roi_pool`, :func:`list_roi_pools`).
+
+    Attributes:
+        name: the registry name (``"roi_pool"``, ``"roi_align"``, ``"roi_align_aligned"``,
+            ``"ps_roi_align"``).
+        title: the human name (``"RoI Align (aligned)"``).
+        paper: where the op comes from (authors, venue, year).
+        summary: what it computes, one line.
+        cls: the module class it builds.
+        defaults: constructor arguments the name fixes, as ``(name, value)`` pairs (e.g.
+            ``aligned=True`` for ``roi_align_aligned``).
+    """
 
     name: str
     title: str

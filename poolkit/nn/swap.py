@@ -12,6 +12,7 @@ Resized layers are freshly initialised; the rest of the model keeps its weights.
 
 Example::
 
+    >>> from poolkit.models import ConvNet, ConvNetConfig
     >>> model = ConvNet(ConvNetConfig(image_size=8, channels=(8,)))
     >>> set_global_pool(model, "catavgmax").classifier.in_features
     16

@@ -56,6 +56,18 @@ def resolve_device(device: str | torch.device | None = "auto", local_rank: int =
 
 @dataclass(frozen=True)
 class DistInfo:
+    """Where this process stands in a ``torchrun`` job (:func:`setup_distributed`'s answer).
+
+    The defaults describe a plain single-process run.
+
+    Attributes:
+        world_size: number of processes (``WORLD_SIZE``; 1 without torchrun).
+        rank: this process's global rank in ``[0, world_size)`` (``RANK``).
+        local_rank: its rank on this machine (``LOCAL_RANK``), which picks its CUDA device.
+        created_group: :func:`setup_distributed` started the process group, so
+            :func:`cleanup_distributed` must destroy it (False when it was already running).
+    """
+
     world_size: int = 1
     rank: int = 0
     local_rank: int = 0
@@ -63,10 +75,12 @@ class DistInfo:
 
     @property
     def enabled(self) -> bool:
+        """More than one process: the model is wrapped in ``DistributedDataParallel``."""
         return self.world_size > 1
 
     @property
     def is_main(self) -> bool:
+        """Rank 0, the process that logs and writes the checkpoints."""
         return self.rank == 0
 
 
@@ -89,6 +103,7 @@ def setup_distributed(device: torch.device) -> DistInfo:
 
 
 def cleanup_distributed(info: DistInfo) -> None:
+    """Destroy the process group if :func:`setup_distributed` started it."""
     if info.created_group:
         import torch.distributed as dist
 

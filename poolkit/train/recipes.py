@@ -62,7 +62,19 @@ IMAGE_MODELS = ("convnet", "metaformer")
 
 @dataclass
 class TextOptions:
-    """How text becomes token ids (TextCNN; the transformer uses its own tokenizer)."""
+    """How text becomes token ids (TextCNN; the transformer uses its own tokenizer).
+
+    Attributes:
+        tokenizer: ``"word"`` (lower-cased, split after Kim's ``clean_str``) or ``"char"`` (one
+            token per character, whitespace dropped: Chinese); default ``"word"``.
+        min_freq: keep the training tokens seen at least this many times (default 1, >= 1).
+        max_vocab: at most this many vocabulary entries, the most frequent, counting ``<pad>``
+            and ``<unk>`` (``None``, the default: no limit; >= 2).
+        max_length: cut every text to its first ``max_length`` tokens (``None``: no cut).
+        vectors: a word2vec (``.bin``) or GloVe/text file of pretrained vectors for the
+            initial embeddings (Kim's CNN-static / non-static); it sets ``embed_dim``
+            (``None``: random embeddings).
+    """
 
     tokenizer: str = "word"  # "word" (Kim's clean_str) or "char" (Chinese)
     min_freq: int = 1
@@ -73,6 +85,22 @@ class TextOptions:
 
 @dataclass
 class Prepared:
+    """What :func:`prepare` builds for one run, ready for :class:`~poolkit.train.Trainer`.
+
+    Attributes:
+        model: the model built from the registry, data-dependent config fields filled in
+            (vocabulary size, classes, image shape), weights seeded by ``prepare``'s ``seed``.
+        train: the training split as a torch data set (``TextDataset`` or ``ImageDataset``).
+        dev: the dev split as a data set, or ``None``.
+        test: the test split as a data set, or ``None``.
+        collate_fn: turns a list of examples into a batch (pads token ids for text).
+        metadata: what the checkpoint stores beside the weights: ``label_names``, ``data``,
+            ``kind`` (``"text"`` or ``"image"``), ``model_config``, and ``text_encoder`` /
+            ``image`` / ``vectors`` where they apply.
+        encoder: the text encoder fitted on the training texts (TextCNN); ``None`` for images
+            and for the transformer, which uses its own tokenizer.
+    """
+
     model: Any
     train: Any
     dev: Any
