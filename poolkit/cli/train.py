@@ -432,6 +432,11 @@ def _run_training(model, bundle, config, options, text, info, folds, quiet) -> d
         text=text, data_info=info,
     )
     result = outcome["train"]
+    if outcome["test"] is not None:  # calibration: the trainer's metrics carry no ECE yet
+        from poolkit.train.metrics import calibration_metrics
+
+        logits, labels = outcome["trainer"].predict_logits(outcome["prepared"].test)
+        outcome["test"].update(calibration_metrics(logits, labels))
     summary.update({
         "num_train": len(train_data), "num_dev": len(dev) if dev is not None else 0,
         "num_test": len(test) if test is not None else 0,
@@ -583,5 +588,8 @@ def _print_summary(summary: dict) -> None:
         if summary.get(split):
             console.print(per_class_table(summary["label_names"], summary[split],
                                           title=f"per class ({split})"))
+        if summary.get("test") and "ece" in summary["test"]:
+            console.print(f"test ECE {summary['test']['ece']:.4f} ({summary['test']['ece_bins']} "
+                          "equal-width bins)", markup=False, highlight=False)
     if summary.get("out_dir"):
         console.print(f"model written to {summary['out_dir']}")
