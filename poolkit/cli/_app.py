@@ -138,7 +138,7 @@ _EXTRAS = {
     "torch": "torch", "safetensors": "torch", "matplotlib": "plots", "pandas": "plots",
     "sklearn": "data", "mlxtend": "data", "snownlp": "data", "transformers": "nlp",
     "tokenizers": "nlp", "peft": "nlp", "accelerate": "nlp", "gguf": "nlp", "datasets": "nlp",
-    "sentence_transformers": "models", "numba": "fast",
+    "sentence_transformers": "models", "numba": "fast", "tensorboard": "tensorboard",
 }
 
 
