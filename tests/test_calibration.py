@@ -44,7 +44,8 @@ def _naive_ece(probabilities, labels, num_bins):
                    if (lo < max(probabilities[i]) <= hi) or (b == 0 and max(probabilities[i]) == 0)]
         if not members:
             continue
-        accuracy = sum(int(np.argmax(probabilities[i]) == labels[i]) for i in members) / len(members)
+        right = sum(int(np.argmax(probabilities[i]) == labels[i]) for i in members)
+        accuracy = right / len(members)
         confidence = sum(max(probabilities[i]) for i in members) / len(members)
         total += len(members) / n * abs(accuracy - confidence)
     return total

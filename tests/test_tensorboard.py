@@ -7,14 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # dev extra
+from test_train_accum_precision import Interrupted, _fit
 
-pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
-
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-
-from poolkit.cli import run  # noqa: E402
-from poolkit.train.tensorboard import TensorBoardLogger, record_scalars  # noqa: E402
-from test_train_accum_precision import Interrupted, _fit  # noqa: E402
+from poolkit.cli import run
+from poolkit.train.tensorboard import TensorBoardLogger, record_scalars
 
 
 def _scalars(log_dir, tag="train/loss") -> list[tuple[int, float]]:

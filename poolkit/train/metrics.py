@@ -34,8 +34,9 @@ where :math:`\\mathrm{acc}(B_b)` is the share of right predictions in the bin an
 plots acc against conf per bin; a calibrated model lies on the diagonal.
 
 Example (hand-checkable, 2 bins, 4 classes): confidences ``[0.9, 0.8, 0.6, 0.3]`` of
-predictions right, wrong, right, right. Bin (0, 0.5] holds 0.3: acc 1, conf 0.3, gap 0.7. Bin (0.5, 1] holds 0.9,
-0.8, 0.6: acc 2/3, conf 0.7667, gap 0.1. ECE = 1/4 * 0.7 + 3/4 * 0.1 = 0.25.
+predictions right, wrong, right, right. Bin (0, 0.5] holds 0.3: acc 1, conf 0.3, gap 0.7.
+Bin (0.5, 1] holds 0.9, 0.8, 0.6: acc 2/3, conf 0.7667, gap 0.1.
+ECE = 1/4 * 0.7 + 3/4 * 0.1 = 0.25.
 
     >>> probabilities = [[0.9, 0.05, 0.03, 0.02], [0.8, 0.1, 0.05, 0.05],
     ...                  [0.2, 0.6, 0.1, 0.1], [0.3, 0.25, 0.25, 0.2]]
