@@ -244,3 +244,22 @@ def test_predict_json_is_one_document_and_jsonl_a_stream(trained, columns, monke
     assert run(["predict", str(out), *texts, "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["predictions"] == [json.loads(line) for line in lines]
+
+
+def test_explain_model_failures_exit_1_and_bad_usage_2(trained, tmp_path, capsys):
+    import shutil
+
+    _, out, _ = trained
+    assert run(["explain", "--model", str(out), "--image", "x.png"]) == 2  # a TextCNN: --text
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    config = json.loads((broken / "config.json").read_text())
+    del config["text_encoder"]
+    (broken / "config.json").write_text(json.dumps(config))
+    assert run(["explain", "--model", str(broken), "--text", "a warm film"]) == 1
+    assert "has no text_encoder" in capsys.readouterr().err
+
+
+def test_log_dir_is_refused_for_the_dense_models(tmp_path, capsys):
+    assert run(["train", "segnet", "--dataset", "mnist5k", "--log-dir", str(tmp_path)]) == 2
+    assert "--log-dir applies to the classifiers" in capsys.readouterr().err
