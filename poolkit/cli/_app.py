@@ -39,12 +39,26 @@ class _HelpTable(Table):
     onto the next line."""
 
     def add_row(self, *renderables, **kwargs) -> None:
+        if len(renderables) in (6, 7):  # [required], long, short, --no-long, --no-short, ...
+            renderables = _stack_negative_names(list(renderables), len(renderables) - 6)
         super().add_row(*renderables, **kwargs)
         for column in self.columns[:-2]:
             column.no_wrap = True
         for text in getattr(renderables[-1], "renderables", ()) if renderables else ():
             if isinstance(text, Text):  # a help word longer than its column goes on, not "…"
                 text.overflow = "fold"
+
+
+def _stack_negative_names(row: list, offset: int) -> list:
+    """An option row with its ``--no-`` name under its name, in one column, instead of a
+    column of its own that takes 20 cells from the help text of every option."""
+    name, negative = row[offset], row[offset + 2]
+    if isinstance(name, Text) and isinstance(negative, Text) and negative.plain:
+        name = name.copy()
+        name.append("\n")
+        name.append_text(negative)
+        row[offset], row[offset + 2] = name, Text("")
+    return row
 
 
 typer.rich_utils.Table = _HelpTable  # the one name typer's help panels build their tables with
