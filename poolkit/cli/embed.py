@@ -50,7 +50,8 @@ def check_fixed_mode(mode: str) -> None:
     learned = [part for part in parse_mode(mode) if part in LEARNED_MODES]
     if learned:
         raise ValueError(f"pool mode {mode!r} has learned weights ({', '.join(learned)}); "
-                         "embed and eval-embeddings take fixed modes (mean, max, cls, ...)")
+                         "train it on STS-B with `poolkit compare --task stsb`, or pick a fixed "
+                         "mode (mean, max, cls, ...)")
 
 
 def _records(texts, lines, embeddings) -> list[dict]:
