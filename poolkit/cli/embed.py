@@ -134,6 +134,9 @@ def embed(
         raise ValueError("--pool-arg needs --pool (the mode whose arguments they are)")
     if pool is not None:
         check_fixed_mode(pool)
+    from poolkit.models.token_patch import parse_schedule
+
+    parse_schedule(reduce)  # an unknown schedule is bad usage too
     with at_run_time(), quiet_libraries(quiet):
         embedder = Embedder(
             model, pool, normalize=normalize, max_length=max_length, batch_size=batch_size,
