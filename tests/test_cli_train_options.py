@@ -102,7 +102,7 @@ def runs(tmp_path_factory):
                    "--json"])
     go("vectors", ["train", "textcnn", "--data", str(train), *text, "--vectors", str(vectors),
                    "--epochs", "1", "--dev-fraction", "0.25", "--out", str(root / "vectors"),
-                   "--json"])
+                   "--log-dir", str(root / "tb"), "--json"])
     go("folds", ["train", "textcnn", "--data", str(train), *text, "--folds", "2",
                  "--dev-fraction", "0.3", "--epochs", "1", "--embed-dim", "4",
                  "--out", str(root / "folds"), "--json"])
@@ -226,6 +226,8 @@ def test_every_train_option_reaches_the_run(runs, tmp_path, monkeypatch, capsys)
         "--threads": results["textcnn"]["threads"] == 2,
         "--quiet": results["textcnn"]["stderr"] == "" and results["resumed"]["stderr"] != "",
         "--json": isinstance(summary, dict),
+        "--log-dir": len(list((root / "tb").glob("events.out.tfevents.*"))) == 1
+        and results["vectors"]["summary"]["log_dir"] == [str(root / "tb")],
         # refused without them (tests/test_cli_run_folder.py): here they let the run go on
         "--overwrite": results["overwrite"]["summary"]["epochs_run"] == 1,
         "--force-resume": results["force-resume"]["summary"]["epochs_run"] == 2

@@ -146,11 +146,20 @@ def test_cli_writes_npy_equal_to_the_embedder(embedder, sentences, tmp_path, cap
 
 def test_cli_json_lines_from_stdin(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"good\nbad\n")))
-    code = run(["embed", "-m", MINILM, "--pool", "mean+max", "--no-normalize", "--json", "-"])
+    code = run(["embed", "-m", MINILM, "--pool", "mean+max", "--no-normalize", "--jsonl", "-"])
     assert code == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["line"], r["text"]) for r in rows] == [(1, "good"), (2, "bad")]
     assert len(rows[0]["embedding"]) == 768
+    # --json: the same embeddings in one document, with how they were made
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"good\nbad\n")))
+    code = run(["embed", "-m", MINILM, "--pool", "mean+max", "--no-normalize", "--json", "-q",
+                "-"])
+    captured = capsys.readouterr()
+    assert code == 0 and captured.err == ""
+    document = json.loads(captured.out)
+    assert document["embeddings"] == rows and document["dimension"] == 768
+    assert document["pool"] == "mean+max" and document["normalize"] is False
 
 
 def test_max_length_beyond_the_model_is_clamped_with_a_warning(sentences, tmp_path, capsys):
@@ -193,6 +202,7 @@ def test_cli_errors(args, code, message, sentences, tmp_path, capsys):
 def test_cli_missing_input_and_no_output(sentences, tmp_path, capsys):
     assert run(["embed", "-m", MINILM, "--json", str(tmp_path / "none.txt")]) == 1
     assert run(["embed", "-m", MINILM, str(sentences)]) == 2  # neither --out nor --json
+    assert run(["embed", "-m", MINILM, "--json", "--jsonl", str(sentences)]) == 2
     assert "nothing to write" in capsys.readouterr().err
 
 

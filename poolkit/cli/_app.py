@@ -22,11 +22,46 @@ from collections.abc import Sequence
 from typing import Any
 
 import typer
+import typer.rich_utils
+from rich.table import Table
+from rich.text import Text
 
 from poolkit import __version__
 from poolkit._console import stderr_console, stdout_console  # noqa: F401  (the commands' consoles)
 from poolkit._io import dumps
 from poolkit.errors import DataFormatError
+
+
+class _HelpTable(Table):
+    """typer's table of options with the columns of option names kept whole (all but the last
+    two: the type and the help, which wrap): on an 80-column terminal the help wraps instead of
+    option names being cut to ``--no-group-by-…``; a help word longer than its column folds
+    onto the next line."""
+
+    def add_row(self, *renderables, **kwargs) -> None:
+        if len(renderables) in (6, 7):  # [required], long, short, --no-long, --no-short, ...
+            renderables = _stack_negative_names(list(renderables), len(renderables) - 6)
+        super().add_row(*renderables, **kwargs)
+        for column in self.columns[:-2]:
+            column.no_wrap = True
+        for text in getattr(renderables[-1], "renderables", ()) if renderables else ():
+            if isinstance(text, Text):  # a help word longer than its column goes on, not "…"
+                text.overflow = "fold"
+
+
+def _stack_negative_names(row: list, offset: int) -> list:
+    """An option row with its ``--no-`` name under its name, in one column, instead of a
+    column of its own that takes 20 cells from the help text of every option."""
+    name, negative = row[offset], row[offset + 2]
+    if isinstance(name, Text) and isinstance(negative, Text) and negative.plain:
+        name = name.copy()
+        name.append("\n")
+        name.append_text(negative)
+        row[offset], row[offset + 2] = name, Text("")
+    return row
+
+
+typer.rich_utils.Table = _HelpTable  # the one name typer's help panels build their tables with
 
 app = typer.Typer(
     name="poolkit",
@@ -78,6 +113,27 @@ def at_run_time():
         if not isinstance(exc, UsageError):
             exc.poolkit_runtime = True
         raise
+
+
+@contextlib.contextmanager
+def quiet_libraries(quiet: bool):
+    """With ``quiet`` (``--quiet``), no progress bars of transformers while loading weights;
+    restored afterwards (a caller in the same process, such as a test, keeps its setting)."""
+    if not quiet:
+        yield
+        return
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:  # no nlp extra: nothing prints
+        yield
+        return
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -138,7 +194,7 @@ _EXTRAS = {
     "torch": "torch", "safetensors": "torch", "matplotlib": "plots", "pandas": "plots",
     "sklearn": "data", "mlxtend": "data", "snownlp": "data", "transformers": "nlp",
     "tokenizers": "nlp", "peft": "nlp", "accelerate": "nlp", "gguf": "nlp", "datasets": "nlp",
-    "sentence_transformers": "models", "numba": "fast",
+    "sentence_transformers": "models", "numba": "fast", "tensorboard": "tensorboard",
 }
 
 
@@ -167,8 +223,6 @@ def print_json(payload: Any) -> None:
 def per_class_table(label_names: Sequence[str], metrics: dict, title: str | None = None):
     """A rich table: precision, recall, F1 and support of each class (from
     :func:`~poolkit.train.metrics.classification_metrics`)."""
-    from rich.table import Table
-
     table = Table(title=title)
     table.add_column("class")
     for column in ("precision", "recall", "F1", "support"):

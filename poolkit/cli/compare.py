@@ -11,6 +11,7 @@ from poolkit.cli._app import (
     ENCODING_HELP,
     SKIP_HELP,
     app,
+    at_run_time,
     print_json,
     stderr_console,
     stdout_console,
@@ -20,8 +21,8 @@ _TASK_HELP = (
     "A built-in task (digits, mnist5k, mnist, mr, sst2, chnsenti, rt, minilm-mr, minilm-sst2, "
     "stsb; "
     "digits-metaformer and mnist-metaformer compare token mixers: pool, attention, identity, "
-    "max...; mnist-seg, mnist-det: pools are context modules none,ppm,aspp or RoI layers "
-    "roi_pool,roi_align,roi_align_aligned) or your file: "
+    "max...; mnist-seg, mnist-det: pools are context modules none, ppm, aspp or RoI layers "
+    "roi_pool, roi_align, roi_align_aligned) or your file: "
     "csv:PATH, tsv:PATH, jsonl:PATH (with --text-column/--label-column) or images:PATH.npz."
 )
 
@@ -157,6 +158,18 @@ def wide_console():
     return console
 
 
+def default_compare_folder(task_name: str) -> Path:
+    """``runs/compare-TASK`` for a built-in task, ``runs/compare-FORMAT-STEM`` for a file task
+    (``csv:../data/reviews.csv`` -> ``runs/compare-csv-reviews``): letters, digits, ``.``, ``_``
+    and ``-`` only."""
+    import re
+
+    kind, sep, path = task_name.partition(":")
+    parts = [kind, Path(path).stem or Path(path).name] if sep else [task_name]
+    name = "-".join(re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._-") or "x" for part in parts)
+    return Path("runs") / f"compare-{name}"
+
+
 @app.command("compare")
 def compare_command(
     task: str = typer.Option(..., "--task", "-t", help=_TASK_HELP),
@@ -189,8 +202,8 @@ def compare_command(
         None,
         "--out",
         "-o",
-        help="Output folder (default: runs/compare-TASK). Finished runs "
-        "recorded there are not repeated.",
+        help="Output folder (default: runs/compare-TASK; a file task: runs/compare-FORMAT-STEM, "
+        "e.g. runs/compare-csv-reviews). Finished runs recorded there are not repeated.",
     ),
     data: str | None = typer.Option(
         None, "--data", help="Data path for the task (a folder for mr/sst2/mnist/stsb)."
@@ -218,6 +231,8 @@ def compare_command(
     ),
     encoding: str | None = typer.Option(None, "--encoding", help=ENCODING_HELP),
     skip_bad_lines: bool = typer.Option(False, "--skip-bad-lines", help=SKIP_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or notes on stderr "
+                               "(warnings stay)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON only."),
 ) -> None:
     """Train the task's model with each pooling type over several seeds; write results.jsonl,
@@ -251,7 +266,7 @@ def compare_command(
     pool_names = parse_pools(pools, resolved)
     _check_pools(pool_names, resolved)
     axes = parse_sweep(sweep, resolved, pool_names)
-    out_dir = out or Path("runs") / f"compare-{resolved.name.replace(':', '-').replace('/', '_')}"
+    out_dir = out or default_compare_folder(resolved.name)
     if "cache_dir" in resolved.options:  # a task caching encoder outputs: in the output folder
         resolved = resolved.with_options(cache_dir=str(out_dir))
     spec = CompareSpec(
@@ -268,7 +283,9 @@ def compare_command(
         command=command_line(),
         sweep=axes,
     )
-    report = compare(spec, jobs=jobs, threads=threads, console=stderr_console(), shard=grid_shard)
+    with at_run_time():
+        report = compare(spec, jobs=jobs, threads=threads, progress=not quiet,
+                         console=stderr_console(quiet=quiet), shard=grid_shard)
     for warning in report.warnings:
         stderr_console().print(f"[yellow]warning:[/yellow] {warning}")
     if as_json:

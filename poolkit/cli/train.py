@@ -263,6 +263,11 @@ def train(
     threads: int | None = typer.Option(
         None, min=1, rich_help_panel=TRAIN_PANEL, help="torch CPU threads (default: torch's)."
     ),
+    log_dir: Path | None = typer.Option(
+        None, "--log-dir", rich_help_panel=TRAIN_PANEL,
+        help="Write TensorBoard scalars (loss, accuracy, lr, dev metrics per epoch) to this "
+        "folder when training ends (folds: fold-NN/ in it); needs poolkit[tensorboard].",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -278,6 +283,8 @@ def train(
 
         torch.set_num_threads(threads)
     if model in ("segnet", "roidet"):
+        if log_dir is not None:
+            raise ValueError(f"--log-dir applies to the classifiers, not to model {model!r}")
         from poolkit.cli._dense import train_dense_command
 
         config = TrainConfig(
@@ -299,6 +306,8 @@ def train(
         raise ValueError("--force-resume goes with --resume")
     if overwrite and resume:
         raise ValueError("--overwrite and --resume contradict each other; give one")
+    if log_dir is not None:
+        _check_log_dir(log_dir, resume or overwrite)
     name = dataset or fmt
     if name is None and data is None:
         raise ValueError("give --dataset (mr, sst2, digits, ...) and/or --data PATH")
@@ -367,10 +376,25 @@ def train(
             info["text_options"] = dataclasses.asdict(text)
         config.group_by_length = group_by_length and bundle.kind == "text"
         summary = _run_training(model, bundle, config, options, text, info, folds, quiet)
+        if log_dir is not None:
+            from poolkit.train.tensorboard import log_run_folder
+
+            summary["log_dir"] = log_run_folder(out, log_dir)
     if json_output:
         print_json(summary)
     else:
         _print_summary(summary)
+
+
+def _check_log_dir(log_dir: Path, replace: bool) -> None:
+    """Before training: the tensorboard package is there (else exit 1 with the install hint)
+    and ``log_dir`` holds no other run's events (exit 2) unless resuming or overwriting."""
+    from poolkit.train.tensorboard import has_events, require_tensorboard
+
+    require_tensorboard()
+    if has_events(log_dir) and not replace:
+        raise ValueError(f"--log-dir ({log_dir}) holds TensorBoard events of another run; give "
+                         "another folder, or --resume / --overwrite to replace them")
 
 
 #: Formats whose reader takes the label names (a label may be the name or its number).
@@ -432,6 +456,11 @@ def _run_training(model, bundle, config, options, text, info, folds, quiet) -> d
         text=text, data_info=info,
     )
     result = outcome["train"]
+    if outcome["test"] is not None:  # calibration: the trainer's metrics carry no ECE yet
+        from poolkit.train.metrics import calibration_metrics
+
+        logits, labels = outcome["trainer"].predict_logits(outcome["prepared"].test)
+        outcome["test"].update(calibration_metrics(logits, labels))
     summary.update({
         "num_train": len(train_data), "num_dev": len(dev) if dev is not None else 0,
         "num_test": len(test) if test is not None else 0,
@@ -583,5 +612,8 @@ def _print_summary(summary: dict) -> None:
         if summary.get(split):
             console.print(per_class_table(summary["label_names"], summary[split],
                                           title=f"per class ({split})"))
+        if summary.get("test") and "ece" in summary["test"]:
+            console.print(f"test ECE {summary['test']['ece']:.4f} ({summary['test']['ece_bins']} "
+                          "equal-width bins)", markup=False, highlight=False)
     if summary.get("out_dir"):
         console.print(f"model written to {summary['out_dir']}")

@@ -5,12 +5,15 @@
 - :func:`plot_robustness`: accuracy against the perturbation level (0 = clean), one line per
   pooling type with ±1 std error bars.
 - :func:`plot_pareto`: accuracy against inference throughput with the Pareto front.
+- :func:`plot_reliability`: a classifier's reliability diagram (accuracy against confidence per
+  equal-width bin) with its expected calibration error.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -255,3 +258,39 @@ def _place_labels(figure, axes, points, labels, front) -> None:
             if (dx, dy, align) != _LABEL_SPOTS[-1]:
                 text.remove()
         taken.append(box)
+
+
+def plot_reliability(reliability: dict, path: str | Path, *, title: str, ece: float) -> Path:
+    """Reliability diagram from :func:`~poolkit.train.metrics.reliability_bins`: one bar per
+    confidence bin at the bin's accuracy, the gap to the bin's mean confidence shaded, the
+    diagonal of perfect calibration, and the share of examples per bin below."""
+    plt = pyplot()
+    edges = reliability["edges"]
+    width = edges[1] - edges[0]
+    total = max(sum(reliability["count"]), 1)
+    figure, (top, bottom) = plt.subplots(
+        2, 1, figsize=(5.2, 6.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], linestyle="--", color="0.5", label="perfect calibration")
+    filled = [(left, accuracy, confidence) for left, accuracy, confidence
+              in zip(edges[:-1], reliability["accuracy"], reliability["confidence"], strict=True)
+              if accuracy is not None]
+    if filled:
+        lefts, accuracies, confidences = zip(*filled, strict=True)
+        top.bar(lefts, accuracies, width=width, align="edge", color="tab:blue",
+                edgecolor="black", label="accuracy in bin")
+        gaps = [c - a for a, c in zip(accuracies, confidences, strict=True)]
+        top.bar(lefts, gaps, bottom=accuracies, width=width, align="edge", facecolor="none",
+                edgecolor="tab:red", hatch="//", label="gap to mean confidence")
+        top.scatter([left + width / 2 for left in lefts], confidences, marker="_", s=120,
+                    color="tab:red", zorder=3, label="mean confidence in bin")
+    heading = textwrap.fill(title, 60)
+    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy",
+            title=f"{heading}\nECE {100 * ece:.2f}% ({len(edges) - 1} equal-width bins)")
+    top.legend(loc="upper left", fontsize="small")
+    top.set_aspect("auto")
+    bottom.bar(edges[:-1], [count / total for count in reliability["count"]], width=width,
+               align="edge", color="0.6", edgecolor="black")
+    bottom.set(xlim=(0, 1), xlabel="confidence (largest class probability)",
+               ylabel="share of examples")
+    figure.tight_layout()
+    return _save(figure, path)
