@@ -40,7 +40,8 @@ SPLITS = ("auto", "train", "dev", "test", "all", "heldout")
 def evaluate(
     checkpoint: str = typer.Argument(..., metavar="RUN", help="Folder written by train."),
     data: str | None = typer.Option(
-        None, "--data", help="Labelled data file or folder (default: the run's held-out split)."
+        None, "--data", help="Labelled data file or folder, or hf:NAME[/CONFIG] / hf:FOLDER (a "
+        "Hugging Face data set; default: the run's held-out split).",
     ),
     dataset: str | None = typer.Option(
         None, "--dataset", "-d", help="Data set name or format of --data (default: guessed, "
@@ -48,7 +49,7 @@ def evaluate(
     ),
     split: str = typer.Option(
         "auto", help="auto (test, else dev: never the training rows), train, dev, test, or all "
-        "(the whole --data file). heldout = test.",
+        "(the whole --data file). heldout = test; validation = dev.",
     ),
     text_column: str | None = typer.Option(None, help="Default: as in training."),
     label_column: str | None = typer.Option(None, help="Default: as in training."),
@@ -74,6 +75,7 @@ def evaluate(
     from poolkit.train.recipes import read_train_fingerprints, row_fingerprints
     from poolkit.train.trainer import metrics_from_logits
 
+    split = {"validation": "dev"}.get(split, split)  # a Hugging Face data set's name for dev
     if split not in SPLITS:
         raise ValueError(f"split ({split!r}) must be one of {list(SPLITS)}")
     _set_threads(threads)
@@ -158,6 +160,11 @@ def _candidate_splits(predictor, data, dataset, text_column, label_column, encod
 
 
 def _same_path(given: str, recorded: str) -> bool:
+    from poolkit.data.hf import strip_prefix
+
+    if given == recorded:  # a hub name
+        return True
+    given, recorded = strip_prefix(given), strip_prefix(recorded)
     return Path(given).exists() and Path(given).resolve() == Path(recorded).resolve()
 
 

@@ -689,13 +689,15 @@ BUILTIN_TASKS.append(
 
 
 def file_task(fmt: str, path: str, **options: Any) -> Task:
-    """A task for a user's file: ``csv``/``tsv``/``jsonl`` (text) or ``images`` (``.npz``).
+    """A task for a user's file: ``csv``/``tsv``/``jsonl`` (text), ``images`` (``.npz``), or
+    ``hf`` (a Hugging Face text data set: a hub name ``NAME[/CONFIG]`` or a ``save_to_disk``
+    folder, its train/validation/test splits used as train/dev/test).
 
     ``options`` go to the loader (``text_column``, ``label_column``, ``tokenizer``,
     ``train_size``…); ``None`` values are dropped.
     """
     options = {k: v for k, v in options.items() if v is not None}
-    if not Path(path).exists():
+    if fmt != "hf" and not Path(path).exists():  # hf: a hub name, or a save_to_disk folder
         raise FileNotFoundError(f"task data file {path} does not exist")
     name = f"{fmt}:{path}"
     if fmt == "images":
