@@ -28,8 +28,7 @@ Example:
     >>> datasets.DatasetDict({
     ...     "train": datasets.Dataset.from_dict({"text": ["good", "bad"], "label": [1, 0]}),
     ...     "test": datasets.Dataset.from_dict({"text": ["fine"], "label": [-1]}),
-    ... }).save_to_disk(folder)  # doctest: +ELLIPSIS
-    <BLANKLINE>...
+    ... }).save_to_disk(folder)
     >>> sorted(read_hf_splits("hf:" + folder))  # the unlabelled test split is left out
     ['train']
 """
