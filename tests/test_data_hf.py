@@ -253,3 +253,35 @@ def test_local_text_data_is_text_data(tmp_path):
     path.write_text("text,label\nnice,1\nbad,0\n")
     data = load_dataset("hf", str(path)).train
     assert isinstance(data, TextData) and data.texts == ["nice", "bad"]
+
+
+def test_sentence_pairs_from_a_saved_dataset(tmp_path):
+    """STS-B as ``sentence-transformers/stsb`` has it (scores 0-1), saved with save_to_disk."""
+    from poolkit.data import load_sentence_pairs
+
+    def pairs(n, offset):
+        return datasets.Dataset.from_dict({
+            "sentence1": [f"a man plays {i + offset}" for i in range(n)],
+            "sentence2": [f"a man is playing {i + offset}" for i in range(n)],
+            "score": [round(i / n, 2) for i in range(n)]})
+
+    folder = tmp_path / "stsb"
+    datasets.DatasetDict({"train": pairs(4, 0), "validation": pairs(2, 10),
+                          "test": pairs(3, 20)}).save_to_disk(str(folder))
+    for source in (f"hf:{folder}", folder):
+        splits = load_sentence_pairs(source)
+        assert {name: len(part) for name, part in splits.items()} == \
+            {"train": 4, "dev": 2, "test": 3}
+        assert splits["test"].sentences1[0] == "a man plays 20"
+        assert splits["train"].scores == [0.0, 0.25, 0.5, 0.75]
+        assert all(part.score_max == 1.0 for part in splits.values())
+    datasets.DatasetDict({"train": pairs(2, 0).rename_column("score", "label")}) \
+        .save_to_disk(str(tmp_path / "renamed"))
+    with pytest.raises(DataFormatError, match=r"renamed\[train\]: no column 'score'; the "
+                                              r"columns are \['sentence1', 'sentence2', 'label'\]"):
+        load_sentence_pairs(f"hf:{tmp_path / 'renamed'}")
+    datasets.DatasetDict({"train": pairs(2, 0), "test": pairs(2, 5)}) \
+        .save_to_disk(str(tmp_path / "no-dev"))
+    with pytest.raises(DataFormatError, match=r"no dev split \(needs train, validation and "
+                                              r"test\); has \['test', 'train'\]"):
+        load_sentence_pairs(tmp_path / "no-dev")

@@ -47,7 +47,8 @@ from poolkit.errors import DataFormatError
 
 log = logging.getLogger("poolkit.data")
 
-__all__ = ["HF_PREFIX", "SPLIT_NAMES", "strip_prefix", "read_hf_splits", "read_hf_split"]
+__all__ = ["HF_PREFIX", "SPLIT_NAMES", "strip_prefix", "is_hf_source", "hf_splits",
+           "read_hf_splits", "read_hf_split"]
 
 HF_PREFIX = "hf:"
 #: The data set's split names that become poolkit's train/dev/test.
@@ -62,6 +63,23 @@ def strip_prefix(source: str | os.PathLike) -> str:
     """``"hf:stanfordnlp/sst2"`` -> ``"stanfordnlp/sst2"``; anything else as it is."""
     text = os.fspath(source)
     return text[len(HF_PREFIX):] if text.startswith(HF_PREFIX) else text
+
+
+def is_hf_source(source: str | os.PathLike) -> bool:
+    """Whether ``source`` names a Hugging Face data set: ``hf:...``, or a ``save_to_disk``
+    folder."""
+    text = os.fspath(source)
+    path = Path(text)
+    return text.startswith(HF_PREFIX) or (
+        path.is_dir() and any((path / marker).is_file() for marker in _SAVED_MARKERS))
+
+
+def hf_splits(source: str | os.PathLike, *, config_name: str | None = None) -> dict:
+    """``{"train"/"dev"/"test": (the data set's split name, datasets.Dataset)}``: the splits of
+    ``source`` as :func:`read_hf_splits` finds them, before any column is read (for readers of
+    other shapes of data: :func:`poolkit.data.pairs.load_sentence_pairs`)."""
+    source = strip_prefix(source)
+    return _named_splits(_load(source, config_name), source)
 
 
 def read_hf_splits(
@@ -81,8 +99,7 @@ def read_hf_splits(
     there are, ``ConnectionError`` for a hub name that cannot be reached.
     """
     source = strip_prefix(source)
-    loaded = _load(source, config_name)
-    named = _named_splits(loaded, source)
+    named = hf_splits(source, config_name=config_name)
     text_column = _text_column(named["train"][1], text_column, source)
     parts = {}
     for part_name, (hf_name, dataset) in named.items():
