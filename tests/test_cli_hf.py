@@ -88,7 +88,7 @@ def test_glue_style_unlabelled_test_is_said_and_eval_scores_dev(tmp_path, capsys
 def test_errors_exit_1_with_the_reason(sst2_copy, capsys):
     assert run(["train", "textcnn", "--data", f"hf:{sst2_copy}", "--label-column", "stars",
                 *TINY_TEXTCNN]) == 1
-    assert (f"no column 'stars' (label_column, --label-column); the columns are ['sentence', "
+    assert ("no column 'stars' (label_column, --label-column); the columns are ['sentence', "
             "'label']") in capsys.readouterr().err
     # the test suite runs offline (HF_HUB_OFFLINE=1, conftest): a hub name cannot be reached
     assert run(["train", "textcnn", "--data", "hf:stanfordnlp/sst2", *TINY_TEXTCNN]) == 1

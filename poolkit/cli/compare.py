@@ -23,7 +23,7 @@ _TASK_HELP = (
     "max...; mnist-seg, mnist-det: pools are context modules none,ppm,aspp or RoI layers "
     "roi_pool,roi_align,roi_align_aligned) or your file: "
     "csv:PATH, tsv:PATH, jsonl:PATH (with --text-column/--label-column), images:PATH.npz, or a "
-    "Hugging Face text data set: hf:NAME[/CONFIG] (hub) or hf:FOLDER (save_to_disk)."
+    "Hugging Face text data set: hf:NAME or hf:NAME/CONFIG (hub), hf:FOLDER (save_to_disk)."
 )
 
 

@@ -40,8 +40,8 @@ SPLITS = ("auto", "train", "dev", "test", "all", "heldout")
 def evaluate(
     checkpoint: str = typer.Argument(..., metavar="RUN", help="Folder written by train."),
     data: str | None = typer.Option(
-        None, "--data", help="Labelled data file or folder, or hf:NAME[/CONFIG] / hf:FOLDER (a "
-        "Hugging Face data set; default: the run's held-out split).",
+        None, "--data", help="Labelled data file or folder, or hf:NAME, hf:NAME/CONFIG, "
+        "hf:FOLDER (a Hugging Face data set; default: the run's held-out split).",
     ),
     dataset: str | None = typer.Option(
         None, "--dataset", "-d", help="Data set name or format of --data (default: guessed, "

@@ -93,9 +93,9 @@ def train(
     ),
     data: str | None = typer.Option(
         None, "--data", rich_help_panel=DATA_PANEL,
-        help="Data file or folder, or a Hugging Face data set: hf:NAME[/CONFIG] (hub, e.g. "
-        "hf:stanfordnlp/sst2) or hf:FOLDER (save_to_disk); its train/validation/test splits "
-        "become train/dev/test.",
+        help="Data file or folder, or a Hugging Face data set: hf:NAME or hf:NAME/CONFIG (hub, "
+        "e.g. hf:stanfordnlp/sst2) or hf:FOLDER (save_to_disk); its train/validation/test "
+        "splits become train/dev/test.",
     ),
     fmt: str | None = typer.Option(
         None, "--format", rich_help_panel=DATA_PANEL, help="Same as --dataset, for a path.",
