@@ -129,3 +129,19 @@ def test_compare_on_a_saved_dataset(sst2_copy, tmp_path, capsys):
     assert payload["task"] == f"hf:{sst2_copy}" and payload["runs"]["ran"] == 2
     record = json.loads((out / "results.jsonl").read_text().splitlines()[0])
     assert record["n_test"] == 30  # the data set's own test split
+
+
+def test_compare_refuses_an_image_data_set_as_a_text_task(tmp_path, capsys):
+    from PIL import Image
+
+    features = datasets.Features({"image": datasets.Image(),
+                                  "label": datasets.ClassLabel(names=["a", "b"])})
+    folder = tmp_path / "pictures"
+    datasets.Dataset.from_dict({"image": [Image.fromarray(np.zeros((4, 4), np.uint8))] * 4,
+                                "label": [0, 1, 0, 1]}, features=features) \
+        .save_to_disk(str(folder))
+    code = run(["compare", "--task", f"hf:{folder}", "--pools", "max", "--seeds", "1",
+                "--jobs", "1", "--out", str(tmp_path / "out")])
+    assert code == 1
+    assert f"the hf task {folder} holds images; a text task needs texts" in \
+        " ".join(capsys.readouterr().err.split())

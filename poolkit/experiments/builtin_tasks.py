@@ -197,6 +197,9 @@ def load_text_task(
             encoding=encoding,
             skip_bad_lines=skip_bad_lines,
         )
+    if bundle.kind != "text":  # a Hugging Face data set of images
+        raise ValueError(f"the {dataset} task {path} holds {bundle.kind}s; a text task needs "
+                         "texts (images: save them as a .npz and use images:PATH)")
     train, dev, test = _limited_parts(bundle, test_fraction=test_fraction,
                                       dev_fraction=dev_fraction,
                                       sizes=(train_size, dev_size, test_size))
