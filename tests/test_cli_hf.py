@@ -145,3 +145,33 @@ def test_compare_refuses_an_image_data_set_as_a_text_task(tmp_path, capsys):
     assert code == 1
     assert f"the hf task {folder} holds images; a text task needs texts" in \
         " ".join(capsys.readouterr().err.split())
+
+
+def test_real_sst2_from_a_saved_copy_trains_as_the_tsv_files(shared_data, tmp_path, capsys):
+    """SST-2's TSV files read by ``datasets``' own CSV reader (no quoting: quotes are text),
+    saved with save_to_disk in GLUE's layout (ClassLabel, an unlabelled test split): poolkit
+    reads the same rows, and a run trains to the same scores as on the TSV folder."""
+    import csv
+
+    folder = shared_data / "sst2"
+    names = ["negative", "positive"]
+    raw = datasets.load_dataset("csv", data_files={"train": str(folder / "train.tsv"),
+                                                   "validation": str(folder / "dev.tsv")},
+                                delimiter="\t", quoting=csv.QUOTE_NONE)
+    raw = raw.rename_column("text", "sentence").cast_column("label",
+                                                            datasets.ClassLabel(names=names))
+    raw["test"] = raw["validation"].map(lambda row: {"label": -1})
+    raw.save_to_disk(str(tmp_path / "sst2-copy"))
+
+    from poolkit.data import load_dataset
+
+    native, copy = load_dataset("sst2", folder), load_dataset(path=f"hf:{tmp_path / 'sst2-copy'}")
+    assert (len(copy.train), len(copy.dev), copy.test) == (67349, 872, None)
+    for ours, theirs in ((native.train, copy.train), (native.dev, copy.dev)):
+        assert ours.texts == theirs.texts and ours.labels == theirs.labels
+    summaries = []
+    for data in (str(folder), f"hf:{tmp_path / 'sst2-copy'}"):
+        assert run(["train", "textcnn", "--data", data, "--limit", "600", "--out",
+                    str(tmp_path / f"run{len(summaries)}"), *TINY_TEXTCNN, "--json"]) == 0
+        summaries.append(json.loads(capsys.readouterr().out))
+    assert summaries[0]["dev"] == summaries[1]["dev"]  # the same rows, the same run
