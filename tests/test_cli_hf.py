@@ -175,3 +175,24 @@ def test_real_sst2_from_a_saved_copy_trains_as_the_tsv_files(shared_data, tmp_pa
                     str(tmp_path / f"run{len(summaries)}"), *TINY_TEXTCNN, "--json"]) == 0
         summaries.append(json.loads(capsys.readouterr().out))
     assert summaries[0]["dev"] == summaries[1]["dev"]  # the same rows, the same run
+
+
+def test_eval_a_split_by_its_own_name(tmp_path, capsys):
+    folder = tmp_path / "mnli-like"
+    datasets.DatasetDict({"train": _reviews(60, 0), "validation_matched": _reviews(14, 1),
+                          "validation_mismatched": _reviews(10, 2)}).save_to_disk(str(folder))
+    run_dir = tmp_path / "run"
+    code = run(["train", "textcnn", "--data", f"hf:{folder}", "--out", str(run_dir),
+                *TINY_TEXTCNN, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert (f"{folder}: split(s) 'validation_matched', 'validation_mismatched' not used "
+            "(poolkit reads train, validation and test)") in " ".join(captured.err.split())
+    for name, size in (("validation_matched", 14), ("validation_mismatched", 10)):
+        assert run(["eval", str(run_dir), "--split", name, "--json"]) == 0
+        scored = json.loads(capsys.readouterr().out)
+        assert (scored["split"], scored["num_examples"]) == (name, size)
+        assert scored["source"] == f"mnli-like[{name}]"
+    assert run(["eval", str(run_dir), "--split", "validation_other"]) == 1
+    assert "no split 'validation_other'; the data set has ['train', 'validation_matched', " \
+        "'validation_mismatched']" in " ".join(capsys.readouterr().err.split())

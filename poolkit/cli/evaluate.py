@@ -49,7 +49,8 @@ def evaluate(
     ),
     split: str = typer.Option(
         "auto", help="auto (test, else dev: never the training rows), train, dev, test, or all "
-        "(the whole --data file). heldout = test; validation = dev.",
+        "(the whole --data file). heldout = test; validation = dev. A Hugging Face data set's "
+        "other splits by their own name (validation_matched...).",
     ),
     text_column: str | None = typer.Option(None, help="Default: as in training."),
     label_column: str | None = typer.Option(None, help="Default: as in training."),
@@ -76,7 +77,7 @@ def evaluate(
     from poolkit.train.trainer import metrics_from_logits
 
     split = {"validation": "dev"}.get(split, split)  # a Hugging Face data set's name for dev
-    if split not in SPLITS:
+    if not split.strip():
         raise ValueError(f"split ({split!r}) must be one of {list(SPLITS)}")
     _set_threads(threads)
     with at_run_time():
@@ -89,7 +90,8 @@ def evaluate(
             except ValueError as exc:  # a schedule this model cannot take: bad usage
                 raise UsageError(f"--reduce: {exc}") from exc
         splits, own, dataset_name = _candidate_splits(predictor, data, dataset, text_column,
-                                                      label_column, encoding, skip_bad_lines)
+                                                      label_column, encoding, skip_bad_lines,
+                                                      None if split in SPLITS else split)
         chosen = _choose(split, splits, own, predictor.path)
         logits, labels = predictor.logits(chosen.data, batch_size)
         metrics = metrics_from_logits(logits, labels)
@@ -112,9 +114,10 @@ def evaluate(
 
 
 def _candidate_splits(predictor, data, dataset, text_column, label_column, encoding=None,
-                      skip_bad_lines=False):
+                      skip_bad_lines=False, hf_split=None):
     """``({name: Split}, own, data set name)``: the training run's own splits (``own`` True)
-    when ``--data`` is absent or is the path it trained on, else the splits of ``--data``."""
+    when ``--data`` is absent or is the path it trained on, else the splits of ``--data``;
+    ``hf_split``: only that split of a Hugging Face data set, by its own name."""
     import numpy as np
 
     from poolkit.data import load_dataset
@@ -137,8 +140,14 @@ def _candidate_splits(predictor, data, dataset, text_column, label_column, encod
     if own and path is not None and name != "hf" and not Path(path).exists():
         raise FileNotFoundError(f"the training data {path} recorded in {predictor.path}/"
                                 "config.json is not there; pass --data")
+    if hf_split is not None and name != "hf":
+        raise UsageError(f"split ({hf_split!r}) must be one of {list(SPLITS)} (another name "
+                         "is a split of a Hugging Face data set, --data hf:...)")
+    if hf_split is not None:
+        own = False  # one split of the data set, scored whole
     bundle = load_dataset(
-        name, path, text_column=text_column or trained_on.get("text_column", "text"),
+        name, path, split=hf_split,
+        text_column=text_column or trained_on.get("text_column", "text"),
         label_column=label_column or trained_on.get("label_column", "label"),
         dev_path=trained_on.get("dev_path") if own else None,
         encoding=encoding or trained_on.get("encoding"), skip_bad_lines=skip_bad_lines,
@@ -152,7 +161,9 @@ def _candidate_splits(predictor, data, dataset, text_column, label_column, encod
             fold=trained_on.get("fold"), folds=trained_on.get("folds"),
         ), True, bundle.name
     parts = {"train": bundle.train, "dev": bundle.dev, "test": bundle.test}
-    if bundle.dev is None and bundle.test is None:
+    if hf_split is not None:
+        parts = {hf_split: bundle.train}
+    elif bundle.dev is None and bundle.test is None:
         parts = {"all": bundle.train}
     return {part_name: Split(part_name, part, Path(part.source or str(data)).name,
                              np.arange(len(part)))
