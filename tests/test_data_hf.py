@@ -285,3 +285,31 @@ def test_sentence_pairs_from_a_saved_dataset(tmp_path):
     with pytest.raises(DataFormatError, match=r"no dev split \(needs train, validation and "
                                               r"test\); has \['test', 'train'\]"):
         load_sentence_pairs(tmp_path / "no-dev")
+
+
+@pytest.mark.parametrize(("columns", "message"), [
+    ({"text": ["a", "b"], "label": [0.5, 3.8]},
+     "the label column 'label' holds float64 values: poolkit trains single-label classifiers"),
+    ({"text": ["a", "b"], "label": [[0, 1], [1]]},
+     "the label column 'label' holds "),  # then the list type's name, per datasets version
+    ({"text": [["a", "b"], ["c"]], "label": [0, 1]},
+     "the text column 'text' holds "),
+])
+def test_columns_of_the_wrong_type_are_refused(tmp_path, columns, message):
+    folder = tmp_path / "odd"
+    datasets.Dataset.from_dict(columns).save_to_disk(str(folder))
+    with pytest.raises(DataFormatError) as caught:
+        load_dataset(path=f"hf:{folder}")
+    assert message in str(caught.value)
+    assert str(caught.value).endswith(("--label-column names another)",
+                                       "not strings (--text-column names another)"))
+
+
+def test_empty_string_labels_are_unlabelled(tmp_path, caplog):
+    folder = tmp_path / "gaps"
+    datasets.Dataset.from_dict({"text": ["a", "b", "c", "d"],
+                                "label": ["pos", "", "neg", None]}).save_to_disk(str(folder))
+    with caplog.at_level(logging.WARNING, logger="poolkit.data"):
+        bundle = load_dataset(path=f"hf:{folder}")
+    assert bundle.train.texts == ["a", "c"] and bundle.label_names == ["neg", "pos"]
+    assert "2 of 4 rows have no label (-1 or empty); left out" in caplog.text

@@ -257,8 +257,9 @@ def _read_part(dataset, where: str, text_column: str, label_column: str):
         text_column = _column(text_column, "text_column", columns, where)
     label_column = _column(label_column, "label_column", columns, where)
     feature = dataset.features[label_column]
+    _check_types(dataset.features, None if image_column else text_column, label_column, where)
     raw = list(dataset[label_column])
-    labelled = [i for i, y in enumerate(raw) if y is not None and y != -1]
+    labelled = [i for i, y in enumerate(raw) if y is not None and y != -1 and str(y).strip()]
     if len(labelled) < len(raw):
         missing = len(raw) - len(labelled)
         if not labelled:
@@ -279,6 +280,29 @@ def _read_part(dataset, where: str, text_column: str, label_column: str):
                          source=where)
     texts = [str(t).strip() if t is not None else "" for t in dataset[text_column]]
     return TextData(texts, labels, names, source=where)
+
+
+_STRINGS = ("string", "large_string")
+_CLASS_IDS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool")
+
+
+def _check_types(features, text_column: str | None, label_column: str, where: str) -> None:
+    """A text column of strings; a label column of class ids or names (a ``ClassLabel``,
+    integers or strings): a score (floats) or a multi-label list is refused, naming it."""
+    value = _datasets().Value
+    text = features[text_column] if text_column is not None else None
+    if text is not None and not (isinstance(text, value) and text.dtype in _STRINGS):
+        raise DataFormatError(where, None, f"the text column {text_column!r} holds {text}, not "
+                                           "strings (--text-column names another)")
+    label = features[label_column]
+    if hasattr(label, "names"):  # ClassLabel
+        return
+    if not isinstance(label, value) or label.dtype not in (*_STRINGS, *_CLASS_IDS):
+        what = getattr(label, "dtype", type(label).__name__)
+        raise DataFormatError(where, None, f"the label column {label_column!r} holds {what} "
+                                           "values: poolkit trains single-label classifiers on "
+                                           "class ids or names (a score or a list is not a "
+                                           "class; --label-column names another)")
 
 
 def _text_column(dataset, name: str, source: str) -> str:
