@@ -239,8 +239,9 @@ def test_unreachable_hub_says_how_to_work_offline(monkeypatch):
     message = str(caught.value)
     assert message.startswith("cannot load the Hugging Face data set 'stanfordnlp/sst2': "
                               "HF_HUB_OFFLINE is set in the environment")
-    assert ("`datasets.load_dataset('stanfordnlp/sst2').save_to_disk('my-data')`, and pass the "
-            "folder: --data hf:./my-data") in message
+    assert message.endswith("`datasets.load_dataset('stanfordnlp/sst2').save_to_disk('my-data')`"
+                            " (or `datasets.load_dataset('stanfordnlp', 'sst2').save_to_disk("
+                            "'my-data')`), and pass the folder: --data hf:./my-data")
 
 
 def test_strip_prefix():
@@ -313,3 +314,10 @@ def test_empty_string_labels_are_unlabelled(tmp_path, caplog):
         bundle = load_dataset(path=f"hf:{folder}")
     assert bundle.train.texts == ["a", "c"] and bundle.label_names == ["neg", "pos"]
     assert "2 of 4 rows have no label (-1 or empty); left out" in caplog.text
+
+
+def test_unreachable_name_with_a_configuration_names_both_readings():
+    with pytest.raises(ConnectionError) as caught:
+        load_dataset(path="hf:glue/sst2")
+    assert ("`datasets.load_dataset('glue/sst2').save_to_disk('my-data')` (or "
+            "`datasets.load_dataset('glue', 'sst2').save_to_disk('my-data')`)") in str(caught.value)

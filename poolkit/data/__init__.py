@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from poolkit.data.canvas import Canvases, make_canvases
 from poolkit.data.catalog import DataBundle, guess_format, list_datasets, load_dataset
-from poolkit.data.hf import read_hf_splits
+from poolkit.data.hf import read_hf, read_hf_splits
 from poolkit.data.images import (
     ImageData,
     load_digits,
@@ -39,7 +39,6 @@ from poolkit.data.splits import stratified_kfold, stratified_split, stratified_s
 from poolkit.data.text import (
     TextData,
     read_delimited,
-    read_hf,
     read_jsonl,
     read_mr,
     read_rotten_tomatoes,

@@ -99,8 +99,7 @@ def guess_format(path: str | os.PathLike) -> str:
             return "mnist"
         if (path / "pos.txt").is_file() and (path / "neg.txt").is_file():
             return "chnsenti"
-        if any((path / marker).is_file() for marker in ("dataset_info.json",
-                                                        "dataset_dict.json", "state.json")):
+        if hf_readers.is_hf_source(path):  # written by save_to_disk
             return "hf"
         raise ValueError(f"data ({path}) is a folder of unknown layout; pass --dataset")
     name = path.name.lower().removesuffix(".gz").removesuffix(".bz2")

@@ -48,7 +48,7 @@ from poolkit.errors import DataFormatError
 log = logging.getLogger("poolkit.data")
 
 __all__ = ["HF_PREFIX", "SPLIT_NAMES", "strip_prefix", "is_hf_source", "hf_splits",
-           "read_hf_splits", "read_hf_split"]
+           "read_hf_splits", "read_hf_split", "read_hf"]
 
 HF_PREFIX = "hf:"
 #: The data set's split names that become poolkit's train/dev/test.
@@ -136,6 +136,19 @@ def read_hf_split(
     return part
 
 
+def read_hf(
+    name_or_path: str,
+    split: str = "train",
+    text_column: str = "text",
+    label_column: str = "label",
+    *,
+    config_name: str | None = None,
+) -> TextData | ImageData:
+    """One split of a Hugging Face data set (the reader of earlier versions, kept with its
+    arguments): :func:`read_hf_split`."""
+    return read_hf_split(name_or_path, split, text_column, label_column, config_name=config_name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading
 
@@ -198,7 +211,7 @@ def _load_hub(source: str, config_name: str | None):
             if index == len(candidates) - 1:
                 raise
         except ConnectionError as exc:
-            raise ConnectionError(_offline_message(source, repository, config)) from exc
+            raise ConnectionError(_offline_message(source, candidates)) from exc
         except ValueError as exc:
             if "config" in str(exc).lower():
                 raise ValueError(f"{HF_PREFIX}{source}: {exc} (give one as "
@@ -207,8 +220,11 @@ def _load_hub(source: str, config_name: str | None):
     raise AssertionError(source)
 
 
-def _offline_message(source: str, repository: str, config: str | None) -> str:
-    call = f"{repository!r}" + (f", {config!r}" if config else "")
+def _offline_message(source: str, candidates: list[tuple[str, str | None]]) -> str:
+    saves = " (or ".join(
+        f"`datasets.load_dataset({repository!r}{f', {config!r}' if config else ''})"
+        f".save_to_disk('my-data')`" for repository, config in candidates
+    ) + ")" * (len(candidates) - 1)
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         why = ("HF_HUB_OFFLINE is set in the environment and the data set is not in the "
                "Hugging Face cache; a hub name needs the network (unset HF_HUB_OFFLINE)")
@@ -216,8 +232,7 @@ def _offline_message(source: str, repository: str, config: str | None) -> str:
         why = ("a hub name needs the network (or a copy in the Hugging Face cache, read "
                "offline with HF_HUB_OFFLINE=1 set in your shell)")
     return (f"cannot load the Hugging Face data set {source!r}: {why}. Offline, save it once "
-            "where there is network, "
-            f"`datasets.load_dataset({call}).save_to_disk('my-data')`, and pass the folder: "
+            f"where there is network, {saves}, and pass the folder: "
             "--data hf:./my-data")
 
 

