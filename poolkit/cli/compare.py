@@ -23,7 +23,8 @@ _TASK_HELP = (
     "digits-metaformer and mnist-metaformer compare token mixers: pool, attention, identity, "
     "max...; mnist-seg, mnist-det: pools are context modules none, ppm, aspp or RoI layers "
     "roi_pool, roi_align, roi_align_aligned) or your file: "
-    "csv:PATH, tsv:PATH, jsonl:PATH (with --text-column/--label-column) or images:PATH.npz."
+    "csv:PATH, tsv:PATH, jsonl:PATH (with --text-column/--label-column), images:PATH.npz, or a "
+    "Hugging Face text data set: hf:NAME or hf:NAME/CONFIG (hub), hf:FOLDER (save_to_disk)."
 )
 
 
@@ -208,8 +209,10 @@ def compare_command(
     data: str | None = typer.Option(
         None, "--data", help="Data path for the task (a folder for mr/sst2/mnist/stsb)."
     ),
-    text_column: str | None = typer.Option(None, "--text-column", help="Text column (csv:…)."),
-    label_column: str | None = typer.Option(None, "--label-column", help="Label column (csv:…)."),
+    text_column: str | None = typer.Option(
+        None, "--text-column", help="Text column (csv:…, hf:…)."),
+    label_column: str | None = typer.Option(
+        None, "--label-column", help="Label column (csv:…, hf:…)."),
     tokenizer: str | None = typer.Option(None, "--tokenizer", help="word or char (text tasks)."),
     train_size: int | None = typer.Option(
         None, "--train-size", min=1, help="Use a stratified subset of the training split."
@@ -254,7 +257,8 @@ def compare_command(
     resolved = get_task(task, **file_options)
     if ":" not in task:
         if text_column or label_column:
-            raise ValueError("--text-column/--label-column apply to csv:/tsv:/jsonl: tasks only")
+            raise ValueError("--text-column/--label-column apply to csv:/tsv:/jsonl:/hf: tasks "
+                             "only")
         resolved = resolved.with_options(tokenizer=tokenizer)
     resolved = resolved.with_options(
         path=data, train_size=train_size, dev_size=dev_size, test_size=test_size

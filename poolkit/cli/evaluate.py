@@ -42,7 +42,8 @@ SPLITS = ("auto", "train", "dev", "test", "all", "heldout")
 def evaluate(
     checkpoint: str = typer.Argument(..., metavar="RUN", help="Folder written by train."),
     data: str | None = typer.Option(
-        None, "--data", help="Labelled data file or folder (default: the run's held-out split)."
+        None, "--data", help="Labelled data file or folder, or hf:NAME, hf:NAME/CONFIG, "
+        "hf:FOLDER (a Hugging Face data set; default: the run's held-out split).",
     ),
     dataset: str | None = typer.Option(
         None, "--dataset", "-d", help="Data set name or format of --data (default: guessed, "
@@ -54,7 +55,8 @@ def evaluate(
     ),
     split: str = typer.Option(
         "auto", help="auto (test, else dev: never the training rows), train, dev, test, or all "
-        "(the whole --data file). heldout = test.",
+        "(the whole --data file). heldout = test; validation = dev. A Hugging Face data set's "
+        "other splits by their own name (validation_matched...).",
     ),
     text_column: str | None = typer.Option(None, help="Default: as in training."),
     label_column: str | None = typer.Option(None, help="Default: as in training."),
@@ -91,7 +93,8 @@ def evaluate(
     from poolkit.train.recipes import read_train_fingerprints, row_fingerprints
     from poolkit.train.trainer import metrics_from_logits
 
-    if split not in SPLITS:
+    split = {"validation": "dev"}.get(split, split)  # a Hugging Face data set's name for dev
+    if not split.strip():
         raise ValueError(f"split ({split!r}) must be one of {list(SPLITS)}")
     if dataset is not None and fmt is not None and dataset != fmt:
         raise ValueError(f"--dataset ({dataset}) and --format ({fmt}) disagree; give one")
@@ -109,7 +112,8 @@ def evaluate(
             except ValueError as exc:  # a schedule this model cannot take: bad usage
                 raise UsageError(f"--reduce: {exc}") from exc
         splits, own, dataset_name = _candidate_splits(predictor, data, dataset, text_column,
-                                                      label_column, encoding, skip_bad_lines)
+                                                      label_column, encoding, skip_bad_lines,
+                                                      None if split in SPLITS else split)
         chosen = _choose(split, splits, own, predictor.path)
         logits, labels = predictor.logits(chosen.data, batch_size)
         metrics = {**metrics_from_logits(logits, labels),
@@ -140,9 +144,10 @@ def evaluate(
 
 
 def _candidate_splits(predictor, data, dataset, text_column, label_column, encoding=None,
-                      skip_bad_lines=False):
+                      skip_bad_lines=False, hf_split=None):
     """``({name: Split}, own, data set name)``: the training run's own splits (``own`` True)
-    when ``--data`` is absent or is the path it trained on, else the splits of ``--data``."""
+    when ``--data`` is absent or is the path it trained on, else the splits of ``--data``;
+    ``hf_split``: only that split of a Hugging Face data set, by its own name."""
     import numpy as np
 
     from poolkit.data import load_dataset
@@ -165,8 +170,14 @@ def _candidate_splits(predictor, data, dataset, text_column, label_column, encod
     if own and path is not None and name != "hf" and not Path(path).exists():
         raise FileNotFoundError(f"the training data {path} recorded in {predictor.path}/"
                                 "config.json is not there; pass --data")
+    if hf_split is not None and name != "hf":
+        raise UsageError(f"split ({hf_split!r}) must be one of {list(SPLITS)} (another name "
+                         "is a split of a Hugging Face data set, --data hf:...)")
+    if hf_split is not None:
+        own = False  # one split of the data set, scored whole
     bundle = load_dataset(
-        name, path, text_column=text_column or trained_on.get("text_column", "text"),
+        name, path, split=hf_split,
+        text_column=text_column or trained_on.get("text_column", "text"),
         label_column=label_column or trained_on.get("label_column", "label"),
         dev_path=trained_on.get("dev_path") if own else None,
         encoding=encoding or trained_on.get("encoding"), skip_bad_lines=skip_bad_lines,
@@ -180,7 +191,9 @@ def _candidate_splits(predictor, data, dataset, text_column, label_column, encod
             fold=trained_on.get("fold"), folds=trained_on.get("folds"),
         ), True, bundle.name
     parts = {"train": bundle.train, "dev": bundle.dev, "test": bundle.test}
-    if bundle.dev is None and bundle.test is None:
+    if hf_split is not None:
+        parts = {hf_split: bundle.train}
+    elif bundle.dev is None and bundle.test is None:
         parts = {"all": bundle.train}
     return {part_name: Split(part_name, part, Path(part.source or str(data)).name,
                              np.arange(len(part)))
@@ -188,6 +201,11 @@ def _candidate_splits(predictor, data, dataset, text_column, label_column, encod
 
 
 def _same_path(given: str, recorded: str) -> bool:
+    from poolkit.data.hf import strip_prefix
+
+    if given == recorded:  # a hub name
+        return True
+    given, recorded = strip_prefix(given), strip_prefix(recorded)
     return Path(given).exists() and Path(given).resolve() == Path(recorded).resolve()
 
 

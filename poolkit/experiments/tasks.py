@@ -52,7 +52,7 @@ def list_tasks() -> list[str]:
     return list(_TASKS)
 
 
-_FILE_FORMATS = ("csv", "tsv", "jsonl", "images")
+_FILE_FORMATS = ("csv", "tsv", "jsonl", "images", "hf")
 
 
 def get_task(spec: str | Task, **file_options: Any) -> Task:
@@ -60,7 +60,9 @@ def get_task(spec: str | Task, **file_options: Any) -> Task:
 
     ``FORMAT`` is one of ``csv``, ``tsv``, ``jsonl`` (text; ``file_options`` may give
     ``text_column`` and ``label_column``) or ``images`` (a ``.npz`` with ``images``/``x`` and
-    ``labels``/``y`` arrays). Unknown names raise ``ValueError`` listing the valid ones.
+    ``labels``/``y`` arrays) or ``hf`` (a Hugging Face text data set: a hub name
+    ``NAME[/CONFIG]`` or a ``save_to_disk`` folder; same options as the text formats).
+    Unknown names raise ``ValueError`` listing the valid ones.
     """
     if isinstance(spec, Task):
         return spec
