@@ -161,8 +161,15 @@ def soft_pool(input, kernel_size=None, stride=None, padding=0, *, dims: int) -> 
     x64 = x.astype(np.float64)
     weights = np.exp(x64 - _plane_max(x64, dims))
     den = w.sum(weights)
-    out = np.where(den > 0, _safe_div(w.sum(weights * x64), den), w.max(x64))
+    out = np.where(den > 0, _safe_div(w.sum(_weighted(weights, x64)), den), w.max(x64))
     return out.astype(x.dtype)
+
+
+def _weighted(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``weights * x``, 0 where the weight is 0: a ``-inf`` value (weight ``e^-inf``) adds
+    nothing, the limit of ``x e^x`` (``0 * -inf`` would be NaN)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(weights > 0, weights * x, 0.0)
 
 
 def soft_pool_backward(
@@ -175,11 +182,11 @@ def soft_pool_backward(
     x64, g = x.astype(np.float64), np.asarray(grad_output, dtype=np.float64)
     weights = np.exp(x64 - _plane_max(x64, dims))
     den = w.sum(weights)
-    out = _safe_div(w.sum(weights * x64), den)
+    out = _safe_div(w.sum(_weighted(weights, x64)), den)
     g_over_s = _safe_div(g, den)
     a = w.sum_transpose(g_over_s, x64)
     b = w.sum_transpose(g_over_s * out, x64)
-    grad = weights * ((1.0 + x64) * a - b)
+    grad = _weighted(weights, (1.0 + x64) * a - b)  # a -inf value gets no gradient
     underflow = den == 0  # those windows took their max: route their gradient to the winner
     if underflow.any():
         grad += w.max_transpose(np.where(underflow, g, 0.0), x64)
