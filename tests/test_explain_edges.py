@@ -313,8 +313,8 @@ def test_golden_outputs(name, argv, capsys):
 
 def test_every_registered_pool_is_explained():
     """Iterates list_pools(): each family has a formula, a worked example computed by the real
-    op, and says per window what decided the output; a context module (ppm, aspp) is refused
-    with the list of ops."""
+    op, says per window what decided the output, and has a --backward; a context module (ppm,
+    aspp) is refused with the list of ops."""
     from poolkit.nn import list_pools
     from poolkit.pools import POOLS
 
@@ -327,6 +327,7 @@ def test_every_registered_pool_is_explained():
                 explain_op(name)
             continue
         assert name in OPS and POOLS[name].formula, name
+        assert name in ENGINE_OPS + FAMILY_OPS, f"{name} has no explain --backward"
         e = explain_op(name)
         assert e.windows and e.title == POOLS[name].title
         for window in e.windows:

@@ -694,6 +694,12 @@ def _legend(explanation: OpExplanation) -> str:
         parts.append("backward: 'g' over an output is its upstream gradient; blue (red) shade and "
                      "'grad' under an input value: the gradient reaching that cell, positive "
                      "(negative), the shares of all its windows summed")
+        if explanation.op == "maxblur":
+            parts.append("the grid is M = max_pool(x, k, stride 1) and its gradient; the text "
+                         "output carries it on to the winners in x")
+        elif explanation.op == "lip":
+            parts.append("LIP: the values' path and the logits' path together (the text output "
+                         "shows each)")
     if any("divisor" in w for w in explanation.windows):
         parts.append("small numbers under an output: sum / n, n the divisor PyTorch uses")
     return "legend: " + "; ".join(parts)
