@@ -67,10 +67,12 @@ def test_softpool_traced_path_agrees_with_eager():
     from poolkit.nn import _traceable
     from poolkit.nn._utils import resolve_window
 
-    x = torch.tensor([[[1.0, -INF, 2.0, 3.0, -INF, -INF]]])
-    kernel, step, pad = resolve_window(x, 3, 1, 0, 1)
-    traced = _traceable.exp_weighted_pool(x, None, kernel, step, pad, 1, False)
-    assert torch.equal(traced, soft_pool1d(x, 3, 1))
+    x = torch.tensor([[[1.0, -INF, -INF, -INF, 2.0, INF, float("nan"), 1.0, 3.0, -INF]]])
+    for size, stride in ((2, 2), (3, 1)):
+        kernel, step, pad = resolve_window(x, size, stride, 0, 1)
+        traced = _traceable.exp_weighted_pool(x, None, kernel, step, pad, 1, False)
+        torch.testing.assert_close(traced, soft_pool1d(x, size, stride), equal_nan=True)
+    assert soft_pool1d(x, 2, 2).tolist()[0][0][:3] == [1.0, -INF, INF]
 
 
 def test_softpool_gradient_with_neg_inf_matches_the_numpy_engine_and_gradcheck():

@@ -6,7 +6,11 @@ For an explained op and an upstream gradient ``g`` (one number per output; defau
 all of it (max pooling), every counted cell ``1/n`` (average pooling, ``n`` the divisor shown),
 ``w_i (1 + x_i - y)`` for SoftPool (``w`` its softmax weights), the softmax of ``r x`` for
 log-sum-exp, and so on. Summed over the windows they give the gradient with respect to the input,
-which ``tests/test_explain_edges.py`` checks against the NumPy engine's ``*_backward`` functions.
+which ``tests/test_explain_edges.py`` checks against the NumPy engine's ``*_backward`` functions
+(and torch autograd through the layer, for the families). Two families take a second step,
+shown as grids of their own (``grad_steps``): LIP's logits, whose gradient goes back through
+the logit network (torch autograd of the layer's logit module: its instance norm mixes every
+cell), and MaxBlur's max stage, from the max-pooled grid shown to the winners in the input.
 
 Example:
     >>> from poolkit.experiments.explain_op import explain_op

@@ -194,7 +194,9 @@ def soft_pool(input: Tensor, kernel_size=None, stride=None, padding=0, *, dims: 
 
     Lies between the window's mean and max; differentiable everywhere; large inputs are safe
     (the exponent is shifted, see the module docstring). ``kernel_size=None`` pools each whole
-    plane. Padding positions get zero weight (they never take part).
+    plane. Padding positions get zero weight (they never take part). A ``-inf`` value has
+    weight ``e^-inf = 0`` (as in :func:`torch.softmax`): the window gives the weighted average
+    of its other values, and a window of only ``-inf`` gives ``-inf``.
 
     Shape:
         - Input: :math:`(N, C, *S)`; Output: :math:`(N, C, *S_{out})`,
