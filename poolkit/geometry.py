@@ -52,6 +52,7 @@ Example::
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 import struct
 from collections.abc import Sequence
@@ -64,6 +65,7 @@ __all__ = [
     "DimWindows",
     "check_dims",
     "check_positive",
+    "check_divisor_override",
     "check_unit",
     "check_choice",
     "dynamic_k",
@@ -151,6 +153,25 @@ def check_positive(value: object, name: str, *, allow_zero: bool = False) -> flo
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} ({value!r}) must be a finite number {bound}")
     return float(value)
+
+
+def check_divisor_override(value: object, name: str = "divisor_override") -> int | None:
+    """Average pooling's ``divisor_override``: ``None`` or an int ``>= 1`` (NumPy ints too).
+
+    One rule for ``poolkit.numpy`` and ``poolkit.nn``. Stricter than torch, which refuses 0
+    (``RuntimeError: divisor must be not zero``) but divides by a negative value, negating the
+    average: a divisor stands for a count of positions, so poolkit refuses ``<= 0`` too.
+
+    >>> check_divisor_override(4)
+    4
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int or None, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} ({int(value)}) must be None or an int >= 1")
+    return int(value)
 
 
 def check_unit(value: object, name: str) -> float:

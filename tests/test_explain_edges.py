@@ -313,8 +313,8 @@ def test_golden_outputs(name, argv, capsys):
 
 def test_every_registered_pool_is_explained():
     """Iterates list_pools(): each family has a formula, a worked example computed by the real
-    op, and says per window what decided the output; a context module (ppm, aspp) is refused
-    with the list of ops."""
+    op, says per window what decided the output, and has a --backward; a context module (ppm,
+    aspp) is refused with the list of ops."""
     from poolkit.nn import list_pools
     from poolkit.pools import POOLS
 
@@ -327,6 +327,7 @@ def test_every_registered_pool_is_explained():
                 explain_op(name)
             continue
         assert name in OPS and POOLS[name].formula, name
+        assert name in ENGINE_OPS + FAMILY_OPS, f"{name} has no explain --backward"
         e = explain_op(name)
         assert e.windows and e.title == POOLS[name].title
         for window in e.windows:
@@ -409,9 +410,19 @@ def test_backward_shares_sum_to_the_engine_gradient(case, seed, capsys):
 def test_family_backward_shares_sum_to_autograd_of_the_layer(case, seed):
     """The families computed by poolkit.nn layers: the shares written from the printed numbers
     (gates, leaves, taps, winners) against torch autograd through the very layer."""
+    _check_family_backward(*case, seed)
+
+
+@given(case=_cases(ops=("lip", "attention", "maxblur")), seed=st.integers(0, 2**16))
+def test_backward_of_the_two_path_families_against_autograd(case, seed):
+    """More examples for the families whose gradient takes two paths (LIP: values and logits;
+    attention: value and weight; MaxBlur: blur then max)."""
+    _check_family_backward(*case, seed)
+
+
+def _check_family_backward(op, x, arguments, seed):
     import torch
 
-    op, x, arguments = case
     try:
         e = explain_op(op, x, **arguments)
     except ValueError:
@@ -423,7 +434,18 @@ def test_family_backward_shares_sum_to_autograd_of_the_layer(case, seed):
     # catavgmax's two halves are stacked along the first axis of the shown output
     upstream = np.stack(np.split(g, 2, axis=0)) if op == "catavgmax" else g
     out.backward(torch.from_numpy(upstream.reshape(out.shape)))
-    np.testing.assert_allclose(e.grad_input, t.grad.numpy(), rtol=1e-7, atol=1e-9)
+    # maxblur shows M = max_pool(x, k, 1): its last step carries the gradient back to x
+    got = e.grad_steps[-1]["grid"] if op == "maxblur" else e.grad_input
+    np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-7, atol=1e-9)
+    if op == "maxblur":  # and the shares sum to autograd's gradient with respect to M
+        m = torch.from_numpy(e.input).requires_grad_()
+        from poolkit.nn.blur import blur_pool
+
+        layer = e.layer
+        blurred = blur_pool(m[None, None], layer.blur_size, layer.stride, layer.padding_mode,
+                            dims=m.ndim)
+        blurred.backward(torch.from_numpy(upstream.reshape(out.shape)))
+        np.testing.assert_allclose(e.grad_input, m.grad.numpy(), rtol=1e-7, atol=1e-9)
 
 
 def _inside(position, shape) -> bool:
@@ -445,10 +467,35 @@ def test_backward_hand_worked_shares():
     assert soft["gradient"] == pytest.approx((2 * w * (1 + np.array([1, 2, 5, 6]) - y)).tolist())
 
 
+def test_backward_hand_worked_lip_attention_maxblur():
+    """maxblur on 1 3 2 5 (k=2): M = 3 3 5; taps 1/4 1/2 1/4, stride 2, reflect padding: M
+    takes 1/2, 1/4 + 1/2 + 1/4 (two windows, one tap mirrored), 1/2; x: M's first two go to
+    the 3, the last to the 5."""
+    e = explain_backward(explain_op("maxblur", "1 3 2 5"))
+    assert e.grad_input.tolist() == [0.5, 1.0, 0.5]
+    assert e.grad_steps[-1]["grid"].tolist() == [0.0, 1.5, 0.0, 0.5]
+    # attention: once as a value, once through its weight; the shares add to the total
+    a = explain_backward(explain_op("attention", "0 1 2"))
+    window = a.windows[0]
+    (qw, qb), (kw, _), (vw, vb), (ow, _) = (a.parameters[n] for n in
+                                            ("q_proj", "k_proj", "v_proj", "out_proj"))
+    v = vw * np.array([0.0, 1, 2]) + vb
+    weights = np.array(window["weights"])
+    expected = ow * weights * (vw + (v - weights @ v) * (qw * a.parameters["query"] + qb) * kw)
+    assert window["gradient"] == pytest.approx(expected.tolist())
+    # LIP: the values' path is the softmax weights; the two paths sum to the gradient
+    lip = explain_backward(explain_op("lip"))
+    assert lip.windows[0]["gradient"] == pytest.approx(lip.windows[0]["weights"])
+    steps = {step["label"].split(" (")[0]: step["grid"] for step in lip.grad_steps}
+    np.testing.assert_allclose(steps["through the values"] + steps["through the logit network"],
+                               lip.grad_input)
+
+
 @pytest.mark.parametrize("argv", [
     ["explain", "max", "--grad-output", "1 1; 1 1"],               # needs --backward
     ["explain", "max", "--backward", "--grad-output", "1 1 1"],    # wrong shape
-    ["explain", "lip", "--backward"],                              # not covered
+    ["explain", "roi_align", "--backward"],                        # not covered
+    ["explain", "seq:mean", "--backward"],                         # not covered
 ])
 def test_backward_bad_usage_exits_2(argv, capsys):
     assert run(argv) == 2

@@ -115,3 +115,74 @@ def test_empty_batch_gives_an_empty_result(name):
 def test_empty_batch_gives_an_empty_result_1d(name):
     engine, _ = ENGINE_1D[name]
     assert engine(np.zeros((0, 3, 6))).shape == (0, 3, 2)
+
+
+# Every form (windowed and global) in every dimension of the families the engine pools with a
+# plain window: family -> NumPy call given (x, dims, kernel) and the create_pool kwargs. A
+# global form is a window as large as the plane. spp, fractional_max, kmax and dynamic_kmax are
+# checked above in the forms the engine has (spp's levels; fractional max in 2-D and 3-D only,
+# see test_fractional_max_every_dimension_the_engine_has; k-max over (N, C, L) only).
+def _fn(stem, *args, **kwargs):
+    def call(x, dims, kernel):
+        module = families if hasattr(families, f"{stem}{dims}d") else pnp
+        return getattr(module, f"{stem}{dims}d")(x, *args, kernel, **kwargs)
+    return call
+
+
+WINDOWED = {
+    "max": (_fn("max_pool"), {}),
+    "avg": (_fn("avg_pool"), {}),
+    "lp": (_fn("lp_pool", 2.0), {"norm_type": 2.0}),
+    "avgmax": (lambda x, d, k: 0.5 * (_fn("max_pool")(x, d, k) + _fn("avg_pool")(x, d, k)), {}),
+    "catavgmax": (lambda x, d, k: np.concatenate([_fn("avg_pool")(x, d, k),
+                                                  _fn("max_pool")(x, d, k)], 1), {}),
+    "softpool": (_fn("soft_pool"), {}),
+    "lse": (_fn("lse_pool"), {}),
+    "gem": (_fn("gem_pool", p=3.0), {"p": 3.0}),
+    "lp_abs": (_fn("lp_abs_pool", 2.0), {"norm_type": 2.0}),
+    "stochastic": (_fn("stochastic_pool", training=False), {}),
+    "mixed": (_fn("mixed_pool", alpha=0.3), {"mode": "fixed", "alpha": 0.3}),
+}
+SHAPES = {1: (2, 3, 6), 2: (2, 3, 4, 4), 3: (2, 3, 4, 4, 2)}
+
+
+def test_the_windowed_table_covers_every_plain_window_family():
+    assert set(WINDOWED) == set(ENGINE) - {"spp", "fractional_max"}
+
+
+@pytest.mark.parametrize("form", ["local", "global"])
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("name", sorted(WINDOWED))
+def test_nan_inf_and_empty_batch_in_every_form_as_in_poolkit_nn(name, dims, form):
+    engine, extra = WINDOWED[name]
+    shape = SHAPES[dims]
+    kernel = 2 if form == "local" else (shape[2] if dims == 1 else shape[2:])
+    kwargs = {**extra, "kernel_size": 2} if form == "local" else extra
+    pool = create_pool(name, dims=dims, **kwargs).eval()
+    x = np.random.default_rng(dims).random(shape) + 0.1
+    x.reshape(-1)[[1, 7]] = np.nan, np.inf
+    x.reshape(-1)[-2] = -np.inf
+    got = engine(x, dims, kernel)
+    expected = pool(torch.from_numpy(x)).detach().numpy().reshape(got.shape)
+    for check in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(check(got), check(expected))
+    assert np.isnan(got).any() and not np.isnan(got[1]).any()
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-6, atol=1e-8)
+    empty = np.zeros((0, *shape[1:]))
+    assert engine(empty, dims, kernel).shape == (0, *got.shape[1:])
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_fractional_max_every_dimension_the_engine_has(dims):
+    shape = (2, 3, 4, 4) if dims == 2 else (2, 3, 4, 4, 4)
+    x = np.random.default_rng(0).random(shape)
+    x.reshape(-1)[3] = np.nan
+    samples = np.full((*shape[:2], dims), 0.5)
+    name = f"fractional_max_pool{dims}d"
+    got = getattr(pnp, name)(x, 2, output_size=2, _random_samples=samples)
+    expected = getattr(torch.nn.functional, name)(torch.from_numpy(x), 2, output_size=2,
+                                                  _random_samples=torch.from_numpy(samples))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected.numpy()))
+    assert getattr(pnp, name)(x[:0], 2, output_size=2,
+                              _random_samples=samples[:0]).shape == (0, *got.shape[1:])

@@ -7,6 +7,8 @@ either one example per data line, or a DataFormatError naming the file and the f
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import sys
@@ -64,6 +66,10 @@ def test_mr_reads_utf8_as_utf8_and_cp1252_with_a_note(tmp_path, caplog):
         assert read_mr(tmp_path).texts == ["bad", "café — ok"]
     assert "rt-polarity.pos is not UTF-8 (line 1); read as Windows-1252" in caplog.text
     assert read_mr(tmp_path, encoding="latin-1").texts[1] == "café \x97 ok"
+    # a UTF-8 signature before Windows-1252 bytes is dropped, not read as "ï»¿" (found by the
+    # generated-file test below)
+    (tmp_path / "rt-polarity.pos").write_bytes(b"\xef\xbb\xbf" + "café".encode("cp1252"))
+    assert read_mr(tmp_path).texts[1] == "café"
 
 
 def test_encoding_argument_reaches_the_readers_and_bad_names_are_usage_errors(tmp_path):
@@ -259,3 +265,186 @@ def test_generated_jsonl_loads_record_for_record(tmp_path_factory, records):
         assert exc.line == first_bad and "empty label" in str(exc)
         return
     assert data.texts == [t.strip() for t, _ in records]
+
+
+# CSV: RFC quoting (a quoted field may hold commas, quotes and line breaks), a quote that breaks
+# the rules read as text, a quote never closed, wrong column counts, undecodable bytes, CR/LF.
+CSV_PIECES = st.sampled_from([
+    "good", "bad film", '"', '""', "'", ",", " ", "é", "\u2014", "\t", "\n", "\ufeff", "x y", "5",
+])
+
+
+@st.composite
+def csv_records(draw):
+    """``[(raw bytes, physical lines, expected (text, label) or None if bad)]``: what each
+    record is written as and what it must load as."""
+    records = []
+    count = draw(st.integers(1, 7))
+    for position in range(count):
+        kinds = ["ok", "ok", "ok", "stray", "lead", "empty", "bytes", "columns", "cr"]
+        kind = draw(st.sampled_from(kinds + (["unclosed"] if position == count - 1 else [])))
+        text = "".join(draw(st.lists(CSV_PIECES, min_size=0, max_size=4)))
+        label = draw(LABELS)
+        word = draw(st.sampled_from(["wow", "bad", "é"]))
+        if kind == "empty":
+            records.append((draw(st.sampled_from([b"", b"   ", b"\t"])), 1, "skip"))
+            continue
+        if kind == "ok":
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\r\n").writerow([text, label])
+            raw = buffer.getvalue().removesuffix("\r\n")
+            fine = label.strip() != ""
+            records.append((raw.encode(), 1 + raw.count("\n"),
+                            (text.strip(), label.strip()) if fine else None))
+            continue
+        plain = text.replace('"', "").replace(",", "").replace("\n", " ")
+        if kind == "stray":  # a quote inside an unquoted field is text
+            raw = f'{word} "{plain}"{word},{label}'
+            records.append((raw.encode(), 1, (raw.rsplit(",", 1)[0].strip(), label.strip())
+                            if label.strip() else None))
+        elif kind == "lead":  # "wow" he said,1: breaks the rules, read as plain text
+            raw = f'"{word}" {plain}x,{label}'
+            records.append((raw.encode(), 1, (raw.rsplit(",", 1)[0].strip(), label.strip())
+                            if label.strip() else None))
+        elif kind == "unclosed":
+            records.append((f'"{word} {plain},1'.encode(), 1, None))
+        elif kind == "bytes":
+            records.append((word.encode() + b"\xff\xfe,1", 1, None))
+        elif kind == "columns":
+            records.append((f"{word},{word},1".encode(), 1, None))
+        else:  # cr: a line ending in CR (a CRLF line in an LF file, a stray CR in a CRLF one)
+            records.append((f"{word} {plain},1\r".encode(), 1, ((f"{word} {plain}").strip(), "1")))
+    return records
+
+
+def _csv_oracle(records, crlf):
+    """(first bad line or None, expected (text, label) pairs); the header is line 1."""
+    line, expected, bad = 2, [], None
+    for raw, lines, want in records:
+        stray_cr = crlf and raw.endswith(b"\r")
+        if (want is None or stray_cr) and bad is None:
+            bad = line
+        elif want not in (None, "skip"):
+            expected.append(want)
+        line += lines
+    return bad, expected
+
+
+@given(records=csv_records(), bom=st.booleans(), crlf=st.booleans())
+def test_generated_csv_loads_record_for_record_or_names_the_bad_line(tmp_path_factory, records,
+                                                                     bom, crlf):
+    path = tmp_path_factory.mktemp("gen") / "data.csv"
+    newline = b"\r\n" if crlf else b"\n"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + b"text,label" + newline
+                     + newline.join(raw for raw, _, _ in records) + newline)
+    bad_line, expected = _csv_oracle(records, crlf)
+    try:
+        data = read_delimited(path)
+    except DataFormatError as exc:
+        assert exc.path == str(path)
+        if bad_line is not None:
+            assert exc.line == bad_line and f"{path}:{bad_line}:" in str(exc)
+        else:
+            assert expected == [] and exc.line is None and "no data lines" in str(exc)
+        return
+    assert bad_line is None and len(data.texts) == len(expected)
+    assert data.texts == [text for text, _ in expected]
+    assert [data.label_names[y] for y in data.labels] == [label for _, label in expected]
+
+
+@given(records=csv_records())
+def test_generated_csv_through_load_dataset_never_raises_anything_else(tmp_path_factory,
+                                                                       records):
+    path = tmp_path_factory.mktemp("gen") / "data.csv"
+    path.write_bytes(b"text,label\n" + b"\n".join(raw for raw, _, _ in records) + b"\n")
+    try:
+        data = load_dataset("csv", path).train
+    except DataFormatError as exc:  # a malformed line, a stray label or a single class
+        assert exc.path == str(path)
+        assert exc.line is not None or "class" in str(exc) or "no data lines" in str(exc)
+        return
+    assert len(data.texts) == len(_csv_oracle(records, False)[1])
+    assert len(set(data.labels)) >= 2
+
+
+# MR: one sentence a line in rt-polarity.neg / .pos; UTF-8 first, Windows-1252 (said at load)
+# only when the bytes are not UTF-8; a byte undefined in Windows-1252 (0x81) is an error.
+MR_LINES = st.one_of(
+    st.lists(st.sampled_from(["good", '"', "'", "\t", " ", "é", "\u2014", "\ufeff", "5", "x y",
+                              "0\t", ","]), max_size=4).map(lambda p: "".join(p).encode()),
+    st.sampled_from([b"", b"  ", b"caf\xe9", b"\x93quoted\x94", b"bad \x81 byte", b"a\rb"]),
+)
+
+
+def _mr_oracle(lines, bom, crlf):
+    """(first bad line or None, the texts, whether the file is read as Windows-1252)."""
+    if lines and not bom:  # a generated first line may itself begin with the UTF-8 signature
+        lines = [lines[0].removeprefix(b"\xef\xbb\xbf"), *lines[1:]]
+    body = b"\n".join(lines)
+    try:
+        body.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        encoding = "cp1252"
+    texts = []
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            return number, None, encoding
+        if any(ord(ch) < 32 and ch != "\t" for ch in text):
+            return number, None, encoding
+        if text.strip():
+            texts.append(text.strip())
+    return None, texts, encoding
+
+
+@given(neg=st.lists(MR_LINES, min_size=1, max_size=5), pos=st.lists(MR_LINES, max_size=5),
+       bom=st.booleans(), crlf=st.booleans())
+def test_generated_mr_loads_line_for_line_or_names_the_bad_line(tmp_path_factory, neg, pos, bom,
+                                                                crlf):
+    folder = tmp_path_factory.mktemp("mr")
+    newline = b"\r\n" if crlf else b"\n"
+    for suffix, lines in (("neg", neg), ("pos", pos)):
+        body = newline.join(lines) + (newline if lines else b"")
+        (folder / f"rt-polarity.{suffix}").write_bytes((b"\xef\xbb\xbf" if bom else b"") + body)
+    handler = _Collect()
+    logger = logging.getLogger("poolkit.data")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        data = read_mr(folder)
+    except DataFormatError as exc:
+        for suffix, lines in (("neg", neg), ("pos", pos)):
+            bad_line, _, _ = _mr_oracle(lines, bom, crlf)
+            if bad_line is not None:
+                file = folder / f"rt-polarity.{suffix}"
+                assert exc.path == str(file) and exc.line == bad_line
+                assert f"{file}:{bad_line}:" in str(exc)
+                return
+        raise AssertionError(f"no line of the generated files is bad: {exc}") from exc
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    expected, notes = [], []
+    for suffix, lines in (("neg", neg), ("pos", pos)):
+        bad_line, texts, encoding = _mr_oracle(lines, bom, crlf)
+        assert bad_line is None
+        expected.append(texts)
+        if encoding == "cp1252":
+            notes.append(f"rt-polarity.{suffix} is not UTF-8")
+    assert data.texts == expected[0] + expected[1]  # one example per non-empty line
+    assert data.labels == [0] * len(expected[0]) + [1] * len(expected[1])
+    said = " ".join(handler.messages)
+    assert all(note in said for note in notes)
+    assert ("not UTF-8" in said) == bool(notes)
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())

@@ -147,3 +147,44 @@ def test_numpy_integers_accepted_for_k_and_levels():
                                PF.spatial_pyramid_pool2d(x, (1, 2)))
     torch.testing.assert_close(PF.kmax_pool1d(x[..., 0], np.int64(2)),
                                PF.kmax_pool1d(x[..., 0], 2))
+
+
+def _raised(call):
+    try:
+        call()
+    except (TypeError, ValueError) as error:
+        return type(error), str(error)
+    return None
+
+
+@pytest.mark.parametrize("divisor", [0, -1, -2, np.int64(-3), 2.0, True, "2"], ids=repr)
+def test_divisor_override_refused_alike_by_numpy_nn_and_geometry(divisor):
+    """One rule (``check_divisor_override``): torch refuses 0 but divides by a negative
+    divisor; poolkit refuses every divisor below 1, with the same exception and message."""
+    from poolkit.geometry import check_divisor_override
+
+    expected = _raised(lambda: check_divisor_override(divisor))
+    assert expected is not None
+    assert _raised(lambda: pnp.avg_pool2d(X.numpy(), 2, divisor_override=divisor)) == expected
+    assert _raised(lambda: PF.avg_pool2d(X, 2, divisor_override=divisor)) == expected
+    assert _raised(lambda: pnn.AvgPool2d(2, divisor_override=divisor)) == expected
+    assert _raised(lambda: PF.avg_pool3d(X[None], 2, divisor_override=divisor)) == expected
+    if not isinstance(divisor, bool) and isinstance(divisor, (int, np.integer)):
+        assert expected == (ValueError, f"divisor_override ({int(divisor)}) must be None or "
+                                        "an int >= 1")
+
+
+def test_divisor_override_where_torch_differs():
+    # torch divides by a negative divisor (the average negated) and refuses 0 at run time
+    negated = torch.nn.functional.avg_pool2d(X, 2, divisor_override=-2)
+    torch.testing.assert_close(negated, -torch.nn.functional.avg_pool2d(X, 2, divisor_override=2))
+    with pytest.raises(RuntimeError, match="divisor must be not zero"):
+        torch.nn.functional.avg_pool2d(X, 2, divisor_override=0)
+
+
+@pytest.mark.parametrize("divisor", [1, 3, np.int64(5)], ids=repr)
+def test_divisor_override_accepted_alike(divisor):
+    expected = torch.nn.functional.avg_pool2d(X, 2, divisor_override=int(divisor))
+    torch.testing.assert_close(PF.avg_pool2d(X, 2, divisor_override=divisor), expected)
+    np.testing.assert_allclose(pnp.avg_pool2d(X.numpy(), 2, divisor_override=divisor),
+                               expected.numpy(), rtol=1e-6)

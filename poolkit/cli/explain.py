@@ -158,6 +158,9 @@ def explain_command(
         _explain_sequence(op[len("seq:"):], k, seed, png, as_json)
         return
     if op in _ROI_OPS:
+        if backward or grad_output is not None:
+            raise ValueError(f"--backward covers the pooling ops (poolkit explain --help), "
+                             f"not {op}")
         _explain_roi(op, input, _parse_box(box), _parse_size(output_size), spatial_scale,
                      sampling_ratio, aligned, png, as_json)
         return
@@ -448,8 +451,14 @@ def _render_backward(e, console) -> None:
     console.print("backward (upstream gradient g\\[o] per output):")
     console.print(_grid(e.grad_output, short_number))
     console.print(table)
-    console.print("gradient with respect to the input (the shares summed per cell):")
+    for step in e.grad_steps[:-1] if e.op == "maxblur" else e.grad_steps:
+        console.print(f"{step['label']}:")
+        console.print(_grid(step["grid"], short_number))
+    console.print(f"gradient with respect to {e.grad_input_label}:")
     console.print(_grid(e.grad_input, short_number, style="bold blue"))
+    if e.op == "maxblur":  # the input shown is M; the given grid's gradient comes last
+        console.print(f"{e.grad_steps[-1]['label']}:")
+        console.print(_grid(e.grad_steps[-1]["grid"], short_number, style="bold blue"))
 
 
 def _rounded(value):

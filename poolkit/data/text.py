@@ -329,6 +329,8 @@ def read_mr(path: str | os.PathLike, encoding: str | None = None) -> TextData:
         file = folder / f"rt-polarity.{suffix}"
         raw = open_bytes(file)
         chosen = encoding or _utf8_or_cp1252(raw, file)
+        if encoding is None and chosen == "cp1252":  # a UTF-8 signature is never cp1252 text
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
         lines, problems = decode_lines(raw, file, chosen)
         _raise_or_skip(file, problems, skip=False)
         for _, line in lines:

@@ -6,7 +6,11 @@ For an explained op and an upstream gradient ``g`` (one number per output; defau
 all of it (max pooling), every counted cell ``1/n`` (average pooling, ``n`` the divisor shown),
 ``w_i (1 + x_i - y)`` for SoftPool (``w`` its softmax weights), the softmax of ``r x`` for
 log-sum-exp, and so on. Summed over the windows they give the gradient with respect to the input,
-which ``tests/test_explain_edges.py`` checks against the NumPy engine's ``*_backward`` functions.
+which ``tests/test_explain_edges.py`` checks against the NumPy engine's ``*_backward`` functions
+(and torch autograd through the layer, for the families). Two families take a second step,
+shown as grids of their own (``grad_steps``): LIP's logits, whose gradient goes back through
+the logit network (torch autograd of the layer's logit module: its instance norm mixes every
+cell), and MaxBlur's max stage, from the max-pooled grid shown to the winners in the input.
 
 Example:
     >>> from poolkit.experiments.explain_op import explain_op
@@ -26,7 +30,7 @@ ENGINE_OPS = ("max", "avg", "lp", "adaptive_max", "adaptive_avg", "fractional_ma
               "stochastic", "softpool", "gem", "lse", "mixed")
 # Families computed by poolkit.nn layers (checked against torch autograd of that layer).
 FAMILY_OPS = ("avgmax", "catavgmax", "lp_abs", "gated", "tree", "blur", "kmax",
-              "dynamic_kmax", "spp")
+              "dynamic_kmax", "spp", "lip", "attention", "maxblur")
 BACKWARD_OPS = ENGINE_OPS + FAMILY_OPS
 RULES = {
     "max": "the winner takes g[o]; every other cell 0",
@@ -50,6 +54,14 @@ RULES = {
     "kmax": "each kept value's cell takes its g[o]",
     "dynamic_kmax": "each kept value's cell takes its g[o]",
     "spp": "the winner of each bin takes g[o]",
+    "lip": "through the values, cell i takes g[o] * w_i (w the softmax of the window's logits); "
+           "through the logits, logit j takes g[o] * w_j * (x_j - y), which the logit network "
+           "sends back to the cells it read",
+    "attention": "cell i takes g[o] * W_out * a_i * (W_v + (v_i - sum_j a_j v_j) * q * W_k): "
+                 "once as a value, once through its attention weight a_i",
+    "maxblur": "blur step: cell j of M takes g[o] * its tap b_j (a padding tap goes to the cell "
+               "it mirrors); max step: each cell of M passes its gradient to the winner of its "
+               "max window in x",
 }
 _GEM_EPS = 1e-6
 
@@ -87,9 +99,66 @@ def explain_backward(explanation, grad_output: np.ndarray | str | None = None):
         window["gradient"] = shares
     explanation.grad_output = g
     explanation.grad_input = grad_input
+    if explanation.op in _STEPS:
+        _STEPS[explanation.op](explanation)
     explanation.notes.append(f"backward: {RULES[explanation.op]}; a cell in several windows "
                              "adds up its shares")
     return explanation
+
+
+def _lip_steps(explanation) -> None:
+    """LIP's second path: each window's share to the logits of its cells, summed per cell, then
+    back through the logit network (a convolution, instance norm and sigmoid over the whole
+    grid, so every cell feeds every logit: torch autograd of ``layer.logit`` does that step)."""
+    import torch
+
+    x = explanation.input
+    to_logits = np.zeros_like(x, dtype=np.float64)
+    for window in explanation.windows:
+        upstream, y = window["grad_output"], window["result"]
+        shares = [None if w is None else upstream * w * (v - y)
+                  for w, v in zip(window["weights"], window["values"], strict=True)]
+        for position, share in zip(window["positions"], shares, strict=True):
+            if share is not None:
+                to_logits[tuple(position)] += share
+        window["logit_gradient"] = shares
+    cells = torch.from_numpy(x.astype(np.float64)).requires_grad_()
+    logits = explanation.layer.logit(cells[None, None])[0, 0]
+    (back,) = torch.autograd.grad(logits, cells, torch.from_numpy(to_logits),
+                                  allow_unused=True)  # unused: one cell (a constant logit)
+    through_network = np.zeros_like(to_logits) if back is None else back.numpy()
+    through_values = explanation.grad_input
+    explanation.grad_input = through_values + through_network
+    explanation.grad_steps = [
+        {"label": "through the values (the shares above, summed per cell)",
+         "grid": through_values},
+        {"label": "to each logit: g[o] * w_j * (x_j - y), summed over its windows",
+         "grid": to_logits},
+        {"label": "through the logit network (conv, instance norm, sigmoid; torch autograd): "
+                  "what the logits send back to each cell", "grid": through_network},
+    ]
+    explanation.grad_input_label = "the input (the two paths summed)"
+
+
+def _maxblur_steps(explanation) -> None:
+    """MaxBlurPool's first step, max pooling with stride 1: each cell of M (the grid shown)
+    passes its gradient to the winner of its max window in the given input."""
+    from poolkit.numpy import pooling
+
+    x, grad_m = explanation.given, explanation.grad_input
+    taps = explanation.arguments.get("kernel_size") or 2
+    max_pool = getattr(pooling, f"max_pool{x.ndim}d")
+    _, index = max_pool(x[None].astype(np.float64), taps, 1, return_indices=True)
+    grad_x = np.zeros(x.size, dtype=np.float64)
+    np.add.at(grad_x, np.ravel(index), np.ravel(grad_m))
+    explanation.grad_steps = [
+        {"label": "gradient with respect to x, the given input (each cell of M passes its "
+                  "gradient to the winner of its max window)", "grid": grad_x.reshape(x.shape)},
+    ]
+    explanation.grad_input_label = "M, the max-pooled grid shown (the shares summed per cell)"
+
+
+_STEPS = {"lip": _lip_steps, "maxblur": _maxblur_steps}
 
 
 def local_derivatives(op: str, window: dict[str, Any], arguments: dict[str, Any],
@@ -163,8 +232,18 @@ def _family_derivatives(op, window, arguments, parameters):
         spread = window["leaves"][0] - window["leaves"][1]
         return _each(values, lambda i, v: gate * left[i] + (1 - gate) * right[i]
                      + gate * (1 - gate) * mask[i] * spread)
-    if op == "blur":  # every tap, padding ones included: they read (and send back to) a mirror
+    if op in ("blur", "maxblur"):  # every tap, padding ones too: they read (and feed) a mirror
         return [float(w) for w in window["weights"]]
+    if op == "lip":  # the values' path; the logits' path is added by _lip_steps
+        return _each(values, lambda i, v: window["weights"][i])
+    if op == "attention":
+        (q_w, q_b), (k_w, _), (v_w, v_b), (o_w, _) = (
+            parameters[name] for name in ("q_proj", "k_proj", "v_proj", "out_proj"))
+        query = q_w * parameters["query"] + q_b
+        a = window["weights"]
+        mean_value = math.fsum(a_j * (v_w * v + v_b) for a_j, v in zip(a, real, strict=True))
+        return _each(values, lambda i, v: o_w * a[i] * (v_w + (v_w * v + v_b - mean_value)
+                                                         * query * k_w))
     raise ValueError(f"no backward rule for {op!r}")
 
 

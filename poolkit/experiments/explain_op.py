@@ -273,10 +273,16 @@ class OpExplanation:
     grad_output: np.ndarray | None = None  # set by explain_backward
     grad_input: np.ndarray | None = None
     layer: Any = field(default=None, repr=False)  # families: the poolkit.nn layer used
+    given: np.ndarray | None = None  # the grid given, when ``input`` is one computed from it
+    # backward steps beyond the shares (LIP's logit path, MaxBlur's max step): label + grid
+    grad_steps: list[dict[str, Any]] = field(default_factory=list)
+    grad_input_label: str = "the input (the shares summed per cell)"
 
     def to_json(self) -> dict[str, Any]:
         backward = {} if self.grad_input is None else {
-            "grad_output": self.grad_output.tolist(), "grad_input": self.grad_input.tolist()}
+            "grad_output": self.grad_output.tolist(), "grad_input": self.grad_input.tolist(),
+            "grad_steps": [{"label": step["label"], "grid": np.asarray(step["grid"]).tolist()}
+                           for step in self.grad_steps]}
         return {
             **backward,
             "op": self.op,
@@ -385,7 +391,7 @@ def _explain_family(op: str, x: np.ndarray, args: dict[str, Any]) -> OpExplanati
         arguments={k: args[k] for k in OPS[op].arguments if args.get(k) is not None},
         output_size=family.lines, windows=family.windows, output=family.output,
         notes=family.notes, padding=list(family.padding), parameters=family.parameters,
-        layer=family.layer,
+        layer=family.layer, given=None if family.input is None else x,
     )
 
 
@@ -714,6 +720,12 @@ def _legend(explanation: OpExplanation) -> str:
         parts.append("backward: 'g' over an output is its upstream gradient; blue (red) shade and "
                      "'grad' under an input value: the gradient reaching that cell, positive "
                      "(negative), the shares of all its windows summed")
+        if explanation.op == "maxblur":
+            parts.append("the grid is M = max_pool(x, k, stride 1) and its gradient; the text "
+                         "output carries it on to the winners in x")
+        elif explanation.op == "lip":
+            parts.append("LIP: the values' path and the logits' path together (the text output "
+                         "shows each)")
     if any("divisor" in w for w in explanation.windows):
         parts.append("small numbers under an output: sum / n, n the divisor PyTorch uses")
     return "legend: " + "; ".join(parts)

@@ -208,8 +208,11 @@ class WindowPool(PoolLayer):
         return W.constant(W.window_counts(geometry, include_padding), x)
 
     def plane_max(self, x):
-        """Per-(sample, channel) maximum, a constant for autodiff (a numerically safe shift)."""
-        return ops.stop_gradient(ops.max(x, axis=self.axes, keepdims=True))
+        """Per-(sample, channel) maximum of the finite values (0 for a plane without one), a
+        constant for autodiff: a numerically safe shift, as ``poolkit.nn``'s ``plane_max``."""
+        finite = ops.isfinite(x)
+        m = ops.max(ops.where(finite, x, ops.full_like(x, -np.inf)), axis=self.axes, keepdims=True)
+        return ops.stop_gradient(ops.where(ops.isfinite(m), m, ops.zeros_like(m)))
 
     def mean_excluding_padding(self, x, geometry):
         return self.reduce_sum(x, geometry) / self.counts(x, geometry, include_padding=False)

@@ -192,9 +192,10 @@ class GeMPool(WindowPool):
 
 def _weighted_average(layer: WindowPool, values, logits, geometry):
     r""":math:`\sum_w v e^{\ell} / \sum_w e^{\ell}`, shifted by the plane maximum of ``logits``;
-    a window whose weights all underflow falls back to its maximum value."""
+    a window whose weights all underflow falls back to its maximum value. A weight of 0 (a
+    ``-inf`` logit: SoftPool's ``-inf`` value) adds nothing, not ``0 * -inf = NaN``."""
     weights = ops.exp(logits - layer.plane_max(logits))
-    numerator = layer.reduce_sum(values * weights, geometry)
+    numerator = layer.reduce_sum(ops.where(weights > 0, values * weights, 0.0), geometry)
     denominator = layer.reduce_sum(weights, geometry)
     positive = denominator > 0
     safe = ops.where(positive, denominator, ops.ones_like(denominator))

@@ -28,6 +28,7 @@ from poolkit.nn._utils import (
     AVG_POOL,
     MAX_POOL,
     compute_dtype,
+    mix,
     plane_max,
     sum_pool,
     window_count,
@@ -161,4 +162,4 @@ def mixed_pool(input: Tensor, alpha: Tensor, kernel, stride, padding, dims: int,
     """``alpha * max + (1 - alpha) * mean``, see :class:`poolkit.nn.mixed._MixedPool`."""
     maximum = window_max(input, kernel, stride, padding, dims, whole)
     mean = window_mean(input, kernel, stride, padding, dims, whole)
-    return torch.lerp(mean, maximum, alpha)
+    return mix(maximum, mean, alpha)

@@ -166,6 +166,16 @@ def pooled_empty(planes: Tensor, kernel, stride, padding, dims: int) -> Tensor:
     return planes.new_empty((planes.shape[0], 1, *out))
 
 
+def mix(first: Tensor, second: Tensor, weight: Tensor) -> Tensor:
+    """``weight * first + (1 - weight) * second``: mixed, gated and tree pooling's blend.
+
+    Written out rather than ``torch.lerp(second, first, weight)``, whose
+    ``second + weight * (first - second)`` turns a window of ``+inf`` (both terms infinite)
+    into NaN; this form gives ``+inf``, as the NumPy engine does.
+    """
+    return weight * first + (1 - weight) * second
+
+
 def safe_ratio_(num: Tensor, den: Tensor) -> Tensor:
     """``num / den`` in place, 0 where ``den`` is 0 (and where the ratio overflows)."""
     return num.div_(den).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)

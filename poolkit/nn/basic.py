@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from poolkit.geometry import check_dims, normalize_window
+from poolkit.geometry import check_dims, check_divisor_override, normalize_window
 from poolkit.nn._base import PoolModule, WindowPoolNd, bind_dims
 from poolkit.nn._utils import AVG_POOL, MAX_POOL, check_fits, check_input, check_positive
 
@@ -94,11 +94,7 @@ def avg_pool(
     """
     check_dims(dims)
     input, unbatched = _batched(input, dims, integer_ok=kernel_size is not None)
-    if divisor_override is not None and (
-        isinstance(divisor_override, bool) or not isinstance(divisor_override, int)
-        or divisor_override < 1
-    ):
-        raise ValueError(f"divisor_override ({divisor_override!r}) must be None or an int >= 1")
+    divisor_override = check_divisor_override(divisor_override)
     if kernel_size is None:
         total = input.flatten(2)
         mean = total.mean(-1) if divisor_override is None else total.sum(-1) / divisor_override
@@ -262,7 +258,7 @@ class _AvgPoolNd(WindowPoolNd):
         super().__init__(kernel_size, stride, padding, flatten)
         self.ceil_mode = bool(ceil_mode)
         self.count_include_pad = bool(count_include_pad)
-        self.divisor_override = divisor_override
+        self.divisor_override = check_divisor_override(divisor_override)
 
 
 class AvgPool1d(_AvgPoolNd):

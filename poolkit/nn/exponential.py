@@ -135,12 +135,13 @@ def _nonfinite_limits(values: Tensor, logits: Tensor | None, kernel, stride, pad
     holding them their limit value; ``None`` when every input is finite.
 
     A window with a NaN value (or a NaN or ``+inf`` logit) gives NaN, as through torch's max
-    pool; one with ``+inf`` values gives ``+inf``. SoftPool gives ``-inf`` values weight 0 (a
-    window of only ``-inf`` gives ``-inf``); LIP, whose weights do not come from the values,
-    gives ``-inf`` for ``-inf`` values and NaN for a window holding both infinities.
+    pool; one with ``+inf`` values gives ``+inf``. SoftPool gives ``-inf`` values weight
+    ``e^-inf = 0`` (the limit of ``x e^x`` is 0, as in ``torch.softmax``): the window's
+    softmax-weighted average of its other values, and a window of only ``-inf`` gives ``-inf``.
+    LIP, whose weights do not come from the values, gives ``-inf`` for ``-inf`` values and NaN
+    for a window holding both infinities.
     """
-    nan_v, pos_v = values.isnan(), values.isposinf()
-    neg_v = values.isneginf() if logits is not None else torch.zeros_like(nan_v)
+    nan_v, pos_v, neg_v = values.isnan(), values.isposinf(), values.isneginf()
     bad_l = None if logits is None else logits.isnan() | logits.isposinf()
     if not (nan_v.any() or pos_v.any() or neg_v.any() or (bad_l is not None and bad_l.any())):
         return None
@@ -148,8 +149,14 @@ def _nonfinite_limits(values: Tensor, logits: Tensor | None, kernel, stride, pad
     def windows(mask: Tensor) -> Tensor:
         return MAX_POOL[dims](mask.to(torch.float32), kernel, stride, padding) > 0
 
-    nan_w = windows(nan_v if bad_l is None else nan_v | bad_l)
-    pos_w, neg_w = windows(pos_v), windows(neg_v)
+    nan_w, pos_w = windows(nan_v if bad_l is None else nan_v | bad_l), windows(pos_v)
+    if logits is None:  # SoftPool: a -inf value becomes a -inf logit (weight 0) of value 0
+        neg_w = ~windows(~neg_v)  # the windows of only -inf
+        if neg_v.any():
+            logits = torch.where(nan_v | pos_v, 0.0, values)
+            bad_l = torch.zeros_like(nan_v)
+    else:
+        neg_w = windows(neg_v)
     clean_values = torch.where(nan_v | pos_v | neg_v, 0.0, values)
     clean_logits = None if logits is None else torch.where(bad_l, 0.0, logits)
 
@@ -187,7 +194,9 @@ def soft_pool(input: Tensor, kernel_size=None, stride=None, padding=0, *, dims: 
 
     Lies between the window's mean and max; differentiable everywhere; large inputs are safe
     (the exponent is shifted, see the module docstring). ``kernel_size=None`` pools each whole
-    plane. Padding positions get zero weight (they never take part).
+    plane. Padding positions get zero weight (they never take part). A ``-inf`` value has
+    weight ``e^-inf = 0`` (as in :func:`torch.softmax`): the window gives the weighted average
+    of its other values, and a window of only ``-inf`` gives ``-inf``.
 
     Shape:
         - Input: :math:`(N, C, *S)`; Output: :math:`(N, C, *S_{out})`,

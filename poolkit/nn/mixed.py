@@ -29,6 +29,7 @@ from poolkit.nn._utils import (
     avg_pool_transpose,
     check_choice,
     check_unit,
+    mix,
     resolve_window,
 )
 
@@ -53,7 +54,7 @@ class _MixedPool(torch.autograd.Function):
         with torch.no_grad():
             maximum, index = MAX_POOL[dims](input, kernel, stride, padding, return_indices=True)
             mean = AVG_POOL[dims](input, kernel, stride, padding, False, False)
-            out = torch.lerp(mean, maximum, alpha)
+            out = mix(maximum, mean, alpha)
         ctx.save_for_backward(input, alpha, index, maximum, mean)
         ctx.window = (kernel, stride, padding, dims)
         ctx.mark_non_differentiable(index)
@@ -124,7 +125,7 @@ def gated_pool(
         raise ValueError(f"gate_weight ({tuple(gate_weight.shape)}) must hold one mask (M = 1)")
     gate = torch.sigmoid(responses[:, :, 0])  # (N, C, *out)
     maximum, mean = _max_and_avg(input, kernel, step, pad, dims)
-    return torch.lerp(mean, maximum, gate)
+    return mix(maximum, mean, gate)
 
 
 def _window_responses(input: Tensor, weight: Tensor, stride, padding, dims, kernel) -> Tensor:
@@ -161,7 +162,7 @@ def _combine_tree(leaf_values: Tensor, gates: Tensor) -> Tensor:
     while len(level) > 1:
         first = len(level) // 2 - 1
         level = [
-            torch.lerp(level[2 * j + 1], level[2 * j], gates[:, :, first + j])
+            mix(level[2 * j], level[2 * j + 1], gates[:, :, first + j])
             for j in range(len(level) // 2)
         ]
     return level[0]

@@ -134,7 +134,8 @@ def _positive(value, name: str) -> float:
 def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """``num / den`` where ``den != 0``, else 0."""
     ok = den != 0
-    return np.where(ok, num / np.where(ok, den, 1.0), 0.0)
+    with np.errstate(invalid="ignore"):  # inf / inf: a window of infinities, NaN on purpose
+        return np.where(ok, num / np.where(ok, den, 1.0), 0.0)
 
 
 def _bind(nd_function, name: str, dims: int):
@@ -155,14 +156,29 @@ def soft_pool(input, kernel_size=None, stride=None, padding=0, *, dims: int) -> 
     r"""SoftPool (Stergiou et al. 2021): :math:`y_w = \sum_w x e^{x} / \sum_w e^{x}`.
 
     Exponent shifted by the plane max; a window whose weights all underflow gives its max.
+    As in ``poolkit.nn``: a window holding NaN gives NaN, one holding ``+inf`` gives ``+inf``,
+    and a ``-inf`` value has weight 0 (a window of only ``-inf`` gives ``-inf``).
     """
     x = _array(input, dims)
     w = _Window(x, kernel_size, stride, padding, dims)
     x64 = x.astype(np.float64)
-    weights = np.exp(x64 - _plane_max(x64, dims))
+    nan, pos = np.isnan(x64), np.isposinf(x64)
+    clean = np.where(nan | pos, 0.0, x64)  # their windows are given their limits below
+    weights = np.exp(clean - _plane_max(clean, dims))
     den = w.sum(weights)
-    out = np.where(den > 0, _safe_div(w.sum(weights * x64), den), w.max(x64))
+    out = np.where(den > 0, _safe_div(w.sum(_weighted(weights, clean)), den), w.max(clean))
+    if pos.any():  # +inf wins its window (as in poolkit.nn)
+        out = np.where(w.max(pos.astype(np.float64)) > 0, np.inf, out)
+    if nan.any():  # a NaN decides its window, as through torch's max pool
+        out = np.where(w.max(nan.astype(np.float64)) > 0, np.nan, out)
     return out.astype(x.dtype)
+
+
+def _weighted(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``weights * x``, 0 where the weight is 0: a ``-inf`` value (weight ``e^-inf``) adds
+    nothing, the limit of ``x e^x`` (``0 * -inf`` would be NaN)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(weights > 0, weights * x, 0.0)
 
 
 def soft_pool_backward(
@@ -175,11 +191,11 @@ def soft_pool_backward(
     x64, g = x.astype(np.float64), np.asarray(grad_output, dtype=np.float64)
     weights = np.exp(x64 - _plane_max(x64, dims))
     den = w.sum(weights)
-    out = _safe_div(w.sum(weights * x64), den)
+    out = _safe_div(w.sum(_weighted(weights, x64)), den)
     g_over_s = _safe_div(g, den)
     a = w.sum_transpose(g_over_s, x64)
     b = w.sum_transpose(g_over_s * out, x64)
-    grad = weights * ((1.0 + x64) * a - b)
+    grad = _weighted(weights, (1.0 + x64) * a - b)  # a -inf value gets no gradient
     underflow = den == 0  # those windows took their max: route their gradient to the winner
     if underflow.any():
         grad += w.max_transpose(np.where(underflow, g, 0.0), x64)

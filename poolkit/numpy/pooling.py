@@ -23,7 +23,13 @@ import numbers
 
 import numpy as np
 
-from poolkit.geometry import PoolGeometry, check_input_shape, normalize_tuple, pool_geometry
+from poolkit.geometry import (
+    PoolGeometry,
+    check_divisor_override,
+    check_input_shape,
+    normalize_tuple,
+    pool_geometry,
+)
 from poolkit.numpy import _backend
 from poolkit.numpy._arrays import Planes, as_float_array, grad_planes, to_planes
 from poolkit.numpy.windows import (
@@ -236,19 +242,6 @@ for _f, _d in ((max_pool1d_backward, 1), (max_pool2d_backward, 2), (max_pool3d_b
 # --------------------------------------------------------------------------------------------
 
 
-def _check_divisor_override(divisor_override):
-    if divisor_override is None:
-        return None
-    if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral):
-        raise TypeError(
-            f"divisor_override must be an int or None, got {divisor_override!r} "
-            f"({type(divisor_override).__name__})"
-        )
-    if divisor_override == 0:
-        raise ValueError("divisor_override (0) must not be zero")
-    return int(divisor_override)
-
-
 def divisor_factors(geometry: PoolGeometry, count_include_pad: bool, divisor_override=None):
     """Per-dimension window counts whose outer product is the average-pooling divisor."""
     if divisor_override is not None:
@@ -289,7 +282,7 @@ def avg_divisor(geometry: PoolGeometry, count_include_pad: bool, divisor_overrid
 
 def _avg_setup(fn_name, dims, input, kernel_size, stride, padding, ceil_mode,
                count_include_pad, divisor_override):
-    divisor_override = _check_divisor_override(divisor_override)
+    divisor_override = check_divisor_override(divisor_override)
     planes = to_planes(input, dims, fn_name)
     if dims == 3:  # PyTorch's avg_pool3d alone also requires input >= kernel, padding aside
         kernel = normalize_tuple(kernel_size, dims, "kernel_size")
