@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from poolkit.models._pools import downsampling_kwargs, make_pool
+from poolkit.models.pretrained import PretrainedMixin
 from poolkit.models.registry import register_model
 from poolkit.nn import list_pools, pool_info
 
@@ -89,7 +90,7 @@ class ConvNetConfig:
         return (int(self.image_size), int(self.image_size))
 
 
-class ConvNet(nn.Module):
+class ConvNet(PretrainedMixin, nn.Module):
     def __init__(self, config: ConvNetConfig):
         super().__init__()
         self.config = config

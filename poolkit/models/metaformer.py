@@ -56,6 +56,7 @@ from torch import nn
 
 from poolkit.geometry import pool_output_size
 from poolkit.models._pools import make_pool
+from poolkit.models.pretrained import PretrainedMixin
 from poolkit.models.registry import register_model
 from poolkit.nn import list_pools, pool_info
 
@@ -282,7 +283,7 @@ class MetaFormerBlock(nn.Module):
         return x + self.scale2[:, None, None] * self.mlp(self.norm2(x))
 
 
-class MetaFormer(nn.Module):
+class MetaFormer(PretrainedMixin, nn.Module):
     def __init__(self, config: MetaFormerConfig):
         super().__init__()
         self.config = c = config
