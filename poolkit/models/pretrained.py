@@ -55,6 +55,7 @@ __all__ = [
     "load_weights",
     "read_config",
     "save_pretrained",
+    "write_config",
 ]
 
 MODEL_FILE = "model.safetensors"
@@ -127,14 +128,22 @@ def save_pretrained(
         **(metadata or {}),
     }
     atomic_write(directory / MODEL_FILE, write_path=lambda temp: save_model(model, temp))
-    atomic_write_json(directory / CONFIG_FILE, config)
-    legacy = directory / LEGACY_CONFIG_FILE
-    if legacy.is_file() and _is_legacy_config(legacy):
-        legacy.unlink()  # superseded by poolkit_config.json; AutoConfig would trip over it
+    write_config(directory, config)
     save_extra = getattr(model, "save_extra_files", None)
     if callable(save_extra):
         save_extra(directory)
     return directory
+
+
+def write_config(directory: str | os.PathLike, config: dict) -> Path:
+    """Write a model folder's ``poolkit_config.json`` atomically; a ``config.json`` that an
+    older poolkit wrote there goes (transformers' ``AutoConfig`` would trip over it)."""
+    directory = Path(directory)
+    path = atomic_write_json(directory / CONFIG_FILE, config)
+    legacy = directory / LEGACY_CONFIG_FILE
+    if legacy.is_file() and _is_legacy_config(legacy):
+        legacy.unlink()
+    return path
 
 
 def read_config(directory: str | os.PathLike) -> dict:

@@ -55,6 +55,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "read_checkpoint_config",
+    "write_checkpoint_config",
     "save_state",
     "load_state",
     "load_tensors",
@@ -105,6 +106,12 @@ def read_checkpoint_config(directory: str | os.PathLike) -> dict:
     """The checked config of a checkpoint folder (``poolkit_config.json``, or ``config.json``
     in a folder written before poolkit's checkpoint version 2)."""
     return pretrained.read_config(directory)
+
+
+def write_checkpoint_config(directory: str | os.PathLike, config: dict) -> Path:
+    """Rewrite the config of a checkpoint folder (``poolkit_config.json``, atomically),
+    removing the ``config.json`` of a folder written before version 2."""
+    return pretrained.write_config(directory, config)
 
 
 def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu"
