@@ -127,6 +127,13 @@ def test_a_textcnn_run_is_not_an_embedder(tmp_path):
         Embedder(tmp_path)
 
 
+def test_a_run_folder_is_not_a_base_model(lora_run):
+    from poolkit.models.transformer import load_backbone
+
+    with pytest.raises(FileNotFoundError, match="is a poolkit model folder"):
+        load_backbone(lora_run[0])
+
+
 def test_transformer_round_trip_through_save_pretrained(lora_run, tmp_path):
     from poolkit.models.transformer import TransformerClassifier
 
@@ -216,3 +223,57 @@ def test_full_finetune_run_from_the_cli_embeds(tmp_path, capsys):
     embeddings = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
     assert embeddings.shape == (4, 768)
     np.testing.assert_allclose(embeddings, _pooled(model), rtol=0, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The README's "Use with Hugging Face" snippets, run as written
+
+
+def _readme_snippet(marker: str) -> str:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    found = re.search(rf"<!-- test: {marker} -->\n```python\n(.*?)```", readme, re.S)
+    assert found, f"README.md has no python block marked {marker!r}"
+    return found.group(1)
+
+
+@pytest.fixture()
+def readme_folder(lora_run, tmp_path, monkeypatch):
+    """The snippets' working folder, with the LoRA run as ``runs/minilm-lora``."""
+    import shutil
+
+    shutil.copytree(lora_run[0], tmp_path / "runs" / "minilm-lora")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_readme_run_folders_snippet(lora_run, readme_folder):
+    scope: dict = {}
+    exec(compile(_readme_snippet("readme-run-folders"), "README.md", "exec"), scope)  # noqa: S102
+    model = lora_run[1]
+    texts = ["a gripping film", "dull and slow"]
+    np.testing.assert_allclose(scope["vectors"], _pooled(model, texts), rtol=0, atol=1e-5)
+    batch = _batch(model, texts)
+    with torch.no_grad():
+        torch.testing.assert_close(scope["classifier"](**batch), model(**batch), rtol=0,
+                                   atol=1e-5)
+    ids = torch.randint(1, 1000, (2, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(scope["same"].eval()(ids), scope["model"].eval()(ids))
+
+
+def test_readme_peft_snippet(lora_run, readme_folder):
+    scope: dict = {}
+    with warnings.catch_warnings():  # peft calls an API transformers 5 deprecates
+        warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
+        exec(compile(_readme_snippet("readme-peft"), "README.md", "exec"), scope)  # noqa: S102
+    model = lora_run[1]
+    texts = ["a gripping film", "dull and slow"]
+    batch = _batch(model, texts)
+    with torch.no_grad():
+        expected = model(**batch)
+    torch.testing.assert_close(scope["logits"].detach(), expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(scope["embeddings"].detach().numpy(), _pooled(model, texts),
+                               rtol=0, atol=1e-5)

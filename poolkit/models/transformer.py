@@ -68,7 +68,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from poolkit.models.pretrained import PretrainedMixin
+from poolkit.models.pretrained import PretrainedMixin, is_model_folder
 from poolkit.models.registry import register_model
 from poolkit.nn.sequence import SequencePool, parse_mode
 from poolkit.nn.token_reduction import pool_reduced
@@ -156,6 +156,11 @@ def resolve_model_source(
     if ggufs:
         raise ValueError(f"model directory {text} holds several GGUF files {ggufs}; pick one "
                          "with gguf_file")
+    if is_model_folder(path):
+        raise FileNotFoundError(
+            f"{text} is a poolkit model folder (poolkit_config.json), not a Hugging Face model; "
+            "load it with from_pretrained, Embedder or poolkit embed/predict"
+        )
     raise FileNotFoundError(
         f"{text} is not a model directory (no config.json and no .gguf file in it)"
     )
