@@ -29,7 +29,8 @@ POSITIVE = ["a great and moving film", "wonderful acting , a joy", "funny , smar
 NEGATIVE = ["a dull and boring mess", "awful plot , bad acting", "tedious , flat and silly",
             "a lifeless , clumsy film", "boring and painfully slow"]
 PROBES = ["an utterly gripping , moving story", "dull", "  flat and silly , a mess  ",
-          "a joy from start to finish , with a superb cast and a story that never lets go"]
+          "a joy from start to finish , with a superb cast and a story that never lets go",
+          " ".join(["a long , long , winding and tedious tale"] * 6)]  # > max_length: truncated
 
 
 def _train(folder, **fields):
@@ -102,6 +103,19 @@ def test_embedder_on_a_run_folder_equals_the_trained_pooling(lora_run):
     mask = batch["attention_mask"].unsqueeze(-1).float()
     mean = ((states * mask).sum(1) / mask.sum(1)).numpy()  # an independent masked mean
     np.testing.assert_allclose(embedder.encode(PROBES, show_progress=False), mean, atol=1e-5)
+
+
+def test_a_run_saves_as_a_sentence_transformers_folder(lora_run, tmp_path):
+    """The LoRA weights are merged into the backbone, so the folder is a plain model with the
+    trained attention pooling (poolkit's module: trust_remote_code)."""
+    st = pytest.importorskip("sentence_transformers")
+    from poolkit.models import Embedder
+
+    folder, model = lora_run
+    saved = Embedder(folder).save(tmp_path / "st")
+    encoded = st.SentenceTransformer(str(saved), device="cpu", trust_remote_code=True).encode(
+        PROBES, convert_to_numpy=True)
+    np.testing.assert_allclose(encoded, _pooled(model), rtol=0, atol=1e-5)
 
 
 def test_cli_embeds_with_a_run_folder(lora_run, tmp_path, capsys):
@@ -221,7 +235,7 @@ def test_full_finetune_run_from_the_cli_embeds(tmp_path, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     model = load_checkpoint(folder).model
     embeddings = np.asarray([row["embedding"] for row in rows], dtype=np.float32)
-    assert embeddings.shape == (4, 768)
+    assert embeddings.shape == (len(PROBES), 768)
     np.testing.assert_allclose(embeddings, _pooled(model), rtol=0, atol=1e-5)
 
 

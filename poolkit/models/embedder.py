@@ -180,6 +180,10 @@ class Embedder:
             raise ValueError(f"reduce ({reduce!r}): the run folder {folder} already reduces "
                              f"tokens ({run.reduce!r})")
         self.tokenizer, self.model = classifier.tokenizer, classifier.backbone
+        if callable(getattr(self.model, "merge_and_unload", None)):
+            # peft: fold the LoRA weights into the base ones (a plain model: faster, and what
+            # save() writes as a sentence-transformers folder)
+            self.model = self.model.merge_and_unload()
         self.append_eos, self.reduce = run.append_eos, run.reduce
         settings = {"normalize": False, "max_seq_length": run.max_length,
                     "pooling_mode": run.pool}
