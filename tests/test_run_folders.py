@@ -132,13 +132,15 @@ def test_cli_embeds_with_a_run_folder(lora_run, tmp_path, capsys):
     assert "or load a run folder trained with that mode" in capsys.readouterr().err
 
 
-def test_a_textcnn_run_is_not_an_embedder(tmp_path):
+def test_a_textcnn_run_is_not_an_embedder(lora_run, tmp_path):
     from poolkit.models import Embedder, TextCNN, TextCNNConfig
 
     TextCNN(TextCNNConfig(vocab_size=10, embed_dim=4, num_filters=2)).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="holds a 'textcnn' model; embeddings need a "
                                          "transformer run folder"):
         Embedder(tmp_path)
+    with pytest.raises(ValueError, match=r"gguf_file \('x.gguf'\) does not apply to a run"):
+        Embedder(lora_run[0], gguf_file="x.gguf")
 
 
 def test_a_run_folder_is_not_a_base_model(lora_run):

@@ -166,15 +166,16 @@ class Embedder:
                   ) -> tuple[dict[str, Any], SequencePool]:
         """Take the backbone (with its LoRA adapters or fine-tuned weights) and the tokenizer of
         a ``poolkit train transformer`` run folder; returns its settings and trained pooling."""
-        from poolkit.models.pretrained import from_pretrained
+        from poolkit.models.pretrained import from_pretrained, read_config
 
-        classifier, config = from_pretrained(folder)
-        if config["model_type"] != "transformer":
-            raise ValueError(f"{folder} holds a {config['model_type']!r} model; embeddings need "
-                             "a transformer run folder or a Hugging Face model")
+        model_type = read_config(folder)["model_type"]
+        if model_type != "transformer":
+            raise ValueError(f"{folder} holds a {model_type!r} model; embeddings need a "
+                             "transformer run folder or a Hugging Face model")
         if gguf_file is not None:
             raise ValueError(f"gguf_file ({gguf_file!r}) does not apply to a run folder: its "
                              "base model is recorded in it")
+        classifier, _ = from_pretrained(folder)
         run = classifier.config
         if run.reduce != "none" and reduce not in (None, "none"):
             raise ValueError(f"reduce ({reduce!r}): the run folder {folder} already reduces "
