@@ -57,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import inspect
+import logging
 import os
 import re
 import warnings
@@ -525,8 +526,16 @@ class TransformerClassifier(PretrainedMixin, nn.Module):
 
     def save_extra_files(self, folder: str | os.PathLike) -> None:
         """Write the tokenizer's files into a model folder (called by ``save_pretrained``), each
-        file atomically; nothing for a backbone passed in without a tokenizer."""
-        tokenizer = self.tokenizer
+        file atomically; nothing (with a note) when the base model has no tokenizer, and
+        nothing for a backbone passed in without one."""
+        try:
+            tokenizer = self.tokenizer
+        except (OSError, ValueError) as exc:  # a base model folder without tokenizer files
+            self._has_base_tokenizer = False  # say it once, not at every save
+            logging.getLogger("poolkit.models").warning(
+                "%s has no tokenizer to save with the model (%s)", self.config.base_model,
+                " ".join(str(exc).split())[:200])
+            return
         if tokenizer is None:
             return
         import shutil
