@@ -33,7 +33,7 @@ def test_label_names_and_per_class_metrics(tmp_path, numeric_reviews, capsys):
     assert _train(numeric_reviews, out, "--label-names", "negative,positive") == 0
     trained = capsys.readouterr().out
     assert "per class (dev)" in trained and "precision" in trained and "negative" in trained
-    assert json.loads((out / "config.json").read_text())["label_names"] == ["negative",
+    assert json.loads((out / "poolkit_config.json").read_text())["label_names"] == ["negative",
                                                                            "positive"]
     assert run(["eval", str(out), "--json", "--predictions", str(tmp_path / "p.csv")]) == 0
     result = json.loads(capsys.readouterr().out)

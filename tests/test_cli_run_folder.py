@@ -81,7 +81,7 @@ def test_resume_with_other_settings_lists_each_difference(tmp_path, capsys):
     # the same settings resume; --force-resume lets a pool without weights change
     assert _train(data, out, "--epochs", "2", "--resume", "--pool", "avg",
                   "--force-resume") == 0
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "poolkit_config.json").read_text())
     assert config["model_config"]["pool"] == "avg" and config["train"]["config"]["epochs"] == 2
 
 

@@ -50,7 +50,7 @@ def test_train_eval_predict_text_json(tmp_path, reviews, capsys, monkeypatch):
     assert result["num_train"] + result["num_dev"] == 40 and result["test"] is None
     assert 0.0 <= result["dev"]["accuracy"] <= 1.0
     assert (out / "model.safetensors").is_file() and (out / "log.jsonl").is_file()
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "poolkit_config.json").read_text())
     assert config["label_names"] == ["neg", "pos"]
     assert config["model_config"]["pool_kwargs"] == {"k": 2}
 

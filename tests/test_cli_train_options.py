@@ -1,6 +1,6 @@
-"""Every option of ``poolkit train`` reaches the run: the saved ``config.json`` (model config,
-train config, data settings) or a behaviour a test can see. The table of checks must name every
-option the command has, so a new option cannot be added without a check (issue 21)."""
+"""Every option of ``poolkit train`` reaches the run: the saved ``poolkit_config.json`` (model
+config, train config, data settings) or a behaviour a test can see. The table of checks must name
+every option the command has, so a new option cannot be added without a check (issue 21)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _reviews(folder: Path, name: str, start: int, count: int) -> Path:
 
 
 def _config(folder: Path) -> dict:
-    return json.loads((folder / "config.json").read_text())
+    return json.loads((folder / "poolkit_config.json").read_text())
 
 
 def _run_json(capsys, argv) -> tuple[dict, str]:
@@ -69,7 +69,8 @@ def runs(tmp_path_factory):
         folder = Path(argv[argv.index("--out") + 1])
         results[name] = {"summary": json.loads(out.getvalue()), "stderr": err.getvalue(),
                          "threads": torch.get_num_threads(),
-                         "config": _config(folder) if (folder / "config.json").is_file() else None}
+                         "config": _config(folder)
+                         if (folder / "poolkit_config.json").is_file() else None}
         torch.set_num_threads(threads_before)
 
     text = ["--text-column", "review", "--label-column", "sentiment"]

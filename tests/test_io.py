@@ -72,7 +72,7 @@ def test_checkpoint_and_state_files_honour_the_umask(tmp_path, umask):
     save_state(tmp_path / "ckpt" / "state", {"step": 3, "m": torch.ones(2)})
     files = sorted(folder.iterdir())
     assert [f.name for f in files] == [
-        "config.json", "model.safetensors", "state.json", "state.safetensors"
+        "model.safetensors", "poolkit_config.json", "state.json", "state.safetensors"
     ]
     assert {_mode(f) for f in files} == {0o644}
 

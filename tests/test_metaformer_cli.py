@@ -30,7 +30,7 @@ def test_train_metaformer_with_a_zoo_mixer_eval_and_predict(tmp_path, capsys):
     ])
     assert result["model"] == "metaformer" and result["pool"] == "lp_abs"
     assert result["num_test"] == 40 and result["test"]["num_examples"] == 40
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "poolkit_config.json").read_text())
     assert config["model_type"] == "metaformer"
     assert config["model_config"]["mixer"] == "lp_abs"
     assert config["model_config"]["mixer_kwargs"] == {"norm_type": 3}
@@ -51,7 +51,7 @@ def test_train_metaformer_defaults_to_poolformers_pool(tmp_path, capsys):
         "--quiet", "--json",
     ])
     assert result["pool"] == "pool"
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config = json.loads((tmp_path / "run" / "poolkit_config.json").read_text())
     model_config = config["model_config"]
     assert model_config["mixer"] == "pool" and model_config["mixer_kwargs"] == {}
 

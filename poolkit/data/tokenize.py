@@ -160,7 +160,7 @@ class TextEncoder:
     """Text -> token ids: tokenise, look up, truncate to ``max_length`` (``None``: no limit).
 
     Serialises with :meth:`to_dict` (tokeniser options + the token list) so that a checkpoint's
-    ``config.json`` can rebuild it with :meth:`from_dict`.
+    ``poolkit_config.json`` can rebuild it with :meth:`from_dict`.
     """
 
     def __init__(self, tokenizer, vocab: Vocab, max_length: int | None = None):

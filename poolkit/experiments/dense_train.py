@@ -3,7 +3,8 @@
 :func:`train_dense` loads the ``mnist-seg`` or ``mnist-det`` task (canvases of real MNIST digits),
 builds the model with the context module or RoI layer ``pool``, trains it with
 :func:`poolkit.train.dense.fit_dense` (best dev epoch kept; ``model.safetensors`` +
-``config.json`` + ``result.json`` in ``out_dir``) and scores the test canvases (mIoU or mAP@0.5).
+``poolkit_config.json`` + ``result.json`` in ``out_dir``) and scores the test canvases (mIoU or
+mAP@0.5).
 """
 
 from __future__ import annotations

@@ -10,17 +10,23 @@
   demand: ``build_model("transformer", ...)``)
 - :class:`Embedder` (sentence embeddings from a pretrained transformer and a pooling mode) —
   :mod:`poolkit.models.embedder` (imported on first use of ``poolkit.models.Embedder``)
+- ``save_pretrained`` / ``from_pretrained``: model folders in Hugging Face's layout
+  (``model.safetensors`` + ``poolkit_config.json``) — :mod:`poolkit.models.pretrained`
+- ``export_adapter`` / ``load_pooling_head``: a LoRA run as a peft adapter folder plus its
+  pooling head — :mod:`poolkit.models.adapter`
 
 Every classifier has a ``@dataclass`` config (``model.config``), ``forward(**inputs) -> logits
 (B, num_classes)`` taking the keys of a batch from :mod:`poolkit.data` (``input_ids`` or
 ``images``), and is registered by type name so that :func:`build_model` rebuilds it from a
-checkpoint's ``config.json``.
+model folder's ``poolkit_config.json`` (``model.save_pretrained(folder)``,
+``TextCNN.from_pretrained(folder)``).
 """
 
 from __future__ import annotations
 
 from poolkit.models.convnet import ConvNet, ConvNetConfig
 from poolkit.models.metaformer import MetaFormer, MetaFormerConfig
+from poolkit.models.pretrained import from_pretrained, save_pretrained
 from poolkit.models.registry import (
     build_model,
     config_from_dict,
@@ -48,9 +54,16 @@ __all__ = [
     "Embedder",
     "parse_schedule",
     "reduce_tokens",
+    "save_pretrained",
+    "from_pretrained",
+    "export_adapter",
+    "load_pooling_head",
+    "PoolingHead",
 ]
 
-_LAZY = {"Embedder": "poolkit.models.embedder"}  # pulls in the transformer module on first use
+# imported on first use (the embedder pulls in the transformer module)
+_LAZY = {"Embedder": "poolkit.models.embedder", "export_adapter": "poolkit.models.adapter",
+         "load_pooling_head": "poolkit.models.adapter", "PoolingHead": "poolkit.models.adapter"}
 
 
 def __getattr__(name: str):

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from poolkit.models._pools import downsampling_kwargs, make_pool
+from poolkit.models.pretrained import PretrainedMixin
 from poolkit.models.registry import register_model
 from poolkit.nn import list_pools, pool_info
 
@@ -115,7 +116,7 @@ class ConvNetConfig:
         return (int(self.image_size), int(self.image_size))
 
 
-class ConvNet(nn.Module):
+class ConvNet(PretrainedMixin, nn.Module):
     r"""A VGG-style image classifier whose downsampling and global pools are chosen by name.
 
     Each of the ``S = len(channels)`` stages is ``convs_per_stage`` x (3x3 conv, batch norm,

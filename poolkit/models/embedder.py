@@ -35,7 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from poolkit.models.pretrained import is_model_folder
 from poolkit.models.transformer import (
+    TransformerTextEncoder,
     accepted_arguments,
     backbone_hidden_states,
     backbone_token_states,
@@ -92,7 +94,10 @@ class Embedder:
 
     Args:
         model: model directory, ``.gguf`` file, hub id or a shipped name (see
-            :func:`poolkit.models.transformer.resolve_model_source`).
+            :func:`poolkit.models.transformer.resolve_model_source`), or a folder written by
+            ``poolkit train transformer`` (or a transformer classifier's ``save_pretrained``):
+            its backbone with the trained weights or LoRA adapters, its tokenizer, its
+            ``max_length`` and, unless ``pool`` names another mode, its trained pooling.
         pool: a :class:`~poolkit.nn.SequencePool` mode (``"mean"``, ``"last"``, ``"mean+max"``
             ...; sentence-transformers' names too) or a trained ``SequencePool`` (the learned
             modes need trained weights, so they are accepted only as a module). ``None``: the
@@ -127,15 +132,23 @@ class Embedder:
             raise ValueError(f"batch_size ({batch_size!r}) must be a positive integer")
         if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
             raise ValueError(f"max_length ({max_length!r}) must be a positive integer or None")
-        source, gguf_file = resolve_model_source(model, gguf_file)
-        settings = sentence_transformers_settings(source)  # defaults for a hub id or a GGUF
         self.device = torch.device(device)
-        self.tokenizer, self.model = load_tokenizer_and_backbone(source, gguf_file)
-        self.model = self.model.to(self.device).eval()
-        if pool is None and "pooling_config" in settings and not pool_kwargs:
-            from poolkit.models.st_pooling import SentenceTransformerPool
+        self.append_eos = False
+        self.reduce = "none"
+        if is_model_folder(model):  # a poolkit run folder: its backbone and trained pooling
+            source = os.fspath(model)
+            settings, trained = self._load_run(source, gguf_file, reduce)
+            if pool is None or (pool == trained.mode and not pool_kwargs):
+                pool = trained
+        else:
+            source, gguf_file = resolve_model_source(model, gguf_file)
+            settings = sentence_transformers_settings(source)  # defaults for a hub id or a GGUF
+            self.tokenizer, self.model = load_tokenizer_and_backbone(source, gguf_file)
+            if pool is None and "pooling_config" in settings and not pool_kwargs:
+                from poolkit.models.st_pooling import SentenceTransformerPool
 
-            pool = SentenceTransformerPool.load(str(_pooling_folder(source))).pool
+                pool = SentenceTransformerPool.load(str(_pooling_folder(source))).pool
+        self.model = self.model.to(self.device).eval()
         self.set_pool(pool if pool is not None else settings["pooling_mode"] or "mean",
                       **(pool_kwargs or {}))
         self.normalize = settings["normalize"] if normalize is None else bool(normalize)
@@ -144,11 +157,38 @@ class Embedder:
         self.batch_size = batch_size
         self.source = source
         self._accepted = accepted_arguments(self.model)
-        self.reduce = "none"
         if reduce not in (None, "none"):
             from poolkit.models.token_patch import reduce_tokens
 
             reduce_tokens(self, reduce)
+
+    def _load_run(self, folder: str, gguf_file: str | None, reduce: str
+                  ) -> tuple[dict[str, Any], SequencePool]:
+        """Take the backbone (with its LoRA adapters or fine-tuned weights) and the tokenizer of
+        a ``poolkit train transformer`` run folder; returns its settings and trained pooling."""
+        from poolkit.models.pretrained import from_pretrained, read_config
+
+        model_type = read_config(folder)["model_type"]
+        if model_type != "transformer":
+            raise ValueError(f"{folder} holds a {model_type!r} model; embeddings need a "
+                             "transformer run folder or a Hugging Face model")
+        if gguf_file is not None:
+            raise ValueError(f"gguf_file ({gguf_file!r}) does not apply to a run folder: its "
+                             "base model is recorded in it")
+        classifier, _ = from_pretrained(folder)
+        run = classifier.config
+        if run.reduce != "none" and reduce not in (None, "none"):
+            raise ValueError(f"reduce ({reduce!r}): the run folder {folder} already reduces "
+                             f"tokens ({run.reduce!r})")
+        self.tokenizer, self.model = classifier.tokenizer, classifier.backbone
+        if callable(getattr(self.model, "merge_and_unload", None)):
+            # peft: fold the LoRA weights into the base ones (a plain model: faster, and what
+            # save() writes as a sentence-transformers folder)
+            self.model = self.model.merge_and_unload()
+        self.append_eos, self.reduce = run.append_eos, run.reduce
+        settings = {"normalize": False, "max_seq_length": run.max_length,
+                    "pooling_mode": run.pool}
+        return settings, classifier.pool
 
     def set_pool(self, pool: str | SequencePool, **pool_kwargs: Any) -> Embedder:
         """Pool with another mode (or a trained ``SequencePool``) from now on, without reloading
@@ -158,7 +198,8 @@ class Embedder:
             if learned:
                 raise ValueError(
                     f"pool mode {pool!r} has learned weights ({', '.join(learned)}); pass a "
-                    "trained SequencePool instead of its name"
+                    "trained SequencePool instead of its name, or load a run folder trained "
+                    "with that mode (Embedder(RUN) / poolkit embed -m RUN)"
                 )
             pool = SequencePool(pool, self.model.config.hidden_size, **pool_kwargs)
         elif not isinstance(pool, SequencePool):
@@ -193,12 +234,10 @@ class Embedder:
         return self.model.config.hidden_size * self.pool.feat_mult()
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each (stripped) text, truncated to ``max_length``."""
-        texts = [str(text).strip() for text in texts]
-        if not texts:
-            return []
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        return [list(ids) for ids in encoded["input_ids"]]
+        """Token ids of each (stripped) text, truncated to ``max_length`` (ending in EOS for a
+        run trained with ``append_eos``, as its training did)."""
+        encoder = TransformerTextEncoder(self.tokenizer, self.max_length, self.append_eos)
+        return encoder.encode_all(texts)
 
     def encode(
         self,

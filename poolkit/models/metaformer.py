@@ -56,6 +56,7 @@ from torch import nn
 
 from poolkit.geometry import pool_output_size
 from poolkit.models._pools import make_pool
+from poolkit.models.pretrained import PretrainedMixin
 from poolkit.models.registry import register_model
 from poolkit.nn import list_pools, pool_info
 
@@ -315,7 +316,7 @@ class MetaFormerBlock(nn.Module):
         return x + self.scale2[:, None, None] * self.mlp(self.norm2(x))
 
 
-class MetaFormer(nn.Module):
+class MetaFormer(PretrainedMixin, nn.Module):
     r"""MetaFormer (Yu et al., CVPR 2022): a conv stem, stages of MetaFormer blocks, GroupNorm,
     the mean over positions and a linear head; the token mixer is chosen by name.
 

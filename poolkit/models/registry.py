@@ -1,5 +1,5 @@
 """Model registry: a type name -> (model class, config dataclass), so that a checkpoint
-(``model.safetensors`` + ``config.json``) can be rebuilt with :func:`build_model`.
+(``model.safetensors`` + ``poolkit_config.json``) can be rebuilt with :func:`build_model`.
 
 A model registers itself at the bottom of its module::
 

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from poolkit.models.pretrained import PretrainedMixin
 from poolkit.models.registry import register_model
 from poolkit.nn.roi import create_roi_pool, list_roi_pools
 
@@ -175,7 +176,7 @@ def _conv(in_channels: int, out_channels: int) -> list[nn.Module]:
             nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
 
 
-class RoIDet(nn.Module):
+class RoIDet(PretrainedMixin, nn.Module):
     r"""A small two-stage-style detector whose RoI layer is chosen by name.
 
     A backbone at stride 4 gives the feature map :math:`x`; each proposal box

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from poolkit.models._pools import downsampling_kwargs, make_pool
+from poolkit.models.pretrained import PretrainedMixin
 from poolkit.models.registry import register_model
 from poolkit.nn.context import ASPP, PyramidPooling
 
@@ -100,7 +101,7 @@ def build_context(name: str, channels: int, **kwargs) -> nn.Module:
     raise ValueError(f"context ({name!r}) must be one of {CONTEXTS}")
 
 
-class SegNet(nn.Module):
+class SegNet(PretrainedMixin, nn.Module):
     r"""An encoder-decoder for semantic segmentation with a context module by name.
 
     Three encoder stages (3x3 conv + batch norm + ReLU, then a 2x2 stride-2 pool) bring the map

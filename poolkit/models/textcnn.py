@@ -60,6 +60,7 @@ from poolkit.models._time_conv import (
     stack_conv_weights,
     windows_with_tokens,
 )
+from poolkit.models.pretrained import PretrainedMixin
 from poolkit.models.registry import register_model
 from poolkit.nn.basic import AvgPool1d, MaxPool1d
 
@@ -165,7 +166,7 @@ class TextCNNConfig:
             )
 
 
-class TextCNN(nn.Module):
+class TextCNN(PretrainedMixin, nn.Module):
     r"""TextCNN (Kim, EMNLP 2014): embeddings, one convolution per filter width, a pool over
     time, dropout and a linear classifier.
 

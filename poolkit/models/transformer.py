@@ -57,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import inspect
+import logging
 import os
 import re
 import warnings
@@ -68,6 +69,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from poolkit.models.pretrained import PretrainedMixin, is_model_folder
 from poolkit.models.registry import register_model
 from poolkit.nn.sequence import SequencePool, parse_mode
 from poolkit.nn.token_reduction import pool_reduced
@@ -84,6 +86,7 @@ __all__ = [
     "build_transformer_classifier",
     "load_backbone",
     "load_tokenizer",
+    "load_saved_tokenizer",
     "load_tokenizer_and_backbone",
     "position_ids_from_mask",
     "resolve_model_source",
@@ -154,6 +157,11 @@ def resolve_model_source(
     if ggufs:
         raise ValueError(f"model directory {text} holds several GGUF files {ggufs}; pick one "
                          "with gguf_file")
+    if is_model_folder(path):
+        raise FileNotFoundError(
+            f"{text} is a poolkit model folder (poolkit_config.json), not a Hugging Face model; "
+            "load it with from_pretrained, Embedder or poolkit embed/predict"
+        )
     raise FileNotFoundError(
         f"{text} is not a model directory (no config.json and no .gguf file in it)"
     )
@@ -232,6 +240,19 @@ def load_tokenizer(
     source, gguf_file = resolve_model_source(model, gguf_file)
     with _reuse_gguf_reader():
         tokenizer = AutoTokenizer.from_pretrained(source, **_source_kwargs(source, gguf_file))
+    return _ready_tokenizer(tokenizer, model, padding_side)
+
+
+def load_saved_tokenizer(folder: str | os.PathLike, padding_side: str | None = None):
+    """The tokenizer whose files a poolkit model folder holds (``save_pretrained`` of a
+    transformer classifier, or a ``poolkit train transformer`` run), with a pad token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(os.fspath(folder), local_files_only=True)
+    return _ready_tokenizer(tokenizer, folder, padding_side)
+
+
+def _ready_tokenizer(tokenizer, model, padding_side: str | None):
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:
             raise ValueError(f"tokenizer of {model} has neither a pad nor an eos token")
@@ -443,7 +464,7 @@ def _lora_targets_in_layers(
     return names
 
 
-class TransformerClassifier(nn.Module):
+class TransformerClassifier(PretrainedMixin, nn.Module):
     """A pretrained transformer, a :class:`~poolkit.nn.SequencePool` and a linear classifier.
 
     See the module docstring for the formula, padding and what a checkpoint stores.
@@ -459,6 +480,7 @@ class TransformerClassifier(nn.Module):
         if isinstance(config, Mapping):
             config = TransformerConfig(**config)
         self.config = config
+        backbone_given = backbone is not None
         if backbone is None:
             backbone = load_backbone(config.base_model, config.gguf_file)
         hidden_size = backbone.config.hidden_size
@@ -468,6 +490,10 @@ class TransformerClassifier(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(self.pool.output_dim, config.num_classes)
         self._accepted = accepted_arguments(backbone)
+        # the tokenizer of base_model, loaded when first asked for; a custom backbone has none
+        self._tokenizer = None
+        self._tokenizer_folder: Path | None = None
+        self._has_base_tokenizer = not backbone_given
         # What state_dict() leaves out: frozen backbone weights and backbone buffers.
         self._rebuilt_keys = {
             f"backbone.{name}"
@@ -478,6 +504,58 @@ class TransformerClassifier(nn.Module):
             from poolkit.models.token_patch import reduce_tokens
 
             reduce_tokens(self, config.reduce)
+
+    # -- the tokenizer, saved beside the weights -------------------------------------------------
+
+    @property
+    def tokenizer(self):
+        """The tokenizer of the model folder it was loaded from, else of ``base_model``
+        (loaded on first use); ``None`` for a backbone passed in without one."""
+        if self._tokenizer is None and self._tokenizer_folder is not None:
+            self._tokenizer = load_saved_tokenizer(self._tokenizer_folder,
+                                                   self.config.padding_side)
+        elif self._tokenizer is None and self._has_base_tokenizer:
+            self._tokenizer = load_tokenizer(self.config.base_model, self.config.gguf_file,
+                                             self.config.padding_side)
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer) -> None:
+        self._tokenizer = tokenizer
+        self._tokenizer_folder = None
+
+    def save_extra_files(self, folder: str | os.PathLike) -> None:
+        """Write the tokenizer's files into a model folder (called by ``save_pretrained``), each
+        file atomically; nothing (with a note) when the base model has no tokenizer, and
+        nothing for a backbone passed in without one."""
+        try:
+            tokenizer = self.tokenizer
+        except (OSError, ValueError) as exc:  # a base model folder without tokenizer files
+            self._has_base_tokenizer = False  # say it once, not at every save
+            logging.getLogger("poolkit.models").warning(
+                "%s has no tokenizer to save with the model (%s)", self.config.base_model,
+                " ".join(str(exc).split())[:200])
+            return
+        if tokenizer is None:
+            return
+        import shutil
+        import tempfile
+
+        folder = Path(folder)
+        staging = Path(tempfile.mkdtemp(prefix=".tokenizer-", dir=folder))
+        try:
+            tokenizer.save_pretrained(staging)
+            for path in staging.iterdir():
+                if path.is_file():
+                    os.replace(path, folder / path.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def loaded_from_folder(self, folder: str | os.PathLike) -> None:
+        """Take the tokenizer from ``folder`` when it holds one (``from_pretrained`` calls
+        this); a folder without tokenizer files keeps ``base_model``'s."""
+        if (Path(folder) / "tokenizer_config.json").is_file():
+            self._tokenizer, self._tokenizer_folder = None, Path(folder)
 
     def _prepare_backbone(self, backbone: nn.Module) -> nn.Module:
         config = self.config

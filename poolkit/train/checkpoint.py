@@ -1,13 +1,16 @@
-"""Checkpoints without pickle: ``model.safetensors`` + ``config.json``, written atomically.
+"""Checkpoints without pickle: ``model.safetensors`` + ``poolkit_config.json``, written atomically.
 
-A checkpoint folder holds
+A checkpoint folder is a model folder of :mod:`poolkit.models.pretrained` (Hugging Face's
+layout):
 
 - ``model.safetensors``: the model's ``state_dict`` (shared tensors stored once);
-- ``config.json``: ``{"format": "poolkit-checkpoint", "model_type": "textcnn", "model_config":
-  {...}, ...metadata}``; the metadata of a trained classifier carries ``label_names``, the text
-  encoder (``"text_encoder"``: tokeniser, vocabulary, max length) or the image shape, and the
-  data set it was trained on. :func:`load_checkpoint` rebuilds the model through
-  :func:`poolkit.models.registry.build_model`.
+- ``poolkit_config.json``: ``{"format": "poolkit-checkpoint", "model_type": "textcnn",
+  "model_config": {...}, ...metadata}``; the metadata of a trained classifier carries
+  ``label_names``, the text encoder (``"text_encoder"``: tokeniser, vocabulary, max length) or
+  the image shape, and the data set it was trained on. :func:`load_checkpoint` rebuilds the
+  model through :func:`poolkit.models.registry.build_model`. Folders written before version 2
+  keep this file as ``config.json``; they load as before;
+- a transformer classifier's tokenizer files.
 
 Trainer state for resuming (optimizer moments, RNG states, counters) is a nested structure of
 tensors, numbers, strings, lists, tuples and dicts; :func:`save_state` writes its tensors to a
@@ -38,11 +41,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, save_file
 
 from poolkit._io import atomic_write, atomic_write_json, atomic_write_text
 from poolkit.errors import DataFormatError
-from poolkit.models.registry import build_model, config_to_dict, model_type_of
+from poolkit.models import pretrained
+from poolkit.models.pretrained import CONFIG_FILE, MODEL_FILE, load_weights
 
 __all__ = [
     "MODEL_FILE",
@@ -51,6 +55,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "read_checkpoint_config",
+    "write_checkpoint_config",
     "save_state",
     "load_state",
     "load_tensors",
@@ -59,19 +64,17 @@ __all__ = [
     "atomic_write_json",
 ]
 
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-FORMAT = "poolkit-checkpoint"
+FORMAT = pretrained.FORMAT
 
 
 # ---------------------------------------------------------------------------------------------
-# Model checkpoints
+# Model checkpoints: the model folders of poolkit.models.pretrained
 
 
 @dataclass
 class Checkpoint:
     model: torch.nn.Module
-    config: dict  # the whole config.json
+    config: dict  # the whole poolkit_config.json
     path: Path
 
     @property
@@ -83,11 +86,6 @@ class Checkpoint:
         return self.config.get("label_names")
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    model = getattr(model, "module", model)  # DistributedDataParallel
-    return getattr(model, "_orig_mod", model)  # torch.compile
-
-
 def save_checkpoint(
     directory: str | os.PathLike,
     model: torch.nn.Module,
@@ -95,45 +93,25 @@ def save_checkpoint(
     metadata: dict | None = None,
     model_type: str | None = None,
 ) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (created if needed).
+    """Write ``model.safetensors`` and ``poolkit_config.json`` into ``directory`` (created if
+    needed): :func:`poolkit.models.pretrained.save_pretrained`.
 
     ``model`` must be registered (:func:`poolkit.models.register_model`) and keep its config
-    dataclass as ``model.config``; ``metadata`` (JSON-ready) is merged into ``config.json``.
+    dataclass as ``model.config``; ``metadata`` (JSON-ready) is merged into the config file.
     """
-    directory = Path(directory)
-    model = _unwrap(model)
-    model_type = model_type or model_type_of(model)
-    config = {
-        "format": FORMAT,
-        "version": 1,
-        "model_type": model_type,
-        "model_config": config_to_dict(model.config),
-        **(metadata or {}),
-    }
-    atomic_write(directory / MODEL_FILE, write_path=lambda temp: save_model(model, temp))
-    atomic_write_json(directory / CONFIG_FILE, config)
-    return directory
+    return pretrained.save_pretrained(directory, model, metadata=metadata, model_type=model_type)
 
 
 def read_checkpoint_config(directory: str | os.PathLike) -> dict:
-    """The ``config.json`` of a checkpoint folder, checked."""
-    directory = Path(directory)
-    if directory.is_file() and directory.name in (MODEL_FILE, CONFIG_FILE):
-        directory = directory.parent
-    path = directory / CONFIG_FILE
-    if not path.is_file() or not (directory / MODEL_FILE).is_file():
-        raise FileNotFoundError(f"no checkpoint in {directory} (needs {MODEL_FILE} and "
-                                f"{CONFIG_FILE})")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataFormatError(path, getattr(exc, "lineno", None), f"invalid JSON: {exc}") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise DataFormatError(path, None, f"not a poolkit checkpoint config (format != {FORMAT!r})")
-    for key in ("model_type", "model_config"):
-        if key not in config:
-            raise DataFormatError(path, None, f"missing key {key!r}")
-    return config
+    """The checked config of a checkpoint folder (``poolkit_config.json``, or ``config.json``
+    in a folder written before poolkit's checkpoint version 2)."""
+    return pretrained.read_config(directory)
+
+
+def write_checkpoint_config(directory: str | os.PathLike, config: dict) -> Path:
+    """Rewrite the config of a checkpoint folder (``poolkit_config.json``, atomically),
+    removing the ``config.json`` of a folder written before version 2."""
+    return pretrained.write_config(directory, config)
 
 
 def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu"
@@ -151,34 +129,13 @@ def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu"
         raise DataFormatError(path, None, f"not a readable safetensors file ({exc})") from None
 
 
-def load_weights(model: torch.nn.Module, path: str | os.PathLike,
-                 device: str | torch.device = "cpu") -> None:
-    """Load a safetensors file into ``model`` (strict); errors name the file."""
-    from safetensors import SafetensorError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        load_model(model, path, strict=True, device=str(device))
-    except SafetensorError as exc:
-        raise DataFormatError(path, None, f"not a readable safetensors file ({exc})") from None
-    except RuntimeError as exc:  # missing/unexpected keys or shapes: not this model's weights
-        reason = " ".join(str(exc).split())
-        raise DataFormatError(path, None, f"weights do not fit the model: {reason}") from None
-
-
 def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "cpu"
                     ) -> Checkpoint:
-    """Rebuild the model of a checkpoint folder (in eval mode) with its ``config.json``."""
+    """Rebuild the model of a checkpoint folder (in eval mode) with its config."""
     directory = Path(directory)
     if directory.is_file():
         directory = directory.parent
-    config = read_checkpoint_config(directory)
-    model = build_model(config["model_type"], config["model_config"])
-    load_weights(model, directory / MODEL_FILE, device)
-    model.to(device)
-    model.eval()
+    model, config = pretrained.from_pretrained(directory, device)
     return Checkpoint(model, config, directory)
 
 

@@ -6,7 +6,7 @@ dense metrics (mean IoU, box mAP) do not fit it. :func:`fit_dense` is the same l
 that compute their own loss — ``model.compute_loss(batch) -> Tensor`` — with the same
 :class:`~poolkit.train.TrainConfig` (epochs, batch size, optimizer, lr schedule, weight decay,
 gradient clipping, seed, patience, device, checkpoint folder): the model with the best dev score
-(``evaluate_fn``) is kept, and written as ``model.safetensors`` + ``config.json`` when
+(``evaluate_fn``) is kept, and written as ``model.safetensors`` + ``poolkit_config.json`` when
 ``out_dir`` is set.
 
 :func:`evaluate_segmentation` gives mean IoU per class and overall, :func:`evaluate_detection`

@@ -1,8 +1,9 @@
 """Use a trained checkpoint: rebuild its inputs, evaluate on labelled data, predict.
 
-:class:`Predictor` reads a checkpoint folder (``model.safetensors`` + ``config.json``) and the
-metadata the trainer stored there — the text encoder (tokeniser + vocabulary) or the image shape,
-and the label names — so that raw texts or image files go in and labels come out.
+:class:`Predictor` reads a checkpoint folder (``model.safetensors`` + ``poolkit_config.json``)
+and the metadata the trainer stored there — the text encoder (tokeniser + vocabulary, or a
+transformer's saved tokenizer) or the image shape, and the label names — so that raw texts or
+image files go in and labels come out.
 
 Example:
     >>> predictor = Predictor("runs/mr")                          # doctest: +SKIP
@@ -88,12 +89,13 @@ class Predictor:
         if self.model_type == "transformer":
             from poolkit.models.transformer import transformer_collate, transformer_text_encoder
 
-            self.encoder = transformer_text_encoder(self.model.config)
+            # the tokenizer saved in the run folder (else base_model's)
+            self.encoder = transformer_text_encoder(self.model.config, self.model.tokenizer)
             self.collate_fn = transformer_collate(self.model.config, encoder=self.encoder)
             return
         spec = self.config.get("text_encoder")
         if not spec or "vocab" not in spec:
-            raise ValueError(f"checkpoint {self.path} has no text encoder in config.json")
+            raise ValueError(f"checkpoint {self.path} has no text encoder in its config")
         self.encoder = TextEncoder.from_dict(spec)
         widths = getattr(self.model.config, "filter_widths", (1,))
         self.collate_fn = TextCollator(
