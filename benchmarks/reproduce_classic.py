@@ -101,9 +101,9 @@ def run_sst2(args, out: Path) -> dict:
     started = time.perf_counter()
     outcome = fit_and_evaluate("textcnn", bundle.train, bundle.dev, None, train_config=config,
                                model_options=dict(KIM_TEXTCNN), data_info={"dataset": "sst2"})
-    dev = outcome["dev"]
+    dev = outcome.dev
     return {"accuracy_mean": dev["accuracy"], "accuracy_std": None, "dev": dev,
-            "train": outcome["train"], "wall_time_s": time.perf_counter() - started,
+            "train": outcome.result.to_dict(), "wall_time_s": time.perf_counter() - started,
             "train_config": config.to_dict(), "model": dict(KIM_TEXTCNN),
             "num_train": len(bundle.train), "num_dev": len(bundle.dev)}
 
@@ -127,9 +127,9 @@ def run_mnist(args, out: Path, task: str) -> dict:
     outcome = fit_and_evaluate("convnet", train, dev, test, train_config=config,
                                model_options=dict(CONVNET),
                                data_info={"dataset": task, "test_fraction": 0.2, "split_seed": 0})
-    scores = outcome["test"]
+    scores = outcome.test
     return {"accuracy_mean": scores["accuracy"], "accuracy_std": None, "test": scores,
-            "dev": outcome["dev"], "train": outcome["train"],
+            "dev": outcome.dev, "train": outcome.result.to_dict(),
             "wall_time_s": time.perf_counter() - started, "train_config": config.to_dict(),
             "model": dict(CONVNET), "num_train": len(train), "num_dev": len(dev),
             "num_test": len(test)}

@@ -35,9 +35,9 @@ def test_textcnn_learns_mr_subset(shared_data):
                                  group_by_length=True),
         model_options={"embed_dim": 32, "num_filters": 16},
     )
-    history = outcome["train"]["history"]
+    history = outcome.result.history
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert outcome["dev"]["accuracy"] >= 0.6, history  # 300 held out: chance is 0.50 +- 0.029
+    assert outcome.dev["accuracy"] >= 0.6, history  # 300 held out: chance is 0.50 +- 0.029
 
 
 def test_convnet_learns_digits():
@@ -49,8 +49,8 @@ def test_convnet_learns_digits():
         train_config=TrainConfig(epochs=3, batch_size=32, lr=3e-3, progress=False),
         model_options={"channels": (8, 16), "pool": "max", "global_pool": "avg"},
     )
-    assert outcome["test"]["accuracy"] >= 0.8
-    assert len(outcome["test"]["confusion_matrix"]) == 10
+    assert outcome.test["accuracy"] >= 0.8
+    assert len(outcome.test["confusion_matrix"]) == 10
 
 
 # --------------------------------------------------------------------------------------------

@@ -381,15 +381,39 @@ def train(
         if model == "textcnn":
             info["text_options"] = dataclasses.asdict(text)
         config.group_by_length = group_by_length and bundle.kind == "text"
-        summary = _run_training(model, bundle, config, options, text, info, folds, quiet)
-        if log_dir is not None:
-            from poolkit.train.tensorboard import log_run_folder
-
-            summary["log_dir"] = log_run_folder(out, log_dir)
+        if log_dir is None:
+            summary = _run_training(model, bundle, config, options, text, info, folds, quiet)
+        else:
+            summary = _train_logged(model, bundle, config, options, text, info, folds, quiet,
+                                    out, log_dir)
     if json_output:
         print_json(summary)
     else:
         _print_summary(summary)
+
+
+def _train_logged(model, bundle, config, options, text, info, folds, quiet, out,
+                  log_dir: Path) -> dict:
+    """:func:`_run_training` with TensorBoard: each epoch is written live to ``log_dir``
+    (``log_dir/fold-NN`` per fold), and at the end the run's whole history (``log.jsonl``, resumed
+    epochs included) is written again as one event file that replaces the others, so no step
+    appears twice even for readers that ignore TensorBoard's purge events."""
+    from poolkit.train.tensorboard import TensorBoardLogger, log_run_folder
+
+    opened: list[TensorBoardLogger] = []
+
+    def loggers(fold: int | None):
+        opened.append(TensorBoardLogger(log_dir if fold is None else log_dir / f"fold-{fold:02d}"))
+        return [opened[-1]]
+
+    try:
+        summary = _run_training(model, bundle, config, options, text, info, folds, quiet,
+                                loggers)
+    finally:
+        for logger in opened:
+            logger.close()
+    summary["log_dir"] = log_run_folder(out, log_dir)
+    return summary
 
 
 def _check_log_dir(log_dir: Path, replace: bool) -> None:
@@ -428,8 +452,10 @@ def _rename_labels(bundle, names: list[str]) -> None:
             part.label_names = list(names)
 
 
-def _run_training(model, bundle, config, options, text, info, folds, quiet) -> dict:
-    """Split, train and evaluate (cross-validate with ``folds``); the summary to print."""
+def _run_training(model, bundle, config, options, text, info, folds, quiet,
+                  loggers=lambda fold: ()) -> dict:
+    """Split, train and evaluate (cross-validate with ``folds``); the summary to print.
+    ``loggers(fold)`` gives the trainer callbacks of a run (``fold`` None) or of a fold."""
     from poolkit.train.recipes import cross_validate, fit_and_evaluate, run_splits
 
     splits = run_splits(bundle, limit=info["limit"], split_seed=info["split_seed"],
@@ -450,6 +476,7 @@ def _run_training(model, bundle, config, options, text, info, folds, quiet) -> d
             data_info=info,
             progress_callback=None if console is None else lambda r: console.print(
                 f"fold {r['fold']}/{folds}: test accuracy {r['test_accuracy']:.4f}"),
+            fold_callbacks=loggers,
         )
         summary.update(report)
         from poolkit.train.checkpoint import atomic_write_json
@@ -459,20 +486,15 @@ def _run_training(model, bundle, config, options, text, info, folds, quiet) -> d
     dev, test = (splits[name].data if name in splits else None for name in ("dev", "test"))
     outcome = fit_and_evaluate(
         model, train_data, dev, test, train_config=config, model_options=options,
-        text=text, data_info=info,
+        text=text, data_info=info, callbacks=loggers(None),
     )
-    result = outcome["train"]
-    if outcome["test"] is not None:  # calibration: the trainer's metrics carry no ECE yet
-        from poolkit.train.metrics import calibration_metrics
-
-        logits, labels = outcome["trainer"].predict_logits(outcome["prepared"].test)
-        outcome["test"].update(calibration_metrics(logits, labels))
+    result = outcome.result
     summary.update({
         "num_train": len(train_data), "num_dev": len(dev) if dev is not None else 0,
         "num_test": len(test) if test is not None else 0,
-        "best_epoch": result["best_epoch"], "epochs_run": result["epochs_run"],
-        "stopped_early": result["stopped_early"], "train_time_s": result["train_time_s"],
-        "dev": outcome["dev"] or None, "test": outcome["test"],
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early, "train_time_s": result.train_time_s,
+        "dev": outcome.dev or None, "test": outcome.test,
         "splits": {name: {"source": split.source, "num_examples": len(split.data)}
                    for name, split in splits.items()},
     })

@@ -25,6 +25,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from poolkit.data.text import TextData
 from poolkit.data.tokenize import TextEncoder
 from poolkit.train.checkpoint import atomic_write_json, load_state, save_state
 from poolkit.train.distributed import set_seed
-from poolkit.train.trainer import TrainConfig, Trainer, check_run_folder
+from poolkit.train.trainer import TrainConfig, Trainer, TrainResult, check_run_folder
 
 __all__ = [
     "TEXT_MODELS",
@@ -52,6 +53,7 @@ __all__ = [
     "row_fingerprints",
     "read_train_fingerprints",
     "TRAIN_ROWS_STEM",
+    "FitOutcome",
     "fit_and_evaluate",
     "cross_validate",
 ]
@@ -341,6 +343,38 @@ def read_train_fingerprints(run_dir: str | Path) -> np.ndarray | None:
     return load_state(stem)["fingerprints"].numpy()
 
 
+@dataclass
+class FitOutcome:
+    """What :func:`fit_and_evaluate` returns.
+
+    Attributes:
+        result: the trainer's :class:`~poolkit.train.trainer.TrainResult` (history, best epoch,
+            time).
+        dev: the dev metrics of the best epoch ({} without dev data).
+        test: the test metrics of the best model (accuracy, macro-F1, per class, confusion
+            matrix, loss, ECE and its reliability bins), or None without test data.
+        prepared: the :class:`Prepared` inputs (model, encoded data sets, collate function,
+            checkpoint metadata); ``prepared.model`` is the trained model.
+        trainer: the :class:`~poolkit.train.Trainer` that trained it (``predict_logits``,
+            ``evaluate`` on other data).
+    """
+
+    result: TrainResult
+    dev: dict
+    test: dict | None
+    prepared: Prepared
+    trainer: Trainer
+
+    @property
+    def model(self):
+        """The trained model (the best epoch's weights)."""
+        return self.trainer.model
+
+    def to_dict(self) -> dict:
+        """``{"train": TrainResult dict, "dev", "test"}``, JSON-ready."""
+        return {"train": self.result.to_dict(), "dev": self.dev, "test": self.test}
+
+
 def fit_and_evaluate(
     model_type: str,
     train: TextData | ImageData,
@@ -351,11 +385,12 @@ def fit_and_evaluate(
     model_options: dict | None = None,
     text: TextOptions | None = None,
     data_info: dict | None = None,
-) -> dict:
+    callbacks: Sequence[Callable] = (),
+) -> FitOutcome:
     """Train with early stopping on ``dev``, evaluate the best model on ``test``.
 
-    Returns ``{"train": TrainResult dict, "dev": best dev metrics, "test": test metrics or None,
-    "model": the trained model, "prepared": Prepared}`` (the last two not JSON).
+    ``callbacks`` are the :class:`~poolkit.train.Trainer`'s (``fn(trainer, record)`` after each
+    epoch, e.g. :class:`~poolkit.train.tensorboard.TensorBoardLogger`).
     """
     train_config = train_config or TrainConfig()
     fingerprints = np.unique(row_fingerprints(train))
@@ -374,7 +409,7 @@ def fit_and_evaluate(
     )
     trainer = Trainer(
         prepared.model, train_config, prepared.train, prepared.dev, prepared.collate_fn,
-        metadata=prepared.metadata,
+        metadata=prepared.metadata, callbacks=callbacks,
     )
     result = trainer.fit()
     if writes and train_config.resume:  # the model has seen the old rows and these
@@ -384,14 +419,7 @@ def fit_and_evaluate(
     test_metrics = trainer.evaluate(prepared.test) if prepared.test is not None else None
     if test_metrics is not None and train_config.out_dir and trainer.dist.is_main:
         atomic_write_json(Path(train_config.out_dir) / "test_metrics.json", test_metrics)
-    return {
-        "train": result.to_dict(),
-        "dev": result.best_metrics,
-        "test": test_metrics,
-        "model": trainer.model,
-        "prepared": prepared,
-        "trainer": trainer,
-    }
+    return FitOutcome(result, result.best_metrics, test_metrics, prepared, trainer)
 
 
 def _summary(values: list[float]) -> dict:
@@ -415,9 +443,11 @@ def cross_validate(
     text: TextOptions | None = None,
     data_info: dict | None = None,
     progress_callback=None,
+    fold_callbacks: Callable[[int], Sequence[Callable]] | None = None,
 ) -> dict:
     """Stratified k-fold CV: fold ``k`` tests on its part and trains on the rest, of which
-    ``dev_fraction`` (stratified) is the dev split for early stopping.
+    ``dev_fraction`` (stratified) is the dev split for early stopping. ``fold_callbacks(k)``
+    gives the trainer callbacks of fold ``k`` (1-based).
 
     With ``train_config.out_dir`` each fold trains in ``out_dir/fold-K`` and records
     ``fold_result.json`` when done; ``train_config.resume`` skips finished folds and resumes the
@@ -450,20 +480,21 @@ def cross_validate(
             model_type, train, dev, test, train_config=config,
             model_options=model_options, text=text,
             data_info={**(data_info or {}), "fold": fold + 1, "folds": folds},
+            callbacks=fold_callbacks(fold + 1) if fold_callbacks is not None else (),
         )
         record = {
             "fold": fold + 1,
-            "test_accuracy": outcome["test"]["accuracy"],
-            "test_macro_f1": outcome["test"]["macro_f1"],
-            "dev_accuracy": outcome["dev"].get("accuracy"),
-            "best_epoch": outcome["train"]["best_epoch"],
-            "epochs_run": outcome["train"]["epochs_run"],
-            "train_time_s": outcome["train"]["train_time_s"],
+            "test_accuracy": outcome.test["accuracy"],
+            "test_macro_f1": outcome.test["macro_f1"],
+            "dev_accuracy": outcome.dev.get("accuracy"),
+            "best_epoch": outcome.result.best_epoch,
+            "epochs_run": outcome.result.epochs_run,
+            "train_time_s": outcome.result.train_time_s,
             "num_train": len(train),
             "num_dev": len(dev) if dev is not None else 0,
             "num_test": len(test),
         }
-        if done is not None and outcome["trainer"].dist.is_main:
+        if done is not None and outcome.trainer.dist.is_main:
             atomic_write_json(done, record)
         records.append(record)
         if progress_callback is not None:

@@ -72,7 +72,7 @@ from poolkit.train.distributed import (
     set_seed,
     setup_distributed,
 )
-from poolkit.train.metrics import classification_metrics
+from poolkit.train.metrics import ECE_BINS, calibration_metrics, classification_metrics
 from poolkit.train.optim import (
     OPTIMIZERS,
     SCHEDULES,
@@ -347,8 +347,8 @@ class Trainer:
         return restored_logits, restored_labels
 
     def evaluate(self, data, batch_size: int | None = None) -> dict:
-        """``{"accuracy", "macro_f1", "f1_per_class", "confusion_matrix", "loss",
-        "num_examples"}`` of the model on ``data``."""
+        """:func:`metrics_from_logits` of the model on ``data`` (accuracy, macro-F1, per-class
+        precision/recall/F1, confusion matrix, loss, ECE)."""
         return metrics_from_logits(*self.predict_logits(data, batch_size))
 
     # -----------------------------------------------------------------------------------------
@@ -661,12 +661,18 @@ def _check_finite_weights(model: torch.nn.Module, epoch: int) -> None:
 
 def metrics_from_logits(logits: np.ndarray, labels: np.ndarray) -> dict:
     """:func:`~poolkit.train.metrics.classification_metrics` of ``logits (N, K)`` against
-    ``labels (N,)``, plus the mean cross-entropy ``"loss"``."""
+    ``labels (N,)``, plus the mean cross-entropy ``"loss"`` and the calibration
+    (:func:`~poolkit.train.metrics.calibration_metrics`: ``"ece"``, ``"ece_bins"``,
+    ``"reliability"``)."""
     if len(labels) == 0:
         raise ValueError("data is empty: nothing to evaluate")
     loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
     metrics = classification_metrics(labels, logits.argmax(axis=1), logits.shape[1])
-    return {**metrics, "loss": float(loss)}
+    if np.isfinite(logits).all():
+        calibration = calibration_metrics(logits, labels)
+    else:  # NaN/inf logits (a diverged model): no probabilities to bin
+        calibration = {"ece": float("nan"), "ece_bins": ECE_BINS, "reliability": []}
+    return {**metrics, "loss": float(loss), **calibration}
 
 
 def _is_better(score: float, best: float | None, monitor: str) -> bool:
