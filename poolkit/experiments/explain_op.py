@@ -256,6 +256,11 @@ class OpExplanation:
             ``None``).
         grad_input: the gradient with respect to ``input`` it gives (else ``None``).
         layer: for the families, the :mod:`poolkit.nn` layer used (else ``None``).
+        given: the grid the user gave, when ``input`` is one computed from it (MaxBlur's
+            max-pooled grid; else ``None``).
+        grad_steps: the backward's steps beyond the shares (LIP's logit path, MaxBlur's max
+            step), each ``{"label", "grid"}``; empty for a one-step op.
+        grad_input_label: what ``grad_input`` is the gradient with respect to, in words.
     """
 
     op: str

@@ -348,7 +348,9 @@ class TransformerConfig:
         base_model: model directory, hub id, ``.gguf`` path or a :data:`SHIPPED_MODELS` name.
         gguf_file: GGUF file inside ``base_model`` (found automatically when there is one).
         pool: a :class:`~poolkit.nn.SequencePool` mode, e.g. ``"mean"``, ``"last"``,
-            ``"attention"``, ``"mean+max"``; ``pool_kwargs`` are its keyword arguments.
+            ``"attention"``, ``"mean+max"``.
+        pool_kwargs: the mode's keyword arguments (``{"k": 2}`` for ``kmax``, ``{"num_heads":
+            4}`` for ``attention``); default none.
         num_classes: output classes.
         dropout: dropout on the pooled vector before the classifier.
         finetune: ``"full"``, ``"lora"`` or ``"head"`` (:data:`FINETUNE_MODES`).
@@ -467,7 +469,17 @@ def _lora_targets_in_layers(
 class TransformerClassifier(PretrainedMixin, nn.Module):
     """A pretrained transformer, a :class:`~poolkit.nn.SequencePool` and a linear classifier.
 
-    See the module docstring for the formula, padding and what a checkpoint stores.
+    See the module docstring for the formula, padding and what a checkpoint stores: the
+    backbone's last hidden states ``h (B, T, H)`` are pooled over the real tokens of the mask
+    into ``z = pool(h, mask) (B, H * m)`` (``m``: the mode's width, 2 for ``mean+max``), and the
+    logits are ``W dropout(z) + b``.
+
+    Shape:
+        - input_ids: ``(B, T)`` token ids, right- or left-padded (``config.padding_side``).
+        - attention_mask: ``(B, T)``, 1 for a real token (None: all real).
+        - exclude_mask: ``(B, T)`` or None: tokens (a prompt) left out of the pooling while they
+          stay in the backbone's attention.
+        - output: ``(B, num_classes)`` logits.
 
     Args:
         config: a :class:`TransformerConfig` (or a dict of its fields).

@@ -371,7 +371,7 @@ class GatedPool2d(_GatedPoolNd):
     Example::
 
         >>> GatedPool2d(2)(torch.tensor([[[[0., 2.], [4., 6.]]]]))   # gate 1/2: (6 + 3) / 2
-        tensor([[[[4.5000]]]], grad_fn=<LerpBackward1>)
+        tensor([[[[4.5000]]]], grad_fn=<AddBackward0>)
     """
 
     dims = 2

@@ -73,6 +73,15 @@ FORMAT = pretrained.FORMAT
 
 @dataclass
 class Checkpoint:
+    """A loaded checkpoint, as :func:`load_checkpoint` returns it.
+
+    Attributes:
+        model: the rebuilt model with its weights loaded.
+        config: the whole checkpoint config (``poolkit_config.json``: format, model_type,
+            model_config, label_names, text encoder, data, train settings...).
+        path: the checkpoint folder.
+    """
+
     model: torch.nn.Module
     config: dict  # the whole poolkit_config.json
     path: Path

@@ -217,6 +217,7 @@ def _prepare_transformer(train, dev, test, options, seed, metadata) -> Prepared:
     set_seed(seed)
     model = build_model("transformer", options)
     encoder = transformer_text_encoder(model.config)
+    model.tokenizer = encoder.tokenizer  # saved with the model: loaded once, not again to save
     datasets = [
         None if part is None else TextDataset(encoder.encode_all(part.texts), part.labels)
         for part in (train, dev, test)

@@ -50,7 +50,8 @@ RESULT_FILE = "result.json"
 RESUME_KEYS = ("batch_size", "lr", "optimizer", "weight_decay", "schedule", "warmup", "monitor",
                "grad_clip", "seed", "group_by_length", "layer_lr_decay", "ema", "grad_accum",
                "precision")
-#: ... and the parts of config.json that describe the model and its data.
+#: ... and the parts of the checkpoint config (``poolkit_config.json``) that describe the model
+#: and its data.
 RESUME_METADATA = ("model_type", "model_config", "label_names", "data", "text_encoder", "image")
 #: Values of train settings in checkpoints written before the setting existed.
 _RESUME_DEFAULTS = {"layer_lr_decay": 1.0, "ema": None, "grad_accum": 1, "precision": "fp32"}
@@ -205,7 +206,7 @@ def load_last_checkpoint(trainer: Any, out_dir: Path, state: LoopState) -> LoopS
         os.replace(out_dir / f".{ckpt.MODEL_FILE}.resume", out_dir / ckpt.MODEL_FILE)
         config = ckpt.read_checkpoint_config(last)
         config.update(checkpoint_metadata(trainer, restored))
-        ckpt.atomic_write_json(out_dir / ckpt.CONFIG_FILE, config)
+        ckpt.write_checkpoint_config(out_dir, config)
     return restored
 
 

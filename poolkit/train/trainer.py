@@ -18,7 +18,7 @@ Reproducibility and resume. Every epoch starts by seeding all generators with
 ``(seed, epoch)``, so an epoch's data order and dropout depend on nothing but the seed and the
 epoch number. With ``out_dir`` set, the end of each epoch writes
 
-- ``out_dir/model.safetensors`` + ``config.json``: the best model so far (by the dev metric
+- ``out_dir/model.safetensors`` + ``poolkit_config.json``: the best model so far (by the dev metric
   ``monitor``; the last epoch when there is no dev data) — the artifact ``poolkit eval`` and
   ``poolkit predict`` read;
 - ``out_dir/checkpoints/epoch-NNNN/``: the last epoch's model, optimizer moments, counters, RNG
@@ -267,8 +267,9 @@ class Trainer:
         train_data: a map-style data set (``len`` and indexing) of examples.
         dev_data: the same for early stopping and model selection (optional).
         collate_fn: list of examples -> batch dict with ``"labels"``.
-        metadata: JSON-ready dict written into the checkpoint's ``config.json`` (label names,
-            text encoder, data set...), so that ``poolkit eval``/``predict`` can rebuild inputs.
+        metadata: JSON-ready dict written into the checkpoint's ``poolkit_config.json`` (label
+            names, text encoder, data set...), so that ``poolkit eval``/``predict`` can rebuild
+            inputs.
         callbacks: ``fn(trainer, record)`` called after each epoch is logged and checkpointed.
     """
 
