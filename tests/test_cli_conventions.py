@@ -26,10 +26,11 @@ def _commands() -> dict:
 
 
 def _options(command) -> dict[str, object]:
-    """Every option of a command by its long name (and the ``--no-`` names of flags)."""
+    """Every option of a command by its long name (and the ``--no-`` names of flags); hidden
+    ones (an old spelling kept for a deprecation) are not in the help."""
     names = {}
     for param in command.params:
-        if param.param_type_name == "option":
+        if param.param_type_name == "option" and not getattr(param, "hidden", False):
             for name in (*param.opts, *param.secondary_opts):
                 names[name] = param
     return names
@@ -253,9 +254,9 @@ def test_explain_model_failures_exit_1_and_bad_usage_2(trained, tmp_path, capsys
     assert run(["explain", "--model", str(out), "--image", "x.png"]) == 2  # a TextCNN: --text
     broken = tmp_path / "broken"
     shutil.copytree(out, broken)
-    config = json.loads((broken / "config.json").read_text())
+    config = json.loads((broken / "poolkit_config.json").read_text())
     del config["text_encoder"]
-    (broken / "config.json").write_text(json.dumps(config))
+    (broken / "poolkit_config.json").write_text(json.dumps(config))
     assert run(["explain", "--model", str(broken), "--text", "a warm film"]) == 1
     assert "has no text_encoder" in capsys.readouterr().err
 

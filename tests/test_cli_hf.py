@@ -50,7 +50,7 @@ def test_train_then_eval_scores_the_test_split(sst2_copy, tmp_path, capsys):
     assert (summary["num_train"], summary["num_dev"], summary["num_test"]) == (80, 20, 30)
     assert summary["splits"]["test"]["source"] == "sst2-copy[test]"
     assert summary["label_names"] == ["negative", "positive"]
-    recorded = json.loads((run_dir / "config.json").read_text())["data"]
+    recorded = json.loads((run_dir / "poolkit_config.json").read_text())["data"]
     assert recorded["path"] == f"hf:{sst2_copy}"
 
     assert run(["eval", str(run_dir), "--json"]) == 0

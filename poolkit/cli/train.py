@@ -7,7 +7,7 @@ Examples::
     poolkit train convnet --dataset mnist --data mnist --test-fraction 0.2 \\
         --pool gem --global-pool catavgmax --out runs/mnist
     poolkit train metaformer --dataset mnist --data mnist --test-fraction 0.2 \\
-        --pool attention --model-arg dims=32,64 --model-arg depths=2,2
+        --mixer attention --model-arg dims=32,64 --model-arg depths=2,2
     poolkit train textcnn --data reviews.csv --text-column review --label-column stars --json
 
 The best model (by dev accuracy) is written to ``--out`` (default: a new folder
@@ -33,6 +33,7 @@ from poolkit.cli._app import (
     at_run_time,
     per_class_table,
     print_json,
+    renamed_option,
     stderr_console,
     stdout_console,
 )
@@ -153,12 +154,23 @@ def train(
     ),
     pool: str | None = typer.Option(
         None, "--pool", "-p", rich_help_panel=MODEL_PANEL,
-        help="Pooling by name: over time (textcnn), downsampling (convnet), SequencePool mode "
-        "(transformer), token mixer (metaformer: pool, attention, identity or a pooling family). "
-        "Default: max (mean for transformer, pool for metaformer).",
+        help="Pooling family by name (poolkit.nn.list_pools()): over time (textcnn), "
+        "downsampling (convnet); segnet: context module none/ppm/aspp; roidet: RoI layer. "
+        "Default: max.",
+    ),
+    pooling: str | None = typer.Option(
+        None, "--pooling", rich_help_panel=MODEL_PANEL,
+        help="transformer: SequencePool mode (mean, max, cls, last, kmax, attention, mean+max...; "
+        "its kmax and attention are not the families of --pool). Default: mean.",
+    ),
+    mixer: str | None = typer.Option(
+        None, "--mixer", rich_help_panel=MODEL_PANEL,
+        help="metaformer: token mixer (pool, attention, identity or a pooling family). "
+        "Default: pool.",
     ),
     pool_arg: list[str] | None = typer.Option(
-        None, "--pool-arg", rich_help_panel=MODEL_PANEL, help="key=value for the pool (repeat)."
+        None, "--pool-arg", rich_help_panel=MODEL_PANEL,
+        help="key=value for the pooling of --pool, --pooling or --mixer (repeat).",
     ),
     global_pool: str | None = typer.Option(
         None, rich_help_panel=MODEL_PANEL, help="convnet: global pool of the head (default avg)."
@@ -284,6 +296,7 @@ def train(
 
     if model not in MODELS:
         raise ValueError(f"model ({model!r}) must be one of {list(MODELS)}")
+    pool = _model_pooling(model, pool, pooling, mixer)
     if threads is not None:
         import torch
 
@@ -577,10 +590,31 @@ def _model_options(model, pool, pool_arg, global_pool, global_pool_arg, embed_di
             raise ValueError(f"--pool-arg ({options['mixer_kwargs']}) apply to zoo families "
                              f"only, not to the {options['mixer']!r} mixer")
     else:
-        _check_pool_name(model, "--pool", options["pool"])
+        _check_pool_name(model, _OWN_POOLING.get(model, ("--pool",))[0], options["pool"])
     if options.get("global_pool") is not None:
         _check_pool_name(model, "--global-pool", options["global_pool"])
     return options
+
+
+#: The models whose pooling is not a family of poolkit.nn.list_pools(): its own option.
+_OWN_POOLING = {"transformer": ("--pooling", "a SequencePool mode: its kmax and attention are "
+                                "not the pooling families that --pool names"),
+                "metaformer": ("--mixer", "a token mixer: its attention is self-attention, not "
+                               "the attention pooling family that --pool names")}
+
+
+def _model_pooling(model: str, pool, pooling, mixer):
+    """The model's pooling from ``--pool`` (a pooling family), ``--pooling`` (transformer) or
+    ``--mixer`` (metaformer); ``--pool`` for the last two is their old, deprecated spelling."""
+    given = {"--pooling": pooling, "--mixer": mixer}
+    for owner, (flag, _) in _OWN_POOLING.items():
+        if given[flag] is not None and model != owner:
+            raise ValueError(f"{flag} applies to model {owner!r}, not {model!r}"
+                             + (" (give --pool)" if model not in _OWN_POOLING else ""))
+    if model not in _OWN_POOLING:
+        return pool
+    flag, why = _OWN_POOLING[model]
+    return renamed_option("--pool", pool, flag, given[flag], why)
 
 
 def _check_pool_name(model: str, flag: str, name) -> None:
