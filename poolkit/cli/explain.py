@@ -194,7 +194,13 @@ def explain_command(
         from poolkit.experiments.explain_backward import explain_backward
 
         explain_backward(explanation, grad_output)
-    written = plot_op(explanation, png) if png is not None else None
+    _show(explanation, plot_op, _render_op, png, as_json)
+
+
+def _show(explanation, plot, render, png, as_json) -> None:
+    """Draw ``explanation`` to ``png`` (when given) with ``plot``, then print it: one JSON
+    document (with the figure's path), or ``render``'s tables and the figure's path on stderr."""
+    written = plot(explanation, png) if png is not None else None
     if as_json:
         payload = explanation.to_json()
         if written is not None:
@@ -203,7 +209,7 @@ def explain_command(
         return
     from poolkit.cli.compare import wide_console
 
-    _render_op(explanation, wide_console())
+    render(explanation, wide_console())
     if written is not None:
         stderr_console().print(f"figure: {written}")
 
@@ -216,18 +222,7 @@ def _explain_sequence(mode, k, seed, png, as_json) -> None:
     from poolkit.experiments.explain_sequence import explain_sequence, plot_sequence
 
     explanation = explain_sequence(mode, k=k, seed=0 if seed is None else seed)
-    written = plot_sequence(explanation, png) if png is not None else None
-    if as_json:
-        payload = explanation.to_json()
-        if written is not None:
-            payload["png"] = str(written)
-        print_json(payload)
-        return
-    from poolkit.cli.compare import wide_console
-
-    _render_sequence(explanation, wide_console())
-    if written is not None:
-        stderr_console().print(f"figure: {written}")
+    _show(explanation, plot_sequence, _render_sequence, png, as_json)
 
 
 def _render_sequence(e, console) -> None:
@@ -286,18 +281,7 @@ def _explain_roi(op, input, box, output_size, spatial_scale, sampling_ratio, ali
     elif sampling_ratio is not None or aligned is not None:
         raise ValueError("--sampling-ratio/--aligned are roi_align's; roi_pool has neither")
     explanation = explain_roi(op, input, **arguments)
-    written = plot_roi(explanation, png) if png is not None else None
-    if as_json:
-        payload = explanation.to_json()
-        if written is not None:
-            payload["png"] = str(written)
-        print_json(payload)
-        return
-    from poolkit.cli.compare import wide_console
-
-    _render_roi(explanation, wide_console())
-    if written is not None:
-        stderr_console().print(f"figure: {written}")
+    _show(explanation, plot_roi, _render_roi, png, as_json)
 
 
 def _render_roi(e, console) -> None:
