@@ -290,9 +290,8 @@ def train(
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train a classifier with a pooling type chosen by name; evaluate it on dev/test."""
-    from poolkit.data import load_dataset
     from poolkit.train import TrainConfig
-    from poolkit.train.recipes import TextOptions, model_kind
+    from poolkit.train.recipes import TextOptions
 
     if model not in MODELS:
         raise ValueError(f"model ({model!r}) must be one of {list(MODELS)}")
@@ -315,27 +314,14 @@ def train(
             model, dataset=dataset, data=data, limit=limit, pool=pool,
             channels=_int_list(channels, "--channels"), config=config, quiet=quiet,
             model_options=parse_assignments(model_arg, "--model-arg"), json_output=json_output)
-    if dataset is not None and fmt is not None and dataset != fmt:
-        raise ValueError(f"--dataset ({dataset}) and --format ({fmt}) disagree; give one")
-    if folds == 1:
-        raise ValueError("folds (1) must be 0 (no cross-validation) or at least 2")
-    if resume and out is None:
-        raise ValueError("--resume needs --out (the folder of the interrupted run)")
-    if force_resume and not resume:
-        raise ValueError("--force-resume goes with --resume")
-    if overwrite and resume:
-        raise ValueError("--overwrite and --resume contradict each other; give one")
+    _check_usage(model, dataset=dataset, fmt=fmt, data=data, folds=folds, resume=resume,
+                 out=out, force_resume=force_resume, overwrite=overwrite,
+                 text_flags={"--tokenizer": tokenizer, "--min-freq": min_freq,
+                             "--max-vocab": max_vocab, "--vectors": vectors,
+                             "--max-length": max_length})
     if log_dir is not None:
         _check_log_dir(log_dir, resume or overwrite)
     name = dataset or fmt
-    if name is None and data is None:
-        raise ValueError("give --dataset (mr, sst2, digits, ...) and/or --data PATH")
-    text_flags = {"--tokenizer": tokenizer, "--min-freq": min_freq, "--max-vocab": max_vocab,
-                  "--vectors": vectors, "--max-length": max_length}
-    for flag, value in text_flags.items():
-        owners = ("textcnn", "transformer") if flag == "--max-length" else ("textcnn",)
-        if value is not None and model not in owners:
-            raise ValueError(f"{flag} does not apply to model {model!r}")
     options = _model_options(
         model, pool, pool_arg, global_pool, global_pool_arg, embed_dim, filter_widths,
         num_filters, channels, dropout, max_norm, base_model, finetune, model_arg, reduce,
@@ -360,7 +346,7 @@ def train(
         grad_accum=grad_accum, precision=precision, save_total_limit=save_total_limit,
         resume_state=resume_state,
     )
-    if layer_lr_decay != 1.0 and model != "transformer":
+    if layer_lr_decay != 1.0 and model != "transformer":  # after TrainConfig checked its value
         raise ValueError(f"--layer-lr-decay applies to model 'transformer' (it needs the "
                          f"layers of a pretrained encoder), not {model!r}")
     if default_out and not quiet:
@@ -376,16 +362,7 @@ def train(
     if names is not None and (len(set(names)) != len(names) or "" in names):
         raise ValueError(f"--label-names ({label_names!r}) must be distinct, non-empty names")
     with at_run_time():
-        bundle = load_dataset(
-            name, data, text_column=text_column, label_column=label_column, dev_path=dev_data,
-            label_names=names if (name or _guess(data)) in NAMED_LABEL_FORMATS else None,
-            encoding=encoding, skip_bad_lines=skip_bad_lines,
-        )
-        if names is not None:
-            _rename_labels(bundle, names)
-        if model_kind(model) != bundle.kind:
-            raise UsageError(f"model {model!r} needs {model_kind(model)} data; {bundle.name} "
-                             f"is {bundle.kind} data")
+        bundle = _load_bundle(model, name, data, dev_data, names, info)
         text = TextOptions(
             tokenizer=tokenizer or ("char" if bundle.name == "chnsenti" else "word"),
             min_freq=min_freq or 1, max_vocab=max_vocab, max_length=max_length, vectors=vectors,
@@ -427,6 +404,47 @@ def _train_logged(model, bundle, config, options, text, info, folds, quiet, out,
             logger.close()
     summary["log_dir"] = log_run_folder(out, log_dir)
     return summary
+
+
+def _check_usage(model: str, *, dataset, fmt, data, folds, resume, out, force_resume, overwrite,
+                 text_flags: dict) -> None:
+    """The rules between train's options (bad usage, exit 2), before anything is read."""
+    if dataset is not None and fmt is not None and dataset != fmt:
+        raise ValueError(f"--dataset ({dataset}) and --format ({fmt}) disagree; give one")
+    if folds == 1:
+        raise ValueError("folds (1) must be 0 (no cross-validation) or at least 2")
+    if resume and out is None:
+        raise ValueError("--resume needs --out (the folder of the interrupted run)")
+    if force_resume and not resume:
+        raise ValueError("--force-resume goes with --resume")
+    if overwrite and resume:
+        raise ValueError("--overwrite and --resume contradict each other; give one")
+    if (dataset or fmt) is None and data is None:
+        raise ValueError("give --dataset (mr, sst2, digits, ...) and/or --data PATH")
+    for flag, value in text_flags.items():
+        owners = ("textcnn", "transformer") if flag == "--max-length" else ("textcnn",)
+        if value is not None and model not in owners:
+            raise ValueError(f"{flag} does not apply to model {model!r}")
+
+
+def _load_bundle(model: str, name, data, dev_data, names, info: dict):
+    """The data set of the run (label names from ``--label-names`` applied), checked to be the
+    kind of data ``model`` takes."""
+    from poolkit.data import load_dataset
+    from poolkit.train.recipes import model_kind
+
+    bundle = load_dataset(
+        name, data, text_column=info["text_column"], label_column=info["label_column"],
+        dev_path=dev_data,
+        label_names=names if (name or _guess(data)) in NAMED_LABEL_FORMATS else None,
+        encoding=info["encoding"], skip_bad_lines=info["skip_bad_lines"],
+    )
+    if names is not None:
+        _rename_labels(bundle, names)
+    if model_kind(model) != bundle.kind:
+        raise UsageError(f"model {model!r} needs {model_kind(model)} data; {bundle.name} "
+                         f"is {bundle.kind} data")
+    return bundle
 
 
 def _check_log_dir(log_dir: Path, replace: bool) -> None:
