@@ -88,7 +88,9 @@ class PoolLayer(keras.layers.Layer):
     def from_last(self, y):
         return ops.moveaxis(y, -1, 1) if self.channels_first else y
 
-    def call(self, inputs, training=None):
+    def input_tensor(self, inputs):
+        """``inputs`` as a tensor of rank ``dims + 2`` (a ValueError naming the layout
+        otherwise)."""
         x = ops.convert_to_tensor(inputs)
         if len(x.shape) != self.dims + 2:
             raise ValueError(
@@ -96,6 +98,10 @@ class PoolLayer(keras.layers.Layer):
                 f"(N, {'C, *spatial' if self.channels_first else '*spatial, C'}), "
                 f"got shape {tuple(x.shape)}"
             )
+        return x
+
+    def call(self, inputs, training=None):
+        x = self.input_tensor(inputs)
         y = self.pool(self.to_last(x), bool(training))
         if self.is_global and self.flatten:
             return ops.reshape(y, (-1, int(y.shape[-1])))

@@ -52,12 +52,7 @@ class _ChannelMajorPool(PoolLayer):
         raise NotImplementedError
 
     def call(self, inputs, training=None):
-        x = ops.convert_to_tensor(inputs)
-        if len(x.shape) != self.dims + 2:
-            raise ValueError(
-                f"{type(self).__name__} (dims={self.dims}) expects input of rank {self.dims + 2}, "
-                f"got shape {tuple(x.shape)}"
-            )
+        x = self.input_tensor(inputs)
         pooled = self.channel_major(self.to_last(x), bool(training))  # (N, C, m)
         if not self.is_global:
             return pooled if self.channels_first else ops.moveaxis(pooled, 1, -1)
