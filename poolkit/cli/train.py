@@ -154,9 +154,9 @@ def train(
     ),
     pool: str | None = typer.Option(
         None, "--pool", "-p", rich_help_panel=MODEL_PANEL,
-        help="Pooling family by name (poolkit.nn.list_pools()): over time (textcnn), "
-        "downsampling (convnet); segnet: context module none/ppm/aspp; roidet: RoI layer. "
-        "Default: max.",
+        help="Pooling family by name (max, avg, gem, kmax, softpool... any name of "
+        "poolkit.nn.list_pools): over time (textcnn), downsampling (convnet); segnet: context "
+        "module none/ppm/aspp; roidet: RoI layer. Default: max.",
     ),
     pooling: str | None = typer.Option(
         None, "--pooling", rich_help_panel=MODEL_PANEL,
