@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -42,8 +44,28 @@ def values(shape, dtype, seed, kind):
     return x
 
 
-def against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
-    """numba's max values, indices, max backward, avg and avg backward against torch."""
+@contextlib.contextmanager
+def threads(n: int):
+    """The kernels on ``n`` chunks of planes (``n`` > 1: the prange drivers), however small
+    the input and however many CPUs this machine has (prange runs every chunk either way)."""
+    saved = _backend._threads, _backend.PARALLEL_MIN_BYTES
+    _backend._threads, _backend.PARALLEL_MIN_BYTES = n, 0
+    try:
+        yield
+    finally:
+        _backend._threads, _backend.PARALLEL_MIN_BYTES = saved
+
+
+def against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
+                  n_threads=1):
+    """numba's max values, indices, max backward, avg and avg backward against torch, on
+    ``n_threads`` chunks of planes."""
+    with threads(n_threads):
+        _against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode,
+                       count_include_pad)
+
+
+def _against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
     max_args = (kernel, stride, padding, dilation, ceil_mode)
     avg_args = (kernel, stride, padding, ceil_mode, count_include_pad)
     xt = torch.tensor(x, requires_grad=True)
@@ -95,14 +117,18 @@ def stride2_rows(draw):
     return dims, x, kernel, stride, padding, ceil_mode, draw(st.booleans())
 
 
-@given(case=stride2_rows())
-def test_unrolled_stride2_rows_match_torch(case):
+THREADS = st.sampled_from([1, 2, 4])  # 4 chunks of 6 planes: uneven chunks
+
+
+@given(case=stride2_rows(), n_threads=THREADS)
+def test_unrolled_stride2_rows_match_torch(case, n_threads):
     dims, x, kernel, stride, padding, ceil_mode, count_include_pad = case
     try:
         pool_geometry(x.shape[2:], kernel, stride, padding, 1, ceil_mode)
     except ValueError:
         return  # an output size below 1 (refused like torch; tested in test_numpy_pool)
-    against_torch(dims, x, kernel, stride, padding, 1, ceil_mode, count_include_pad)
+    against_torch(dims, x, kernel, stride, padding, 1, ceil_mode, count_include_pad,
+                  n_threads)
 
 
 @st.composite
@@ -122,14 +148,15 @@ def phase_geometries(draw):
     return dims, x, kernel, stride, padding, dilation, ceil_mode
 
 
-@given(case=phase_geometries(), count_include_pad=st.booleans())
-def test_phase_plane_kernels_match_torch(case, count_include_pad):
+@given(case=phase_geometries(), count_include_pad=st.booleans(), n_threads=THREADS)
+def test_phase_plane_kernels_match_torch(case, count_include_pad, n_threads):
     dims, x, kernel, stride, padding, dilation, ceil_mode = case
     try:
         pool_geometry(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
     except ValueError:
         return
-    against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad)
+    against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
+                  n_threads)
 
 
 @given(case=phase_geometries())
@@ -180,9 +207,10 @@ def test_one_compiled_version_per_dtype():
     rng = np.random.default_rng(0)
     for dims, kernel, stride, padding in [(1, 2, 2, 0), (2, 3, 2, 1), (2, (1, 4), 3, 0),
                                           (3, 2, 1, 1)]:
-        for dtype in (np.float32, np.float64):
+        for dtype, n_threads in ((np.float32, 1), (np.float64, 1), (np.float32, 2),
+                                 (np.float64, 2)):
             x = rng.standard_normal((2, 3) + (6,) * dims).astype(dtype)
-            with use_backend("numba"):
+            with use_backend("numba"), threads(n_threads):
                 y, _ = getattr(pnp, f"max_pool{dims}d")(x, kernel, stride, padding,
                                                          return_indices=True)
                 getattr(pnp, f"max_pool{dims}d")(x, kernel, stride, padding)
@@ -190,7 +218,8 @@ def test_one_compiled_version_per_dtype():
                     getattr(pnp, f"avg_pool{dims}d")(x, kernel, stride, padding), x,
                     kernel, stride, padding)
     for kernel in (_numba._rows, _numba._argmax, _numba._avg_backward, _numba._fill,
-                   _numba._unfill):
+                   _numba._unfill, _numba._rows_par, _numba._argmax_par,
+                   _numba._avg_backward_par):
         assert len(kernel.signatures) <= 2, kernel
 
 
@@ -221,3 +250,53 @@ def test_windows_of_padding_only_pass_no_gradient(backend):
     with use_backend(backend):
         grad = pnp.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 3)
     assert grad.sum() == 1 and grad[0, 0, 0, 0] == 1
+
+
+def test_set_num_threads_is_validated_and_reset(monkeypatch):
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "3")
+    monkeypatch.setattr(_backend, "_threads", None)
+    assert pnp.get_num_threads() == _backend.max_threads() == 3  # the environment's
+    pnp.set_num_threads(2)
+    assert pnp.get_num_threads() == 2
+    for bad in (0, 4, -1):
+        with pytest.raises(ValueError, match=rf"n \(number of threads\) must be between 1 "
+                                             rf"and 3 .*got {bad}"):
+            pnp.set_num_threads(bad)
+    for bad in (2.0, True, "2"):
+        with pytest.raises(TypeError, match="n .number of threads. must be an int or None"):
+            pnp.set_num_threads(bad)
+    assert pnp.get_num_threads() == 2  # a refused value changes nothing
+    pnp.set_num_threads(None)
+    assert pnp.get_num_threads() == 3
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="NUMBA_NUM_THREADS must be a positive integer"):
+        pnp.get_num_threads()
+
+
+def test_small_inputs_run_on_one_thread(monkeypatch):
+    monkeypatch.setattr(_backend, "_threads", 4)
+    limit = _backend.PARALLEL_MIN_BYTES
+    assert _backend.threads_for(limit - 1, 64) == 1
+    assert _backend.threads_for(limit, 64) == 4
+    assert _backend.threads_for(limit, 3) == 3  # never more chunks than planes
+
+
+def test_default_threshold_on_an_input_above_it():
+    """The real threshold, not the tests' 0: set_num_threads(2) on an input above it (the
+    prange drivers) and one below it (one thread), against torch."""
+    x = values((4, 9, 64, 64), np.float32, 5, "special")
+    assert x.nbytes >= _backend.PARALLEL_MIN_BYTES > x[:1, :2].nbytes
+    pnp.set_num_threads(2)
+    try:
+        for sample in (x, x[:1, :2]):
+            xt = torch.tensor(sample)
+            with use_backend("numba"):
+                values_, index = pnp.max_pool2d(sample, 3, 2, 1, return_indices=True)
+                average = pnp.avg_pool2d(sample, 2)
+            values_t, index_t = F.max_pool2d(xt, 3, 2, 1, return_indices=True)
+            np.testing.assert_array_equal(index, index_t.numpy())
+            np.testing.assert_array_equal(values_, values_t.numpy())
+            np.testing.assert_allclose(average, F.avg_pool2d(xt, 2).numpy(), equal_nan=True,
+                                       **TOL[np.float32])
+    finally:
+        pnp.set_num_threads(None)

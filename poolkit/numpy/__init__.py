@@ -42,7 +42,7 @@ Example::
 from __future__ import annotations
 
 from poolkit.numpy import families  # noqa: F401 -- families PyTorch lacks (nn engineer)
-from poolkit.numpy._backend import set_backend, use_backend
+from poolkit.numpy._backend import get_num_threads, set_backend, set_num_threads, use_backend
 from poolkit.numpy.adaptive import (
     adaptive_avg_pool1d,
     adaptive_avg_pool1d_backward,
@@ -162,5 +162,7 @@ __all__ = [
     "FUNCTIONAL_OPS",
     "avg_divisor",
     "set_backend",
+    "set_num_threads",
+    "get_num_threads",
     "use_backend",
 ]

@@ -12,12 +12,18 @@ Select with the environment variable ``POOLKIT_NUMPY_BACKEND`` (read at each cal
 - ``"auto"`` (default): numba if importable, else NumPy;
 - ``"numpy"``: pure NumPy always;
 - ``"numba"``: numba, raising ``ImportError`` if it is not installed.
+
+The numba kernels split the ``N * C`` planes over threads (numba ``prange``): as many as
+:func:`set_num_threads` chose, else ``NUMBA_NUM_THREADS``, else the CPUs this process may run
+on (numba's own default). Arrays smaller than :data:`PARALLEL_MIN_BYTES` run on one thread,
+where starting the others costs more than it saves. The pure-NumPy path is single-threaded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import numbers
 import os
 
 import numpy as np
@@ -25,6 +31,14 @@ import numpy as np
 BACKENDS = ("auto", "numpy", "numba")
 _override: str | None = None
 _numba_available: bool | None = None
+_threads: int | None = None
+
+#: Inputs (bytes read) below this run on one thread. Measured with
+#: ``python benchmarks/bench_numpy_pool.py --crossover`` (float32 planes of 56 x 56, max 2x2/2
+#: forward and backward and avg 2x2/2 forward, one thread against two, 2-core Xeon): two
+#: threads start to win between 256 KiB and 1 MiB of input, below that thread start-up and
+#: the barrier cost more than they save.
+PARALLEL_MIN_BYTES = 1 << 19
 
 
 def set_backend(name: str | None) -> None:
@@ -45,6 +59,53 @@ def use_backend(name: str):
         yield
     finally:
         _override = previous
+
+
+def max_threads() -> int:
+    """The most threads the kernels may use: ``NUMBA_NUM_THREADS`` if set (numba's thread
+    pool has that many), else the CPUs this process may run on (numba's default)."""
+    value = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise ValueError(f"NUMBA_NUM_THREADS must be a positive integer, got {value!r}")\
+                from None
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def set_num_threads(n: int | None) -> None:
+    """Use ``n`` threads in the numba kernels (``None``: back to the default,
+    :func:`max_threads`). ``n`` must be an int from 1 to :func:`max_threads`."""
+    global _threads
+    if n is None:
+        _threads = None
+        return
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n (number of threads) must be an int or None, got {n!r} "
+                        f"({type(n).__name__})")
+    limit = max_threads()
+    if not 1 <= n <= limit:
+        raise ValueError(f"n (number of threads) must be between 1 and {limit} "
+                         f"(NUMBA_NUM_THREADS or the CPUs available), got {n}")
+    _threads = int(n)
+
+
+def get_num_threads() -> int:
+    """The threads the numba kernels use on large inputs (:func:`set_num_threads`, else
+    :func:`max_threads`)."""
+    return _threads if _threads is not None else max_threads()
+
+
+def threads_for(nbytes: int, n_planes: int) -> int:
+    """Threads to use on ``n_planes`` planes of ``nbytes`` in all: one below
+    :data:`PARALLEL_MIN_BYTES`, never more than one per plane."""
+    if nbytes < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(get_num_threads(), n_planes))
 
 
 def numba_available() -> bool:

@@ -41,10 +41,11 @@ Sums are exact in the sense PyTorch's are: the same float additions up to their 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 from numba import uintp as U  # unsigned indices: no negative-index wraparound, so loops vectorise
 
 from poolkit.geometry import PoolGeometry
+from poolkit.numpy._backend import threads_for
 
 _JIT = {"cache": True, "nogil": True, "boundscheck": False, "error_model": "numpy"}
 
@@ -152,10 +153,10 @@ def _counts3(counts, dtype):
 
 
 @njit(**_JIT)
-def _rows(x, out, geo, cD, cH, cW, is_max):
-    """Max (``is_max``) or average pooling of the flat planes ``x`` into the flat ``out``;
-    the average divides by ``cD[od] * cH[oh] * cW[ow]``."""
-    P, D, H, W, OD, OH, OW = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+def _rows(x, out, geo, cD, cH, cW, is_max, p0, p1):
+    """Max (``is_max``) or average pooling of planes ``p0:p1`` of the flat ``x`` into the
+    flat ``out``; the average divides by ``cD[od] * cH[oh] * cW[ow]``."""
+    D, H, W, OD, OH, OW = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
     kD, kH, kW, sD, sH, sW = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12]
     dD, dH, dW, pD, pH, pW = geo[13], geo[14], geo[15], geo[16], geo[17], geo[18]
     lo, hi = geo[27], geo[28]
@@ -167,7 +168,7 @@ def _rows(x, out, geo, cD, cH, cW, is_max):
         start[w] = pad
     line = np.empty(W, x.dtype)
     line2 = np.empty(W, x.dtype)
-    for p in range(P):
+    for p in range(p0, p1):
         for od in range(OD):
             for oh in range(OH):
                 # the window's input rows, in scan order, combined column by column into the
@@ -305,10 +306,12 @@ def _unfill(pg, geo, out, o0):
 
 
 @njit(**_JIT)
-def _argmax(x, out, index, g, grad_input, backward, geo, shifts, positions, fD, fH, fW):
-    """Values and PyTorch indices into the flat ``out``/``index``; with ``backward``, add the
-    flat ``grad`` at each window's winner in the flat ``grad_input`` instead."""
-    P, D, H, W, OD, OH, OW = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+def _argmax(x, out, index, g, grad_input, backward, geo, shifts, positions, fD, fH, fW, p0,
+            p1):
+    """Values and PyTorch indices of planes ``p0:p1`` into the flat ``out``/``index``; with
+    ``backward``, add the flat ``grad`` at each window's winner in the flat ``grad_input``
+    instead."""
+    D, H, W, OD, OH, OW = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
     sD, sH, sW, pD, pH, pW = geo[10], geo[11], geo[12], geo[16], geo[17], geo[18]
     LH, LW, V, N = geo[23], geo[24], geo[25], geo[26]
     n_ph = sD * sH * sW * V
@@ -323,7 +326,7 @@ def _argmax(x, out, index, g, grad_input, backward, geo, shifts, positions, fD, 
     at = np.empty(N, np.int32)
     at2 = np.empty(N, np.int32)
     plane = D * H * W
-    for p in range(P):
+    for p in range(p0, p1):
         _fill(x, p * plane, geo, ph)
         src = ph[n_ph:]
         src_at = none
@@ -383,10 +386,10 @@ def _argmax(x, out, index, g, grad_input, backward, geo, shifts, positions, fD, 
 
 
 @njit(**_JIT)
-def _avg_backward(g, grad_input, geo, back_starts, back_shifts, cD, cH, cW):
-    """Transpose of the average forward: every input gets ``g / divisor`` of each window
-    that reads it."""
-    P, D, H, W, OD, OH, OW = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+def _avg_backward(g, grad_input, geo, back_starts, back_shifts, cD, cH, cW, p0, p1):
+    """Transpose of the average forward, planes ``p0:p1``: every input gets ``g / divisor``
+    of each window that reads it."""
+    D, H, W, OD, OH, OW = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
     LH, LW, V, N = geo[23], geo[24], geo[25], geo[26]
     n_phases = geo[10] * geo[11] * geo[12]
     pg = np.empty(n_phases * V, g.dtype)
@@ -394,7 +397,7 @@ def _avg_backward(g, grad_input, geo, back_starts, back_shifts, cD, cH, cW):
     for i in range(V + N + V):
         share[U(i)] = 0
     plane = D * H * W
-    for p in range(P):
+    for p in range(p0, p1):
         for od in range(OD):
             for oh in range(OH):
                 r0 = V + (od * LH + oh) * LW
@@ -423,22 +426,66 @@ def _avg_backward(g, grad_input, geo, back_starts, back_shifts, cD, cH, cW):
 
 
 # --------------------------------------------------------------------------------------------
+# Threads: each driver splits the planes into ``n`` contiguous chunks, one per prange
+# iteration (every chunk allocates its own buffers inside the serial kernel)
+# --------------------------------------------------------------------------------------------
+
+_PAR = {**_JIT, "parallel": True}
+
+
+@njit(**_PAR)
+def _rows_par(x, out, geo, cD, cH, cW, is_max, n):
+    P = geo[0]
+    for c in prange(n):
+        _rows(x, out, geo, cD, cH, cW, is_max, P * c // n, P * (c + 1) // n)
+
+
+@njit(**_PAR)
+def _argmax_par(x, out, index, g, grad_input, backward, geo, shifts, positions, fD, fH, fW,
+                n):
+    P = geo[0]
+    for c in prange(n):
+        _argmax(x, out, index, g, grad_input, backward, geo, shifts, positions, fD, fH, fW,
+                P * c // n, P * (c + 1) // n)
+
+
+@njit(**_PAR)
+def _avg_backward_par(g, grad_input, geo, back_starts, back_shifts, cD, cH, cW, n):
+    P = geo[0]
+    for c in prange(n):
+        _avg_backward(g, grad_input, geo, back_starts, back_shifts, cD, cH, cW, P * c // n,
+                      P * (c + 1) // n)
+
+
+# --------------------------------------------------------------------------------------------
 # Entry points (planes (P, *spatial) in, results written into the given arrays)
 # --------------------------------------------------------------------------------------------
 
 
-def max_pool(x: np.ndarray, geometry: PoolGeometry, out: np.ndarray, return_indices: bool):
-    """Max pooling of planes ``x`` ``(P, *S)`` into ``out`` ``(P, *out)``; indices or None."""
+def _run(serial, parallel, n_threads, n_planes, *args):
+    """``serial`` on every plane (one thread), or ``parallel`` on ``n_threads`` chunks."""
+    if n_threads > 1:
+        parallel(*args, n_threads)
+    else:
+        serial(*args, 0, n_planes)
+
+
+def max_pool(x: np.ndarray, geometry: PoolGeometry, out: np.ndarray, return_indices: bool,
+             index: np.ndarray | None = None):
+    """Max pooling of planes ``x`` ``(P, *S)`` into ``out`` ``(P, *out)``; indices (into
+    ``index`` when given) or None."""
     geo, shifts, positions, _, _ = _plan(geometry, x.shape[0])
+    n = threads_for(x.nbytes, x.shape[0])
     if not return_indices:
         one = np.ones(1, x.dtype)
-        _rows(x.reshape(-1), out.reshape(-1), geo, one, one, one, True)
+        _run(_rows, _rows_par, n, x.shape[0], x.reshape(-1), out.reshape(-1), geo, one, one,
+             one, True)
         return None
     fD, fH, fW = _firsts(geometry)
-    index = np.empty(out.shape, np.int64)
+    index = np.empty(out.shape, np.int64) if index is None else index
     none = np.empty(0, x.dtype)
-    _argmax(x.reshape(-1), out.reshape(-1), index.reshape(-1), none, none, False, geo,
-            shifts, positions, fD, fH, fW)
+    _run(_argmax, _argmax_par, n, x.shape[0], x.reshape(-1), out.reshape(-1),
+         index.reshape(-1), none, none, False, geo, shifts, positions, fD, fH, fW)
     return index
 
 
@@ -447,15 +494,17 @@ def max_pool_backward(g: np.ndarray, x: np.ndarray, geometry: PoolGeometry,
     """Add ``g`` at the argmax of every window (recomputed from ``x``) into ``grad_input``."""
     geo, shifts, positions, _, _ = _plan(geometry, x.shape[0])
     fD, fH, fW = _firsts(geometry, backward=True)
-    _argmax(x.reshape(-1), np.empty(0, x.dtype), np.empty(0, np.int64), g.reshape(-1),
-            grad_input.reshape(-1), True, geo, shifts, positions, fD, fH, fW)
+    _run(_argmax, _argmax_par, threads_for(x.nbytes, x.shape[0]), x.shape[0], x.reshape(-1),
+         np.empty(0, x.dtype), np.empty(0, np.int64), g.reshape(-1), grad_input.reshape(-1),
+         True, geo, shifts, positions, fD, fH, fW)
 
 
 def avg_pool(x: np.ndarray, geometry: PoolGeometry, out: np.ndarray, counts) -> None:
     """Window sums of ``x`` divided by ``counts[0][o0] * counts[1][o1] * ...``."""
     cD, cH, cW = _counts3(counts, x.dtype)
     geo = _plan(geometry, x.shape[0])[0]
-    _rows(x.reshape(-1), out.reshape(-1), geo, cD, cH, cW, False)
+    _run(_rows, _rows_par, threads_for(x.nbytes, x.shape[0]), x.shape[0], x.reshape(-1),
+         out.reshape(-1), geo, cD, cH, cW, False)
 
 
 def avg_pool_backward(g: np.ndarray, geometry: PoolGeometry, grad_input: np.ndarray,
@@ -464,5 +513,6 @@ def avg_pool_backward(g: np.ndarray, geometry: PoolGeometry, grad_input: np.ndar
     windows."""
     cD, cH, cW = _counts3(counts, g.dtype)
     geo, _, _, back_starts, back_shifts = _plan(geometry, g.shape[0])
-    _avg_backward(g.reshape(-1), grad_input.reshape(-1), geo, back_starts, back_shifts,
-                  cD, cH, cW)
+    _run(_avg_backward, _avg_backward_par, threads_for(grad_input.nbytes, g.shape[0]),
+         g.shape[0], g.reshape(-1), grad_input.reshape(-1), geo, back_starts, back_shifts,
+         cD, cH, cW)
