@@ -48,6 +48,9 @@ from poolkit.geometry import PoolGeometry
 from poolkit.numpy._backend import threads_for
 
 _JIT = {"cache": True, "nogil": True, "boundscheck": False, "error_model": "numpy"}
+#: Helpers inlined into their caller at numba's level: LLVM then sees one function, and keeps
+#: the arrays' pointers and the loop bounds in registers (called, they ran 2x slower).
+_INLINE = {**_JIT, "inline": "always"}
 
 #: Kernel offsets combined per pass over the phase planes (the last group is filled up with
 #: reads of a padding-only region).
@@ -153,86 +156,150 @@ def _counts3(counts, dtype):
 
 
 @njit(**_JIT)
+def _pick(e, v):
+    """PyTorch's running max: ``e`` replaces ``v`` if strictly greater, or NaN."""
+    return e if (e > v) | (e != e) else v
+
+
+@njit(**_INLINE)
+def _vertical(x, a, b, c, n, line, M, W, is_max):
+    """``line[M:M + W]`` = the ``n`` (1 to 3) input rows starting at ``a, b, c`` combined
+    column by column, in one pass (``is_max`` is tested outside the loops, which then
+    vectorise)."""
+    if n == 1:
+        for w in range(W):
+            line[U(M + w)] = x[U(a + w)]
+    elif n == 2 and is_max:
+        for w in range(W):
+            line[U(M + w)] = _pick(x[U(b + w)], x[U(a + w)])
+    elif n == 2:
+        for w in range(W):
+            line[U(M + w)] = x[U(a + w)] + x[U(b + w)]
+    elif is_max:
+        for w in range(W):
+            line[U(M + w)] = _pick(x[U(c + w)], _pick(x[U(b + w)], x[U(a + w)]))
+    else:
+        for w in range(W):
+            line[U(M + w)] = x[U(a + w)] + x[U(b + w)] + x[U(c + w)]
+
+
+@njit(**_INLINE)
+def _more_rows(x, rows, n, line, line2, M, W, is_max):
+    """Rows ``rows[3:n]`` combined into the combined row ``line``, one pass each into the
+    buffer not read (ping-pong: a select stored in place is a masked store); returns the
+    buffer holding the result."""
+    src = line
+    for i in range(3, n):
+        dst = line2 if i % 2 == 1 else line
+        r = rows[i]
+        if is_max:
+            for w in range(W):
+                dst[U(M + w)] = _pick(x[U(r + w)], src[U(M + w)])
+        else:
+            for w in range(W):
+                dst[U(M + w)] = src[U(M + w)] + x[U(r + w)]
+        src = dst
+    return src
+
+
+@njit(**_INLINE)
+def _pairs2x2(x, a, b, out, o0, OW, div, cW, is_max):
+    """A row of 2x2, stride-2 windows straight from the input rows at ``a`` and ``b`` (four
+    loads an output; no combined row)."""
+    if is_max:
+        for ow in range(OW):
+            e = x[U(a + 2 * ow)]  # loads first: LLVM vectorises the pairs
+            f = x[U(a + 2 * ow + 1)]
+            g = x[U(b + 2 * ow)]
+            h = x[U(b + 2 * ow + 1)]
+            out[U(o0 + ow)] = _pick(_pick(h, g), _pick(f, e))  # NaN-propagating: any order
+    else:
+        for ow in range(OW):
+            e = x[U(a + 2 * ow)]
+            f = x[U(a + 2 * ow + 1)]
+            g = x[U(b + 2 * ow)]
+            h = x[U(b + 2 * ow + 1)]
+            out[U(o0 + ow)] = ((e + f) + (g + h)) / (div * cW[U(ow)])
+
+
+@njit(**_INLINE)
+def _along_w(src, s0, out, o0, OW, kW, sW, dW, div, cW, is_max):
+    """A row of outputs along the combined row ``src``, window ``ow`` starting at ``s0 + ow *
+    sW`` (the margins hold padding, so no window needs a check); unrolled for 2- and 3-wide
+    windows of stride 2, whose strided loads LLVM vectorises."""
+    if kW == 2 and sW == 2 and dW == 1 and is_max:
+        for ow in range(OW):
+            out[U(o0 + ow)] = _pick(src[U(s0 + 2 * ow + 1)], src[U(s0 + 2 * ow)])
+    elif kW == 2 and sW == 2 and dW == 1:
+        for ow in range(OW):
+            out[U(o0 + ow)] = (src[U(s0 + 2 * ow)] + src[U(s0 + 2 * ow + 1)]) \
+                / (div * cW[U(ow)])
+    elif kW == 3 and sW == 2 and dW == 1 and is_max:
+        for ow in range(OW):
+            e = src[U(s0 + 2 * ow)]
+            f = src[U(s0 + 2 * ow + 1)]
+            g = src[U(s0 + 2 * ow + 2)]
+            out[U(o0 + ow)] = _pick(g, _pick(f, e))
+    elif kW == 3 and sW == 2 and dW == 1:
+        for ow in range(OW):
+            e = src[U(s0 + 2 * ow)]
+            f = src[U(s0 + 2 * ow + 1)]
+            g = src[U(s0 + 2 * ow + 2)]
+            out[U(o0 + ow)] = (e + f + g) / (div * cW[U(ow)])
+    else:
+        for ow in range(OW):
+            v = src[U(s0 + ow * sW)]
+            for jw in range(1, kW):
+                e = src[U(s0 + ow * sW + jw * dW)]
+                v = _pick(e, v) if is_max else v + e
+            out[U(o0 + ow)] = v if is_max else v / (div * cW[U(ow)])
+
+
+@njit(**_JIT)
 def _rows(x, out, geo, cD, cH, cW, is_max, p0, p1):
     """Max (``is_max``) or average pooling of planes ``p0:p1`` of the flat ``x`` into the
     flat ``out``; the average divides by ``cD[od] * cH[oh] * cW[ow]``."""
     D, H, W, OD, OH, OW = geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
     kD, kH, kW, sD, sH, sW = geo[7], geo[8], geo[9], geo[10], geo[11], geo[12]
     dD, dH, dW, pD, pH, pW = geo[13], geo[14], geo[15], geo[16], geo[17], geo[18]
-    lo, hi = geo[27], geo[28]
-    if not ((kW == 2 or kW == 3) and sW == 2 and dW == 1):
-        lo = hi = 0  # other windows: the checked loop does every output
-    pad = -np.inf if is_max else 0.0
-    start = np.empty(W, x.dtype)  # combining with padding changes nothing
-    for w in range(W):
-        start[w] = pad
-    line = np.empty(W, x.dtype)
-    line2 = np.empty(W, x.dtype)
+    M = -pW  # margins of padding around the combined rows: windows along W need no checks
+    R = max(0, (OW - 1) * sW + (kW - 1) * dW + pW - (W - 1))
+    pad = np.full(1, -np.inf if is_max else 0.0, x.dtype)[0]  # in the input's dtype
+    line = np.full(M + W + R, pad, x.dtype)
+    line2 = line.copy()
+    rows = np.empty(kD * kH, np.int64)
+    direct = kW == 2 and sW == 2 and dW == 1 and M == 0 and R == 0  # 2x2/2 from the input
     for p in range(p0, p1):
         for od in range(OD):
             for oh in range(OH):
-                # the window's input rows, in scan order, combined column by column into the
-                # buffer not read (ping-pong: a select stored in place is a masked store)
-                src = start
-                n = 0
+                n = 0  # the window's input rows inside the input, in scan order
                 for jd in range(kD):
                     d = od * sD + pD + jd * dD
                     for jh in range(kH):
                         h = oh * sH + pH + jh * dH
                         if 0 <= d < D and 0 <= h < H:
-                            a = ((p * D + d) * H + h) * W
-                            dst = line if n % 2 == 0 else line2
-                            if is_max:
-                                for w in range(W):
-                                    v = src[U(w)]
-                                    e = x[U(a + w)]
-                                    dst[U(w)] = e if (e > v) | (e != e) else v
-                            else:
-                                for w in range(W):
-                                    dst[U(w)] = src[U(w)] + x[U(a + w)]
-                            src = dst
+                            rows[n] = ((p * D + d) * H + h) * W
                             n += 1
-                # along W: the interior outputs without checks, then the border ones; the
-                # average divides in the same loop
                 o0 = ((p * OD + od) * OH + oh) * OW
-                c = cD[od] * cH[oh]
-                if kW == 2 and sW == 2 and dW == 1:
-                    if is_max:
-                        for ow in range(lo, hi):
-                            e = src[U(2 * ow + pW)]  # loads first: LLVM vectorises the pair
-                            f = src[U(2 * ow + pW + 1)]
-                            out[U(o0 + ow)] = f if (f > e) | (f != f) else e
-                    else:
-                        for ow in range(lo, hi):
-                            e = src[U(2 * ow + pW)]
-                            f = src[U(2 * ow + pW + 1)]
-                            out[U(o0 + ow)] = (e + f) / (c * cW[U(ow)])
-                elif kW == 3 and sW == 2 and dW == 1:
-                    if is_max:
-                        for ow in range(lo, hi):
-                            e = src[U(2 * ow + pW)]
-                            f = src[U(2 * ow + pW + 1)]
-                            g = src[U(2 * ow + pW + 2)]
-                            e = f if (f > e) | (f != f) else e
-                            out[U(o0 + ow)] = g if (g > e) | (g != g) else e
-                    else:
-                        for ow in range(lo, hi):
-                            e = src[U(2 * ow + pW)]
-                            f = src[U(2 * ow + pW + 1)]
-                            g = src[U(2 * ow + pW + 2)]
-                            out[U(o0 + ow)] = (e + f + g) / (c * cW[U(ow)])
-                for part in range(2):  # [0, lo) and [hi, OW)
-                    for ow in range(0 if part == 0 else hi, lo if part == 0 else OW):
-                        v = start[0]  # padding, in the input's dtype
-                        for jw in range(kW):
-                            w = ow * sW + pW + jw * dW
-                            if 0 <= w < W:
-                                e = src[U(w)]
-                                if is_max:
-                                    v = e if (e > v) | (e != e) else v
-                                else:
-                                    v += e
-                        out[U(o0 + ow)] = v if is_max else v / (c * cW[U(ow)])
+                div = cD[od] * cH[oh]
+                # the first rows as scalars, and ``line`` itself (not a phi of the buffers):
+                # LLVM then knows what aliases what, and vectorises without checks
+                a = rows[0] if n > 0 else 0
+                b = rows[1] if n > 1 else 0
+                c = rows[2] if n > 2 else 0
+                if n == 2 and direct:
+                    _pairs2x2(x, a, b, out, o0, OW, div, cW, is_max)
+                elif n <= 3:
+                    if n > 0:
+                        _vertical(x, a, b, c, n, line, M, W, is_max)
+                    else:  # a dilated window of padding only
+                        for w in range(W):
+                            line[U(M + w)] = pad
+                    _along_w(line, 0, out, o0, OW, kW, sW, dW, div, cW, is_max)
+                else:
+                    _vertical(x, a, b, c, 3, line, M, W, is_max)
+                    src = _more_rows(x, rows, n, line, line2, M, W, is_max)
+                    _along_w(src, 0, out, o0, OW, kW, sW, dW, div, cW, is_max)
 
 
 # --------------------------------------------------------------------------------------------
