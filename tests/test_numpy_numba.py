@@ -159,6 +159,45 @@ def test_phase_plane_kernels_match_torch(case, count_include_pad, n_threads):
                   n_threads)
 
 
+@st.composite
+def tiling_2x2(draw):
+    """2x2 windows of stride 2 tiling even planes (the argmax and backward fast path), and
+    near misses that must not take it: odd sizes, padding, a depth kernel."""
+    dims = draw(st.sampled_from([2, 3]))
+    size = [2 * draw(st.integers(1, 6)) for _ in range(2)]
+    if draw(st.booleans()):
+        size[draw(st.integers(0, 1))] += 1  # odd: floor drops a row, ceil a partial window
+    kernel, stride, padding = (2, 2), (2, 2), (0, draw(st.sampled_from([0, 0, 1])))
+    if dims == 3:
+        k_depth = draw(st.sampled_from([1, 1, 2]))
+        kernel, stride, padding = (k_depth,) + kernel, (1,) + stride, (0,) + padding
+        size = [draw(st.integers(2, 3))] + size
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    x = values((2, 3, *size), dtype, draw(st.integers(0, 2**16)),
+               draw(st.sampled_from(["randn", "ties", "special"])))
+    return dims, x, kernel, stride, padding, draw(st.booleans())
+
+
+@given(case=tiling_2x2(), n_threads=THREADS)
+def test_2x2_tiles_match_torch(case, n_threads):
+    dims, x, kernel, stride, padding, ceil_mode = case
+    against_torch(dims, x, kernel, stride, padding, 1, ceil_mode, True, n_threads)
+
+
+def test_2x2_tiles_hand_worked():
+    # one window, scan order (0,0) (0,1) (1,0) (1,1): ties go to the first, NaN wins, and a
+    # window of -inf reports (and takes the gradient at) its first element
+    x = np.array([[[[1.0, 3.0], [3.0, 2.0]]], [[[-1.0, np.nan], [np.nan, 5.0]]],
+                  [[[-np.inf, -np.inf], [-np.inf, -np.inf]]]])
+    with use_backend("numba"):
+        values_, index = pnp.max_pool2d(x, 2, return_indices=True)
+        grad = pnp.max_pool2d_backward(np.array([[[[10.0]]], [[[20.0]]], [[[30.0]]]]), x, 2)
+    np.testing.assert_array_equal(index.ravel(), [1, 2, 0])
+    np.testing.assert_array_equal(values_.ravel(), [3.0, np.nan, -np.inf])
+    np.testing.assert_array_equal(grad.reshape(3, 4), [[0, 10, 0, 0], [0, 0, 20, 0],
+                                                       [30, 0, 0, 0]])
+
+
 @given(case=phase_geometries())
 def test_unfill_is_the_transpose_of_fill(case):
     # <fill(x), y> == <x, unfill(y)> over the phase positions that hold input elements
@@ -206,13 +245,15 @@ def test_one_compiled_version_per_dtype():
 
     rng = np.random.default_rng(0)
     for dims, kernel, stride, padding in [(1, 2, 2, 0), (2, 3, 2, 1), (2, (1, 4), 3, 0),
-                                          (3, 2, 1, 1)]:
+                                          (3, 2, 1, 1), (2, 2, 2, 0),
+                                          (3, (1, 2, 2), (1, 2, 2), 0)]:
         for dtype, n_threads in ((np.float32, 1), (np.float64, 1), (np.float32, 2),
                                  (np.float64, 2)):
             x = rng.standard_normal((2, 3) + (6,) * dims).astype(dtype)
             with use_backend("numba"), threads(n_threads):
                 y, _ = getattr(pnp, f"max_pool{dims}d")(x, kernel, stride, padding,
                                                          return_indices=True)
+                getattr(pnp, f"max_pool{dims}d_backward")(y, x, kernel, stride, padding)
                 getattr(pnp, f"max_pool{dims}d")(x, kernel, stride, padding)
                 getattr(pnp, f"avg_pool{dims}d_backward")(
                     getattr(pnp, f"avg_pool{dims}d")(x, kernel, stride, padding), x,
@@ -221,6 +262,7 @@ def test_one_compiled_version_per_dtype():
                    _numba._unfill, _numba._rows_par, _numba._argmax_par,
                    _numba._avg_backward_par):
         assert len(kernel.signatures) <= 2, kernel
+    assert _numba._argmax2x2.signatures  # the 2x2 tiles took their fast path
 
 
 def test_planes_of_2_31_elements_take_the_numpy_path():

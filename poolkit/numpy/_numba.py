@@ -447,6 +447,56 @@ def _argmax(x, out, index, g, grad_input, backward, geo, shifts, positions, fD, 
                         index[U(o0 + ow)] = base + ow * sW + k if k >= 0 else f
 
 
+@njit(**_JIT)
+def _argmax2x2(x, out, index, g, grad_input, backward, geo, p0, p1):
+    """:func:`_argmax` for 2x2 windows of stride 2 that tile the plane exactly (no padding,
+    even sizes; 3-d: depth kernel and stride 1): every input element in exactly one window,
+    so the backward writes each gradient element once (no zeroing, no phase planes)."""
+    D, H, W, OH, OW = geo[1], geo[2], geo[3], geo[5], geo[6]
+    zero = np.zeros(1, x.dtype)[0]
+    won = np.empty(OW, np.int32)  # the winners of one row of windows
+    for p in range(p0, p1):
+        for d in range(D):
+            for oh in range(OH):
+                a = ((p * D + d) * H + 2 * oh) * W  # the window's two input rows
+                b = a + W
+                o0 = ((p * D + d) * OH + oh) * OW
+                i0 = (d * H + 2 * oh) * W  # the first row's index within the plane
+                if backward:  # winners first, then each gradient row in one stream
+                    for ow in range(OW):
+                        won[U(ow)] = _winner4(x[U(a + 2 * ow)], x[U(a + 2 * ow + 1)],
+                                              x[U(b + 2 * ow)], x[U(b + 2 * ow + 1)])[1]
+                    for row in range(2):
+                        r = a if row == 0 else b
+                        for ow in range(OW):
+                            k = won[U(ow)] - 2 * row
+                            v = g[U(o0 + ow)]
+                            grad_input[U(r + 2 * ow)] = v if k == 0 else zero
+                            grad_input[U(r + 2 * ow + 1)] = v if k == 1 else zero
+                else:
+                    for ow in range(OW):
+                        m, k = _winner4(x[U(a + 2 * ow)], x[U(a + 2 * ow + 1)],
+                                        x[U(b + 2 * ow)], x[U(b + 2 * ow + 1)])
+                        out[U(o0 + ow)] = m
+                        index[U(o0 + ow)] = i0 + 2 * ow + (k & 1) + (k >> 1) * W
+
+
+@njit(**_INLINE)
+def _winner4(e0, e1, e2, e3):
+    """PyTorch's max of a 2x2 window in scan order and its position 0-3: the first element
+    to start with, then strictly greater, or NaN, replaces (selects, no branches)."""
+    t = (e1 > e0) | (e1 != e1)
+    m = e1 if t else e0
+    k = 1 if t else 0
+    t = (e2 > m) | (e2 != e2)
+    m = e2 if t else m
+    k = 2 if t else k
+    t = (e3 > m) | (e3 != e3)
+    m = e3 if t else m
+    k = 3 if t else k
+    return m, k
+
+
 # --------------------------------------------------------------------------------------------
 # Average backward
 # --------------------------------------------------------------------------------------------
@@ -517,6 +567,13 @@ def _argmax_par(x, out, index, g, grad_input, backward, geo, shifts, positions, 
 
 
 @njit(**_PAR)
+def _argmax2x2_par(x, out, index, g, grad_input, backward, geo, n):
+    P = geo[0]
+    for c in prange(n):
+        _argmax2x2(x, out, index, g, grad_input, backward, geo, P * c // n, P * (c + 1) // n)
+
+
+@njit(**_PAR)
 def _avg_backward_par(g, grad_input, geo, back_starts, back_shifts, cD, cH, cW, n):
     P = geo[0]
     for c in prange(n):
@@ -527,6 +584,20 @@ def _avg_backward_par(g, grad_input, geo, back_starts, back_shifts, cD, cH, cW, 
 # --------------------------------------------------------------------------------------------
 # Entry points (planes (P, *spatial) in, results written into the given arrays)
 # --------------------------------------------------------------------------------------------
+
+
+def _tiles2x2(geometry: PoolGeometry) -> bool:
+    """2x2 windows of stride 2 that tile the last two dimensions exactly (the common
+    downsampling), with depth kernel and stride 1 in 3-d: :func:`_argmax2x2` applies."""
+    lead = geometry.dims - 2
+    last = zip(geometry.kernel_size[lead:], geometry.stride[lead:], geometry.padding[lead:],
+               geometry.dilation[lead:], geometry.input_size[lead:],
+               geometry.output_size[lead:], strict=True)
+    if geometry.dims < 2 or any((k, s, p, d, n) != (2, 2, 0, 1, 2 * o)
+                                for k, s, p, d, n, o in last):
+        return False
+    return lead == 0 or (geometry.kernel_size[0], geometry.stride[0], geometry.padding[0],
+                         geometry.dilation[0]) == (1, 1, 0, 1)
 
 
 def _run(serial, parallel, n_threads, n_planes, *args):
@@ -548,9 +619,13 @@ def max_pool(x: np.ndarray, geometry: PoolGeometry, out: np.ndarray, return_indi
         _run(_rows, _rows_par, n, x.shape[0], x.reshape(-1), out.reshape(-1), geo, one, one,
              one, True)
         return None
-    fD, fH, fW = _firsts(geometry)
     index = np.empty(out.shape, np.int64) if index is None else index
     none = np.empty(0, x.dtype)
+    if _tiles2x2(geometry):
+        _run(_argmax2x2, _argmax2x2_par, n, x.shape[0], x.reshape(-1), out.reshape(-1),
+             index.reshape(-1), none, none, False, geo)
+        return index
+    fD, fH, fW = _firsts(geometry)
     _run(_argmax, _argmax_par, n, x.shape[0], x.reshape(-1), out.reshape(-1),
          index.reshape(-1), none, none, False, geo, shifts, positions, fD, fH, fW)
     return index
@@ -560,8 +635,13 @@ def max_pool_backward(g: np.ndarray, x: np.ndarray, geometry: PoolGeometry,
                       grad_input: np.ndarray) -> None:
     """Add ``g`` at the argmax of every window (recomputed from ``x``) into ``grad_input``."""
     geo, shifts, positions, _, _ = _plan(geometry, x.shape[0])
+    n = threads_for(x.nbytes, x.shape[0])
+    if _tiles2x2(geometry):
+        _run(_argmax2x2, _argmax2x2_par, n, x.shape[0], x.reshape(-1), np.empty(0, x.dtype),
+             np.empty(0, np.int64), g.reshape(-1), grad_input.reshape(-1), True, geo)
+        return
     fD, fH, fW = _firsts(geometry, backward=True)
-    _run(_argmax, _argmax_par, threads_for(x.nbytes, x.shape[0]), x.shape[0], x.reshape(-1),
+    _run(_argmax, _argmax_par, n, x.shape[0], x.reshape(-1),
          np.empty(0, x.dtype), np.empty(0, np.int64), g.reshape(-1), grad_input.reshape(-1),
          True, geo, shifts, positions, fD, fH, fW)
 
