@@ -184,6 +184,51 @@ def test_2x2_tiles_match_torch(case, n_threads):
     against_torch(dims, x, kernel, stride, padding, 1, ceil_mode, True, n_threads)
 
 
+@st.composite
+def windows_3x3_stride2(draw):
+    """3x3 windows of stride 2, padding 0 or 1 per dimension (the streaming argmax), sizes
+    down to one window, both rounding modes; 3-d with a depth kernel of 1 (and 2: a near
+    miss, the phase planes)."""
+    dims = draw(st.sampled_from([2, 3]))
+    padding = tuple(draw(st.integers(0, 1)) for _ in range(2))
+    size = [draw(st.integers(3 - 2 * p, 12)) for p in padding]
+    kernel, stride = (3, 3), (2, 2)
+    if dims == 3:
+        k_depth = draw(st.sampled_from([1, 1, 2]))
+        kernel, stride, padding = (k_depth,) + kernel, (1,) + stride, (0,) + padding
+        size = [draw(st.integers(2, 3))] + size
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    x = values((2, 3, *size), dtype, draw(st.integers(0, 2**16)),
+               draw(st.sampled_from(["randn", "ties", "special"])))
+    return dims, x, kernel, stride, padding, draw(st.booleans())
+
+
+@given(case=windows_3x3_stride2(), n_threads=THREADS)
+def test_3x3_stride2_windows_match_torch(case, n_threads):
+    dims, x, kernel, stride, padding, ceil_mode = case
+    try:
+        pool_geometry(x.shape[2:], kernel, stride, padding, 1, ceil_mode)
+    except ValueError:
+        return
+    against_torch(dims, x, kernel, stride, padding, 1, ceil_mode, True, n_threads)
+
+
+def test_3x3_stride2_hand_worked():
+    # padding 1: the window of output (0, 0) reads rows/columns -1..1; its first real
+    # element is (0, 0). Ties: 5 at (0, 1) before 5 at (1, 0) in scan order, though column
+    # 0 comes first; two NaN: the later, (1, 1), wins; all -inf: the first real element
+    x = np.array([[[[1.0, 5.0, 0.0], [5.0, 2.0, 0.0], [0.0, 0.0, 0.0]]],
+                  [[[np.nan, 0.0, 0.0], [0.0, np.nan, 0.0], [0.0, 0.0, 0.0]]],
+                  [[[-np.inf] * 3] * 3]])
+    with use_backend("numba"):
+        values_, index = pnp.max_pool2d(x, 3, 2, 1, return_indices=True)
+        grad = pnp.max_pool2d_backward(np.ones_like(values_), x, 3, 2, 1)
+    np.testing.assert_array_equal(index[:, 0, 0, 0], [1, 4, 0])
+    np.testing.assert_array_equal(values_[:, 0, 0, 0], [5.0, np.nan, -np.inf])
+    # 2x2 windows of the first plane: (0, 1) wins the first two, (1, 0) and (1, 1) one each
+    np.testing.assert_array_equal(grad[0, 0], [[0, 2, 0], [1, 1, 0], [0, 0, 0]])
+
+
 def test_2x2_tiles_hand_worked():
     # one window, scan order (0,0) (0,1) (1,0) (1,1): ties go to the first, NaN wins, and a
     # window of -inf reports (and takes the gradient at) its first element
@@ -263,6 +308,7 @@ def test_one_compiled_version_per_dtype():
                    _numba._avg_backward_par):
         assert len(kernel.signatures) <= 2, kernel
     assert _numba._argmax2x2.signatures  # the 2x2 tiles took their fast path
+    assert _numba._argmax3x3.signatures  # and 3x3/2 with padding 1 its own
 
 
 def test_planes_of_2_31_elements_take_the_numpy_path():

@@ -5,12 +5,18 @@ order differs. Every kernel works on planes ``(P, D, H, W)`` (1-d and 2-d poolin
 leading singleton dimensions: kernel 1, stride 1, no padding) and makes one pass over the
 input, plane by plane, so that the working set stays in L1/L2:
 
-- **forward values** (:func:`_rows`, max and average): one output row at a time, the window's
-  input rows are combined column by column (contiguous, vectorised loops, each input row read
-  straight from memory), then the combined row is reduced along W -- unrolled for the common
-  2- and 3-wide windows of stride 2, whose loads LLVM vectorises -- and, for the average,
-  divided in the same loop;
-- **argmax** (:func:`_argmax`, ``return_indices`` and the max backward): the plane is first
+- **forward values** (:func:`_rows`, max and average): one output row at a time. Up to three
+  input rows of the window are combined column by column in one pass (contiguous, vectorised)
+  into a row with padding margins, so that the windows along W need no checks; the combined
+  row is then reduced along W -- unrolled for the common 2- and 3-wide windows of stride 2,
+  whose loads LLVM vectorises -- and, for the average, divided in the same loop. 2x2 windows
+  of stride 2 read their four elements straight from the two input rows (no combined row);
+- **argmax, streamed** (``return_indices`` and the max backward) for the two common
+  downsamplings: :func:`_argmax2x2` (2x2/2 tiling the plane: each window's winner, then each
+  gradient row written once, no zeroing) and :func:`_argmax3x3` (3x3/2, padding 0 or 1: the
+  winner of each column over the window's rows, then of each window over its columns in
+  PyTorch's row-major order; the backward gathers each gradient row, complete, once);
+- **argmax, general** (:func:`_argmax`, every other window): the plane is first
   split into *phase planes* (:func:`_fill`: element ``(h, w)`` goes to phase ``(h % s_h, w %
   s_w)`` at ``(h // s_h, w // s_w)``, with padding margins), where every kernel offset of every
   window becomes the same flat shift. So each pass over the phase planes is one long
@@ -28,11 +34,16 @@ a[i]``) becomes an AVX masked store, which is slow on AMD CPUs -- so running max
 second buffer (ping-pong). ``error_model="numpy"`` lets divisions vectorise (no
 ZeroDivisionError check).
 
+Threads: each kernel runs on a range of planes; its ``*_par`` driver splits the ``N * C``
+planes into one contiguous chunk per thread (numba ``prange``; the thread count and the size
+below which one thread runs are :mod:`poolkit.numpy._backend`'s).
+
 Imported (and compiled, on first call; ``cache=True`` keeps the machine code on disk) only when
 the numba backend is selected -- never at ``import poolkit.numpy``. The kernels take the
-geometry as small integer arrays, so one compiled version per kernel and dtype (four kernels
-and two helpers) serves every kernel size, stride, padding, dilation and dimensionality:
-compile time is paid once per dtype, not per pooling configuration.
+geometry as small integer arrays, so one compiled version per kernel and dtype serves every
+kernel size, stride, padding, dilation and dimensionality: compile time is paid once per
+dtype (about a minute for all of them, serial and parallel, on a busy 2-core machine), not
+per pooling configuration.
 
 Sums are exact in the sense PyTorch's are: the same float additions up to their order
 (column sums first, then along W); maxima and indices are identical to PyTorch's.
@@ -497,6 +508,125 @@ def _winner4(e0, e1, e2, e3):
     return m, k
 
 
+@njit(**_INLINE)
+def _load_row(x, a, ok, row, M, W, pad):
+    """``row[M:M + W]`` = the input row at ``a`` if ``ok``, else padding."""
+    if ok:
+        for w in range(W):
+            row[U(M + w)] = x[U(a + w)]
+    else:
+        for w in range(W):
+            row[U(M + w)] = pad
+
+
+@njit(**_INLINE)
+def _column_winners(r0, r1, r2, first, vm, vr, M, W):
+    """Per column of three padded rows, PyTorch's running max from the top (strictly
+    greater, or NaN, replaces; padding rows are -inf, never taken) and its row, starting from
+    the first real row ``first``: ``vm[M:M + W]``, ``vr[M:M + W]``."""
+    for i in range(M, M + W):
+        m = r0[U(i)]
+        r = first
+        e = r1[U(i)]
+        t = (e > m) | (e != e)
+        m = e if t else m
+        r = 1 if t else r
+        e = r2[U(i)]
+        t = (e > m) | (e != e)
+        vm[U(i)] = e if t else m
+        vr[U(i)] = 2 if t else r
+
+
+@njit(**_INLINE)
+def _beats(e, re, m, rm):
+    """Whether column winner ``(e, row re)`` replaces the window's ``(m, row rm)`` in
+    PyTorch's row-major scan, columns taken left to right: a NaN if it comes later (row
+    ``re >= rm``) or beats a number; a number if no NaN is held and it is greater, or equal
+    and earlier (smaller row). Padding columns have row 100: never earlier, never NaN."""
+    return ((e != e) & ((m == m) | (re >= rm))) | \
+        ((m == m) & ((e > m) | ((e == m) & (re < rm))))
+
+
+@njit(**_INLINE)
+def _gather_row(acc, won, g, o0, OW, kh, zero):
+    """``acc[i]`` = the gradients of the windows whose winner is padded column ``i`` of their
+    row ``kh`` (window ``ow`` starts at column ``2 * ow``): gathered per column, so each
+    element is written once, from at most two windows, in PyTorch's order."""
+    k = won[0] - 3 * kh
+    v = g[U(o0)]
+    acc[0] = v if k == 0 else zero
+    acc[1] = v if k == 1 else zero
+    for ow in range(1, OW):
+        k = won[U(ow)] - 3 * kh
+        v = g[U(o0 + ow)]
+        before = won[U(ow - 1)] - 3 * kh
+        shared = g[U(o0 + ow - 1)] if before == 2 else zero
+        acc[U(2 * ow)] = shared + (v if k == 0 else zero)
+        acc[U(2 * ow + 1)] = v if k == 1 else zero
+    acc[U(2 * OW)] = g[U(o0 + OW - 1)] if won[U(OW - 1)] - 3 * kh == 2 else zero
+
+
+@njit(**_JIT)
+def _argmax3x3(x, out, index, g, grad_input, backward, geo, p0, p1):
+    """:func:`_argmax` for 3x3 windows of stride 2, padding 0 or 1 (3-d: depth kernel and
+    stride 1), streamed by output rows. The window's three input rows are copied into rows
+    with -inf margins; each column's winner over the rows, then each window's over its three
+    columns (:func:`_beats` keeps PyTorch's row-major scan order). The backward gathers the
+    gradients of each of the windows' three rows (:func:`_gather_row`): the first (plus the
+    previous windows' last row, carried) and the second are then complete and written once,
+    the third is carried to the next windows."""
+    D, H, W, OH, OW, pH, pW = geo[1], geo[2], geo[3], geo[5], geo[6], geo[17], geo[18]
+    M = -pW
+    L = max(M + W, 2 * OW + 1)  # margins: every window inside the padded rows
+    pad = np.full(1, -np.inf, x.dtype)[0]
+    zero = np.zeros(1, x.dtype)[0]
+    r0, r1, r2 = np.full(L, pad, x.dtype), np.full(L, pad, x.dtype), np.full(L, pad, x.dtype)
+    vm = np.full(L, pad, x.dtype)
+    vr = np.full(L, 100, np.int32)  # padding columns: never a winner
+    carry, acc1 = np.zeros(L, x.dtype), np.zeros(L, x.dtype)  # columns past 2 * OW stay 0
+    won = np.empty(OW, np.int32)
+    for p in range(p0, p1):
+        for d in range(D):
+            base = (p * D + d) * H * W
+            carry[:] = 0
+            for oh in range(OH):
+                h0 = 2 * oh + pH  # the window's first row (-1: padding)
+                _load_row(x, base + h0 * W, 0 <= h0 < H, r0, M, W, pad)
+                _load_row(x, base + (h0 + 1) * W, h0 + 1 < H, r1, M, W, pad)
+                _load_row(x, base + (h0 + 2) * W, h0 + 2 < H, r2, M, W, pad)
+                _column_winners(r0, r1, r2, 1 if h0 < 0 else 0, vm, vr, M, W)
+                o0 = ((p * D + d) * OH + oh) * OW
+                for ow in range(OW):
+                    c = 2 * ow
+                    m, rm, j = vm[U(c)], vr[U(c)], 0
+                    e, re = vm[U(c + 1)], vr[U(c + 1)]
+                    t = _beats(e, re, m, rm)
+                    m, rm, j = (e if t else m), (re if t else rm), (1 if t else j)
+                    e, re = vm[U(c + 2)], vr[U(c + 2)]
+                    t = _beats(e, re, m, rm)
+                    m, rm, j = (e if t else m), (re if t else rm), (2 if t else j)
+                    won[U(ow)] = 3 * rm + j
+                    if not backward:
+                        out[U(o0 + ow)] = m
+                        index[U(o0 + ow)] = (d * H + h0 + rm) * W + c + pW + j
+                if not backward:
+                    continue
+                _gather_row(acc1, won, g, o0, OW, 0, zero)
+                if 0 <= h0:  # row h0: the previous windows' last row, and these windows'
+                    for w in range(W):
+                        grad_input[U(base + h0 * W + w)] = carry[U(M + w)] + acc1[U(M + w)]
+                _gather_row(acc1, won, g, o0, OW, 1, zero)
+                if h0 + 1 < H:
+                    for w in range(W):
+                        grad_input[U(base + (h0 + 1) * W + w)] = acc1[U(M + w)]
+                _gather_row(carry, won, g, o0, OW, 2, zero)
+            if backward:  # the last windows' last row, then rows no window reads
+                h = 2 * OH + pH
+                for hh in range(h, H):
+                    for w in range(W):
+                        grad_input[U(base + hh * W + w)] = carry[U(M + w)] if hh == h else zero
+
+
 # --------------------------------------------------------------------------------------------
 # Average backward
 # --------------------------------------------------------------------------------------------
@@ -574,6 +704,13 @@ def _argmax2x2_par(x, out, index, g, grad_input, backward, geo, n):
 
 
 @njit(**_PAR)
+def _argmax3x3_par(x, out, index, g, grad_input, backward, geo, n):
+    P = geo[0]
+    for c in prange(n):
+        _argmax3x3(x, out, index, g, grad_input, backward, geo, P * c // n, P * (c + 1) // n)
+
+
+@njit(**_PAR)
 def _avg_backward_par(g, grad_input, geo, back_starts, back_shifts, cD, cH, cW, n):
     P = geo[0]
     for c in prange(n):
@@ -600,6 +737,24 @@ def _tiles2x2(geometry: PoolGeometry) -> bool:
                          geometry.dilation[0]) == (1, 1, 0, 1)
 
 
+def _fast_argmax(geometry: PoolGeometry):
+    """The (serial, parallel) streaming argmax kernels for this geometry, or None (phase
+    planes): 2x2/2 tiles, or 3x3/2 windows with padding 0 or 1."""
+    if geometry.dims < 2:
+        return None
+    lead = geometry.dims - 2
+    if lead and (geometry.kernel_size[0], geometry.stride[0], geometry.padding[0],
+                 geometry.dilation[0]) != (1, 1, 0, 1):
+        return None
+    if _tiles2x2(geometry):
+        return _argmax2x2, _argmax2x2_par
+    last = zip(geometry.kernel_size[lead:], geometry.stride[lead:], geometry.padding[lead:],
+               geometry.dilation[lead:], strict=True)
+    if all(k == 3 and s == 2 and p <= 1 and d == 1 for k, s, p, d in last):
+        return _argmax3x3, _argmax3x3_par
+    return None
+
+
 def _run(serial, parallel, n_threads, n_planes, *args):
     """``serial`` on every plane (one thread), or ``parallel`` on ``n_threads`` chunks."""
     if n_threads > 1:
@@ -621,9 +776,10 @@ def max_pool(x: np.ndarray, geometry: PoolGeometry, out: np.ndarray, return_indi
         return None
     index = np.empty(out.shape, np.int64) if index is None else index
     none = np.empty(0, x.dtype)
-    if _tiles2x2(geometry):
-        _run(_argmax2x2, _argmax2x2_par, n, x.shape[0], x.reshape(-1), out.reshape(-1),
-             index.reshape(-1), none, none, False, geo)
+    fast = _fast_argmax(geometry)
+    if fast is not None:
+        _run(*fast, n, x.shape[0], x.reshape(-1), out.reshape(-1), index.reshape(-1), none,
+             none, False, geo)
         return index
     fD, fH, fW = _firsts(geometry)
     _run(_argmax, _argmax_par, n, x.shape[0], x.reshape(-1), out.reshape(-1),
@@ -636,9 +792,10 @@ def max_pool_backward(g: np.ndarray, x: np.ndarray, geometry: PoolGeometry,
     """Add ``g`` at the argmax of every window (recomputed from ``x``) into ``grad_input``."""
     geo, shifts, positions, _, _ = _plan(geometry, x.shape[0])
     n = threads_for(x.nbytes, x.shape[0])
-    if _tiles2x2(geometry):
-        _run(_argmax2x2, _argmax2x2_par, n, x.shape[0], x.reshape(-1), np.empty(0, x.dtype),
-             np.empty(0, np.int64), g.reshape(-1), grad_input.reshape(-1), True, geo)
+    fast = _fast_argmax(geometry)
+    if fast is not None:
+        _run(*fast, n, x.shape[0], x.reshape(-1), np.empty(0, x.dtype), np.empty(0, np.int64),
+             g.reshape(-1), grad_input.reshape(-1), True, geo)
         return
     fD, fH, fW = _firsts(geometry, backward=True)
     _run(_argmax, _argmax_par, n, x.shape[0], x.reshape(-1),
