@@ -34,11 +34,12 @@ _numba_available: bool | None = None
 _threads: int | None = None
 
 #: Inputs (bytes read) below this run on one thread. Measured with
-#: ``python benchmarks/bench_numpy_pool.py --crossover`` (float32 planes of 56 x 56, max 2x2/2
-#: forward and backward and avg 2x2/2 forward, one thread against two, 2-core Xeon): two
-#: threads start to win between 256 KiB and 1 MiB of input, below that thread start-up and
-#: the barrier cost more than they save.
-PARALLEL_MIN_BYTES = 1 << 19
+#: ``python benchmarks/bench_numpy_pool.py --crossover`` (stacks of float32 56 x 56 planes,
+#: max 2x2/2 forward and backward and avg 2x2/2 forward, fastest of 20 runs, one thread against
+#: two, on the 2-core development Xeon): two threads first won at 196 KiB (max forward 78 ->
+#: 60 us) and clearly at 392 KiB (106 -> 73 us); below ~100 KiB the call's fixed cost (~50 us)
+#: dominates and starting a second thread can only lose.
+PARALLEL_MIN_BYTES = 1 << 18
 
 
 def set_backend(name: str | None) -> None:
