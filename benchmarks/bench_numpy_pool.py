@@ -14,9 +14,10 @@ Each time is the FASTEST of ``--repeats`` runs after one warm-up run (which also
 numba kernels): the minimum, not the median, because on a shared machine the noise only ever
 adds time. Every cell shows the time and its ratio to the memory-bandwidth limit: bytes read +
 written by the op divided by the bandwidth ``np.copyto`` reaches on the same tensor (also the
-fastest of the runs, with the same threads). poolkit's max backward recomputes the argmax from
-the input (its signature is ``f_backward(grad_output, input, ...)``), so its limit counts
-reading the input; torch's reads the saved int64 indices instead.
+fastest of the runs, timed right before each op so that both see the same load). poolkit's
+max backward recomputes the argmax from the input (its signature is ``f_backward(grad_output,
+input, ...)``), so its limit counts reading the input; torch's reads the saved int64 indices
+instead.
 
 Run::
 
@@ -24,6 +25,7 @@ Run::
     python benchmarks/bench_numpy_pool.py --quick         # (8, 16, 56, 56), fastest of 3
     python benchmarks/bench_numpy_pool.py --markdown      # the README's table (machine, date)
     python benchmarks/bench_numpy_pool.py --crossover     # where threads start to pay
+    python benchmarks/bench_numpy_pool.py --threads 1 --clock cpu  # 1 thread on a busy box
     python benchmarks/bench_numpy_pool.py --json out.json # also save the rows
 """
 
@@ -55,14 +57,19 @@ OPS = ("max fwd", "max fwd+idx", "avg fwd", "max bwd", "avg bwd")
 IMPLEMENTATIONS = ("numba", "numba out=", "numpy", "torch NCHW", "torch CL")
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+_clock = time.perf_counter
+
+
 def fastest_ms(fn, repeats: int) -> float:
-    """The fastest of ``repeats`` wall-clock runs after one warm-up run, in ms."""
+    """The fastest of ``repeats`` runs after one warm-up run, in ms (wall clock, or with
+    ``--clock cpu`` this thread's CPU time: blind to waiting for a core on a busy machine)."""
     fn()  # warm-up (and numba compilation)
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = _clock()
         fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, _clock() - start)
     return 1e3 * best
 
 
@@ -124,9 +131,10 @@ def set_threads(torch, n: int) -> None:
         torch.set_num_threads(n)
 
 
-def time_op(torch, op, config, x, g, threads, repeats, bandwidth) -> dict:
+def time_op(torch, op, config, x, g, threads, repeats) -> dict:
     """One row: every implementation of ``op`` on ``threads`` threads."""
     k, s, p = CONFIGS[config]
+    bandwidth = copy_bandwidth(x, repeats)  # next to the op: the same load on the machine
     limit_ms = 1e3 * bytes_moved(op, x, g.size) / bandwidth
     calls = {}
     if numba_available():
@@ -141,7 +149,8 @@ def time_op(torch, op, config, x, g, threads, repeats, bandwidth) -> dict:
     if torch is not None:
         ms["torch NCHW"] = fastest_ms(torch_call(torch, op, x, g, k, s, p, False), repeats)
         ms["torch CL"] = fastest_ms(torch_call(torch, op, x, g, k, s, p, True), repeats)
-    return {"op": op, "window": config, "threads": threads, "limit_ms": limit_ms, "ms": ms}
+    return {"op": op, "window": config, "threads": threads, "limit_ms": limit_ms,
+            "bandwidth": bandwidth, "ms": ms}
 
 
 def copy_bandwidth(x: np.ndarray, repeats: int) -> float:
@@ -153,7 +162,6 @@ def copy_bandwidth(x: np.ndarray, repeats: int) -> float:
 def run(args, torch) -> list[dict]:
     rng = np.random.default_rng(0)
     x = rng.standard_normal(tuple(args.shape), dtype=np.float32)
-    bandwidth = copy_bandwidth(x, args.repeats)
     rows = []
     for config in args.configs:
         k, s, p = CONFIGS[config]
@@ -163,9 +171,9 @@ def run(args, torch) -> list[dict]:
             set_threads(torch, threads)
             for op in args.ops:
                 print(f"  {op} {config} threads={threads}", file=sys.stderr, flush=True)
-                rows.append(time_op(torch, op, config, x, g, threads, args.repeats, bandwidth))
+                rows.append(time_op(torch, op, config, x, g, threads, args.repeats))
     set_threads(torch, 1)
-    return rows, bandwidth
+    return rows
 
 
 def machine() -> str:
@@ -204,16 +212,19 @@ def table_lines(rows, markdown: bool) -> list[str]:
             for line in [head, *lines]]
 
 
-def describe(args, bandwidth, torch) -> str:
+def describe(args, rows, torch) -> str:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     versions = f"numpy {np.__version__}" + (f", torch {torch.__version__}" if torch else "")
     if numba_available():
         import numba
 
         versions += f", numba {numba.__version__}"
+    gbs = [r["bandwidth"] / 1e9 for r in rows]
+    clock = "wall clock" if args.clock == "wall" else "CPU time of the calling thread"
     return (f"float32 {tuple(args.shape)}; {machine()}; each time the fastest of "
-            f"{args.repeats} runs (wall clock) and, in brackets, its ratio to the bandwidth "
-            f"limit (bytes read + written at np.copyto's {bandwidth / 1e9:.1f} GB/s); "
+            f"{args.repeats} runs ({clock}) and, in brackets, its ratio to the bandwidth "
+            f"limit (bytes read + written at the speed of np.copyto, timed beside each op: "
+            f"{min(gbs):.1f}-{max(gbs):.1f} GB/s); "
             f"CL = channels-last; {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
             f"load average {load}; {versions}, python {platform.python_version()}.")
 
@@ -253,11 +264,18 @@ def main(argv=None) -> int:
                         help="print the README's markdown table, with machine and date")
     parser.add_argument("--crossover", action="store_true",
                         help="time growing inputs on 1 and all threads, then stop")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                        help="wall clock (default), or the thread's CPU time (one thread only: "
+                             "robust on a machine busier than its cores)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    global _clock
+    _clock = CLOCKS[args.clock]
     if args.quick:
         args.shape, args.repeats = (8, 16, 56, 56), 3
     args.threads = args.threads or sorted({1, _backend.max_threads()})
+    if args.clock == "cpu" and args.threads != [1]:
+        parser.error("--clock cpu measures one thread: add --threads 1")
     torch = None
     if not args.no_torch:
         try:
@@ -267,12 +285,12 @@ def main(argv=None) -> int:
     if args.crossover:
         crossover(torch, max(args.repeats, 20))
         return 0
-    rows, bandwidth = run(args, torch)
+    rows = run(args, torch)
     print("\n".join(table_lines(rows, args.markdown)))
     print()
-    print(describe(args, bandwidth, torch))
+    print(describe(args, rows, torch))
     if args.json:
-        args.json.write_text(json.dumps({"shape": list(args.shape), "bandwidth": bandwidth,
+        args.json.write_text(json.dumps({"shape": list(args.shape), "clock": args.clock,
                                          "rows": rows}, indent=2))
     return 0
 
