@@ -42,8 +42,8 @@ Imported (and compiled, on first call; ``cache=True`` keeps the machine code on 
 the numba backend is selected -- never at ``import poolkit.numpy``. The kernels take the
 geometry as small integer arrays, so one compiled version per kernel and dtype serves every
 kernel size, stride, padding, dilation and dimensionality: compile time is paid once per
-dtype (about a minute for all of them, serial and parallel, on a busy 2-core machine), not
-per pooling configuration.
+dtype, not per pooling configuration: for float32, 62 s for the serial kernels and 53 s more
+for the parallel drivers on the busy 2-core development machine; 3 s from the disk cache.
 
 Sums are exact in the sense PyTorch's are: the same float additions up to their order
 (column sums first, then along W); maxima and indices are identical to PyTorch's.
