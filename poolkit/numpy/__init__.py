@@ -24,7 +24,9 @@ windowing primitive every op reduces on is :mod:`poolkit.numpy.windows` (the fam
 :mod:`poolkit.numpy.families` compose those ops); :mod:`poolkit.numpy.examples` holds the
 worked examples as data. Optional numba kernels (``poolkit[fast]``) speed up the windowed
 max/avg ops; choose with ``POOLKIT_NUMPY_BACKEND=auto|numpy|numba`` (see
-:mod:`poolkit.numpy._backend`).
+:mod:`poolkit.numpy._backend`). They run on :func:`get_num_threads` threads (set with
+:func:`set_num_threads`, default ``NUMBA_NUM_THREADS`` or the CPUs available); max and average
+pooling, forward and backward, take ``out=`` to write into a buffer of yours.
 
 Example::
 
