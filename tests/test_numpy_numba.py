@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy as np
 import pytest
@@ -363,10 +364,14 @@ def test_set_num_threads_is_validated_and_reset(monkeypatch):
 
 def test_small_inputs_run_on_one_thread(monkeypatch):
     monkeypatch.setattr(_backend, "_threads", 4)
+    monkeypatch.setattr(_backend, "_parallel_pid", None)
     limit = _backend.PARALLEL_MIN_BYTES
     assert _backend.threads_for(limit - 1, 64) == 1
     assert _backend.threads_for(limit, 64) == 4
     assert _backend.threads_for(limit, 3) == 3  # never more chunks than planes
+    # a forked child of the process that started the threads runs on one
+    monkeypatch.setattr(_backend, "_parallel_pid", os.getpid() + 1)
+    assert _backend.threads_for(limit, 64) == 1
 
 
 def test_default_threshold_on_an_input_above_it():
@@ -388,3 +393,33 @@ def test_default_threshold_on_an_input_above_it():
                                        **TOL[np.float32])
     finally:
         pnp.set_num_threads(None)
+
+
+FORK_SCRIPT = """
+import os, signal, sys
+import numpy as np
+import poolkit.numpy as pnp
+from poolkit.numpy import _backend
+_backend.PARALLEL_MIN_BYTES = 0
+pnp.set_num_threads(2)
+x = np.random.default_rng(0).standard_normal((4, 3, 16, 16)).astype(np.float32)
+expected = pnp.max_pool2d(x, 3, 2, 1)  # starts numba's OpenMP threads
+pid = os.fork()
+if pid == 0:
+    signal.alarm(120)  # a hang (threads waited for in the child) ends as SIGALRM
+    os._exit(0 if np.array_equal(pnp.max_pool2d(x, 3, 2, 1), expected) else 1)
+_, status = os.waitpid(pid, 0)
+print("signal" if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
+def test_a_forked_child_pools_on_one_thread(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"

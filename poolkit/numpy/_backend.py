@@ -32,6 +32,7 @@ BACKENDS = ("auto", "numpy", "numba")
 _override: str | None = None
 _numba_available: bool | None = None
 _threads: int | None = None
+_parallel_pid: int | None = None  # the process that started numba's threads
 
 #: Inputs (bytes read) below this run on one thread. Measured with
 #: ``python benchmarks/bench_numpy_pool.py --crossover`` (stacks of float32 56 x 56 planes,
@@ -103,10 +104,19 @@ def get_num_threads() -> int:
 
 def threads_for(nbytes: int, n_planes: int) -> int:
     """Threads to use on ``n_planes`` planes of ``nbytes`` in all: one below
-    :data:`PARALLEL_MIN_BYTES`, never more than one per plane."""
+    :data:`PARALLEL_MIN_BYTES`, never more than one per plane, and one in a process forked
+    after this one started its threads (GNU OpenMP, numba's threading layer here, is not
+    fork-safe: a child would hang waiting for threads it does not have)."""
+    global _parallel_pid
     if nbytes < PARALLEL_MIN_BYTES:
         return 1
-    return max(1, min(get_num_threads(), n_planes))
+    n = max(1, min(get_num_threads(), n_planes))
+    if n > 1:
+        if _parallel_pid is None:
+            _parallel_pid = os.getpid()
+        elif _parallel_pid != os.getpid():
+            return 1  # a forked child: numba's OpenMP threads did not survive the fork
+    return n
 
 
 def numba_available() -> bool:
