@@ -56,7 +56,6 @@ from numba import njit, prange
 from numba import uintp as U  # unsigned indices: no negative-index wraparound, so loops vectorise
 
 from poolkit.geometry import PoolGeometry
-from poolkit.numpy._backend import threads_for
 
 _JIT = {"cache": True, "nogil": True, "boundscheck": False, "error_model": "numpy"}
 #: Helpers inlined into their caller at numba's level: LLVM then sees one function, and keeps
@@ -718,11 +717,10 @@ def _run(serial, parallel, n_threads, n_planes, *args):
 
 
 def max_pool(x: np.ndarray, geometry: PoolGeometry, out: np.ndarray, return_indices: bool,
-             index: np.ndarray | None = None):
-    """Max pooling of planes ``x`` ``(P, *S)`` into ``out`` ``(P, *out)``; indices (into
-    ``index`` when given) or None."""
+             index: np.ndarray | None = None, n: int = 1):
+    """Max pooling of planes ``x`` ``(P, *S)`` into ``out`` ``(P, *out)`` on ``n`` threads;
+    indices (into ``index`` when given) or None."""
     geo, shifts, positions, _, _ = _plan(geometry, x.shape[0])
-    n = threads_for(x.nbytes, x.shape[0])
     if not return_indices:
         one = np.ones(1, x.dtype)
         _run(_rows, _rows_par, n, x.shape[0], x.reshape(-1), out.reshape(-1), geo, one, one,
@@ -745,10 +743,10 @@ def max_pool(x: np.ndarray, geometry: PoolGeometry, out: np.ndarray, return_indi
 
 
 def max_pool_backward(g: np.ndarray, x: np.ndarray, geometry: PoolGeometry,
-                      grad_input: np.ndarray) -> None:
-    """Add ``g`` at the argmax of every window (recomputed from ``x``) into ``grad_input``."""
+                      grad_input: np.ndarray, n: int = 1) -> None:
+    """Add ``g`` at the argmax of every window (recomputed from ``x``) into ``grad_input``,
+    on ``n`` threads."""
     geo, shifts, positions, _, _ = _plan(geometry, x.shape[0])
-    n = threads_for(x.nbytes, x.shape[0])
     if _tiles2x2(geometry):
         _run(_argmax2x2, _argmax2x2_par, n, x.shape[0], x.reshape(-1), np.empty(0, x.dtype),
              np.empty(0, np.int64), g.reshape(-1), grad_input.reshape(-1), True, geo)
@@ -759,20 +757,20 @@ def max_pool_backward(g: np.ndarray, x: np.ndarray, geometry: PoolGeometry,
          True, geo, shifts, positions, fD, fH, fW)
 
 
-def avg_pool(x: np.ndarray, geometry: PoolGeometry, out: np.ndarray, counts) -> None:
-    """Window sums of ``x`` divided by ``counts[0][o0] * counts[1][o1] * ...``."""
+def avg_pool(x: np.ndarray, geometry: PoolGeometry, out: np.ndarray, counts, n: int = 1):
+    """Window sums of ``x`` divided by ``counts[0][o0] * counts[1][o1] * ...``, on ``n``
+    threads."""
     cD, cH, cW = _counts3(counts, x.dtype)
     geo = _plan(geometry, x.shape[0])[0]
-    _run(_rows, _rows_par, threads_for(x.nbytes, x.shape[0]), x.shape[0], x.reshape(-1),
-         out.reshape(-1), geo, cD, cH, cW, False)
+    _run(_rows, _rows_par, n, x.shape[0], x.reshape(-1), out.reshape(-1), geo, cD, cH, cW,
+         False)
 
 
 def avg_pool_backward(g: np.ndarray, geometry: PoolGeometry, grad_input: np.ndarray,
-                      counts) -> None:
+                      counts, n: int = 1) -> None:
     """Transpose of :func:`avg_pool`: each input gets the sum of ``g / divisor`` of its
-    windows."""
+    windows, on ``n`` threads."""
     cD, cH, cW = _counts3(counts, g.dtype)
     geo, _, _, back_starts, back_shifts = _plan(geometry, g.shape[0])
-    _run(_avg_backward, _avg_backward_par, threads_for(grad_input.nbytes, g.shape[0]),
-         g.shape[0], g.reshape(-1), grad_input.reshape(-1), geo, back_starts, back_shifts,
-         cD, cH, cW)
+    _run(_avg_backward, _avg_backward_par, n, g.shape[0], g.reshape(-1), grad_input.reshape(-1),
+         geo, back_starts, back_shifts, cD, cH, cW)

@@ -124,7 +124,8 @@ def _max_pool(fn_name, dims, input, kernel_size, stride, padding, dilation, ceil
     index = None if not return_indices else planes.out_buffer(
         out_index, geometry.output_size, fn_name, "out[1]", np.int64, inputs + (out_values,))
     if _backend.compiled(x):
-        _backend.kernels().max_pool(x, geometry, values, return_indices, index)
+        _backend.kernels().max_pool(x, geometry, values, return_indices, index,
+                                    _backend.threads_for(x.nbytes, x.shape[0]))
     elif not return_indices:
         axes = axis_windows(geometry)
         for blk in _blocks(planes):
@@ -147,7 +148,8 @@ def _max_pool_backward(fn_name, dims, grad_output, input, kernel_size, stride, p
     grad_input = planes.out_buffer(out, planes.spatial, f"{fn_name}_backward",
                                    inputs=(input, x, grad_output, g))
     if _backend.compiled(x):
-        _backend.kernels().max_pool_backward(g, x, geometry, grad_input)
+        _backend.kernels().max_pool_backward(g, x, geometry, grad_input,
+                                             _backend.threads_for(x.nbytes, x.shape[0]))
         return planes.restore(grad_input, out)
     plan = _ArgmaxPlan(geometry)
     for blk in _blocks(planes):
@@ -335,7 +337,8 @@ def _avg_pool(fn_name, dims, input, kernel_size, stride, padding, ceil_mode, cou
     values = planes.out_buffer(out, geometry.output_size, fn_name, inputs=(input, x))
     if _backend.compiled(x):
         factors = divisor_factors(geometry, count_include_pad, divisor_override)
-        _backend.kernels().avg_pool(x, geometry, values, factors)
+        _backend.kernels().avg_pool(x, geometry, values, factors,
+                                    _backend.threads_for(x.nbytes, x.shape[0]))
         return planes.restore(values, out)
     axes = axis_windows(geometry)
     for blk in _blocks(planes):
@@ -354,7 +357,9 @@ def _avg_pool_backward(fn_name, dims, grad_output, input, kernel_size, stride, p
                                    inputs=(input, planes.array, grad_output, g))
     if _backend.compiled(g):
         factors = divisor_factors(geometry, count_include_pad, divisor_override)
-        _backend.kernels().avg_pool_backward(g, geometry, grad_input, factors)
+        _backend.kernels().avg_pool_backward(g, geometry, grad_input, factors,
+                                             _backend.threads_for(grad_input.nbytes,
+                                                                  g.shape[0]))
         return planes.restore(grad_input, out)
     axes = axis_windows(geometry)
     for blk in plane_blocks(g.shape[0], planes.array[:1].nbytes):
