@@ -13,8 +13,9 @@ Times float32 ``(32, 64, 112, 112)`` with 2x2/stride 2 and 3x3/stride 2/padding 
 Each time is the FASTEST of ``--repeats`` runs after one warm-up run (which also compiles the
 numba kernels): the minimum, not the median, because on a shared machine the noise only ever
 adds time. Every cell shows the time and its ratio to the memory-bandwidth limit: bytes read +
-written by the op divided by the bandwidth ``np.copyto`` reaches on the same tensor (also the
-fastest of the runs, timed right before each op so that both see the same load). poolkit's
+written by the op divided by the bandwidth ``np.copyto`` reaches on the same tensor, split over
+as many threads as the row uses (also the fastest of the runs, timed right before each op so
+that both see the same load). poolkit's
 max backward recomputes the argmax from the input (its signature is ``f_backward(grad_output,
 input, ...)``), so its limit counts reading the input; torch's reads the saved int64 indices
 instead.
@@ -42,6 +43,7 @@ import datetime  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -134,7 +136,7 @@ def set_threads(torch, n: int) -> None:
 def time_op(torch, op, config, x, g, threads, repeats) -> dict:
     """One row: every implementation of ``op`` on ``threads`` threads."""
     k, s, p = CONFIGS[config]
-    bandwidth = copy_bandwidth(x, repeats)  # next to the op: the same load on the machine
+    bandwidth = copy_bandwidth(x, repeats, threads)  # beside the op: the same load
     limit_ms = 1e3 * bytes_moved(op, x, g.size) / bandwidth
     calls = {}
     if numba_available():
@@ -153,10 +155,24 @@ def time_op(torch, op, config, x, g, threads, repeats) -> dict:
             "bandwidth": bandwidth, "ms": ms}
 
 
-def copy_bandwidth(x: np.ndarray, repeats: int) -> float:
-    """Bytes per second (read + write) of ``np.copyto`` on ``x``, fastest of the runs."""
+def copy_bandwidth(x: np.ndarray, repeats: int, threads: int = 1) -> float:
+    """Bytes per second (read + write) of ``np.copyto`` on ``x``, fastest of the runs, split
+    over ``threads`` Python threads (NumPy releases the GIL while copying): the limit of the
+    rows on that many threads. On a machine whose memory one core saturates, it does not
+    grow with the threads, and neither can any op's speed."""
     target = np.empty_like(x)
-    return 2 * x.nbytes / (fastest_ms(lambda: np.copyto(target, x), max(repeats, 5)) / 1e3)
+    flat_x, flat_t = x.reshape(x.shape[0], -1), target.reshape(x.shape[0], -1)
+    bounds = np.linspace(0, x.shape[0], threads + 1).astype(int)
+
+    def copy_all():
+        workers = [threading.Thread(target=np.copyto, args=(flat_t[a:b], flat_x[a:b]))
+                   for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    return 2 * x.nbytes / (fastest_ms(copy_all, max(repeats, 5)) / 1e3)
 
 
 def run(args, torch) -> list[dict]:
@@ -223,7 +239,8 @@ def describe(args, rows, torch) -> str:
     clock = "wall clock" if args.clock == "wall" else "CPU time of the calling thread"
     return (f"float32 {tuple(args.shape)}; {machine()}; each time the fastest of "
             f"{args.repeats} runs ({clock}) and, in brackets, its ratio to the bandwidth "
-            f"limit (bytes read + written at the speed of np.copyto, timed beside each op: "
+            f"limit (bytes read + written at the speed of np.copyto on the row's threads, "
+            f"timed beside each op: "
             f"{min(gbs):.1f}-{max(gbs):.1f} GB/s); "
             f"CL = channels-last; {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
             f"load average {load}; {versions}, python {platform.python_version()}.")
