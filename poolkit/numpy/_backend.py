@@ -37,10 +37,11 @@ _parallel_pid: int | None = None  # the process that started numba's threads
 #: Inputs (bytes read) below this run on one thread. Measured with
 #: ``python benchmarks/bench_numpy_pool.py --crossover`` (stacks of float32 56 x 56 planes,
 #: max 2x2/2 forward and backward and avg 2x2/2 forward, fastest of 20 runs, one thread against
-#: two, on the 2-core development Xeon): two threads first won at 196 KiB (max forward 78 ->
-#: 60 us) and clearly at 392 KiB (106 -> 73 us); below ~100 KiB the call's fixed cost (~50 us)
-#: dominates and starting a second thread can only lose.
-PARALLEL_MIN_BYTES = 1 << 18
+#: two, on the 2-core development Xeon at load average 1.4): a tie up to 49 KiB, two threads
+#: 12% faster at 98 KiB (max forward 69 -> 61 us), 23% at 196 KiB (87 -> 67 us). Below that
+#: the call's fixed cost (~50 us) dominates, and on a busy machine a second thread that has to
+#: wait for a core costs milliseconds, so the threshold sits between the two.
+PARALLEL_MIN_BYTES = 1 << 17
 
 
 def set_backend(name: str | None) -> None:
