@@ -1,26 +1,32 @@
-"""Speed of poolkit.numpy's max and average pooling (not a test).
+"""Speed of poolkit.numpy's max and average pooling, beside the memory limit and torch (not a
+test).
 
-Times, in one process and one thread, on float32 ``(32, 64, 112, 112)`` with 2x2/stride 2 and
-3x3/stride 2/padding 1, forward and backward:
+Times float32 ``(32, 64, 112, 112)`` with 2x2/stride 2 and 3x3/stride 2/padding 1, forward
+(values; max with indices) and backward, on one thread AND on all threads in one run:
 
-- poolkit.numpy with the numba kernels (when numba is installed) and with pure NumPy;
-- torch.nn.functional on NCHW and on channels-last tensors (backward: the aten backward kernels
-  fed the saved indices, i.e. without the forward);
-- the naive per-window Python loop, timed on a small slice of planes and extrapolated
-  linearly to the full tensor (it would take minutes otherwise; the table says so).
+- poolkit.numpy with the numba kernels (when numba is installed): a plain call, and with
+  ``out=`` (a reused output buffer, as in a training loop: no fresh pages to fault in);
+- poolkit.numpy's pure-NumPy path (one thread only: NumPy does not thread these loops);
+- torch.nn.functional on NCHW and on channels-last tensors (backward: the aten backward
+  kernels fed the saved indices, i.e. without the forward).
 
-Each time is the median of ``--repeats`` runs after one warm-up run (which also compiles the
-numba kernels). Every row shows the ratio to torch NCHW and to the memory-bandwidth limit:
-bytes read + written by the op divided by the bandwidth ``np.copyto`` reaches on the same
-tensor. poolkit's max backward recomputes the argmax from the input (its signature is
-``f_backward(grad_output, input, ...)``), so its limit counts reading the input; torch's reads
-the saved int64 indices instead. The machine may be shared: read the ratios, not the absolute
-times, and rerun when in doubt.
+Each time is the FASTEST of ``--repeats`` runs after one warm-up run (which also compiles the
+numba kernels): the minimum, not the median, because on a shared machine the noise only ever
+adds time. Every cell shows the time and its ratio to the memory-bandwidth limit: bytes read +
+written by the op divided by the bandwidth ``np.copyto`` reaches on the same tensor, split over
+as many threads as the row uses (also the fastest of the runs, timed right before each op so
+that both see the same load). poolkit's
+max backward recomputes the argmax from the input (its signature is ``f_backward(grad_output,
+input, ...)``), so its limit counts reading the input; torch's reads the saved int64 indices
+instead.
 
 Run::
 
-    python benchmarks/bench_numpy_pool.py                 # full size, 5 repeats
-    python benchmarks/bench_numpy_pool.py --quick         # (8, 16, 56, 56), 3 repeats
+    python benchmarks/bench_numpy_pool.py                 # full size, fastest of 5
+    python benchmarks/bench_numpy_pool.py --quick         # (8, 16, 56, 56), fastest of 3
+    python benchmarks/bench_numpy_pool.py --markdown      # the README's table (machine, date)
+    python benchmarks/bench_numpy_pool.py --crossover     # where threads start to pay
+    python benchmarks/bench_numpy_pool.py --threads 1 --clock cpu  # 1 thread on a busy box
     python benchmarks/bench_numpy_pool.py --json out.json # also save the rows
 """
 
@@ -28,71 +34,45 @@ from __future__ import annotations
 
 import os
 
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
              "VECLIB_MAXIMUM_THREADS"):
-    os.environ[_var] = "1"  # before numpy/torch/numba are imported
+    os.environ.setdefault(_var, "1")  # NumPy's BLAS stays out of it; torch and numba are set
 
 import argparse  # noqa: E402
+import datetime  # noqa: E402
 import json  # noqa: E402
-import statistics  # noqa: E402
+import platform  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import Progress  # noqa: E402
-from rich.table import Table  # noqa: E402
 
 import poolkit.numpy as pnp  # noqa: E402
 from poolkit.geometry import pool_geometry  # noqa: E402
+from poolkit.numpy import _backend  # noqa: E402
 from poolkit.numpy._backend import numba_available, use_backend  # noqa: E402
 
 CONFIGS = {"2x2/s2": (2, 2, 0), "3x3/s2/p1": (3, 2, 1)}
 OPS = ("max fwd", "max fwd+idx", "avg fwd", "max bwd", "avg bwd")
+IMPLEMENTATIONS = ("numba", "numba out=", "numpy", "torch NCHW", "torch CL")
 
 
-def median_ms(fn, repeats: int) -> float:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+_clock = time.perf_counter
+
+
+def fastest_ms(fn, repeats: int) -> float:
+    """The fastest of ``repeats`` runs after one warm-up run, in ms (wall clock, or with
+    ``--clock cpu`` this thread's CPU time: blind to waiting for a core on a busy machine)."""
     fn()  # warm-up (and numba compilation)
-    times = []
+    best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = _clock()
         fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
-# --- the naive per-window loop (the definition, one window at a time) ----------------------
-
-
-def naive(op: str, x: np.ndarray, g: np.ndarray, k: int, s: int, p: int) -> np.ndarray:
-    planes = x.reshape(-1, *x.shape[-2:])
-    fill = -np.inf if op.startswith("max") else 0.0
-    padded = np.pad(planes, ((0, 0), (p, p), (p, p)), constant_values=fill)
-    oh, ow = pool_geometry(x.shape[-2:], k, s, p).output_size
-    if op.endswith("fwd") or op == "max fwd+idx":
-        out = np.empty((planes.shape[0], oh, ow), x.dtype)
-        for n in range(planes.shape[0]):
-            for i in range(oh):
-                for j in range(ow):
-                    window = padded[n, i * s:i * s + k, j * s:j * s + k]
-                    out[n, i, j] = window.max() if op.startswith("max") else window.sum() / (k * k)
-        return out
-    grads = g.reshape(-1, oh, ow)
-    grad = np.zeros_like(padded)
-    for n in range(planes.shape[0]):
-        for i in range(oh):
-            for j in range(ow):
-                window = padded[n, i * s:i * s + k, j * s:j * s + k]
-                if op.startswith("max"):
-                    a, b = np.unravel_index(np.argmax(window), window.shape)
-                    grad[n, i * s + a, j * s + b] += grads[n, i, j]
-                else:
-                    grad[n, i * s:i * s + k, j * s:j * s + k] += grads[n, i, j] / (k * k)
-    return grad[:, p:p + x.shape[-2], p:p + x.shape[-1]]
-
-
-# --- one benchmark row per (op, config, implementation) -----------------------------------
+        best = min(best, _clock() - start)
+    return 1e3 * best
 
 
 def bytes_moved(op: str, x: np.ndarray, out_elems: int) -> int:
@@ -106,16 +86,23 @@ def bytes_moved(op: str, x: np.ndarray, out_elems: int) -> int:
     }[op]
 
 
-def poolkit_call(op, x, g, k, s, p):
-    if op == "max fwd":
-        return lambda: pnp.max_pool2d(x, k, s, p)
-    if op == "max fwd+idx":
-        return lambda: pnp.max_pool2d(x, k, s, p, return_indices=True)
-    if op == "avg fwd":
-        return lambda: pnp.avg_pool2d(x, k, s, p)
-    if op == "max bwd":
-        return lambda: pnp.max_pool2d_backward(g, x, k, s, p)
-    return lambda: pnp.avg_pool2d_backward(g, x, k, s, p)
+def poolkit_call(op, x, g, k, s, p, reuse: bool):
+    """The poolkit call for ``op``; with ``reuse``, writing into buffers made once."""
+    fwd_shape = g.shape
+    out = {}
+    if reuse:
+        out = {"out": np.empty(fwd_shape, x.dtype)}
+        if op == "max fwd+idx":
+            out = {"out": (np.empty(fwd_shape, x.dtype), np.empty(fwd_shape, np.int64))}
+        elif op.endswith("bwd"):
+            out = {"out": np.empty_like(x)}
+    return {
+        "max fwd": lambda: pnp.max_pool2d(x, k, s, p, **out),
+        "max fwd+idx": lambda: pnp.max_pool2d(x, k, s, p, return_indices=True, **out),
+        "avg fwd": lambda: pnp.avg_pool2d(x, k, s, p, **out),
+        "max bwd": lambda: pnp.max_pool2d_backward(g, x, k, s, p, **out),
+        "avg bwd": lambda: pnp.avg_pool2d_backward(g, x, k, s, p, **out),
+    }[op]
 
 
 def torch_call(torch, op, x, g, k, s, p, channels_last):
@@ -139,100 +126,188 @@ def torch_call(torch, op, x, g, k, s, p, channels_last):
                                                       True, None)
 
 
+def set_threads(torch, n: int) -> None:
+    if numba_available():
+        pnp.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def time_op(torch, op, config, x, g, threads, repeats) -> dict:
+    """One row: every implementation of ``op`` on ``threads`` threads."""
+    k, s, p = CONFIGS[config]
+    bandwidth = copy_bandwidth(x, repeats, threads)  # beside the op: the same load
+    limit_ms = 1e3 * bytes_moved(op, x, g.size) / bandwidth
+    calls = {}
+    if numba_available():
+        calls["numba"] = ("numba", poolkit_call(op, x, g, k, s, p, False))
+        calls["numba out="] = ("numba", poolkit_call(op, x, g, k, s, p, True))
+    if threads == 1:
+        calls["numpy"] = ("numpy", poolkit_call(op, x, g, k, s, p, False))
+    ms = {}
+    for name, (backend, fn) in calls.items():
+        with use_backend(backend):
+            ms[name] = fastest_ms(fn, repeats)
+    if torch is not None:
+        ms["torch NCHW"] = fastest_ms(torch_call(torch, op, x, g, k, s, p, False), repeats)
+        ms["torch CL"] = fastest_ms(torch_call(torch, op, x, g, k, s, p, True), repeats)
+    return {"op": op, "window": config, "threads": threads, "limit_ms": limit_ms,
+            "bandwidth": bandwidth, "ms": ms}
+
+
+def copy_bandwidth(x: np.ndarray, repeats: int, threads: int = 1) -> float:
+    """Bytes per second (read + write) of ``np.copyto`` on ``x``, fastest of the runs, split
+    over ``threads`` Python threads (NumPy releases the GIL while copying): the limit of the
+    rows on that many threads. On a machine whose memory one core saturates, it does not
+    grow with the threads, and neither can any op's speed."""
+    target = np.empty_like(x)
+    flat_x, flat_t = x.reshape(x.shape[0], -1), target.reshape(x.shape[0], -1)
+    bounds = np.linspace(0, x.shape[0], threads + 1).astype(int)
+
+    def copy_all():
+        workers = [threading.Thread(target=np.copyto, args=(flat_t[a:b], flat_x[a:b]))
+                   for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    return 2 * x.nbytes / (fastest_ms(copy_all, max(repeats, 5)) / 1e3)
+
+
+def run(args, torch) -> list[dict]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(tuple(args.shape), dtype=np.float32)
+    rows = []
+    for config in args.configs:
+        k, s, p = CONFIGS[config]
+        out_shape = tuple(args.shape[:2]) + pool_geometry(args.shape[2:], k, s, p).output_size
+        g = rng.standard_normal(out_shape, dtype=np.float32)
+        for threads in args.threads:
+            set_threads(torch, threads)
+            for op in args.ops:
+                print(f"  {op} {config} threads={threads}", file=sys.stderr, flush=True)
+                rows.append(time_op(torch, op, config, x, g, threads, args.repeats))
+    set_threads(torch, 1)
+    return rows
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {_backend.max_threads()} threads available"
+
+
+def cell(ms: float | None, limit_ms: float) -> str:
+    return "-" if ms is None else f"{ms:.1f} ms ({ms / limit_ms:.2f}x)"
+
+
+def table_lines(rows, markdown: bool) -> list[str]:
+    """The rows as a text or markdown table: each cell is the time and its ratio to the
+    limit; ``speed-up`` is numba on one thread over numba on this row's threads."""
+    one = {(r["op"], r["window"]): r["ms"].get("numba") for r in rows if r["threads"] == 1}
+    head = ["op", "window", "threads", "limit", *IMPLEMENTATIONS, "speed-up"]
+    lines = []
+    for r in rows:
+        numba_ms = r["ms"].get("numba")
+        base = one.get((r["op"], r["window"]))
+        speedup = f"{base / numba_ms:.2f}x" if base and numba_ms and r["threads"] > 1 else "-"
+        lines.append([r["op"], r["window"], str(r["threads"]), f"{r['limit_ms']:.1f} ms",
+                      *(cell(r["ms"].get(i), r["limit_ms"]) for i in IMPLEMENTATIONS), speedup])
+    if markdown:
+        return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
+            ["| " + " | ".join(line) + " |" for line in lines]
+    widths = [max(len(str(c)) for c in column) for column in zip(head, *lines, strict=True)]
+    return ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True))
+            for line in [head, *lines]]
+
+
+def describe(args, rows, torch) -> str:
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    versions = f"numpy {np.__version__}" + (f", torch {torch.__version__}" if torch else "")
+    if numba_available():
+        import numba
+
+        versions += f", numba {numba.__version__}"
+    gbs = [r["bandwidth"] / 1e9 for r in rows]
+    clock = "wall clock" if args.clock == "wall" else "CPU time of the calling thread"
+    return (f"float32 {tuple(args.shape)}; {machine()}; each time the fastest of "
+            f"{args.repeats} runs ({clock}) and, in brackets, its ratio to the bandwidth "
+            f"limit (bytes read + written at the speed of np.copyto on the row's threads, "
+            f"timed beside each op: "
+            f"{min(gbs):.1f}-{max(gbs):.1f} GB/s); "
+            f"CL = channels-last; {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
+            f"load average {load}; {versions}, python {platform.python_version()}.")
+
+
+def crossover(torch, repeats: int) -> None:
+    """One thread against all on growing stacks of 56 x 56 float32 planes: where threads
+    start to pay (:data:`poolkit.numpy._backend.PARALLEL_MIN_BYTES`)."""
+    threads = _backend.max_threads()
+    _backend.PARALLEL_MIN_BYTES = 0  # let every size run on ``threads``
+    rng = np.random.default_rng(0)
+    print(f"planes  KiB  | 1 thread: max fwd, max bwd, avg fwd (us) | {threads} threads")
+    for planes in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+        x = rng.standard_normal((planes, 56, 56), dtype=np.float32)
+        g = np.ones((planes, 28, 28), np.float32)
+        calls = (lambda x=x: pnp.max_pool2d(x, 2),
+                 lambda x=x, g=g: pnp.max_pool2d_backward(g, x, 2),
+                 lambda x=x: pnp.avg_pool2d(x, 2))
+        cells = []
+        for n in (1, threads):
+            pnp.set_num_threads(n)
+            cells += [f"{1e3 * fastest_ms(fn, repeats):7.0f}" for fn in calls]
+        print(f"{planes:6d} {x.nbytes // 1024:5d} | {' '.join(cells[:3])} | "
+              f"{' '.join(cells[3:])}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shape", type=int, nargs=4, default=(32, 64, 112, 112))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="(8, 16, 56, 56), 3 repeats")
-    parser.add_argument("--naive-planes", type=int, default=2,
-                        help="planes the naive loop runs on before extrapolating")
+    parser.add_argument("--threads", type=int, nargs="*",
+                        help="thread counts to time (default: 1 and all available)")
     parser.add_argument("--ops", nargs="*", default=list(OPS), choices=OPS)
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the README's markdown table, with machine and date")
+    parser.add_argument("--crossover", action="store_true",
+                        help="time growing inputs on 1 and all threads, then stop")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                        help="wall clock (default), or the thread's CPU time (one thread only: "
+                             "robust on a machine busier than its cores)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    global _clock
+    _clock = CLOCKS[args.clock]
     if args.quick:
         args.shape, args.repeats = (8, 16, 56, 56), 3
-
-    console = Console(width=max(100, Console().width))
-    err = Console(stderr=True)
+    args.threads = args.threads or sorted({1, _backend.max_threads()})
+    if args.clock == "cpu" and args.threads != [1]:
+        parser.error("--clock cpu measures one thread: add --threads 1")
     torch = None
     if not args.no_torch:
         try:
             import torch
-
-            torch.set_num_threads(1)
         except ImportError:
-            err.print("torch is not installed: skipping the torch rows")
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(tuple(args.shape), dtype=np.float32)
-    copy_target = np.empty_like(x)
-    copy_ms = median_ms(lambda: np.copyto(copy_target, x), max(args.repeats, 5))
-    bandwidth = 2 * x.nbytes / (copy_ms / 1e3)  # bytes per second, read + write
-
-    backends = (["numba"] if numba_available() else []) + ["numpy"]
-    rows = []
-    total = len(args.configs) * len(args.ops)
-    with Progress(console=err, transient=True) as progress:
-        task = progress.add_task("benchmarking", total=total)
-        for config in args.configs:
-            k, s, p = CONFIGS[config]
-            out_shape = tuple(args.shape[:2]) + pool_geometry(args.shape[2:], k, s, p).output_size
-            out_elems = int(np.prod(out_shape))
-            g = rng.standard_normal(out_shape, dtype=np.float32)
-            for op in args.ops:
-                progress.update(task, description=f"{op} {config}")
-                limit_ms = 1e3 * bytes_moved(op, x, out_elems) / bandwidth
-                timings = {}
-                for backend in backends:
-                    with use_backend(backend):
-                        timings[f"poolkit {backend}"] = median_ms(
-                            poolkit_call(op, x, g, k, s, p), args.repeats)
-                if torch is not None:
-                    timings["torch NCHW"] = median_ms(
-                        torch_call(torch, op, x, g, k, s, p, False), args.repeats)
-                    timings["torch NHWC"] = median_ms(
-                        torch_call(torch, op, x, g, k, s, p, True), args.repeats)
-                n = args.naive_planes
-                xs, gs = x.reshape(-1, 1, *x.shape[2:])[:n], g.reshape(-1, 1, *g.shape[2:])[:n]
-                start = time.perf_counter()
-                naive(op, xs, gs, k, s, p)
-                scale = args.shape[0] * args.shape[1] / n
-                timings["naive loop*"] = 1e3 * (time.perf_counter() - start) * scale
-                reference = timings.get("torch NCHW")
-                for impl, ms in timings.items():
-                    rows.append({
-                        "op": op, "window": config, "implementation": impl, "ms": ms,
-                        "speedup_vs_torch_nchw": reference / ms if reference else None,
-                        "x_bandwidth_limit": ms / limit_ms, "limit_ms": limit_ms,
-                    })
-                progress.advance(task)
-
-    table = Table(title=f"poolkit.numpy pooling, float32 {tuple(args.shape)}, 1 thread, "
-                        f"median of {args.repeats}")
-    for column in ("op", "window", "implementation", "ms", "torch NCHW / this",
-                   "this / bandwidth limit"):
-        table.add_column(column, justify="right" if column not in ("op", "implementation",
-                                                                    "window") else "left")
-    for row in rows:
-        speed = row["speedup_vs_torch_nchw"]
-        table.add_row(row["op"], row["window"], row["implementation"], f"{row['ms']:.1f}",
-                      "-" if speed is None else f"{speed:.2f}x",
-                      f"{row['x_bandwidth_limit']:.2f}x")
-    console.print(table)
-    console.print(
-        f"* naive loop: timed on {args.naive_planes} of {args.shape[0] * args.shape[1]} planes "
-        f"and extrapolated linearly. torch NHWC = channels-last memory format."
-    )
-    console.print(
-        f"np.copyto bandwidth: {bandwidth / 1e9:.1f} GB/s (read + write, {copy_ms:.1f} ms for "
-        f"{x.nbytes / 1e6:.0f} MB); bandwidth limit = bytes read + written / that bandwidth. "
-        f"numpy {np.__version__}"
-        + (f", torch {torch.__version__}" if torch is not None else "")
-        + f", python {sys.version.split()[0]}"
-    )
+            print("torch is not installed: skipping the torch columns", file=sys.stderr)
+    if args.crossover:
+        crossover(torch, max(args.repeats, 20))
+        return 0
+    rows = run(args, torch)
+    print("\n".join(table_lines(rows, args.markdown)))
+    print()
+    print(describe(args, rows, torch))
     if args.json:
-        args.json.write_text(json.dumps({"shape": list(args.shape), "bandwidth": bandwidth,
+        args.json.write_text(json.dumps({"shape": list(args.shape), "clock": args.clock,
                                          "rows": rows}, indent=2))
     return 0
 

@@ -13,6 +13,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -42,8 +45,28 @@ def values(shape, dtype, seed, kind):
     return x
 
 
-def against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
-    """numba's max values, indices, max backward, avg and avg backward against torch."""
+@contextlib.contextmanager
+def threads(n: int):
+    """The kernels on ``n`` chunks of planes (``n`` > 1: the prange drivers), however small
+    the input and however many CPUs this machine has (prange runs every chunk either way)."""
+    saved = _backend._threads, _backend.PARALLEL_MIN_BYTES
+    _backend._threads, _backend.PARALLEL_MIN_BYTES = n, 0
+    try:
+        yield
+    finally:
+        _backend._threads, _backend.PARALLEL_MIN_BYTES = saved
+
+
+def against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
+                  n_threads=1):
+    """numba's max values, indices, max backward, avg and avg backward against torch, on
+    ``n_threads`` chunks of planes."""
+    with threads(n_threads):
+        _against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode,
+                       count_include_pad)
+
+
+def _against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad):
     max_args = (kernel, stride, padding, dilation, ceil_mode)
     avg_args = (kernel, stride, padding, ceil_mode, count_include_pad)
     xt = torch.tensor(x, requires_grad=True)
@@ -95,14 +118,18 @@ def stride2_rows(draw):
     return dims, x, kernel, stride, padding, ceil_mode, draw(st.booleans())
 
 
-@given(case=stride2_rows())
-def test_unrolled_stride2_rows_match_torch(case):
+THREADS = st.sampled_from([1, 2, 4])  # 4 chunks of 6 planes: uneven chunks
+
+
+@given(case=stride2_rows(), n_threads=THREADS)
+def test_unrolled_stride2_rows_match_torch(case, n_threads):
     dims, x, kernel, stride, padding, ceil_mode, count_include_pad = case
     try:
         pool_geometry(x.shape[2:], kernel, stride, padding, 1, ceil_mode)
     except ValueError:
         return  # an output size below 1 (refused like torch; tested in test_numpy_pool)
-    against_torch(dims, x, kernel, stride, padding, 1, ceil_mode, count_include_pad)
+    against_torch(dims, x, kernel, stride, padding, 1, ceil_mode, count_include_pad,
+                  n_threads)
 
 
 @st.composite
@@ -122,14 +149,99 @@ def phase_geometries(draw):
     return dims, x, kernel, stride, padding, dilation, ceil_mode
 
 
-@given(case=phase_geometries(), count_include_pad=st.booleans())
-def test_phase_plane_kernels_match_torch(case, count_include_pad):
+@given(case=phase_geometries(), count_include_pad=st.booleans(), n_threads=THREADS)
+def test_phase_plane_kernels_match_torch(case, count_include_pad, n_threads):
     dims, x, kernel, stride, padding, dilation, ceil_mode = case
     try:
         pool_geometry(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
     except ValueError:
         return
-    against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad)
+    against_torch(dims, x, kernel, stride, padding, dilation, ceil_mode, count_include_pad,
+                  n_threads)
+
+
+@st.composite
+def tiling_2x2(draw):
+    """2x2 windows of stride 2 tiling even planes (the argmax and backward fast path), and
+    near misses that must not take it: odd sizes, padding, a depth kernel."""
+    dims = draw(st.sampled_from([2, 3]))
+    size = [2 * draw(st.integers(1, 6)) for _ in range(2)]
+    if draw(st.booleans()):
+        size[draw(st.integers(0, 1))] += 1  # odd: floor drops a row, ceil a partial window
+    kernel, stride, padding = (2, 2), (2, 2), (0, draw(st.sampled_from([0, 0, 1])))
+    if dims == 3:
+        k_depth = draw(st.sampled_from([1, 1, 2]))
+        kernel, stride, padding = (k_depth,) + kernel, (1,) + stride, (0,) + padding
+        size = [draw(st.integers(2, 3))] + size
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    x = values((2, 3, *size), dtype, draw(st.integers(0, 2**16)),
+               draw(st.sampled_from(["randn", "ties", "special"])))
+    return dims, x, kernel, stride, padding, draw(st.booleans())
+
+
+@given(case=tiling_2x2(), n_threads=THREADS)
+def test_2x2_tiles_match_torch(case, n_threads):
+    dims, x, kernel, stride, padding, ceil_mode = case
+    against_torch(dims, x, kernel, stride, padding, 1, ceil_mode, True, n_threads)
+
+
+@st.composite
+def windows_3x3_stride2(draw):
+    """3x3 windows of stride 2, padding 0 or 1 per dimension (the streaming argmax), sizes
+    down to one window, both rounding modes; 3-d with a depth kernel of 1 (and 2: a near
+    miss, the phase planes)."""
+    dims = draw(st.sampled_from([2, 3]))
+    padding = tuple(draw(st.integers(0, 1)) for _ in range(2))
+    size = [draw(st.integers(3 - 2 * p, 12)) for p in padding]
+    kernel, stride = (3, 3), (2, 2)
+    if dims == 3:
+        k_depth = draw(st.sampled_from([1, 1, 2]))
+        kernel, stride, padding = (k_depth,) + kernel, (1,) + stride, (0,) + padding
+        size = [draw(st.integers(2, 3))] + size
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    x = values((2, 3, *size), dtype, draw(st.integers(0, 2**16)),
+               draw(st.sampled_from(["randn", "ties", "special"])))
+    return dims, x, kernel, stride, padding, draw(st.booleans())
+
+
+@given(case=windows_3x3_stride2(), n_threads=THREADS)
+def test_3x3_stride2_windows_match_torch(case, n_threads):
+    dims, x, kernel, stride, padding, ceil_mode = case
+    try:
+        pool_geometry(x.shape[2:], kernel, stride, padding, 1, ceil_mode)
+    except ValueError:
+        return
+    against_torch(dims, x, kernel, stride, padding, 1, ceil_mode, True, n_threads)
+
+
+def test_3x3_stride2_hand_worked():
+    # padding 1: the window of output (0, 0) reads rows/columns -1..1; its first real
+    # element is (0, 0). Ties: 5 at (0, 1) before 5 at (1, 0) in scan order, though column
+    # 0 comes first; two NaN: the later, (1, 1), wins; all -inf: the first real element
+    x = np.array([[[[1.0, 5.0, 0.0], [5.0, 2.0, 0.0], [0.0, 0.0, 0.0]]],
+                  [[[np.nan, 0.0, 0.0], [0.0, np.nan, 0.0], [0.0, 0.0, 0.0]]],
+                  [[[-np.inf] * 3] * 3]])
+    with use_backend("numba"):
+        values_, index = pnp.max_pool2d(x, 3, 2, 1, return_indices=True)
+        grad = pnp.max_pool2d_backward(np.ones_like(values_), x, 3, 2, 1)
+    np.testing.assert_array_equal(index[:, 0, 0, 0], [1, 4, 0])
+    np.testing.assert_array_equal(values_[:, 0, 0, 0], [5.0, np.nan, -np.inf])
+    # 2x2 windows of the first plane: (0, 1) wins the first two, (1, 0) and (1, 1) one each
+    np.testing.assert_array_equal(grad[0, 0], [[0, 2, 0], [1, 1, 0], [0, 0, 0]])
+
+
+def test_2x2_tiles_hand_worked():
+    # one window, scan order (0,0) (0,1) (1,0) (1,1): ties go to the first, NaN wins, and a
+    # window of -inf reports (and takes the gradient at) its first element
+    x = np.array([[[[1.0, 3.0], [3.0, 2.0]]], [[[-1.0, np.nan], [np.nan, 5.0]]],
+                  [[[-np.inf, -np.inf], [-np.inf, -np.inf]]]])
+    with use_backend("numba"):
+        values_, index = pnp.max_pool2d(x, 2, return_indices=True)
+        grad = pnp.max_pool2d_backward(np.array([[[[10.0]]], [[[20.0]]], [[[30.0]]]]), x, 2)
+    np.testing.assert_array_equal(index.ravel(), [1, 2, 0])
+    np.testing.assert_array_equal(values_.ravel(), [3.0, np.nan, -np.inf])
+    np.testing.assert_array_equal(grad.reshape(3, 4), [[0, 10, 0, 0], [0, 0, 20, 0],
+                                                       [30, 0, 0, 0]])
 
 
 @given(case=phase_geometries())
@@ -179,19 +291,25 @@ def test_one_compiled_version_per_dtype():
 
     rng = np.random.default_rng(0)
     for dims, kernel, stride, padding in [(1, 2, 2, 0), (2, 3, 2, 1), (2, (1, 4), 3, 0),
-                                          (3, 2, 1, 1)]:
-        for dtype in (np.float32, np.float64):
+                                          (3, 2, 1, 1), (2, 2, 2, 0),
+                                          (3, (1, 2, 2), (1, 2, 2), 0)]:
+        for dtype, n_threads in ((np.float32, 1), (np.float64, 1), (np.float32, 2),
+                                 (np.float64, 2)):
             x = rng.standard_normal((2, 3) + (6,) * dims).astype(dtype)
-            with use_backend("numba"):
+            with use_backend("numba"), threads(n_threads):
                 y, _ = getattr(pnp, f"max_pool{dims}d")(x, kernel, stride, padding,
                                                          return_indices=True)
+                getattr(pnp, f"max_pool{dims}d_backward")(y, x, kernel, stride, padding)
                 getattr(pnp, f"max_pool{dims}d")(x, kernel, stride, padding)
                 getattr(pnp, f"avg_pool{dims}d_backward")(
                     getattr(pnp, f"avg_pool{dims}d")(x, kernel, stride, padding), x,
                     kernel, stride, padding)
     for kernel in (_numba._rows, _numba._argmax, _numba._avg_backward, _numba._fill,
-                   _numba._unfill):
+                   _numba._unfill, _numba._rows_par, _numba._argmax_par,
+                   _numba._avg_backward_par):
         assert len(kernel.signatures) <= 2, kernel
+    assert _numba._argmax2x2.signatures  # the 2x2 tiles took their fast path
+    assert _numba._argmax3x3.signatures  # and 3x3/2 with padding 1 its own
 
 
 def test_planes_of_2_31_elements_take_the_numpy_path():
@@ -221,3 +339,87 @@ def test_windows_of_padding_only_pass_no_gradient(backend):
     with use_backend(backend):
         grad = pnp.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 3)
     assert grad.sum() == 1 and grad[0, 0, 0, 0] == 1
+
+
+def test_set_num_threads_is_validated_and_reset(monkeypatch):
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "3")
+    monkeypatch.setattr(_backend, "_threads", None)
+    assert pnp.get_num_threads() == _backend.max_threads() == 3  # the environment's
+    pnp.set_num_threads(2)
+    assert pnp.get_num_threads() == 2
+    for bad in (0, 4, -1):
+        with pytest.raises(ValueError, match=rf"n \(number of threads\) must be between 1 "
+                                             rf"and 3 .*got {bad}"):
+            pnp.set_num_threads(bad)
+    for bad in (2.0, True, "2"):
+        with pytest.raises(TypeError, match="n .number of threads. must be an int or None"):
+            pnp.set_num_threads(bad)
+    assert pnp.get_num_threads() == 2  # a refused value changes nothing
+    pnp.set_num_threads(None)
+    assert pnp.get_num_threads() == 3
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="NUMBA_NUM_THREADS must be a positive integer"):
+        pnp.get_num_threads()
+
+
+def test_small_inputs_run_on_one_thread(monkeypatch):
+    monkeypatch.setattr(_backend, "_threads", 4)
+    monkeypatch.setattr(_backend, "_parallel_pid", None)
+    limit = _backend.PARALLEL_MIN_BYTES
+    assert _backend.threads_for(limit - 1, 64) == 1
+    assert _backend.threads_for(limit, 64) == 4
+    assert _backend.threads_for(limit, 3) == 3  # never more chunks than planes
+    # a forked child of the process that started the threads runs on one
+    monkeypatch.setattr(_backend, "_parallel_pid", os.getpid() + 1)
+    assert _backend.threads_for(limit, 64) == 1
+
+
+def test_default_threshold_on_an_input_above_it():
+    """The real threshold, not the tests' 0: set_num_threads(2) on an input above it (the
+    prange drivers) and one below it (one thread), against torch."""
+    x = values((4, 9, 64, 64), np.float32, 5, "special")
+    assert x.nbytes >= _backend.PARALLEL_MIN_BYTES > x[:1, :2].nbytes
+    pnp.set_num_threads(2)
+    try:
+        for sample in (x, x[:1, :2]):
+            xt = torch.tensor(sample)
+            with use_backend("numba"):
+                values_, index = pnp.max_pool2d(sample, 3, 2, 1, return_indices=True)
+                average = pnp.avg_pool2d(sample, 2)
+            values_t, index_t = F.max_pool2d(xt, 3, 2, 1, return_indices=True)
+            np.testing.assert_array_equal(index, index_t.numpy())
+            np.testing.assert_array_equal(values_, values_t.numpy())
+            np.testing.assert_allclose(average, F.avg_pool2d(xt, 2).numpy(), equal_nan=True,
+                                       **TOL[np.float32])
+    finally:
+        pnp.set_num_threads(None)
+
+
+FORK_SCRIPT = """
+import os, signal, sys
+import numpy as np
+import poolkit.numpy as pnp
+from poolkit.numpy import _backend
+_backend.PARALLEL_MIN_BYTES = 0
+pnp.set_num_threads(2)
+x = np.random.default_rng(0).standard_normal((4, 3, 16, 16)).astype(np.float32)
+expected = pnp.max_pool2d(x, 3, 2, 1)  # starts numba's OpenMP threads
+pid = os.fork()
+if pid == 0:
+    signal.alarm(120)  # a hang (threads waited for in the child) ends as SIGALRM
+    os._exit(0 if np.array_equal(pnp.max_pool2d(x, 3, 2, 1), expected) else 1)
+_, status = os.waitpid(pid, 0)
+print("signal" if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
+def test_a_forked_child_pools_on_one_thread(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"

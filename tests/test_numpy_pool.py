@@ -77,6 +77,11 @@ def pool_cases(draw, op: str):
     return dims, x, kernel, stride, padding, dilation, ceil_mode
 
 
+def garbage(shape, dtype) -> np.ndarray:
+    """A stale buffer for ``out=``: every element must be overwritten."""
+    return np.full(shape, 7 if np.dtype(dtype).kind == "i" else np.nan, dtype)
+
+
 def _torch_refuses(fn):
     try:
         fn()
@@ -116,6 +121,19 @@ def test_max_pool_matches_torch(backend, case):
     assert our_index.dtype == np.int64
     np.testing.assert_array_equal(our_index, index)
     check_close(our_grad, grad, x.dtype.type)
+    # out=: the same results written into the caller's (stale) arrays, which are returned
+    outs = (garbage(values.shape, x.dtype), garbage(index.shape, np.int64))
+    out_grad = garbage(x.shape, x.dtype)
+    with use_backend(backend):
+        written = getattr(pnp, name)(x, *args, return_indices=True, out=outs)
+        plain_out = garbage(values.shape, x.dtype)
+        assert getattr(pnp, name)(x, *args, out=plain_out) is plain_out
+        assert getattr(pnp, f"{name}_backward")(g, x, *args, out=out_grad) is out_grad
+    assert written[0] is outs[0] and written[1] is outs[1]
+    check_close(outs[0], values, x.dtype.type)
+    check_close(plain_out, values, x.dtype.type)
+    np.testing.assert_array_equal(outs[1], index)
+    check_close(out_grad, grad, x.dtype.type)
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,11 +155,16 @@ def test_avg_pool_matches_torch(backend, case, count_include_pad, divisor_overri
             getattr(pnp, name)(x, *args)
         return
     (values,), grad, g = torch_forward_backward(name, x, args, {})
+    out, out_grad = garbage(values.shape, x.dtype), garbage(x.shape, x.dtype)
     with use_backend(backend):
         ours = getattr(pnp, name)(x, *args)
         our_grad = getattr(pnp, f"{name}_backward")(g, x, *args)
+        assert getattr(pnp, name)(x, *args, out=out) is out
+        assert getattr(pnp, f"{name}_backward")(g, x, *args, out=out_grad) is out_grad
     check_close(ours, values, x.dtype.type)
     check_close(our_grad, grad, x.dtype.type)
+    check_close(out, values, x.dtype.type)
+    check_close(out_grad, grad, x.dtype.type)
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,3 +391,59 @@ def test_importing_the_engine_imports_neither_torch_nor_numba():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PATH": ""}, check=True)
     assert out.stdout.split() == ["False"]
+
+
+# --------------------------------------------------------------------------------------------
+# out=
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_out_in_float16_and_unbatched(backend):
+    x = make_values("mixed", (3, 5, 6), np.float16, 1)
+    out = np.empty((3, 2, 3), np.float16)
+    grad = np.empty_like(x)
+    with use_backend(backend):
+        assert pnp.avg_pool2d(x, 2, out=out) is out
+        np.testing.assert_array_equal(out, pnp.avg_pool2d(x, 2))
+        g = np.ones((3, 2, 3), np.float16)
+        assert pnp.max_pool2d_backward(g, x, 2, out=grad) is grad
+        np.testing.assert_array_equal(grad, pnp.max_pool2d_backward(g, x, 2))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_out_is_checked(backend):
+    x = np.zeros((2, 3, 4, 4), np.float32)
+    good = np.empty((2, 3, 2, 2), np.float32)
+    bad = [
+        ([0.0] * 4, TypeError, "out of max_pool2d must be a numpy.ndarray or None, got list"),
+        (np.empty((2, 3, 2, 3), np.float32), ValueError,
+         r"out of max_pool2d must have shape \(2, 3, 2, 2\), got \(2, 3, 2, 3\)"),
+        (np.empty((2, 3, 2, 2), np.float64), ValueError,
+         "out of max_pool2d must have dtype float32, got float64"),
+        (np.empty((2, 3, 2, 4), np.float32)[..., ::2], ValueError,
+         "out of max_pool2d must be C-contiguous"),
+        (np.broadcast_to(np.float32(0), (2, 3, 2, 2)), ValueError,
+         "out of max_pool2d must be C-contiguous|out of max_pool2d must be writeable"),
+        (x[:, :, :2, :2].copy().reshape(-1)[:24].reshape(2, 3, 2, 2), None, None),
+    ]
+    with use_backend(backend):
+        for out, error, message in bad:
+            if error is None:
+                pnp.max_pool2d(x, 2, out=out)  # a fresh, contiguous array is fine
+                continue
+            with pytest.raises(error, match=message):
+                pnp.max_pool2d(x, 2, out=out)
+        with pytest.raises(ValueError, match="out of max_pool2d must not share memory"):
+            pnp.max_pool2d(x, 2, out=x.reshape(-1)[:24].reshape(2, 3, 2, 2))
+        with pytest.raises(TypeError, match="must be a tuple of two arrays"):
+            pnp.max_pool2d(x, 2, return_indices=True, out=good)
+        with pytest.raises(ValueError, match=r"out\[1\] of max_pool2d must have dtype int64"):
+            pnp.max_pool2d(x, 2, return_indices=True,
+                           out=(good, np.empty(good.shape, np.int32)))
+        with pytest.raises(ValueError, match=r"out of avg_pool2d_backward must have shape "
+                                             r"\(2, 3, 4, 4\)"):
+            pnp.avg_pool2d_backward(good, x, 2, out=good)
+        g = np.ones_like(good)
+        with pytest.raises(ValueError, match="out of max_pool2d_backward must not share memory"):
+            pnp.max_pool2d_backward(g, x, 2, out=x)

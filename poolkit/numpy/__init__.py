@@ -24,7 +24,9 @@ windowing primitive every op reduces on is :mod:`poolkit.numpy.windows` (the fam
 :mod:`poolkit.numpy.families` compose those ops); :mod:`poolkit.numpy.examples` holds the
 worked examples as data. Optional numba kernels (``poolkit[fast]``) speed up the windowed
 max/avg ops; choose with ``POOLKIT_NUMPY_BACKEND=auto|numpy|numba`` (see
-:mod:`poolkit.numpy._backend`).
+:mod:`poolkit.numpy._backend`). They run on :func:`get_num_threads` threads (set with
+:func:`set_num_threads`, default ``NUMBA_NUM_THREADS`` or the CPUs available); max and average
+pooling, forward and backward, take ``out=`` to write into a buffer of yours.
 
 Example::
 
@@ -42,7 +44,7 @@ Example::
 from __future__ import annotations
 
 from poolkit.numpy import families  # noqa: F401 -- families PyTorch lacks (nn engineer)
-from poolkit.numpy._backend import set_backend, use_backend
+from poolkit.numpy._backend import get_num_threads, set_backend, set_num_threads, use_backend
 from poolkit.numpy.adaptive import (
     adaptive_avg_pool1d,
     adaptive_avg_pool1d_backward,
@@ -162,5 +164,7 @@ __all__ = [
     "FUNCTIONAL_OPS",
     "avg_divisor",
     "set_backend",
+    "set_num_threads",
+    "get_num_threads",
     "use_backend",
 ]

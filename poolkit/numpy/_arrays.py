@@ -47,13 +47,54 @@ class Planes:
     def spatial(self) -> tuple[int, ...]:
         return self.array.shape[1:]
 
-    def restore(self, planes_out: np.ndarray) -> np.ndarray:
-        """``(N * C, *out)`` back to ``(N, C, *out)`` / ``(C, *out)`` in the caller's dtype."""
+    def restore(self, planes_out: np.ndarray, into: np.ndarray | None = None) -> np.ndarray:
+        """``(N * C, *out)`` back to ``(N, C, *out)`` / ``(C, *out)`` in the caller's dtype;
+        copied into ``into`` (the caller's ``out=``) unless it is already its view."""
         out = planes_out.reshape(self.lead + planes_out.shape[1:])
-        return out.astype(self.dtype, copy=False)
+        if into is None:
+            return out.astype(self.dtype, copy=False)
+        if not np.may_share_memory(into, planes_out):  # else: computed in place
+            np.copyto(into, out, casting="unsafe")
+        return into
 
-    def restore_indices(self, planes_index: np.ndarray) -> np.ndarray:
+    def restore_indices(self, planes_index: np.ndarray, into: np.ndarray | None = None):
+        if into is not None:
+            return self.restore(planes_index, into)
         return planes_index.reshape(self.lead + planes_index.shape[1:]).astype(np.int64, copy=False)
+
+    def out_buffer(self, out, spatial, fn_name: str, name: str = "out", dtype=None,
+                   inputs=()) -> np.ndarray:
+        """Where to compute a result of shape ``lead + spatial`` as planes: a view of the
+        caller's ``out`` (checked: an ndarray of that shape, of ``dtype`` -- the input's by
+        default --, C-contiguous, writeable, not overlapping ``inputs``), or a new array when
+        ``out`` is None or its dtype is not computed in place (float16)."""
+        dtype = np.dtype(self.dtype if dtype is None else dtype)
+        compute = dtype if dtype == np.int64 else compute_dtype(dtype)
+        shape = (self.array.shape[0],) + tuple(spatial)
+        if out is None:
+            return np.empty(shape, compute)
+        check_out(out, self.lead + tuple(spatial), dtype, fn_name, name, inputs)
+        return out.reshape(shape) if compute == dtype else np.empty(shape, compute)
+
+
+def check_out(out, shape, dtype, fn_name: str, name: str = "out", inputs=()) -> None:
+    """``out=`` of ``fn_name`` must be a C-contiguous, writeable ndarray of exactly ``shape``
+    and ``dtype`` that shares no memory with ``inputs``."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} of {fn_name} must be a numpy.ndarray or None, got "
+                        f"{type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} of {fn_name} must have shape {tuple(shape)}, got {out.shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"{name} of {fn_name} must have dtype {np.dtype(dtype)}, got "
+                         f"{out.dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} of {fn_name} must be C-contiguous (np.ascontiguousarray)")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} of {fn_name} must be writeable")
+    for array in inputs:
+        if isinstance(array, np.ndarray) and np.may_share_memory(out, array):
+            raise ValueError(f"{name} of {fn_name} must not share memory with its inputs")
 
 
 def to_planes(

@@ -108,43 +108,60 @@ class _ArgmaxPlan:
         return winners_to_indices(self.axes, winners, self.input_size, self._table)
 
 
+def _max_outs(out, return_indices: bool, fn_name: str):
+    """``out=`` of max pooling: an array, or ``(values, indices)`` with ``return_indices``."""
+    if out is None or not return_indices:
+        return out, None
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"out of {fn_name} with return_indices=True must be a tuple of two "
+                        f"arrays (values, indices) or None, got {type(out).__name__}")
+    return out
+
+
 def _max_pool(fn_name, dims, input, kernel_size, stride, padding, dilation, ceil_mode,
-              return_indices):
+              return_indices, out=None):
     planes, geometry = _setup(input, dims, fn_name, kernel_size, stride, padding, dilation,
                               ceil_mode)
     x = planes.array
-    out = np.empty((x.shape[0],) + geometry.output_size, x.dtype)
+    out_values, out_index = _max_outs(out, return_indices, fn_name)
+    inputs = (input, x)
+    values = planes.out_buffer(out_values, geometry.output_size, fn_name,
+                               "out[0]" if return_indices else "out", inputs=inputs)
+    index = None if not return_indices else planes.out_buffer(
+        out_index, geometry.output_size, fn_name, "out[1]", np.int64, inputs + (out_values,))
     if _backend.compiled(x):
-        index = _backend.kernels().max_pool(x, geometry, out, return_indices)
-        return (planes.restore(out), planes.restore_indices(index)) if return_indices \
-            else planes.restore(out)
-    axes = axis_windows(geometry)
-    if not return_indices:
+        _backend.kernels().max_pool(x, geometry, values, return_indices, index,
+                                    _backend.threads_for(x.nbytes, x.shape[0]))
+    elif not return_indices:
+        axes = axis_windows(geometry)
         for blk in _blocks(planes):
-            reduce_separable(x[blk], axes, "max", out=out[blk])
-        return planes.restore(out)
-    index = np.empty(out.shape, np.int64)
-    plan = _ArgmaxPlan(geometry)
-    for blk in _blocks(planes):
-        index[blk] = plan.indices(plan.winners(x[blk], out[blk]))
-    return planes.restore(out), planes.restore_indices(index)
+            reduce_separable(x[blk], axes, "max", out=values[blk])
+    else:
+        plan = _ArgmaxPlan(geometry)
+        for blk in _blocks(planes):
+            index[blk] = plan.indices(plan.winners(x[blk], values[blk]))
+    if not return_indices:
+        return planes.restore(values, out_values)
+    return planes.restore(values, out_values), planes.restore_indices(index, out_index)
 
 
 def _max_pool_backward(fn_name, dims, grad_output, input, kernel_size, stride, padding,
-                       dilation, ceil_mode):
+                       dilation, ceil_mode, out=None):
     planes, geometry = _setup(input, dims, fn_name, kernel_size, stride, padding, dilation,
                               ceil_mode)
     x = planes.array
     g = grad_planes(grad_output, planes, geometry.output_size, fn_name)
-    grad_input = np.empty_like(x)
+    grad_input = planes.out_buffer(out, planes.spatial, f"{fn_name}_backward",
+                                   inputs=(input, x, grad_output, g))
     if _backend.compiled(x):
-        _backend.kernels().max_pool_backward(g, x, geometry, grad_input)
-        return planes.restore(grad_input)
+        _backend.kernels().max_pool_backward(g, x, geometry, grad_input,
+                                             _backend.threads_for(x.nbytes, x.shape[0]))
+        return planes.restore(grad_input, out)
     plan = _ArgmaxPlan(geometry)
     for blk in _blocks(planes):
         winners = plan.winners(x[blk], np.empty(g[blk].shape, x.dtype))
         scatter_winners(g[blk], winners, plan.offsets, plan.axes, grad_input[blk])
-    return planes.restore(grad_input)
+    return planes.restore(grad_input, out)
 
 
 _MAX_DOC = r"""{dims}-d max pooling (``torch.nn.functional.max_pool{dims}d``).
@@ -166,6 +183,9 @@ _MAX_DOC = r"""{dims}-d max pooling (``torch.nn.functional.max_pool{dims}d``).
         ceil_mode: round the output size up; a last window starting in the right padding is
             dropped.
         return_indices: also return the argmax indices (for :func:`max_unpool{dims}d`).
+        out: where to write the result (keyword only): a C-contiguous array of the output's
+            shape and the input's dtype, or with ``return_indices`` a tuple ``(values,
+            indices)`` (indices int64); returned. Saves the allocation in a training loop.
 
     Shape:
         ``S_out = floor((S + 2p - d(k-1) - 1) / s) + 1`` per dimension (``ceil`` in ceil mode).
@@ -181,44 +201,46 @@ _MAX_BACKWARD_DOC = r"""Gradient of :func:`max_pool{dims}d` with respect to ``in
 
     Each output's gradient goes to the input element that won its window (PyTorch's argmax,
     including its tie and NaN rules); where windows overlap, the contributions add up.
-    Takes the same arguments as the forward (``return_indices`` is accepted and ignored).
+    Takes the same arguments as the forward (``return_indices`` is accepted and ignored);
+    ``out=`` (keyword only) is a C-contiguous array of the input's shape and dtype to write
+    the gradient into.
     """
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+               return_indices=False, *, out=None):
     return _max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices)
+                     return_indices, out=out)
 
 
 def max_pool1d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1,
-                        ceil_mode=False, return_indices=False):
+                        ceil_mode=False, return_indices=False, *, out=None):
     return _max_pool_backward("max_pool1d", 1, grad_output, input, kernel_size, stride,
-                              padding, dilation, ceil_mode)
+                              padding, dilation, ceil_mode, out=out)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+               return_indices=False, *, out=None):
     return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices)
+                     return_indices, out=out)
 
 
 def max_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1,
-                        ceil_mode=False, return_indices=False):
+                        ceil_mode=False, return_indices=False, *, out=None):
     return _max_pool_backward("max_pool2d", 2, grad_output, input, kernel_size, stride,
-                              padding, dilation, ceil_mode)
+                              padding, dilation, ceil_mode, out=out)
 
 
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+               return_indices=False, *, out=None):
     return _max_pool("max_pool3d", 3, input, kernel_size, stride, padding, dilation, ceil_mode,
-                     return_indices)
+                     return_indices, out=out)
 
 
 def max_pool3d_backward(grad_output, input, kernel_size, stride=None, padding=0, dilation=1,
-                        ceil_mode=False, return_indices=False):
+                        ceil_mode=False, return_indices=False, *, out=None):
     return _max_pool_backward("max_pool3d", 3, grad_output, input, kernel_size, stride,
-                              padding, dilation, ceil_mode)
+                              padding, dilation, ceil_mode, out=out)
 
 
 max_pool1d.__doc__ = _MAX_DOC.format(
@@ -301,37 +323,41 @@ def _avg_setup(fn_name, dims, input, kernel_size, stride, padding, ceil_mode,
 
 
 def _avg_pool(fn_name, dims, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
-              divisor_override):
+              divisor_override, out=None):
     planes, geometry, divisor = _avg_setup(fn_name, dims, input, kernel_size, stride, padding,
                                            ceil_mode, count_include_pad, divisor_override)
     x = planes.array
-    out = np.empty((x.shape[0],) + geometry.output_size, x.dtype)
+    values = planes.out_buffer(out, geometry.output_size, fn_name, inputs=(input, x))
     if _backend.compiled(x):
         factors = divisor_factors(geometry, count_include_pad, divisor_override)
-        _backend.kernels().avg_pool(x, geometry, out, factors)
-        return planes.restore(out)
+        _backend.kernels().avg_pool(x, geometry, values, factors,
+                                    _backend.threads_for(x.nbytes, x.shape[0]))
+        return planes.restore(values, out)
     axes = axis_windows(geometry)
     for blk in _blocks(planes):
-        o = out[blk]
+        o = values[blk]
         reduce_separable(x[blk], axes, "sum", out=o)
         np.divide(o, divisor, out=o)
-    return planes.restore(out)
+    return planes.restore(values, out)
 
 
 def _avg_pool_backward(fn_name, dims, grad_output, input, kernel_size, stride, padding,
-                       ceil_mode, count_include_pad, divisor_override):
+                       ceil_mode, count_include_pad, divisor_override, out=None):
     planes, geometry, divisor = _avg_setup(fn_name, dims, input, kernel_size, stride, padding,
                                            ceil_mode, count_include_pad, divisor_override)
     g = grad_planes(grad_output, planes, geometry.output_size, fn_name)
-    grad_input = np.empty_like(planes.array)
+    grad_input = planes.out_buffer(out, planes.spatial, f"{fn_name}_backward",
+                                   inputs=(input, planes.array, grad_output, g))
     if _backend.compiled(g):
         factors = divisor_factors(geometry, count_include_pad, divisor_override)
-        _backend.kernels().avg_pool_backward(g, geometry, grad_input, factors)
-        return planes.restore(grad_input)
+        _backend.kernels().avg_pool_backward(g, geometry, grad_input, factors,
+                                             _backend.threads_for(grad_input.nbytes,
+                                                                  g.shape[0]))
+        return planes.restore(grad_input, out)
     axes = axis_windows(geometry)
     for blk in plane_blocks(g.shape[0], planes.array[:1].nbytes):
         scatter_separable(np.divide(g[blk], divisor), axes, out=grad_input[blk])
-    return planes.restore(grad_input)
+    return planes.restore(grad_input, out)
 
 
 _AVG_DOC = r"""{dims}-d average pooling (``torch.nn.functional.avg_pool{dims}d``).
@@ -343,7 +369,8 @@ _AVG_DOC = r"""{dims}-d average pooling (``torch.nn.functional.avg_pool{dims}d``
     over the window's real input elements (padding adds 0). The divisor :math:`D(o)` is
     ``divisor_override`` if given, else the window's size clipped to the padded input
     :math:`[-p, S + p)` when ``count_include_pad`` (default), or to the input :math:`[0, S)`
-    when not (see :func:`avg_divisor`).{extra}
+    when not (see :func:`avg_divisor`).{extra} ``out=`` (keyword only): a C-contiguous array
+    of the output's shape and the input's dtype to write the result into (returned).
 
     Shape:
         ``S_out = floor((S + 2p - k) / s) + 1`` per dimension (``ceil`` in ceil mode, dropping
@@ -359,44 +386,49 @@ _AVG_DOC = r"""{dims}-d average pooling (``torch.nn.functional.avg_pool{dims}d``
 _AVG_BACKWARD_DOC = r"""Gradient of :func:`avg_pool{dims}d` with respect to ``input``.
 
     Every input element receives :math:`\sum_o g(o) / D(o)` over the windows :math:`o` that
-    contain it (the same divisor rules as the forward). Takes the forward's arguments.
+    contain it (the same divisor rules as the forward). Takes the forward's arguments, and
+    ``out=`` (keyword only): a C-contiguous array of the input's shape and dtype.
     """
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True):
+               count_include_pad=True, *, out=None):
     return _avg_pool("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode,
-                     count_include_pad, None)
+                     count_include_pad, None, out=out)
 
 
 def avg_pool1d_backward(grad_output, input, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True):
+                        ceil_mode=False, count_include_pad=True, *, out=None):
     return _avg_pool_backward("avg_pool1d", 1, grad_output, input, kernel_size, stride,
-                              padding, ceil_mode, count_include_pad, None)
+                              padding, ceil_mode, count_include_pad, None, out=out)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
+               count_include_pad=True, divisor_override=None,
+                        *, out=None):
     return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode,
-                     count_include_pad, divisor_override)
+                     count_include_pad, divisor_override, out=out)
 
 
 def avg_pool2d_backward(grad_output, input, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+                        ceil_mode=False, count_include_pad=True, divisor_override=None,
+                        *, out=None):
     return _avg_pool_backward("avg_pool2d", 2, grad_output, input, kernel_size, stride,
-                              padding, ceil_mode, count_include_pad, divisor_override)
+                              padding, ceil_mode, count_include_pad, divisor_override, out=out)
 
 
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
+               count_include_pad=True, divisor_override=None,
+                        *, out=None):
     return _avg_pool("avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode,
-                     count_include_pad, divisor_override)
+                     count_include_pad, divisor_override, out=out)
 
 
 def avg_pool3d_backward(grad_output, input, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+                        ceil_mode=False, count_include_pad=True, divisor_override=None,
+                        *, out=None):
     return _avg_pool_backward("avg_pool3d", 3, grad_output, input, kernel_size, stride,
-                              padding, ceil_mode, count_include_pad, divisor_override)
+                              padding, ceil_mode, count_include_pad, divisor_override, out=out)
 
 
 avg_pool1d.__doc__ = _AVG_DOC.format(
