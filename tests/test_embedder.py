@@ -135,7 +135,7 @@ def sentences(tmp_path):
 
 def test_cli_writes_npy_equal_to_the_embedder(embedder, sentences, tmp_path, capsys):
     out = tmp_path / "out" / "emb.npy"
-    args = ["embed", "--model", MINILM, "--pool", "mean", str(sentences), "--out", str(out)]
+    args = ["embed", "--model", MINILM, "--pooling", "mean", str(sentences), "--out", str(out)]
     assert run(args) == 0
     written = np.load(out)
     expected = embedder.encode(["a great movie", "terrible acting"], show_progress=False)
@@ -146,14 +146,14 @@ def test_cli_writes_npy_equal_to_the_embedder(embedder, sentences, tmp_path, cap
 
 def test_cli_json_lines_from_stdin(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"good\nbad\n")))
-    code = run(["embed", "-m", MINILM, "--pool", "mean+max", "--no-normalize", "--jsonl", "-"])
+    code = run(["embed", "-m", MINILM, "--pooling", "mean+max", "--no-normalize", "--jsonl", "-"])
     assert code == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["line"], r["text"]) for r in rows] == [(1, "good"), (2, "bad")]
     assert len(rows[0]["embedding"]) == 768
     # --json: the same embeddings in one document, with how they were made
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"good\nbad\n")))
-    code = run(["embed", "-m", MINILM, "--pool", "mean+max", "--no-normalize", "--json", "-q",
+    code = run(["embed", "-m", MINILM, "--pooling", "mean+max", "--no-normalize", "--json", "-q",
                 "-"])
     captured = capsys.readouterr()
     assert code == 0 and captured.err == ""
@@ -182,8 +182,8 @@ def test_cli_jsonl_file(sentences, tmp_path):
     [
         (["--model", "{tmp}/no-such-model"], 1, "model directory .*no-such-model does not exist"),
         (["--model", "{tmp}"], 1, "is not a model directory"),
-        (["--model", MINILM, "--pool", "avg"], 2, "unknown pooling mode 'avg'"),
-        (["--model", MINILM, "--pool", "attention"], 2, "learned weights"),
+        (["--model", MINILM, "--pooling", "avg"], 2, "unknown pooling mode 'avg'"),
+        (["--model", MINILM, "--pooling", "attention"], 2, "learned weights"),
         (["--model", MINILM, "--out", "{tmp}/e.txt"], 2, r"must end in \.npy or \.jsonl"),
         (["--model", MINILM, "--batch-size", "0", "--json"], 2, ""),
     ],

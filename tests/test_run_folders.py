@@ -227,13 +227,13 @@ def test_full_finetune_run_from_the_cli_embeds(tmp_path, capsys):
     data.write_text("review,sentiment\n" + "\n".join(rows) + "\n")
     folder = tmp_path / "run"
     assert run(["train", "transformer", "--data", str(data), "--text-column", "review",
-                "--label-column", "sentiment", "--pool", "mean+max", "--epochs", "1",
+                "--label-column", "sentiment", "--pooling", "mean+max", "--epochs", "1",
                 "--batch-size", "5", "--max-length", "24", "--dev-fraction", "0",
                 "--out", str(folder), "--quiet"]) == 0
     capsys.readouterr()  # the training summary
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("\n".join(PROBES) + "\n")
-    assert run(["embed", str(sentences), "-m", str(folder), "--json"]) == 0
+    assert run(["embed", str(sentences), "-m", str(folder), "--jsonl"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     model = load_checkpoint(folder).model
     embeddings = np.asarray([row["embedding"] for row in rows], dtype=np.float32)

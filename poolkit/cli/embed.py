@@ -57,8 +57,19 @@ def check_fixed_mode(mode: str) -> None:
     learned = [part for part in parse_mode(mode) if part in LEARNED_MODES]
     if learned:
         raise ValueError(f"pool mode {mode!r} has learned weights ({', '.join(learned)}); "
-                         "train it on STS-B with `poolkit compare --task stsb`, or pick a fixed "
-                         "mode (mean, max, cls, ...)")
+                         "train it on STS-B with `poolkit compare --task stsb`, or load a run "
+                         "folder trained with that mode (poolkit train transformer --pooling "
+                         f"{mode}), or pick a fixed mode (mean, max, cls, ...)")
+
+
+def _trained_mode(model: str) -> str | None:
+    """The pooling mode a ``poolkit train transformer`` folder trained (None: not such a
+    folder)."""
+    from poolkit.models.pretrained import is_model_folder, read_config
+
+    if not is_model_folder(model):
+        return None
+    return read_config(model).get("model_config", {}).get("pool")
 
 
 def _records(texts, lines, embeddings) -> list[dict]:
@@ -145,7 +156,7 @@ def embed(
     pool_kwargs = parse_assignments(pool_arg, "--pool-arg")
     if pool_kwargs and pool is None:
         raise ValueError("--pool-arg needs --pooling (the mode whose arguments they are)")
-    if pool is not None:
+    if pool is not None and pool != _trained_mode(model):  # a run folder's own mode is trained
         check_fixed_mode(pool)
     from poolkit.models.token_patch import parse_schedule
 
