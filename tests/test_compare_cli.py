@@ -152,3 +152,21 @@ def test_word_dropout_deletes_tokens_keeps_order_and_one_token():
         out = word_dropout(batch, 0.9, torch.Generator().manual_seed(seed), keep_ends=True)
         kept = out["input_ids"][0][out["attention_mask"][0].bool()].tolist()
         assert kept[0] == 101 and kept[-1] == 102
+
+
+def test_a_tasks_word_dropout_reads_its_padding_id_and_end_tokens_from_the_task():
+    """PERTURBATIONS take the task's data: word dropout pads with its pad_id and, for a
+    transformer task (keep_ends), never drops [CLS] and [SEP]."""
+    from poolkit.experiments.robustness import PERTURBATIONS
+    from poolkit.experiments.tasks import TaskData
+
+    ids = torch.tensor([[101, 5, 6, 7, 8, 102, 9, 9]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 0, 0]])
+    data = TaskData(None, None, None, None, 2, info={"pad_id": 9, "keep_ends": True})
+    for seed in range(20):
+        out = PERTURBATIONS["word_dropout"]({"input_ids": ids, "attention_mask": mask}, 0.9,
+                                            torch.Generator().manual_seed(seed), data)
+        real = out["attention_mask"][0].bool()
+        kept = out["input_ids"][0][real].tolist()
+        assert kept[0] == 101 and kept[-1] == 102
+        assert (out["input_ids"][0][~real] == 9).all()

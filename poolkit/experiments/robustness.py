@@ -198,16 +198,19 @@ def word_dropout(
     return out
 
 
-#: Perturbation by name: ``fn(batch, level, generator, **info) -> batch``.
+def _word_dropout_of_task(batch, level, generator, data) -> dict[str, Any]:
+    """:func:`word_dropout` at rate ``level`` with the task's padding id and end tokens
+    (``data.info["pad_id"]``, default 0; ``data.info["keep_ends"]``, a transformer's [CLS] and
+    [SEP], default False)."""
+    return word_dropout(batch, float(level), generator, pad_id=int(data.info.get("pad_id", 0)),
+                        keep_ends=bool(data.info.get("keep_ends", False)))
+
+
+#: Perturbation by name: ``fn(batch, level, generator, data) -> batch``, ``data`` the task's
+#: :class:`~poolkit.experiments.task_types.TaskData` (each reads the settings it needs by name).
 PERTURBATIONS: dict[str, Callable[..., dict[str, Any]]] = {
-    "shift": lambda batch, level, generator, **info: shift_images(batch, int(level), generator),
-    "word_dropout": lambda batch, level, generator, **info: word_dropout(
-        batch,
-        float(level),
-        generator,
-        pad_id=int(info.get("pad_id", 0)),
-        keep_ends=bool(info.get("keep_ends", False)),
-    ),
+    "shift": lambda batch, level, generator, data: shift_images(batch, int(level), generator),
+    "word_dropout": _word_dropout_of_task,
 }
 
 

@@ -322,7 +322,7 @@ def _robustness(task: Task, model, data: TaskData, eval_batch: int) -> dict[str,
             generator = torch.Generator().manual_seed(1000 + int(round(float(level) * 100)))
 
             def perturb(batch, level=level, generator=generator):
-                return perturb_fn(batch, level, generator, **data.info)
+                return perturb_fn(batch, level, generator, data)
 
             shifted = evaluate(model, data.test, data.collate_fn, batch_size=eval_batch,
                                num_classes=data.num_classes, perturb=perturb)
