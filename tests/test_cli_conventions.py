@@ -1,4 +1,4 @@
-"""One convention across the commands (issue 21): --json is one document and --jsonl a stream,
+"""One convention across the commands: --json is one document and --jsonl a stream,
 --quiet wherever progress is printed, --device auto, exit 1 for runtime failures and 2 for
 usage, help and progress readable at 80 and 200 columns, readable default folder names."""
 

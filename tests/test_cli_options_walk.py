@@ -1,6 +1,6 @@
 """Every option of eval, predict, embed, eval-embeddings, compare and demo reaches what the
 command does (train's walk: tests/test_cli_train_options.py). Each table of checks must name
-every option its command has, so that an option added without a check fails here (issue 21).
+every option its command has, so that an option added without a check fails here.
 
 eval and predict run on a small trained TextCNN; embed, eval-embeddings, compare and demo hand
 their work to a library function, replaced here by a recorder, so these tests check that each

@@ -1,6 +1,6 @@
 """Every option of ``poolkit train`` reaches the run: the saved ``poolkit_config.json`` (model
 config, train config, data settings) or a behaviour a test can see. The table of checks must name
-every option the command has, so a new option cannot be added without a check (issue 21)."""
+every option the command has, so a new option cannot be added without a check."""
 
 from __future__ import annotations
 

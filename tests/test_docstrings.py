@@ -22,8 +22,8 @@ import torch
 
 PACKAGES = ("poolkit.models", "poolkit.nn", "poolkit.train", "poolkit.experiments")
 
-#: Gaps in files that another branch of issue 16 is rewriting (the transformer classifier and
-#: the checkpoints), per check; strict, so a check fails once its gap is closed: drop it then.
+#: Known gaps, per check (none today); strict expected failures, so a check fails once its gap
+#: is closed: drop the entry then.
 NO_DOCSTRING: dict[str, str] = {}
 NO_SHAPES: dict[str, str] = {}
 FIELDS_MISSING: dict[str, str] = {}

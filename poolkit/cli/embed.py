@@ -3,7 +3,7 @@
 Output on stdout follows the CLI's convention: ``--json`` prints one JSON document
 (``{"model", "pool", "normalize", "dimension", "embeddings": [{"line", "text", "embedding"}]}``),
 ``--jsonl`` streams one JSON line per sentence (``{"line", "text", "embedding"}``: what
-``--json`` printed before issue 21).
+``--json`` printed in earlier versions).
 """
 
 from __future__ import annotations
