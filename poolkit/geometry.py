@@ -207,6 +207,15 @@ def normalize_sizes(value, dims: int, name: str, *, minimum: int = 1) -> tuple[i
     return values
 
 
+def _kernel_and_stride(kernel_size, stride, dims: int) -> tuple[tuple, tuple]:
+    """``kernel_size`` and ``stride`` as ``dims``-tuples; no stride (``None`` or an empty
+    sequence, as PyTorch allows) is the kernel size."""
+    kernel = normalize_tuple(kernel_size, dims, "kernel_size")
+    if stride is None or (isinstance(stride, Sequence) and len(stride) == 0):
+        return kernel, kernel
+    return kernel, normalize_tuple(stride, dims, "stride")
+
+
 def normalize_window(
     kernel_size, stride=None, padding=0, dilation=1, *, dims: int
 ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
@@ -221,11 +230,7 @@ def normalize_window(
     >>> normalize_window(3, padding=1, dims=2)
     ((3, 3), (3, 3), (1, 1), (1, 1))
     """
-    kernel = normalize_tuple(kernel_size, dims, "kernel_size")
-    if stride is None or (isinstance(stride, Sequence) and len(stride) == 0):
-        stride_t = kernel
-    else:
-        stride_t = normalize_tuple(stride, dims, "stride")
+    kernel, stride_t = _kernel_and_stride(kernel_size, stride, dims)
     pad = normalize_tuple(padding, dims, "padding")
     dil = normalize_tuple(dilation, dims, "dilation")
     for name, values in (("kernel_size", kernel), ("stride", stride_t), ("dilation", dil)):
@@ -820,11 +825,7 @@ def unpool_output_size(
     """
     input_size = tuple(input_size)
     dims = len(input_size)
-    kernel = normalize_tuple(kernel_size, dims, "kernel_size")
-    if stride is None or (isinstance(stride, Sequence) and len(stride) == 0):
-        stride_t = kernel
-    else:
-        stride_t = normalize_tuple(stride, dims, "stride")
+    kernel, stride_t = _kernel_and_stride(kernel_size, stride, dims)
     pad = normalize_tuple(padding, dims, "padding")
     for name, values in (("kernel_size", kernel), ("stride", stride_t)):
         for d, v in enumerate(values):

@@ -90,7 +90,6 @@ def evaluate(
     import numpy as np
 
     from poolkit.train.inference import Predictor
-    from poolkit.train.metrics import calibration_metrics
     from poolkit.train.recipes import read_train_fingerprints, row_fingerprints
     from poolkit.train.trainer import metrics_from_logits
 
@@ -117,8 +116,7 @@ def evaluate(
                                                       None if split in SPLITS else split)
         chosen = _choose(split, splits, own, predictor.path)
         logits, labels = predictor.logits(chosen.data, batch_size)
-        metrics = {**metrics_from_logits(logits, labels),
-                   **calibration_metrics(logits, labels, ece_bins)}
+        metrics = metrics_from_logits(logits, labels, ece_bins)
         seen = read_train_fingerprints(predictor.path)
     overlap = None if seen is None else int(np.isin(row_fingerprints(chosen.data), seen).sum())
     result = {

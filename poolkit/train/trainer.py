@@ -660,19 +660,19 @@ def _check_finite_weights(model: torch.nn.Module, epoch: int) -> None:
             )
 
 
-def metrics_from_logits(logits: np.ndarray, labels: np.ndarray) -> dict:
+def metrics_from_logits(logits: np.ndarray, labels: np.ndarray, ece_bins: int = ECE_BINS) -> dict:
     """:func:`~poolkit.train.metrics.classification_metrics` of ``logits (N, K)`` against
-    ``labels (N,)``, plus the mean cross-entropy ``"loss"`` and the calibration
-    (:func:`~poolkit.train.metrics.calibration_metrics`: ``"ece"``, ``"ece_bins"``,
-    ``"reliability"``)."""
+    ``labels (N,)``, plus the mean cross-entropy ``"loss"`` and the calibration over
+    ``ece_bins`` bins (:func:`~poolkit.train.metrics.calibration_metrics`: ``"ece"``,
+    ``"ece_bins"``, ``"reliability"``)."""
     if len(labels) == 0:
         raise ValueError("data is empty: nothing to evaluate")
     loss = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item()
     metrics = classification_metrics(labels, logits.argmax(axis=1), logits.shape[1])
     if np.isfinite(logits).all():
-        calibration = calibration_metrics(logits, labels)
+        calibration = calibration_metrics(logits, labels, ece_bins)
     else:  # NaN/inf logits (a diverged model): no probabilities to bin
-        calibration = {"ece": float("nan"), "ece_bins": ECE_BINS, "reliability": []}
+        calibration = {"ece": float("nan"), "ece_bins": ece_bins, "reliability": []}
     return {**metrics, "loss": float(loss), **calibration}
 
 
