@@ -22,12 +22,6 @@ import torch
 
 PACKAGES = ("poolkit.models", "poolkit.nn", "poolkit.train", "poolkit.experiments")
 
-#: Known gaps, per check (none today); strict expected failures, so a check fails once its gap
-#: is closed: drop the entry then.
-NO_DOCSTRING: dict[str, str] = {}
-NO_SHAPES: dict[str, str] = {}
-FIELDS_MISSING: dict[str, str] = {}
-
 
 def _keras_importable() -> bool:
     try:
@@ -70,13 +64,8 @@ CLASSES = sorted(
 )
 
 
-def _params(items, pending=None):
-    pending = pending or {}
-    return [
-        pytest.param(cls, id=path, marks=pytest.mark.xfail(strict=True, reason=pending[path]))
-        if path in pending else pytest.param(cls, id=path)
-        for path, cls in items
-    ]
+def _params(items):
+    return [pytest.param(cls, id=path) for path, cls in items]
 
 
 def own_docstring(cls: type) -> str:
@@ -140,7 +129,7 @@ def test_the_checks_catch_what_they_are_for():
     assert documented_fields(own_docstring(Half)) == {"width", "height"}
 
 
-@pytest.mark.parametrize("cls", _params(CLASSES, NO_DOCSTRING))
+@pytest.mark.parametrize("cls", _params(CLASSES))
 def test_public_class_has_a_docstring_of_at_least_a_sentence(cls):
     doc = own_docstring(cls)
     assert is_sentence(doc), f"{cls.__module__}.{cls.__qualname__} needs a docstring: {doc!r}"
@@ -152,7 +141,7 @@ MODEL_MODULES = [
 ]
 
 
-@pytest.mark.parametrize("cls", _params(MODEL_MODULES, NO_SHAPES))
+@pytest.mark.parametrize("cls", _params(MODEL_MODULES))
 def test_model_module_docstring_gives_the_shapes(cls):
     doc = own_docstring(cls)
     assert re.search(r"\(B, ", doc), (
@@ -187,7 +176,7 @@ def _config_classes():
     return sorted(configs.items())
 
 
-@pytest.mark.parametrize("cls", _params(_config_classes(), FIELDS_MISSING))
+@pytest.mark.parametrize("cls", _params(_config_classes()))
 def test_config_docstring_has_attributes_for_every_field(cls):
     doc = own_docstring(cls)
     assert "\nAttributes:\n" in doc, f"{cls.__qualname__} needs an Attributes: section"
@@ -199,7 +188,7 @@ DOCUMENTED = [(path, cls) for path, cls in CLASSES
               if dataclasses.is_dataclass(cls) and "\nAttributes:\n" in own_docstring(cls)]
 
 
-@pytest.mark.parametrize("cls", _params(DOCUMENTED, FIELDS_MISSING))
+@pytest.mark.parametrize("cls", _params(DOCUMENTED))
 def test_attributes_sections_name_exactly_the_fields(cls):
     fields = {f.name for f in dataclasses.fields(cls)}
     assert documented_fields(own_docstring(cls)) == fields
